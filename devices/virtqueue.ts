@@ -1,0 +1,159 @@
+// A split virtqueue as the device sees it (virtio 1.1 §2.6): descriptor table, available
+// ring written by the driver, used ring written by the device. Everything read from guest
+// memory is checked, because the driver may lie (§2.6.5: loops, out-of-range indices).
+
+import type { GuestRam } from "./device.js";
+
+/** VIRTQUEUE_MAX_SIZE in QEMU (include/hw/virtio/virtio.h): also what QueueNumMax reports. */
+export const VIRTQUEUE_MAX_SIZE = 1024;
+
+export const VIRTQ_DESC_F_NEXT = 1;
+export const VIRTQ_DESC_F_WRITE = 2;
+export const VIRTQ_DESC_F_INDIRECT = 4;
+/** avail->flags bit: the driver asks not to be interrupted (§2.6.7). */
+export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+
+/** One guest buffer of a descriptor chain. */
+export interface VirtqBuffer {
+  addr: number;
+  len: number;
+  /** Device-writable (VIRTQ_DESC_F_WRITE). */
+  write: boolean;
+}
+
+/** A chain popped from the available ring. `bad` names a per-request defect. */
+export interface VirtqChain {
+  head: number;
+  buffers: VirtqBuffer[];
+  /** Set when a buffer lies outside RAM or readable follows writable; the request fails. */
+  bad: string | null;
+}
+
+/** The ring state that migrates with the device. */
+export interface VirtqueueState {
+  num: number;
+  ready: boolean;
+  desc: number;
+  avail: number;
+  used: number;
+  lastAvailIdx: number;
+  usedIdx: number;
+}
+
+/** Thrown (and caught by the transport) when the driver broke the ring itself: NEEDS_RESET. */
+export class VirtqueueBroken extends Error {}
+
+export class Virtqueue {
+  num = 0;
+  ready = false;
+  desc = 0;
+  avail = 0;
+  used = 0;
+  lastAvailIdx = 0;
+  usedIdx = 0;
+
+  constructor(
+    private readonly ram: GuestRam,
+    readonly index: number,
+  ) {}
+
+  reset(): void {
+    this.num = 0;
+    this.ready = false;
+    this.desc = this.avail = this.used = 0;
+    this.lastAvailIdx = this.usedIdx = 0;
+  }
+
+  /**
+   * Checks the layout when the driver sets QueueReady (§2.6: sizes and alignments; split
+   * rings need a power-of-2 size). Returns a reason string when it is unusable.
+   */
+  validate(): string | null {
+    const n = this.num;
+    if (n === 0 || n > VIRTQUEUE_MAX_SIZE || (n & (n - 1)) !== 0) return `queue size ${n} is not a power of 2 up to ${VIRTQUEUE_MAX_SIZE}`;
+    if (this.desc % 16 !== 0 || this.avail % 2 !== 0 || this.used % 4 !== 0) return "misaligned ring";
+    if (!this.ram.contains(this.desc, 16 * n)) return "descriptor table outside RAM";
+    if (!this.ram.contains(this.avail, 6 + 2 * n)) return "available ring outside RAM";
+    if (!this.ram.contains(this.used, 6 + 8 * n)) return "used ring outside RAM";
+    return null;
+  }
+
+  /** Number of chains the driver has made available and the device not yet taken. */
+  pending(): number {
+    const idx = this.ram.load16(this.avail + 2);
+    const n = (idx - this.lastAvailIdx) & 0xffff;
+    if (n > this.num) throw new VirtqueueBroken(`avail idx ${idx} is ${n} ahead of ${this.lastAvailIdx}, queue size ${this.num}`);
+    return n;
+  }
+
+  /** Takes the next available chain, or null when the ring is empty. */
+  pop(): VirtqChain | null {
+    if (!this.ready || this.pending() === 0) return null;
+    const slot = this.lastAvailIdx % this.num;
+    const head = this.ram.load16(this.avail + 4 + 2 * slot);
+    this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
+    if (head >= this.num) throw new VirtqueueBroken(`descriptor head ${head} >= queue size ${this.num}`);
+    const chain: VirtqChain = { head, buffers: [], bad: null };
+    this.walk(this.desc, this.num, head, chain, false);
+    return chain;
+  }
+
+  private walk(table: number, size: number, first: number, chain: VirtqChain, indirect: boolean): void {
+    let i = first;
+    let seen = 0;
+    let sawWrite = false;
+    for (;;) {
+      if (++seen > size) throw new VirtqueueBroken("descriptor chain loops");
+      const d = table + 16 * i;
+      const addrLo = this.ram.load32(d);
+      const addrHi = this.ram.load32(d + 4);
+      const len = this.ram.load32(d + 8);
+      const flags = this.ram.load16(d + 12);
+      const next = this.ram.load16(d + 14);
+      if (flags & VIRTQ_DESC_F_INDIRECT) {
+        // §2.6.5.3.1: not nested, not combined with NEXT, a whole number of descriptors.
+        if (indirect) throw new VirtqueueBroken("nested indirect descriptor");
+        if (flags & VIRTQ_DESC_F_NEXT) throw new VirtqueueBroken("indirect descriptor with NEXT");
+        if (len === 0 || len % 16 !== 0 || addrHi !== 0 || !this.ram.contains(addrLo, len)) {
+          throw new VirtqueueBroken("indirect descriptor table outside RAM or of bad length");
+        }
+        this.walk(addrLo, len / 16, 0, chain, true);
+        return;
+      }
+      const write = (flags & VIRTQ_DESC_F_WRITE) !== 0;
+      if (chain.bad === null) {
+        if (addrHi !== 0 || !this.ram.contains(addrLo, len)) chain.bad = `buffer 0x${addrHi.toString(16)}${addrLo.toString(16).padStart(8, "0")}+${len} outside RAM`;
+        else if (sawWrite && !write) chain.bad = "readable buffer after a writable one";
+      }
+      sawWrite ||= write;
+      chain.buffers.push({ addr: addrLo, len, write });
+      if (!(flags & VIRTQ_DESC_F_NEXT)) return;
+      if (next >= size) throw new VirtqueueBroken(`descriptor next ${next} >= table size ${size}`);
+      i = next;
+    }
+  }
+
+  /** Returns a chain to the driver; `len` is the number of bytes the device wrote. */
+  pushUsed(head: number, len: number): void {
+    const slot = this.usedIdx % this.num;
+    const e = this.used + 4 + 8 * slot;
+    this.ram.store32(e, head);
+    this.ram.store32(e + 4, len >>> 0);
+    this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    this.ram.store16(this.used + 2, this.usedIdx);
+  }
+
+  /** §2.6.7.2 without EVENT_IDX: interrupt unless the driver set NO_INTERRUPT. */
+  wantsInterrupt(): boolean {
+    return (this.ram.load16(this.avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+  }
+
+  save(): VirtqueueState {
+    const { num, ready, desc, avail, used, lastAvailIdx, usedIdx } = this;
+    return { num, ready, desc, avail, used, lastAvailIdx, usedIdx };
+  }
+
+  load(s: VirtqueueState): void {
+    Object.assign(this, s);
+  }
+}
