@@ -1,0 +1,610 @@
+// QMP's input side: QEMU 7.2's JSON lexer, message streamer and parser
+// (qobject/json-lexer.c, json-streamer.c, json-parser.c) rebuilt so that any byte
+// stream yields the same values, the same error descs and the same recovery as QEMU.
+//
+// Shape of the machine, as in QEMU:
+//  - the lexer is a table-driven DFA over bytes; a lexical error (control character,
+//    0xFE/0xFF, a byte no token may start with) reports "stray '<token so far>'",
+//    drops the message being collected and skips to the next structural or control
+//    byte (the recovery state);
+//  - the streamer counts brackets and braces and ends a message when they balance,
+//    enforcing the per-message token size, token count and nesting limits;
+//  - the parser turns the message's tokens into one value or one error.
+// QEMU queues a message's tokens and parses them when it ends.  Here each token is
+// parsed as it arrives and only the first error is kept; the result is the same
+// because QEMU's recursive-descent parser also stops at the first bad token, and
+// memory after an error stays constant however long the message runs on.
+
+export type JsonResult = { kind: "value"; value: unknown } | { kind: "error"; message: string };
+
+export interface JsonStreamerOptions {
+  /** Cap on one message's token bytes, and on one token (QEMU: MAX_TOKEN_SIZE, 64 MiB). */
+  maxMessageBytes?: number;
+  /** Cap on one message's token count (QEMU: MAX_TOKEN_COUNT, 2 Mi). */
+  maxTokens?: number;
+  /** Cap on open brackets plus braces (QEMU: MAX_NESTING, 1024). */
+  maxDepth?: number;
+}
+
+const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
+const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
+const MAX_NESTING = 1024;
+
+// Lexer states (json-lexer.c, enum json_lexer_state) and token types (JSONTokenType).
+// A table entry is the next state, or a token type once a token is complete; with
+// LOOKAHEAD set the byte is not part of the token and is lexed again from START.
+const ERR = 0;
+const RECOVERY = 1;
+const DQ_ESC = 2;
+const DQ = 3;
+const SQ_ESC = 4;
+const SQ = 5;
+const ZERO = 6;
+const EXP_DIGITS = 7;
+const EXP_SIGN = 8;
+const EXP_E = 9;
+const MANTISSA = 10;
+const MANTISSA_DIGITS = 11;
+const DIGITS = 12;
+const SIGN = 13;
+const KEYWORD = 14;
+const START = 15;
+const T_LCURLY = 16;
+const T_RCURLY = 17;
+const T_LSQUARE = 18;
+const T_RSQUARE = 19;
+const T_COLON = 20;
+const T_COMMA = 21;
+const T_INTEGER = 22;
+const T_FLOAT = 23;
+const T_KEYWORD = 24;
+const T_STRING = 25;
+const LOOKAHEAD = 0x80;
+
+const LEXER = buildLexerTable();
+
+function buildLexerTable(): Uint8Array {
+  const t = new Uint8Array((START + 1) * 256); // default: ERR, as in QEMU
+  const set = (state: number, from: number | string, to: number | string, next: number): void => {
+    const lo = typeof from === "string" ? from.charCodeAt(0) : from;
+    const hi = typeof to === "string" ? to.charCodeAt(0) : to;
+    for (let b = lo; b <= hi; b++) t[state * 256 + b] = next;
+  };
+  const one = (state: number, ch: string, next: number): void => set(state, ch, ch, next);
+
+  // Recovery skips to a structural character, a control character other than
+  // tab, or an impossible UTF-8 byte, and lexes that byte afresh.
+  set(RECOVERY, 0x00, 0xff, START | LOOKAHEAD);
+  set(RECOVERY, 0x20, 0xfd, RECOVERY);
+  one(RECOVERY, "\t", RECOVERY);
+  for (const ch of "[]{}:,") one(RECOVERY, ch, START | LOOKAHEAD);
+
+  // Strings take any byte but controls and 0xFE/0xFF; escapes and UTF-8 are
+  // checked by the parser.
+  for (const [body, esc, quote] of [[DQ, DQ_ESC, '"'], [SQ, SQ_ESC, "'"]] as const) {
+    set(esc, 0x20, 0xfd, body);
+    set(body, 0x20, 0xfd, body);
+    one(body, "\\", esc);
+    one(body, quote, T_STRING);
+  }
+
+  set(ZERO, 0x00, 0xff, T_INTEGER | LOOKAHEAD);
+  set(ZERO, "0", "9", ERR);
+  one(ZERO, ".", MANTISSA);
+
+  set(EXP_DIGITS, 0x00, 0xff, T_FLOAT | LOOKAHEAD);
+  set(EXP_DIGITS, "0", "9", EXP_DIGITS);
+  set(EXP_SIGN, "0", "9", EXP_DIGITS);
+  one(EXP_E, "-", EXP_SIGN);
+  one(EXP_E, "+", EXP_SIGN);
+  set(EXP_E, "0", "9", EXP_DIGITS);
+
+  set(MANTISSA_DIGITS, 0x00, 0xff, T_FLOAT | LOOKAHEAD);
+  set(MANTISSA_DIGITS, "0", "9", MANTISSA_DIGITS);
+  one(MANTISSA_DIGITS, "e", EXP_E);
+  one(MANTISSA_DIGITS, "E", EXP_E);
+  set(MANTISSA, "0", "9", MANTISSA_DIGITS);
+
+  set(DIGITS, 0x00, 0xff, T_INTEGER | LOOKAHEAD);
+  set(DIGITS, "0", "9", DIGITS);
+  one(DIGITS, "e", EXP_E);
+  one(DIGITS, "E", EXP_E);
+  one(DIGITS, ".", MANTISSA);
+  one(SIGN, "0", ZERO);
+  set(SIGN, "1", "9", DIGITS);
+
+  // The lexer takes [a-z]+ and leaves unknown keywords to the parser.
+  set(KEYWORD, 0x00, 0xff, T_KEYWORD | LOOKAHEAD);
+  set(KEYWORD, "a", "z", KEYWORD);
+
+  one(START, '"', DQ);
+  one(START, "'", SQ);
+  one(START, "0", ZERO);
+  set(START, "1", "9", DIGITS);
+  one(START, "-", SIGN);
+  one(START, "{", T_LCURLY);
+  one(START, "}", T_RCURLY);
+  one(START, "[", T_LSQUARE);
+  one(START, "]", T_RSQUARE);
+  one(START, ",", T_COMMA);
+  one(START, ":", T_COLON);
+  set(START, "a", "z", KEYWORD);
+  for (const ch of " \t\r\n") one(START, ch, START);
+  return t;
+}
+
+// Parser states of the innermost open container.
+const P_ARR_START = 0; // after '[': a value or ']'
+const P_ARR_VALUE = 1; // after an element: ',' or ']'
+const P_ARR_COMMA = 2; // after ',': a value
+const P_OBJ_START = 3; // after '{': a key or '}'
+const P_OBJ_KEY = 4; // after a key: ':'
+const P_OBJ_COLON = 5; // after ':': a value
+const P_OBJ_VALUE = 6; // after a member: ',' or '}'
+const P_OBJ_COMMA = 7; // after ',': a key
+
+const TWO_53 = 2n ** 53n;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+export class JsonStreamer {
+  private readonly emit: (result: JsonResult) => void;
+  private readonly maxBytes: number;
+  private readonly maxTokens: number;
+  private readonly maxDepth: number;
+
+  // Lexer: state, and the bytes of a token that began in an earlier chunk.
+  private state = START;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+
+  // Streamer: the message being collected (JSONMessageParser).
+  private braceCount = 0;
+  private bracketCount = 0;
+  private tokenBytes = 0;
+  private tokenCount = 0;
+
+  // Parser: open containers innermost last, the finished value, the first error.
+  private containers: unknown[] = [];
+  private states: number[] = [];
+  private keys: string[] = [];
+  private done = false;
+  private result: unknown = undefined;
+  private error: string | null = null;
+
+  constructor(emit: (result: JsonResult) => void, options: JsonStreamerOptions = {}) {
+    this.emit = emit;
+    this.maxBytes = positive(options.maxMessageBytes, MAX_TOKEN_SIZE, "maxMessageBytes");
+    this.maxTokens = positive(options.maxTokens, MAX_TOKEN_COUNT, "maxTokens");
+    this.maxDepth = positive(options.maxDepth, MAX_NESTING, "maxDepth");
+  }
+
+  /** Bytes held for the message being collected: a partial token plus parsed tokens. */
+  get bufferedBytes(): number {
+    return this.pendingLen + (this.error === null ? this.tokenBytes : 0);
+  }
+
+  feed(chunk: Buffer | Uint8Array): void {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const n = buf.length;
+    const cap = this.maxBytes;
+    let st = this.state;
+    let tokStart = 0;
+    for (let i = 0; i < n; i++) {
+      const b = buf[i];
+      let t = LEXER[(st << 8) | b];
+      if (t & LOOKAHEAD) {
+        if (t !== (START | LOOKAHEAD)) this.token(t & ~LOOKAHEAD, buf, tokStart, i);
+        st = START;
+        t = LEXER[(START << 8) | b];
+      }
+      if (st === START) tokStart = i;
+      if (t >= T_LCURLY) {
+        this.token(t, buf, tokStart, i + 1);
+        st = START;
+      } else if (t === ERR) {
+        this.stray(buf, tokStart, i + 1);
+        st = RECOVERY;
+      } else {
+        st = t;
+        // json_lexer_feed_char: a single token may not outgrow the limit either.
+        if (st < START && st !== RECOVERY && this.pendingLen + (i + 1 - tokStart) > cap) {
+          this.dropPending();
+          this.fail("JSON token size limit exceeded");
+          st = START;
+        }
+      }
+    }
+    this.state = st;
+    if (st !== START && st !== RECOVERY && tokStart < n) {
+      this.pending.push(Buffer.from(buf.subarray(tokStart, n)));
+      this.pendingLen += n - tokStart;
+    }
+  }
+
+  // json_message_process_token for a complete token buf[start, end) after pending.
+  private token(type: number, buf: Buffer, start: number, end: number): void {
+    if (type === T_LCURLY) this.braceCount++;
+    else if (type === T_RCURLY) this.braceCount--;
+    else if (type === T_LSQUARE) this.bracketCount++;
+    else if (type === T_RSQUARE) this.bracketCount--;
+
+    const len = this.pendingLen + end - start;
+    if (this.tokenBytes + len + 1 > this.maxBytes) {
+      this.dropPending();
+      return this.fail("JSON token size limit exceeded");
+    }
+    if (this.tokenCount + 1 > this.maxTokens) {
+      this.dropPending();
+      return this.fail("JSON token count limit exceeded");
+    }
+    if (this.bracketCount + this.braceCount > this.maxDepth) {
+      this.dropPending();
+      return this.fail("JSON nesting depth limit exceeded");
+    }
+    this.tokenBytes += len;
+    this.tokenCount++;
+
+    if (this.error === null) {
+      if (this.pendingLen > 0) {
+        this.pending.push(buf.subarray(start, end));
+        const whole = Buffer.concat(this.pending, len);
+        this.dropPending();
+        this.parse(type, whole, 0, len);
+      } else {
+        this.parse(type, buf, start, end);
+      }
+    } else {
+      this.dropPending();
+    }
+
+    // QEMU's test reads "bracket_count >= 0" twice, so a stray '}' inside an open
+    // '[' does not end the message; reproduce it.
+    if ((this.braceCount > 0 || this.bracketCount > 0) && this.bracketCount >= 0) return;
+
+    if (this.error !== null) return this.fail(this.error);
+    const value = this.done ? this.result : undefined;
+    const complete = this.done;
+    this.resetMessage();
+    this.emit(complete ? { kind: "value", value } : { kind: "error", message: "JSON parse error, premature EOI" });
+  }
+
+  private stray(buf: Buffer, start: number, end: number): void {
+    let bytes: Buffer = buf.subarray(start, end);
+    if (this.pendingLen > 0) {
+      this.pending.push(bytes);
+      bytes = Buffer.concat(this.pending, this.pendingLen + end - start);
+      this.dropPending();
+    }
+    // The token is printed with %s, so it stops at a NUL byte.
+    const nul = bytes.indexOf(0);
+    this.fail(`JSON parse error, stray '${decodeLossy(nul < 0 ? bytes : bytes.subarray(0, nul))}'`);
+  }
+
+  private dropPending(): void {
+    if (this.pendingLen > 0) {
+      this.pending = [];
+      this.pendingLen = 0;
+    }
+  }
+
+  private resetMessage(): void {
+    this.braceCount = 0;
+    this.bracketCount = 0;
+    this.tokenBytes = 0;
+    this.tokenCount = 0;
+    this.containers.length = 0;
+    this.states.length = 0;
+    this.keys.length = 0;
+    this.done = false;
+    this.result = undefined;
+    this.error = null;
+  }
+
+  private fail(message: string): void {
+    this.resetMessage();
+    this.emit({ kind: "error", message });
+  }
+
+  // parse_error(): the first error of a message wins; vsnprintf into char[1024].
+  private parseError(what: string): void {
+    if (this.error !== null) return;
+    if (what.length > 1023) what = what.slice(0, 1023);
+    this.error = `JSON parse error, ${what}`;
+    this.containers.length = 0;
+    this.states.length = 0;
+    this.keys.length = 0;
+  }
+
+  // One token of json-parser.c's grammar, in a push style.
+  private parse(type: number, buf: Buffer, start: number, end: number): void {
+    const top = this.states.length - 1;
+    const ps = top >= 0 ? this.states[top] : -1;
+    switch (ps) {
+      case P_ARR_VALUE:
+        if (type === T_COMMA) this.states[top] = P_ARR_COMMA;
+        else if (type === T_RSQUARE) this.close();
+        else this.parseError("expected separator in list");
+        return;
+      case P_OBJ_KEY:
+        if (type === T_COLON) this.states[top] = P_OBJ_COLON;
+        else this.parseError("missing : in object pair");
+        return;
+      case P_OBJ_VALUE:
+        if (type === T_COMMA) this.states[top] = P_OBJ_COMMA;
+        else if (type === T_RCURLY) this.close();
+        else this.parseError("expected separator in dict");
+        return;
+    }
+    // parse_value(): a value is expected here (an object key is parsed as a value).
+    switch (type) {
+      case T_LCURLY:
+        this.open({}, P_OBJ_START);
+        return;
+      case T_LSQUARE:
+        this.open([], P_ARR_START);
+        return;
+      case T_RSQUARE:
+        if (ps === P_ARR_START) this.close();
+        else this.parseError("expecting value");
+        return;
+      case T_RCURLY:
+        if (ps === P_OBJ_START) this.close();
+        else this.parseError("expecting value");
+        return;
+      case T_STRING: {
+        const s = this.parseString(buf, start, end);
+        if (s !== null) this.value(s);
+        return;
+      }
+      case T_INTEGER:
+        this.value(parseInteger(buf.toString("latin1", start, end)));
+        return;
+      case T_FLOAT:
+        this.value(Number(buf.toString("latin1", start, end)));
+        return;
+      case T_KEYWORD:
+        this.keyword(buf, start, end);
+        return;
+      default:
+        this.parseError("expecting value");
+    }
+  }
+
+  private open(container: unknown, state: number): void {
+    this.containers.push(container);
+    this.states.push(state);
+    this.keys.push("");
+  }
+
+  private close(): void {
+    const container = this.containers.pop();
+    this.states.pop();
+    this.keys.pop();
+    this.value(container);
+  }
+
+  private value(v: unknown): void {
+    const top = this.states.length - 1;
+    if (top < 0) {
+      this.result = v;
+      this.done = true;
+      return;
+    }
+    switch (this.states[top]) {
+      case P_ARR_START:
+      case P_ARR_COMMA:
+        (this.containers[top] as unknown[]).push(v);
+        this.states[top] = P_ARR_VALUE;
+        return;
+      case P_OBJ_START:
+      case P_OBJ_COMMA:
+        if (typeof v !== "string") return this.parseError("key is not a string in object");
+        this.keys[top] = v;
+        this.states[top] = P_OBJ_KEY;
+        return;
+      default: {
+        // P_OBJ_COLON: parse_pair() looks for a duplicate only after the value.
+        const obj = this.containers[top] as Record<string, unknown>;
+        const key = this.keys[top];
+        if (Object.hasOwn(obj, key)) return this.parseError("duplicate key");
+        if (key === "__proto__") {
+          Object.defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true });
+        } else {
+          obj[key] = v;
+        }
+        this.states[top] = P_OBJ_VALUE;
+      }
+    }
+  }
+
+  private keyword(buf: Buffer, start: number, end: number): void {
+    const word = buf.toString("latin1", start, end);
+    if (word === "true") this.value(true);
+    else if (word === "false") this.value(false);
+    else if (word === "null") this.value(null);
+    else this.parseError(`invalid keyword '${word}'`);
+  }
+
+  // parse_string(): quotes at start and end-1; escapes, surrogate pairs and modified
+  // UTF-8 validated as QEMU does.  Returns null after reporting an error.
+  private parseString(buf: Buffer, start: number, end: number): string | null {
+    const last = end - 1;
+    let plain = true;
+    for (let i = start + 1; i < last; i++) {
+      const b = buf[i];
+      if (b >= 0x80 || b === 0x5c) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return buf.toString("latin1", start + 1, last);
+
+    let out = "";
+    let runStart = start + 1;
+    let i = start + 1;
+    const flush = (upto: number): void => {
+      if (upto > runStart) out += buf.toString("latin1", runStart, upto);
+    };
+    while (i < last) {
+      const b = buf[i];
+      if (b < 0x80 && b !== 0x5c) {
+        i++;
+        continue;
+      }
+      flush(i);
+      if (b === 0x5c) {
+        const beg = i;
+        const e = buf[i + 1];
+        i += 2;
+        switch (e) {
+          case 0x22: out += '"'; break;
+          case 0x27: out += "'"; break;
+          case 0x5c: out += "\\"; break;
+          case 0x2f: out += "/"; break;
+          case 0x62: out += "\b"; break;
+          case 0x66: out += "\f"; break;
+          case 0x6e: out += "\n"; break;
+          case 0x72: out += "\r"; break;
+          case 0x74: out += "\t"; break;
+          case 0x75: {
+            let cp = hex4(buf, i, end);
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff && buf[i] === 0x5c && buf[i + 1] === 0x75) {
+              const trailing = hex4(buf, i + 2, end);
+              if (trailing >= 0xdc00 && trailing <= 0xdfff) {
+                cp = 0x10000 + ((cp & 0x3ff) << 10) + (trailing & 0x3ff);
+                i += 6;
+              } else {
+                cp = -1;
+              }
+            }
+            if (!validCodepoint(cp)) {
+              // "%.*s" of the escape as written, which stops at the token's end.
+              const shown = buf.subarray(beg, Math.min(i, end));
+              this.parseError(`${decodeLossy(shown)} is not a valid Unicode character`);
+              return null;
+            }
+            out += String.fromCodePoint(cp);
+            break;
+          }
+          default:
+            this.parseError("invalid escape sequence in string");
+            return null;
+        }
+      } else {
+        const seq = modUtf8Sequence(buf, i, last);
+        if (seq < 0) {
+          this.parseError("invalid UTF-8 sequence in string");
+          return null;
+        }
+        out += String.fromCodePoint(seq >>> 3);
+        i += seq & 7;
+      }
+      runStart = i;
+    }
+    flush(last);
+    return out;
+  }
+}
+
+function positive(v: number | undefined, dflt: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`JsonStreamer: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+// Integers as QEMU keeps them (int64, else uint64, else double), in JS as a number
+// when exact, else a bigint, else the double strtod() gives.
+function parseInteger(text: string): number | bigint {
+  const digits = text.charCodeAt(0) === 0x2d ? text.length - 1 : text.length;
+  if (digits <= 15) {
+    const n = Number(text);
+    return n === 0 ? 0 : n; // "-0" is the int64 0
+  }
+  const big = BigInt(text);
+  if (big >= -TWO_53 && big <= TWO_53) return Number(big);
+  if (big >= INT64_MIN && big <= INT64_MAX) return big;
+  if (big > 0n && big <= UINT64_MAX) return big;
+  return Number(text);
+}
+
+// cvt4hex(): four hex digits, or -1.  Bytes past the token read as its NUL end.
+function hex4(buf: Buffer, at: number, end: number): number {
+  let cp = 0;
+  for (let k = 0; k < 4; k++) {
+    const c = at + k < end ? buf[at + k] : 0;
+    let d: number;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if (c >= 0x61 && c <= 0x66) d = c - 0x61 + 10;
+    else if (c >= 0x41 && c <= 0x46) d = c - 0x41 + 10;
+    else return -1;
+    cp = (cp << 4) | d;
+  }
+  return cp;
+}
+
+// mod_utf8_encode() accepts U+0000..U+10FFFF minus surrogates and the 66
+// noncharacters.
+function validCodepoint(cp: number): boolean {
+  if (cp < 0 || cp > 0x10ffff) return false;
+  if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return false;
+  return !(cp >= 0xd800 && cp <= 0xdfff);
+}
+
+// util/unicode.c mod_utf8_codepoint() on the sequence at buf[at], bytes from `limit`
+// on reading as the string's NUL end.  Returns codepoint * 8 + length when valid, else
+// minus the length QEMU skips: one byte for 0xFE/0xFF or a stray continuation byte,
+// the lead plus the continuation bytes present when the sequence is cut short, the
+// whole sequence when it is out of range, a surrogate, a noncharacter or overlong.
+// Modified UTF-8 allows the overlong C0 80 for U+0000.
+function modUtf8Sequence(buf: Uint8Array, at: number, limit: number): number {
+  const lead = buf[at];
+  if (lead < 0x80) return lead * 8 + 1;
+  if (lead >= 0xfe || (lead & 0x40) === 0) return -1;
+  let len = 0;
+  let mask = 0x80;
+  for (; lead & mask; mask >>= 1) len++;
+  let cp = lead & (mask - 1);
+  for (let k = 1; k < len; k++) {
+    const b = at + k < limit ? buf[at + k] : 0;
+    if ((b & 0xc0) !== 0x80) return -k;
+    cp = cp * 64 + (b & 0x3f);
+  }
+  if (!validCodepoint(cp)) return -len;
+  if (cp < MIN_CP[len - 2] && !(cp === 0 && len === 2)) return -len;
+  return cp * 8 + len;
+}
+
+const MIN_CP = [0x80, 0x800, 0x10000, 0x200000, 0x4000000];
+
+/**
+ * Bytes as QEMU's JSON writer reads them back when it prints an error desc: each
+ * invalid modified-UTF-8 sequence becomes one U+FFFD.
+ */
+export function decodeLossy(bytes: Uint8Array): string {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let out = "";
+  let i = 0;
+  let run = 0;
+  const n = buf.length;
+  while (i < n) {
+    if (buf[i] < 0x80) {
+      i++;
+      continue;
+    }
+    if (i > run) out += buf.toString("latin1", run, i);
+    const seq = modUtf8Sequence(buf, i, n);
+    if (seq < 0) {
+      out += "\uFFFD";
+      i -= seq;
+    } else {
+      out += String.fromCodePoint(seq >>> 3);
+      i += seq & 7;
+    }
+    run = i;
+  }
+  if (n > run) out += buf.toString("latin1", run, n);
+  return out;
+}
