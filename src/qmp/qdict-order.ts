@@ -1,0 +1,42 @@
+// QEMU prints a JSON object in the order its QDict iterates: by bucket of a hash of the key
+// (qobject/qdict.c: tdb_hash modulo 512 buckets), and within a bucket the key inserted last
+// first. Reproducing it makes minivm's replies byte-identical to QEMU's, which keeps
+// differential tests simple and clients that (wrongly) depend on order happy.
+
+const QDICT_BUCKET_MAX = 512;
+const bucketCache = new Map<string, number>();
+
+/** The QDict bucket QEMU puts `key` in. */
+export function qdictBucket(key: string): number {
+  const cached = bucketCache.get(key);
+  if (cached !== undefined) return cached;
+  // QEMU hashes the key's UTF-8 bytes.
+  const bytes = Buffer.from(key, "utf8");
+  let value = Math.imul(0x238f13af, bytes.length) >>> 0;
+  for (let i = 0; i < bytes.length; i++) {
+    value = (value + ((bytes[i] ?? 0) << ((i * 5) % 24))) >>> 0;
+  }
+  const bucket = ((Math.imul(1103515243, value) + 12345) >>> 0) % QDICT_BUCKET_MAX;
+  if (bucketCache.size < 4096) bucketCache.set(key, bucket);
+  return bucket;
+}
+
+/** Keys of an object in QEMU's iteration order, given their insertion order. */
+export function qdictKeyOrder(keys: readonly string[]): string[] {
+  const indexed = keys.map((k, i) => ({ k, i, b: qdictBucket(k) }));
+  indexed.sort((x, y) => x.b - y.b || y.i - x.i);
+  return indexed.map((e) => e.k);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A deep copy of `value` whose objects list their keys in QEMU's order. */
+export function inQdictOrder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(inQdictOrder);
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const k of qdictKeyOrder(Object.keys(value))) out[k] = inQdictOrder(value[k]);
+  return out;
+}
