@@ -1,0 +1,147 @@
+// The block layer's I/O pool. Every read, write, flush and (de)compression returns a Promise;
+// the blocking syscalls run in piscina worker threads (io-worker.js), several ops per message.
+//
+// The worker must be a compiled .js file next to this module. When this module is loaded from
+// its .ts source (vitest runs the sources directly) there is no io-worker.js beside it, and the
+// pool falls back to Node's own asynchronous fs calls, which run on libuv's thread pool: still
+// off the calling thread, just not piscina. `kind` says which one is in use; MINIVM_IO_POOL=uv
+// forces the fallback, MINIVM_IO_POOL=piscina makes a missing worker an error.
+
+import { existsSync, fdatasync, read, write } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import { runOp, type IoOp, type IoResult } from "./io-worker.js";
+
+interface Pending {
+  op: IoOp;
+  resolve: (r: Uint8Array | null) => void;
+  reject: (e: Error) => void;
+}
+
+export class IoError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BATCH = 64;
+
+export class IoPool {
+  readonly kind: "piscina" | "uv";
+  private readonly piscina: Piscina | null;
+  private queue: Pending[] = [];
+  private scheduled = false;
+  /** Ops submitted and not yet completed (for tests and tracing). */
+  inFlight = 0;
+
+  constructor(opts: { threads?: number; kind?: "piscina" | "uv" } = {}) {
+    const url = new URL("./io-worker.js", import.meta.url);
+    const want = opts.kind ?? (process.env.MINIVM_IO_POOL as "piscina" | "uv" | undefined);
+    const haveWorker = url.protocol === "file:" && existsSync(fileURLToPath(url));
+    if (want === "piscina" && !haveWorker) throw new Error(`I/O worker ${url.href} not found: run \`npx tsc -p .\` first`);
+    if (haveWorker && want !== "uv") {
+      const threads = opts.threads ?? Math.max(2, Math.min(4, availableParallelism()));
+      this.piscina = new Piscina({ filename: url.href, name: "batch", minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+      this.kind = "piscina";
+    } else {
+      this.piscina = null;
+      this.kind = "uv";
+    }
+  }
+
+  pread(fd: number, offset: number, length: number): Promise<Uint8Array> {
+    return this.submit({ op: "pread", fd, offset, length }) as Promise<Uint8Array>;
+  }
+  async pwrite(fd: number, offset: number, data: Uint8Array): Promise<void> {
+    await this.submit({ op: "pwrite", fd, offset, data });
+  }
+  async fdatasync(fd: number): Promise<void> {
+    await this.submit({ op: "fdatasync", fd });
+  }
+  inflate(data: Uint8Array, outLength: number): Promise<Uint8Array> {
+    return this.submit({ op: "inflate", data, outLength }) as Promise<Uint8Array>;
+  }
+  deflate(data: Uint8Array): Promise<Uint8Array> {
+    return this.submit({ op: "deflate", data }) as Promise<Uint8Array>;
+  }
+
+  private submit(op: IoOp): Promise<Uint8Array | null> {
+    this.inFlight++;
+    if (!this.piscina) return this.runUv(op);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ op, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // Ops issued in the same turn of the event loop travel in one message.
+        queueMicrotask(() => this.dispatch());
+      }
+    });
+  }
+
+  private dispatch(): void {
+    this.scheduled = false;
+    const all = this.queue;
+    this.queue = [];
+    const threads = this.piscina!.threads.length || 1;
+    const per = Math.min(MAX_BATCH, Math.max(1, Math.ceil(all.length / threads)));
+    for (let i = 0; i < all.length; i += per) {
+      const part = all.slice(i, i + per);
+      this.piscina!.run(part.map((p) => p.op)).then(
+        (results: IoResult[]) => part.forEach((p, j) => this.settle(p, results[j])),
+        (e: unknown) => part.forEach((p) => this.settle(p, { error: e instanceof Error ? e.message : String(e) })),
+      );
+    }
+  }
+
+  private settle(p: Pending, r: IoResult): void {
+    this.inFlight--;
+    if (r !== null && !(r instanceof Uint8Array)) p.reject(new IoError(r.error, r.code));
+    else p.resolve(r);
+  }
+
+  private runUv(op: IoOp): Promise<Uint8Array | null> {
+    return new Promise((resolve, reject) => {
+      const done = (e: NodeJS.ErrnoException | null, v: Uint8Array | null): void => {
+        this.inFlight--;
+        if (e) reject(new IoError(e.message, e.code));
+        else resolve(v);
+      };
+      switch (op.op) {
+        case "pread": {
+          const buf = new Uint8Array(op.length);
+          const step = (got: number): void => {
+            if (got >= op.length) return done(null, buf);
+            read(op.fd, buf, got, op.length - got, op.offset + got, (e, n) => (e ? done(e, null) : n === 0 ? done(null, buf) : step(got + n)));
+          };
+          step(0);
+          break;
+        }
+        case "pwrite": {
+          const step = (put: number): void => {
+            if (put >= op.data.length) return done(null, null);
+            write(op.fd, op.data, put, op.data.length - put, op.offset + put, (e, n) => (e ? done(e, null) : step(put + n)));
+          };
+          step(0);
+          break;
+        }
+        case "fdatasync":
+          fdatasync(op.fd, (e) => done(e, null));
+          break;
+        default: {
+          // zlib work is CPU-bound and short for one cluster; run it here.
+          const r = runOp(op);
+          if (r !== null && !(r instanceof Uint8Array)) done(Object.assign(new Error(r.error), { code: r.code }), null);
+          else done(null, r);
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.piscina?.destroy();
+  }
+}

@@ -1,0 +1,335 @@
+// `check` for qcow2 (QEMU block/qcow2-refcount.c, qcow2_check_refcounts): walk every table,
+// count the references each host cluster should have, compare with the refcount blocks,
+// and optionally repair. Leaks (refcount too high) are fixed in place; a cluster in use with
+// refcount 0 or a broken refblock makes the whole refcount structure be rebuilt at the end
+// of the file, which is also what makes an image left behind by kill -9 whole again.
+
+import { ENTRY_COMPRESSED_HI, ENTRY_COPIED_HI, ENTRY_ZERO_LO, entryOffset, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, putU64, u32, u64 } from "./qcow2-format.js";
+import { setRefcount } from "./qcow2-refcount.js";
+import type { Qcow2Driver } from "./qcow2.js";
+
+/** BdrvCheckResult plus the fields `qemu-img check` prints. */
+export interface CheckResult {
+  checkErrors: number;
+  corruptions: number;
+  leaks: number;
+  corruptionsFixed: number;
+  leaksFixed: number;
+  imageEndOffset: number;
+  totalClusters: number;
+  allocatedClusters: number;
+  fragmentedClusters: number;
+  compressedClusters: number;
+  /** What QEMU prints to stderr while checking (ERROR/Leaked/Repairing lines). */
+  messages: string[];
+}
+
+export interface CheckOptions {
+  repair?: "leaks" | "all";
+}
+
+class Counts {
+  a = new Float64Array(1024);
+  inc(cluster: number): void {
+    if (cluster >= this.a.length) {
+      const b = new Float64Array(Math.max(cluster + 1, this.a.length * 2));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[cluster]++;
+  }
+  get(cluster: number): number {
+    return cluster < this.a.length ? this.a[cluster] : 0;
+  }
+}
+
+export async function checkQcow2(d: Qcow2Driver, opts: CheckOptions = {}): Promise<CheckResult> {
+  const first = await checkOnce(d, opts.repair);
+  if (!opts.repair) return first;
+  const fixedSomething = first.leaksFixed + first.corruptionsFixed > 0;
+  const second = fixedSomething ? await checkOnce(d, undefined) : first;
+  const result = { ...second, leaksFixed: first.leaksFixed, corruptionsFixed: first.corruptionsFixed, messages: [...first.messages, ...(fixedSomething ? second.messages : [])] };
+  if (result.checkErrors === 0 && result.corruptions === 0 && !d.readOnly) {
+    const h = d.header;
+    let changed = false;
+    if (h.incompatible & INCOMPAT_DIRTY) {
+      h.incompatible &= ~INCOMPAT_DIRTY;
+      changed = true;
+    }
+    if (opts.repair === "all" && h.incompatible & INCOMPAT_CORRUPT) {
+      h.incompatible &= ~INCOMPAT_CORRUPT;
+      d.corrupt = false;
+      changed = true;
+    }
+    if (changed) {
+      await d.pool.fdatasync(d.fd);
+      await d.writeFeatureWords();
+      await d.pool.fdatasync(d.fd);
+    }
+  }
+  return result;
+}
+
+async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): Promise<CheckResult> {
+  d.dropCaches();
+  const h = d.header;
+  const cs = d.cs;
+  const r: CheckResult = {
+    checkErrors: 0,
+    corruptions: 0,
+    leaks: 0,
+    corruptionsFixed: 0,
+    leaksFixed: 0,
+    imageEndOffset: 0,
+    totalClusters: Math.ceil(h.size / cs),
+    allocatedClusters: 0,
+    fragmentedClusters: 0,
+    compressedClusters: 0,
+    messages: [],
+  };
+  const fileSize = (await (await import("node:fs/promises")).stat(d.filename)).size;
+  const nbClusters = Math.ceil(fileSize / cs);
+  const refs = new Counts();
+  const incRange = (off: number, len: number): void => {
+    if (len <= 0) return;
+    for (let c = Math.floor(off / cs); c <= Math.floor((off + len - 1) / cs); c++) refs.inc(c);
+  };
+  /** Data clusters whose COPIED flag must be checked once refcounts are known. */
+  const copiedChecks: Array<{ kind: "l1" | "l2"; index: number; hi: number; lo: number; host: number; where: number }> = [];
+  let rebuild = false;
+
+  const walkL1 = async (l1Offset: number, l1Size: number, active: boolean): Promise<void> => {
+    incRange(l1Offset, l1Size * 8);
+    const l1 = active ? d.l1 : await d.pool.pread(d.fd, l1Offset, l1Size * 8);
+    let nextContiguous = 0;
+    for (let i = 0; i < l1Size; i++) {
+      const hi = u32(l1, 8 * i);
+      const lo = u32(l1, 8 * i + 4);
+      const l2off = entryOffset(hi, lo);
+      if (l2off === 0) continue;
+      if (l2off % cs !== 0) {
+        r.messages.push(`ERROR l2_offset=${l2off.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
+        r.corruptions++;
+        continue;
+      }
+      refs.inc(l2off / cs);
+      if (active) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
+      const t = await d.pool.pread(d.fd, l2off, cs);
+      for (let j = 0; j < cs / 8; j++) {
+        const ehi = u32(t, 8 * j);
+        const elo = u32(t, 8 * j + 4);
+        if (ehi & ENTRY_COMPRESSED_HI) {
+          const x = 62 - (h.clusterBits - 8);
+          const desc = (ehi & 0x3fffffff) * 0x100000000 + elo;
+          const coff = desc % 2 ** x;
+          const sectors = Math.floor(desc / 2 ** x) + 1;
+          if (ehi & ENTRY_COPIED_HI) {
+            r.messages.push(`ERROR: coffset=0x${coff.toString(16)}: copied flag must never be set for compressed clusters`);
+            r.corruptions++;
+          }
+          incRange(coff - (coff % 512), sectors * 512);
+          if (active) {
+            r.allocatedClusters++;
+            r.compressedClusters++;
+            r.fragmentedClusters++;
+          }
+          continue;
+        }
+        const host = entryOffset(ehi, elo);
+        if (host === 0) continue;
+        if (host % cs !== 0) {
+          r.messages.push(`ERROR offset=${host.toString(16)}: Cluster is not properly aligned; L2 entry corrupted`);
+          r.corruptions++;
+          continue;
+        }
+        if (active) {
+          r.allocatedClusters++;
+          if (nextContiguous && host !== nextContiguous) r.fragmentedClusters++;
+          nextContiguous = host + cs;
+          copiedChecks.push({ kind: "l2", index: j, hi: ehi, lo: elo, host, where: l2off + 8 * j });
+        }
+        refs.inc(host / cs);
+        void ENTRY_ZERO_LO;
+      }
+    }
+  };
+
+  incRange(0, cs);
+  await walkL1(h.l1TableOffset, h.l1Size, true);
+  // Internal snapshots: the table, then each snapshot's L1 and what it maps.
+  if (h.nbSnapshots > 0) {
+    const tbl = await d.pool.pread(d.fd, h.snapshotsOffset, Math.min(64 * 1024 * 1024, h.nbSnapshots * 1024 + 65536));
+    let off = 0;
+    for (let s = 0; s < h.nbSnapshots && off + 40 <= tbl.length; s++) {
+      const l1o = u64(tbl, off);
+      const l1s = u32(tbl, off + 8);
+      const idLen = (tbl[off + 12] << 8) | tbl[off + 13];
+      const nameLen = (tbl[off + 14] << 8) | tbl[off + 15];
+      const extra = u32(tbl, off + 36);
+      if (l1o % cs === 0 && Number.isFinite(l1o)) await walkL1(l1o, l1s, false);
+      off += (40 + extra + idLen + nameLen + 7) & ~7;
+    }
+    incRange(h.snapshotsOffset, off);
+  }
+  // The refcount structures themselves.
+  incRange(d.refs.tableOffset, d.refs.tableClusters * cs);
+  for (let i = 0; i < d.refs.table.length; i++) {
+    const off = d.refs.table[i];
+    if (off === 0) continue;
+    if (off % cs !== 0) {
+      r.messages.push(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
+      r.corruptions++;
+      rebuild = true;
+      continue;
+    }
+    if (off / cs >= nbClusters) {
+      r.messages.push(`ERROR refcount block ${i} is outside image`);
+      r.corruptions++;
+      rebuild = true;
+      continue;
+    }
+    refs.inc(off / cs);
+  }
+
+  // Compare (QEMU's compare_refcounts).
+  const perBlock = d.refs.perBlock;
+  const limit = Math.max(nbClusters, refs.a.length);
+  let highest = 0;
+  const fixes: Array<{ cluster: number; delta: number; leak: boolean }> = [];
+  for (let c = 0; c < limit; c++) {
+    const want = refs.get(c);
+    const ti = Math.floor(c / perBlock);
+    let have = 0;
+    if (ti < d.refs.table.length && d.refs.table[ti] !== 0 && d.refs.table[ti] % cs === 0 && d.refs.table[ti] / cs < nbClusters) {
+      try {
+        have = await d.refs.get(c);
+      } catch {
+        have = 0;
+      }
+    } else if (c % perBlock !== 0 && want === 0) {
+      c = (ti + 1) * perBlock - 1; // an absent refblock: nothing to compare in its range but references
+      continue;
+    }
+    if (have > 0 || want > 0) highest = c;
+    if (have === want) continue;
+    if (have === 0) {
+      rebuild = true;
+    } else if (have > want && repair) {
+      fixes.push({ cluster: c, delta: want - have, leak: true });
+      r.messages.push(`Repairing cluster ${c} refcount=${have} reference=${want}`);
+      continue;
+    } else if (have < want && repair === "all") {
+      fixes.push({ cluster: c, delta: want - have, leak: false });
+      r.messages.push(`Repairing cluster ${c} refcount=${have} reference=${want}`);
+      continue;
+    }
+    r.messages.push(`${have < want ? "ERROR" : "Leaked"} cluster ${c} refcount=${have} reference=${want}`);
+    if (have < want) r.corruptions++;
+    else r.leaks++;
+  }
+
+  const wasLazy = d.refs.lazy;
+  d.refs.lazy = false;
+  try {
+    if (repair === "all" && rebuild) {
+      await rebuildRefcounts(d, refs, limit, r);
+      for (const f of fixes) {
+        if (f.leak) r.leaksFixed++;
+        else r.corruptionsFixed++;
+      }
+      fixes.length = 0;
+    }
+    for (const f of fixes) {
+      await d.refs.update(f.cluster, 1, f.delta);
+      if (f.leak) r.leaksFixed++;
+      else r.corruptionsFixed++;
+    }
+  } finally {
+    d.refs.lazy = wasLazy;
+  }
+
+  // OFLAG_COPIED must be set exactly when the refcount is 1 (check_oflag_copied).
+  for (const e of copiedChecks) {
+    const rc = refs.get(e.host / cs);
+    const copied = (e.hi & ENTRY_COPIED_HI) !== 0;
+    if ((rc === 1) === copied) continue;
+    const entry = (e.hi * 0x100000000 + e.lo).toString(16);
+    const fix = repair === "all";
+    r.messages.push(`${fix ? "Repairing" : "ERROR"} OFLAG_COPIED ${e.kind === "l1" ? `L2 cluster: l1_index=${e.index} l1_entry=${entry}` : `data cluster: l2_entry=${entry}`} refcount=${rc}`);
+    if (!fix) {
+      r.corruptions++;
+      continue;
+    }
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setUint32(0, rc === 1 ? (e.hi | ENTRY_COPIED_HI) >>> 0 : e.hi & ~ENTRY_COPIED_HI);
+    new DataView(b.buffer).setUint32(4, e.lo);
+    await d.pool.pwrite(d.fd, e.where, b);
+    if (e.kind === "l1") d.l1.set(b, 8 * e.index);
+    r.corruptionsFixed++;
+  }
+  d.dropCaches();
+  r.imageEndOffset = (highest + 1) * cs;
+  return r;
+}
+
+/**
+ * Writes a new refcount table and refblocks describing exactly `refs` (plus themselves) past
+ * the end of everything in use, then switches the header to it (rebuild_refcount_structure).
+ */
+async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, limit: number, r: CheckResult): Promise<void> {
+  const cs = d.cs;
+  const perBlock = d.refs.perBlock;
+  const order = d.header.refcountOrder;
+  let end = limit;
+  while (end > 0 && refs.get(end - 1) === 0) end--;
+  // New structures start at a fresh refblock range so that they only describe themselves there.
+  const base = Math.ceil(end / perBlock) * perBlock;
+  let nBlocks = Math.ceil(base / perBlock) + 1;
+  let tClusters = 1;
+  for (;;) {
+    const total = base + nBlocks + tClusters;
+    const nb = Math.ceil(total / perBlock);
+    const tc = Math.ceil((nb * 8) / cs);
+    if (nb <= nBlocks && tc <= tClusters) break;
+    nBlocks = Math.max(nb, nBlocks);
+    tClusters = Math.max(tc, tClusters);
+  }
+  const newEnd = base + nBlocks + tClusters;
+  const table = new Uint8Array(tClusters * cs);
+  const count = (c: number): number => (c < base ? refs.get(c) : c < newEnd ? 1 : 0);
+  let blockAt = base;
+  const blocksNeeded: number[] = [];
+  for (let ti = 0; ti * perBlock < newEnd; ti++) {
+    let any = false;
+    for (let c = ti * perBlock; c < Math.min(newEnd, (ti + 1) * perBlock); c++) if (count(c)) { any = true; break; }
+    if (any) blocksNeeded.push(ti);
+  }
+  // Clusters [base, base+blocksNeeded.length) hold blocks, then the table; unused slots stay free.
+  const tableAt = base + blocksNeeded.length;
+  const used = (c: number): number => (c < base ? refs.get(c) : c < tableAt + tClusters ? 1 : 0);
+  for (const ti of blocksNeeded) {
+    const b = new Uint8Array(cs);
+    for (let c = ti * perBlock; c < (ti + 1) * perBlock; c++) {
+      const v = used(c);
+      if (v) setRefcount(b, c % perBlock, order, v);
+    }
+    await d.pool.pwrite(d.fd, blockAt * cs, b);
+    putU64(table, 8 * ti, blockAt * cs);
+    blockAt++;
+  }
+  await d.pool.pwrite(d.fd, tableAt * cs, table);
+  await d.pool.fdatasync(d.fd);
+  const hdr = new Uint8Array(12);
+  putU64(hdr, 0, tableAt * cs);
+  new DataView(hdr.buffer).setUint32(8, tClusters);
+  await d.pool.pwrite(d.fd, 48, hdr);
+  await d.pool.fdatasync(d.fd);
+  d.header.refcountTableOffset = tableAt * cs;
+  d.header.refcountTableClusters = tClusters;
+  d.adoptRefcountTable(table, tableAt * cs, tClusters, tableAt + tClusters);
+  r.corruptionsFixed += r.corruptions;
+  r.leaksFixed += r.leaks;
+  r.corruptions = 0;
+  r.leaks = 0;
+  r.messages.push("Rebuilding refcount structure");
+}

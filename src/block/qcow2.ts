@@ -1,0 +1,599 @@
+// The qcow2 driver (docs/interop/qcow2.txt; QEMU block/qcow2.c and qcow2-cluster.c):
+// two-level cluster mapping with copy-on-write from the backing image, v3 zero clusters,
+// compressed clusters on read, refcounts kept exact. Metadata caches are write-through and
+// every metadata write is ordered after what it points to, so a kill -9 can only leak.
+
+import type { FileHandle } from "node:fs/promises";
+import { checkRange, type BlockDriver, type BlockExtent, type Qcow2Specific } from "./driver.js";
+import type { IoPool } from "./io-pool.js";
+import {
+  COMPAT_LAZY_REFCOUNTS,
+  ENTRY_COMPRESSED_HI,
+  ENTRY_COPIED_HI,
+  ENTRY_ZERO_LO,
+  entryOffset,
+  ImageOpenError,
+  INCOMPAT_CORRUPT,
+  INCOMPAT_DIRTY,
+  INCOMPAT_SUPPORTED,
+  AUTOCLEAR_SUPPORTED,
+  parseExtensions,
+  parseHeader,
+  putU32,
+  putU64,
+  unsupportedFeatures,
+  validateTables,
+  type Qcow2Extensions,
+  type Qcow2Header,
+} from "./qcow2-format.js";
+import { Refcounts, type RefcountHost } from "./qcow2-refcount.js";
+
+/** What one guest cluster maps to (QEMU's QCow2ClusterType). */
+export const enum Kind {
+  Unallocated,
+  ZeroPlain,
+  ZeroAlloc,
+  Normal,
+  Compressed,
+}
+
+export interface Mapping {
+  kind: Kind;
+  /** Host offset (Normal, ZeroAlloc) or compressed data offset. */
+  host: number;
+  /** Compressed: bytes to read at `host`. */
+  csize: number;
+  copied: boolean;
+}
+
+/** A small mutex: allocations and metadata updates run one at a time. */
+class AsyncMutex {
+  private tail: Promise<void> = Promise.resolve();
+  locked = 0;
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(() => {
+      this.locked++;
+      return fn();
+    });
+    this.tail = p.then(
+      () => void this.locked--,
+      () => void this.locked--,
+    );
+    return p;
+  }
+}
+
+const L2_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+
+export interface Qcow2Options {
+  readOnly: boolean;
+  /** Open for `check`: skip the dirty-image repair and tolerate a corrupt bit. */
+  forCheck?: boolean;
+}
+
+export class Qcow2Driver implements BlockDriver {
+  readonly format = "qcow2";
+  readonly clusterSize: number;
+  readonly fd: number;
+  readonly cs: number;
+  readonly l2Entries: number;
+  refs: Refcounts;
+  private readonly refHost: RefcountHost;
+  backing: BlockDriver | null = null;
+  readonly backingFilename: string | undefined;
+  readonly backingFormat: string | undefined;
+  l1: Uint8Array;
+  corrupt: boolean;
+  /** Set on a fatal corruption: every later request fails (QEMU sets bs->drv = NULL). */
+  private dead: string | null = null;
+  private readonly l2Cache = new Map<number, Uint8Array>();
+  private readonly l2Loading = new Map<number, Promise<Uint8Array>>();
+  private readonly lock = new AsyncMutex();
+  private lazyDirtySet = false;
+
+  private constructor(
+    readonly filename: string,
+    private readonly fh: FileHandle,
+    readonly pool: IoPool,
+    public readOnly: boolean,
+    readonly header: Qcow2Header,
+    readonly ext: Qcow2Extensions,
+    backingName: string | undefined,
+    l1: Uint8Array,
+    reftable: Uint8Array,
+  ) {
+    this.fd = fh.fd;
+    this.cs = 2 ** header.clusterBits;
+    this.clusterSize = this.cs;
+    this.l2Entries = this.cs / 8;
+    this.l1 = l1;
+    this.backingFilename = backingName;
+    this.backingFormat = ext.backingFormat;
+    this.corrupt = (header.incompatible & INCOMPAT_CORRUPT) !== 0;
+    this.refHost = {
+      pool,
+      fd: this.fd,
+      clusterBits: header.clusterBits,
+      refcountOrder: header.refcountOrder,
+      setReftable: (o, c) => this.setReftable(o, c),
+    };
+    this.refs = new Refcounts(
+      this.refHost,
+      reftable,
+      header.refcountTableOffset,
+      header.refcountTableClusters,
+    );
+    this.refs.lazy = header.version === 3 && (header.compatible & COMPAT_LAZY_REFCOUNTS) !== 0;
+  }
+
+  get size(): number {
+    return this.header.size;
+  }
+
+  /** Opens and validates; the caller attaches the backing image afterwards. */
+  static async open(filename: string, fh: FileHandle, pool: IoPool, opts: Qcow2Options): Promise<Qcow2Driver> {
+    const first = await pool.pread(fh.fd, 0, 4096);
+    const h = parseHeader(first);
+    const cs = 2 ** h.clusterBits;
+    const cluster0 = cs <= 4096 ? first.subarray(0, cs) : await pool.pread(fh.fd, 0, cs);
+    if (h.incompatible & ~INCOMPAT_SUPPORTED) throw new ImageOpenError(unsupportedFeatures(h.incompatible & ~INCOMPAT_SUPPORTED, parseExtensionsSafe(cluster0, h)));
+    if (h.incompatible & INCOMPAT_CORRUPT && !opts.readOnly && !opts.forCheck) throw new ImageOpenError("qcow2: Image is corrupt; cannot be opened read/write");
+    if (h.compressionType !== 0) throw new ImageOpenError(`qcow2: unknown compression type: ${h.compressionType}`);
+    if (h.cryptMethod !== 0) throw new ImageOpenError(h.cryptMethod > 2 ? `Unsupported encryption method ${h.cryptMethod}` : "Encrypted qcow2 images are not supported by minivm");
+    validateTables(h);
+    const ext = parseExtensions(cluster0, h);
+    if (ext.hasDataFile) throw new ImageOpenError("'data-file' is required for this image");
+    let backingName: string | undefined;
+    if (h.backingFileOffset !== 0) {
+      const len = h.backingFileSize;
+      if (len > Math.min(1023, cs - h.backingFileOffset)) throw new ImageOpenError("Backing file name too long");
+      backingName = new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, h.backingFileOffset + len));
+    }
+    if (!opts.readOnly && h.nbSnapshots > 0) throw new ImageOpenError("minivm cannot write to qcow2 images with internal snapshots; open it read-only");
+    const l1 = await pool.pread(fh.fd, h.l1TableOffset, h.l1Size * 8);
+    const reftable = await pool.pread(fh.fd, h.refcountTableOffset, h.refcountTableClusters * cs);
+    const d = new Qcow2Driver(filename, fh, pool, opts.readOnly, h, ext, backingName, l1, reftable);
+    if (!opts.readOnly) {
+      const st = await fh.stat();
+      await d.refs.computeNextFree(st.size);
+      // Unknown autoclear bits: clear them before the first write (qcow2.txt "autoclear").
+      if (h.autoclear & ~AUTOCLEAR_SUPPORTED) {
+        h.autoclear &= AUTOCLEAR_SUPPORTED;
+        await d.writeFeatureWords();
+      }
+    }
+    return d;
+  }
+
+  // --- mapping --------------------------------------------------------------------
+
+  l1Entry(i: number): { off: number; copied: boolean; hi: number; lo: number } {
+    const dv = new DataView(this.l1.buffer, this.l1.byteOffset, this.l1.byteLength);
+    const hi = dv.getUint32(8 * i);
+    const lo = dv.getUint32(8 * i + 4);
+    return { off: entryOffset(hi, lo), copied: (hi & ENTRY_COPIED_HI) !== 0, hi, lo };
+  }
+
+  async l2Table(off: number): Promise<Uint8Array> {
+    const hit = this.l2Cache.get(off);
+    if (hit) return hit;
+    let p = this.l2Loading.get(off);
+    if (!p) {
+      p = this.pool.pread(this.fd, off, this.cs);
+      this.l2Loading.set(off, p);
+    }
+    const t = await p;
+    this.l2Loading.delete(off);
+    const again = this.l2Cache.get(off);
+    if (again) return again;
+    if (this.l2Cache.size * this.cs >= L2_CACHE_MAX_BYTES && this.lock.locked === 0) this.l2Cache.clear();
+    this.l2Cache.set(off, t);
+    return t;
+  }
+
+  /** Looks up guest cluster `c` (qcow2_get_host_offset), validating what it finds. */
+  async map(c: number): Promise<Mapping> {
+    const l1i = Math.floor(c / this.l2Entries);
+    const e1 = this.l1Entry(l1i);
+    if (e1.off === 0) return { kind: Kind.Unallocated, host: 0, csize: 0, copied: false };
+    if (e1.off % this.cs !== 0) await this.signalCorruption(`L2 table offset 0x${e1.off.toString(16)} unaligned (L1 index: 0x${l1i.toString(16)})`);
+    const t = await this.l2Table(e1.off);
+    const idx = c % this.l2Entries;
+    const dv = new DataView(t.buffer, t.byteOffset, t.byteLength);
+    const hi = dv.getUint32(8 * idx);
+    const lo = dv.getUint32(8 * idx + 4);
+    if (hi & ENTRY_COMPRESSED_HI) {
+      const x = 62 - (this.header.clusterBits - 8);
+      const desc = (hi & 0x3fffffff) * 0x100000000 + lo;
+      const host = desc % 2 ** x;
+      const sectors = Math.floor(desc / 2 ** x) + 1;
+      return { kind: Kind.Compressed, host, csize: sectors * 512 - (host % 512), copied: false };
+    }
+    const host = entryOffset(hi, lo);
+    const copied = (hi & ENTRY_COPIED_HI) !== 0;
+    if (this.header.version >= 3 && lo & ENTRY_ZERO_LO) return { kind: host ? Kind.ZeroAlloc : Kind.ZeroPlain, host, csize: 0, copied };
+    if (host === 0) return { kind: Kind.Unallocated, host: 0, csize: 0, copied: false };
+    if (host % this.cs !== 0) {
+      await this.signalCorruption(`Cluster allocation offset 0x${host.toString(16)} unaligned (L2 offset: 0x${e1.off.toString(16)}, L2 index: 0x${idx.toString(16)})`);
+    }
+    return { kind: Kind.Normal, host, csize: 0, copied };
+  }
+
+  /**
+   * QEMU's qcow2_signal_corruption: a writable image gets the corrupt bit and refuses all
+   * further I/O; a read-only one only fails this request.
+   */
+  async signalCorruption(msg: string): Promise<never> {
+    if (!this.readOnly && !this.corrupt) {
+      this.corrupt = true;
+      this.dead = msg;
+      this.header.incompatible |= INCOMPAT_CORRUPT;
+      await this.writeFeatureWords().catch(() => undefined);
+      throw new Error(`qcow2: Marking image as corrupt: ${msg}; further corruption events will be suppressed`);
+    }
+    throw new Error(`qcow2: Image is corrupt: ${msg}; further non-fatal corruption events will be suppressed`);
+  }
+
+  private alive(): void {
+    if (this.dead) throw new Error(`qcow2: image marked corrupt (${this.dead}); no further I/O`);
+  }
+
+  // --- reads ----------------------------------------------------------------------
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    this.alive();
+    const out = new Uint8Array(length);
+    const parts: Promise<void>[] = [];
+    for (let pos = offset; pos < offset + length; ) {
+      const c = Math.floor(pos / this.cs);
+      const inC = pos - c * this.cs;
+      const n = Math.min(this.cs - inC, offset + length - pos);
+      parts.push(this.readPart(c, inC, out.subarray(pos - offset, pos - offset + n), pos));
+      pos += n;
+    }
+    await Promise.all(parts);
+    return out;
+  }
+
+  private async readPart(c: number, inC: number, dst: Uint8Array, pos: number): Promise<void> {
+    const m = await this.map(c);
+    switch (m.kind) {
+      case Kind.Normal:
+        dst.set(await this.pool.pread(this.fd, m.host + inC, dst.length));
+        return;
+      case Kind.Compressed:
+        dst.set((await this.decompress(m)).subarray(inC, inC + dst.length));
+        return;
+      case Kind.Unallocated:
+        if (this.backing && pos < this.backing.size) {
+          const n = Math.min(dst.length, this.backing.size - pos);
+          dst.set(await this.backing.read(pos, n));
+        }
+        return;
+      default:
+        return; // zero clusters: dst is already zeros
+    }
+  }
+
+  private async decompress(m: Mapping): Promise<Uint8Array> {
+    const raw = await this.pool.pread(this.fd, m.host, m.csize);
+    let out: Uint8Array;
+    try {
+      out = await this.pool.inflate(raw, this.cs);
+    } catch (e) {
+      throw new Error(`qcow2: failed to decompress cluster at 0x${m.host.toString(16)}: ${(e as Error).message}`);
+    }
+    if (out.length < this.cs) throw new Error(`qcow2: compressed cluster at 0x${m.host.toString(16)} decompresses to ${out.length} bytes, expected ${this.cs}`);
+    return out.subarray(0, this.cs);
+  }
+
+  /** The current contents of guest cluster `c`, for copy-on-write. */
+  private async clusterContents(c: number, m: Mapping): Promise<Uint8Array> {
+    const buf = new Uint8Array(this.cs);
+    await this.readPart(c, 0, buf.subarray(0, Math.min(this.cs, this.size - c * this.cs)), c * this.cs);
+    void m;
+    return buf;
+  }
+
+  // --- writes ---------------------------------------------------------------------
+
+  private writable(): void {
+    if (this.readOnly) throw new Error("Block node is read-only");
+    this.alive();
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    checkRange(this, offset, data.length);
+    this.writable();
+    const parts: Promise<void>[] = [];
+    for (let pos = offset; pos < offset + data.length; ) {
+      const c = Math.floor(pos / this.cs);
+      const inC = pos - c * this.cs;
+      const n = Math.min(this.cs - inC, offset + data.length - pos);
+      parts.push(this.writePart(c, inC, data.subarray(pos - offset, pos - offset + n)));
+      pos += n;
+    }
+    await Promise.all(parts);
+  }
+
+  private async writePart(c: number, inC: number, data: Uint8Array): Promise<void> {
+    const m = await this.map(c);
+    if (m.kind === Kind.Normal && m.copied) {
+      this.checkOverlap(m.host);
+      await this.pool.pwrite(this.fd, m.host + inC, data);
+      return;
+    }
+    await this.lock.run(async () => {
+      const m2 = await this.map(c);
+      if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) {
+        this.checkOverlap(m2.host);
+        await this.pool.pwrite(this.fd, m2.host + inC, data);
+        return;
+      }
+      let buf = data;
+      if (inC !== 0 || data.length !== this.cs) {
+        buf = m2.kind === Kind.ZeroAlloc || m2.kind === Kind.ZeroPlain ? new Uint8Array(this.cs) : await this.clusterContents(c, m2);
+        buf.set(data, inC);
+      }
+      await this.setCluster(c, m2, buf);
+    });
+  }
+
+  /** Under the lock: allocates a fresh cluster holding `buf` for guest cluster `c`. */
+  private async setCluster(c: number, old: Mapping, buf: Uint8Array | null): Promise<void> {
+    await this.markDirtyForLazyRefcounts();
+    const { table, off: l2off } = await this.ensureL2(c);
+    let entryHi = 0;
+    let entryLo = 0;
+    if (buf) {
+      const host = await this.refs.alloc(1);
+      this.checkOverlap(host);
+      await this.pool.pwrite(this.fd, host, buf); // data before the pointer
+      entryHi = (ENTRY_COPIED_HI | Math.floor(host / 0x100000000)) >>> 0;
+      entryLo = host >>> 0;
+    } else {
+      entryLo = ENTRY_ZERO_LO;
+    }
+    await this.setL2Entry(table, l2off, c % this.l2Entries, entryHi, entryLo);
+    await this.release(old); // the old cluster is freed only once nothing points to it
+  }
+
+  private async setL2Entry(table: Uint8Array, l2off: number, idx: number, hi: number, lo: number): Promise<void> {
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    dv.setUint32(8 * idx, hi);
+    dv.setUint32(8 * idx + 4, lo);
+    await this.pool.pwrite(this.fd, l2off + 8 * idx, table.slice(8 * idx, 8 * idx + 8));
+  }
+
+  /** Drops the reference a mapping held (after its L2 entry was rewritten). */
+  private async release(m: Mapping): Promise<void> {
+    if (m.kind === Kind.Normal || m.kind === Kind.ZeroAlloc) await this.refs.update(m.host / this.cs, 1, -1);
+    else if (m.kind === Kind.Compressed) {
+      const first = Math.floor(m.host / this.cs);
+      const last = Math.floor((m.host + m.csize - 1) / this.cs);
+      await this.refs.update(first, last - first + 1, -1);
+    }
+  }
+
+  /** The L2 table for guest cluster `c`, allocated (zero-filled, then linked from L1) if needed. */
+  private async ensureL2(c: number): Promise<{ table: Uint8Array; off: number }> {
+    const l1i = Math.floor(c / this.l2Entries);
+    const e1 = this.l1Entry(l1i);
+    if (e1.off !== 0 && (e1.copied || (await this.refs.get(e1.off / this.cs)) === 1)) return { table: await this.l2Table(e1.off), off: e1.off };
+    const off = await this.refs.alloc(1);
+    const table = e1.off !== 0 ? (await this.l2Table(e1.off)).slice() : new Uint8Array(this.cs);
+    await this.pool.pwrite(this.fd, off, table);
+    this.l2Cache.set(off, table);
+    const e = new Uint8Array(8);
+    putU64(e, 0, off);
+    e[0] |= 0x80;
+    this.l1.set(e, 8 * l1i);
+    await this.pool.pwrite(this.fd, this.header.l1TableOffset + 8 * l1i, e);
+    if (e1.off !== 0) await this.refs.update(e1.off / this.cs, 1, -1);
+    return { table, off };
+  }
+
+  /** QEMU's pre-write overlap check, against the metadata minivm knows cheaply. */
+  private checkOverlap(host: number): void {
+    const h = this.header;
+    const cs = this.cs;
+    let what: string | null = null;
+    if (host < cs) what = "qcow2_header";
+    else if (host >= h.l1TableOffset && host < h.l1TableOffset + h.l1Size * 8) what = "active L1 table";
+    else if (host >= this.refs.tableOffset && host < this.refs.tableOffset + this.refs.tableClusters * cs) what = "refcount table";
+    else if (this.l2Cache.has(host)) what = "active L2 table";
+    if (what) {
+      this.corrupt = true;
+      this.dead = `overlap with ${what}`;
+      throw new Error(`qcow2: Marking image as corrupt: Preventing invalid write on metadata (overlaps with ${what}); further corruption events will be suppressed`);
+    }
+  }
+
+  async writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void> {
+    checkRange(this, offset, length);
+    this.writable();
+    await this.forEachCluster(offset, length, async (c, inC, n) => {
+      if (n !== this.cs && !(c * this.cs + inC + n === this.size && inC === 0)) {
+        await this.write(c * this.cs + inC, new Uint8Array(n));
+        return;
+      }
+      await this.lock.run(async () => {
+        const m = await this.map(c);
+        if (this.header.version < 3) {
+          if (m.kind === Kind.Unallocated && !this.backing) return;
+          await this.setCluster(c, m, new Uint8Array(this.cs));
+          return;
+        }
+        if (m.kind === Kind.ZeroPlain || (m.kind === Kind.ZeroAlloc && !mayUnmap)) return;
+        if (m.kind === Kind.Normal && m.copied && !mayUnmap) {
+          // Keep the allocation, mark it zero (QCOW2_CLUSTER_ZERO_ALLOC).
+          await this.markDirtyForLazyRefcounts();
+          const { table, off } = await this.ensureL2(c);
+          await this.setL2Entry(table, off, c % this.l2Entries, (ENTRY_COPIED_HI | Math.floor(m.host / 0x100000000)) >>> 0, (m.host >>> 0) | ENTRY_ZERO_LO);
+          return;
+        }
+        await this.setCluster(c, m, null);
+      });
+    });
+  }
+
+  /** Guest discard: whole clusters only, as QEMU; v3 leaves zero clusters, v2 unallocates. */
+  async discard(offset: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    this.writable();
+    await this.forEachCluster(offset, length, async (c, inC, n) => {
+      if (n !== this.cs && !(inC === 0 && c * this.cs + n === this.size)) return;
+      await this.lock.run(async () => {
+        const m = await this.map(c);
+        if (m.kind === Kind.Unallocated && !this.backing) return;
+        if (m.kind === Kind.ZeroPlain) return;
+        await this.markDirtyForLazyRefcounts();
+        const { table, off } = await this.ensureL2(c);
+        await this.setL2Entry(table, off, c % this.l2Entries, 0, this.header.version >= 3 ? ENTRY_ZERO_LO : 0);
+        await this.release(m);
+      });
+    });
+  }
+
+  private async forEachCluster(offset: number, length: number, fn: (c: number, inC: number, n: number) => Promise<void>): Promise<void> {
+    const parts: Promise<void>[] = [];
+    for (let pos = offset; pos < offset + length; ) {
+      const c = Math.floor(pos / this.cs);
+      const inC = pos - c * this.cs;
+      const n = Math.min(this.cs - inC, offset + length - pos);
+      parts.push(fn(c, inC, n));
+      pos += n;
+    }
+    await Promise.all(parts);
+  }
+
+  // --- header and lifecycle ---------------------------------------------------------
+
+  /** Rewrites the v3 feature words (72..95) in one write. */
+  async writeFeatureWords(): Promise<void> {
+    if (this.header.version < 3) return;
+    const b = new Uint8Array(24);
+    putU64(b, 0, this.header.incompatible);
+    putU64(b, 8, this.header.compatible);
+    putU64(b, 16, this.header.autoclear);
+    await this.pool.pwrite(this.fd, 72, b);
+  }
+
+  private async setReftable(offset: number, clusters: number): Promise<void> {
+    const b = new Uint8Array(12);
+    putU64(b, 0, offset);
+    putU32(b, 8, clusters);
+    await this.pool.pwrite(this.fd, 48, b);
+    this.header.refcountTableOffset = offset;
+    this.header.refcountTableClusters = clusters;
+  }
+
+  /** Lazy refcounts: the dirty bit goes to disk (and is synced) before the first metadata change. */
+  private async markDirtyForLazyRefcounts(): Promise<void> {
+    if (!this.refs.lazy || this.lazyDirtySet) return;
+    this.lazyDirtySet = true;
+    this.header.incompatible |= INCOMPAT_DIRTY;
+    await this.writeFeatureWords();
+    await this.pool.fdatasync(this.fd);
+  }
+
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    await this.lock.run(async () => {
+      await this.refs.writeDirty();
+      await this.pool.fdatasync(this.fd);
+    });
+  }
+
+  async blockStatus(offset: number, length: number): Promise<BlockExtent> {
+    checkRange(this, offset, length);
+    let c = Math.floor(offset / this.cs);
+    const first = await this.map(c);
+    const inC = offset - c * this.cs;
+    let len = Math.min(this.cs - inC, length);
+    for (;;) {
+      if (offset + len >= offset + length) break;
+      const m = await this.map(++c);
+      if (m.kind !== first.kind || (first.kind === Kind.Normal && m.host !== first.host + (c * this.cs - (offset - inC)))) break;
+      if (first.kind === Kind.Compressed) break;
+      len = Math.min(len + this.cs, length);
+    }
+    const base = { start: offset, length: len, depth: 0, compressed: false };
+    switch (first.kind) {
+      case Kind.Normal:
+        return { ...base, present: true, zero: false, data: true, offset: first.host + inC };
+      case Kind.Compressed:
+        return { ...base, present: true, zero: false, data: true, compressed: true };
+      case Kind.ZeroAlloc:
+        return { ...base, present: true, zero: true, data: false, offset: first.host + inC };
+      case Kind.ZeroPlain:
+        return { ...base, present: true, zero: true, data: false };
+      case Kind.Unallocated:
+        if (this.backing && offset < this.backing.size) {
+          const b = await this.backing.blockStatus(offset, Math.min(len, this.backing.size - offset));
+          return { ...b, depth: b.depth + 1 };
+        }
+        return { ...base, depth: this.backing ? 1 : 0, present: false, zero: true, data: false };
+    }
+  }
+
+  async actualSize(): Promise<number> {
+    return (await this.fh.stat()).blocks * 512;
+  }
+
+  dirty(): boolean {
+    return (this.header.incompatible & INCOMPAT_DIRTY) !== 0;
+  }
+
+  formatSpecific(): Qcow2Specific {
+    const h = this.header;
+    if (h.version < 3) return { compat: "0.10", "compression-type": "zlib", "refcount-bits": 16 };
+    return {
+      compat: "1.1",
+      "compression-type": h.compressionType === 0 ? "zlib" : "zstd",
+      "lazy-refcounts": (h.compatible & COMPAT_LAZY_REFCOUNTS) !== 0,
+      "refcount-bits": 1 << h.refcountOrder,
+      corrupt: (h.incompatible & INCOMPAT_CORRUPT) !== 0,
+      "extended-l2": false,
+    };
+  }
+
+  /** A clean close writes back lazy refcounts and clears the dirty bit (qcow2_mark_clean). */
+  async close(): Promise<void> {
+    if (!this.readOnly && !this.dead) {
+      await this.lock.run(async () => {
+        await this.refs.writeDirty();
+        if (this.lazyDirtySet) {
+          await this.pool.fdatasync(this.fd);
+          this.header.incompatible &= ~INCOMPAT_DIRTY;
+          await this.writeFeatureWords();
+        }
+        await this.pool.fdatasync(this.fd);
+      });
+    }
+    await this.fh.close();
+    await this.backing?.close();
+  }
+
+  /** After `check` rebuilt the refcount structure: switch to the new table. */
+  adoptRefcountTable(table: Uint8Array, offset: number, clusters: number, nextFree: number): void {
+    const lazy = this.refs.lazy;
+    this.refs = new Refcounts(this.refHost, table, offset, clusters);
+    this.refs.lazy = lazy;
+    this.refs.nextFree = nextFree;
+  }
+
+  /** For check/repair: forget every cached table. */
+  dropCaches(): void {
+    this.l2Cache.clear();
+  }
+}
+
+function parseExtensionsSafe(cluster0: Uint8Array, h: Qcow2Header): Map<string, string> {
+  try {
+    return parseExtensions(cluster0, h).featureNames;
+  } catch {
+    return new Map();
+  }
+}
