@@ -30,7 +30,10 @@ export interface CheckOptions {
 
 class Counts {
   a = new Float64Array(1024);
+  /** One past the highest cluster referenced. */
+  top = 0;
   inc(cluster: number): void {
+    if (cluster >= this.top) this.top = cluster + 1;
     if (cluster >= this.a.length) {
       const b = new Float64Array(Math.max(cluster + 1, this.a.length * 2));
       b.set(this.a);
@@ -193,7 +196,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
 
   // Compare (QEMU's compare_refcounts).
   const perBlock = d.refs.perBlock;
-  const limit = Math.max(nbClusters, refs.a.length);
+  const limit = Math.max(nbClusters, refs.top);
   let highest = 0;
   const fixes: Array<{ cluster: number; delta: number; leak: boolean }> = [];
   for (let c = 0; c < limit; c++) {

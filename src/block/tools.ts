@@ -1,0 +1,120 @@
+// The data-moving halves of `img convert`, `compare`, `map` and `bench` (qemu-img.c), kept
+// free of option parsing and printing so tests and the CLI share them.
+
+import type { BlockDriver, BlockExtent } from "./driver.js";
+
+const CHUNK = 2 * 1024 * 1024;
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Extents of the whole chain as `qemu-img map` merges them. */
+export async function mapImage(d: BlockDriver, start = 0, maxLength = d.size - start): Promise<BlockExtent[]> {
+  const out: BlockExtent[] = [];
+  const end = Math.min(d.size, start + maxLength);
+  for (let pos = start; pos < end; ) {
+    const e = await d.blockStatus(pos, Math.min(end - pos, 1 << 30));
+    const last = out[out.length - 1];
+    const contiguous = last && (last.offset === undefined) === (e.offset === undefined) && (last.offset === undefined || last.offset + last.length === e.offset);
+    if (last && contiguous && last.depth === e.depth && last.present === e.present && last.zero === e.zero && last.data === e.data && last.compressed === e.compressed) last.length += e.length;
+    else out.push({ ...e });
+    pos += e.length;
+  }
+  return out;
+}
+
+/** Copies guest contents; zero and unallocated ranges of the source are skipped (sparse output). */
+export async function convertImage(src: BlockDriver, dst: BlockDriver, progress?: (pct: number) => void): Promise<void> {
+  const size = src.size;
+  let done = 0;
+  progress?.(0);
+  for (let pos = 0; pos < size; ) {
+    const e = await src.blockStatus(pos, Math.min(size - pos, CHUNK));
+    if (e.data) {
+      for (let o = pos; o < pos + e.length; o += CHUNK) {
+        const n = Math.min(CHUNK, pos + e.length - o);
+        const buf = await src.read(o, n);
+        // Write only non-zero clusters-sized pieces, as qemu-img's zero detection does.
+        const step = 65536;
+        for (let k = 0; k < n; k += step) {
+          const piece = buf.subarray(k, Math.min(n, k + step));
+          if (!isZero(piece)) await dst.write(o + k, piece);
+        }
+      }
+    } else if (e.zero && dst.backing) {
+      await dst.writeZeroes(pos, e.length, false);
+    }
+    pos += e.length;
+    done = pos;
+    progress?.((done / size) * 100);
+  }
+  await dst.flush();
+  progress?.(100);
+}
+
+export type CompareResult = { identical: true } | { identical: false; offset: number } | { sizeMismatch: true };
+
+/** qemu-img compare: unallocated reads as zero; a longer image must be zero past the shorter. */
+export async function compareImages(a: BlockDriver, b: BlockDriver, strict: boolean): Promise<CompareResult & { warning?: string }> {
+  if (strict && a.size !== b.size) return { sizeMismatch: true };
+  const common = Math.min(a.size, b.size);
+  for (let pos = 0; pos < common; pos += CHUNK) {
+    const n = Math.min(CHUNK, common - pos);
+    const [x, y] = await Promise.all([a.read(pos, n), b.read(pos, n)]);
+    for (let i = 0; i < n; i++) if (x[i] !== y[i]) return { identical: false, offset: pos + (i & ~511) };
+  }
+  const longer = a.size > b.size ? a : b;
+  for (let pos = common; pos < longer.size; pos += CHUNK) {
+    const n = Math.min(CHUNK, longer.size - pos);
+    const x = await longer.read(pos, n);
+    for (let i = 0; i < n; i++) if (x[i] !== 0) return { identical: false, offset: pos + (i & ~511), warning: "Warning: Image size mismatch!" };
+  }
+  return a.size !== b.size ? { identical: true, warning: "Warning: Image size mismatch!" } : { identical: true };
+}
+
+export interface BenchOptions {
+  count: number;
+  depth: number;
+  bufSize: number;
+  step: number;
+  offset: number;
+  write: boolean;
+  pattern: number;
+  flushInterval: number;
+  drain: boolean;
+}
+
+/**
+ * qemu-img bench: `count` requests of `bufSize` bytes, `depth` in flight, the offset advancing
+ * by `step` and wrapping at the end of the image. Returns the elapsed seconds.
+ */
+export async function bench(d: BlockDriver, o: BenchOptions): Promise<number> {
+  const buf = new Uint8Array(o.bufSize).fill(o.pattern);
+  let offset = o.offset;
+  let issued = 0;
+  let sinceFlush = 0;
+  const t0 = process.hrtime.bigint();
+  const next = (): number => {
+    const off = offset;
+    offset += o.step;
+    if (offset + o.bufSize > d.size) offset = 0;
+    return off;
+  };
+  const worker = async (): Promise<void> => {
+    while (issued < o.count) {
+      issued++;
+      const off = next();
+      if (o.write) await d.write(off, buf);
+      else await d.read(off, o.bufSize);
+      if (o.write && o.flushInterval && ++sinceFlush >= o.flushInterval) {
+        sinceFlush = 0;
+        await d.flush();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.depth) }, worker));
+  if (o.write && o.flushInterval && o.drain) await d.flush();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
