@@ -1,0 +1,184 @@
+// The SiFive PLIC at 0xC000000 (QEMU hw/intc/sifive_plic.c, virt's "MS" hart config):
+// 96 sources (0 reserved), priorities 0..7, per-context enable bits and threshold,
+// claim/complete. Context 0 drives the hart's MEIP, context 1 its SEIP. Sources are
+// level-triggered: pending follows the line, and a completed source whose line is still
+// high becomes pending again.
+
+import type { IrqLine, MmioDevice } from "./device.js";
+
+export const PLIC_BASE = 0xc000000;
+export const PLIC_SIZE = 0x600000;
+export const PLIC_NUM_SOURCES = 96;
+const WORDS = PLIC_NUM_SOURCES / 32;
+const CONTEXTS = 2;
+const PRIORITY_MASK = 7;
+const PENDING_BASE = 0x1000;
+const ENABLE_BASE = 0x2000;
+const ENABLE_STRIDE = 0x80;
+const CONTEXT_BASE = 0x200000;
+const CONTEXT_STRIDE = 0x1000;
+
+export interface PlicState {
+  version: 1;
+  priority: number[];
+  pending: number[];
+  claimed: number[];
+  enable: number[];
+  threshold: number[];
+  level: number[];
+}
+
+export class Plic implements MmioDevice {
+  readonly name = "riscv.sifive.plic";
+  private readonly priority = new Uint32Array(PLIC_NUM_SOURCES);
+  private readonly pending = new Uint32Array(WORDS);
+  private readonly claimed = new Uint32Array(WORDS);
+  private readonly level = new Uint32Array(WORDS);
+  private readonly enable = new Uint32Array(WORDS * CONTEXTS);
+  private readonly threshold = new Uint32Array(CONTEXTS);
+
+  /** `contextLine(ctx, level)` drives MEIP (ctx 0) or SEIP (ctx 1). */
+  constructor(private readonly contextLine: (ctx: number, level: boolean) => void) {}
+
+  reset(): void {
+    this.priority.fill(0);
+    this.pending.fill(0);
+    this.claimed.fill(0);
+    this.enable.fill(0);
+    this.threshold.fill(0);
+    // Line levels belong to the devices and survive; re-derive pending from them.
+    this.pending.set(this.level);
+    this.update();
+  }
+
+  /** The interrupt line for source `irq`, to hand to a device. */
+  line(irq: number): IrqLine {
+    if (irq <= 0 || irq >= PLIC_NUM_SOURCES) throw new Error(`PLIC source ${irq} out of range 1..${PLIC_NUM_SOURCES - 1}`);
+    return { set: (lvl: boolean) => this.setLevel(irq, lvl) };
+  }
+
+  setLevel(irq: number, lvl: boolean): void {
+    const w = irq >>> 5;
+    const bit = 1 << (irq & 31);
+    if (lvl) {
+      this.level[w] |= bit;
+      this.pending[w] |= bit;
+    } else {
+      this.level[w] &= ~bit;
+      this.pending[w] &= ~bit;
+    }
+    this.update();
+  }
+
+  /** Best source for a context: pending, enabled, unclaimed, priority above threshold; ties go to the lowest id. */
+  private best(ctx: number): number {
+    let maxIrq = 0;
+    let maxPrio = this.threshold[ctx];
+    for (let i = 0; i < WORDS; i++) {
+      const cand = this.pending[i] & ~this.claimed[i] & this.enable[ctx * WORDS + i];
+      if (cand === 0) continue;
+      for (let j = 0; j < 32; j++) {
+        if (((cand >>> j) & 1) === 0) continue;
+        const irq = i * 32 + j;
+        if (this.priority[irq] > maxPrio) {
+          maxIrq = irq;
+          maxPrio = this.priority[irq];
+        }
+      }
+    }
+    return maxIrq;
+  }
+
+  private update(): void {
+    for (let ctx = 0; ctx < CONTEXTS; ctx++) this.contextLine(ctx, this.best(ctx) !== 0);
+  }
+
+  read(offset: number, size: 1 | 2 | 4): number {
+    if (size !== 4) return 0;
+    if (offset < PENDING_BASE) {
+      const irq = offset >>> 2;
+      return irq < PLIC_NUM_SOURCES ? this.priority[irq] : 0;
+    }
+    if (offset < ENABLE_BASE) {
+      const w = (offset - PENDING_BASE) >>> 2;
+      return w < WORDS ? this.pending[w] : 0;
+    }
+    if (offset < CONTEXT_BASE) {
+      const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
+      const w = ((offset - ENABLE_BASE) & (ENABLE_STRIDE - 1)) >>> 2;
+      return ctx < CONTEXTS && w < WORDS ? this.enable[ctx * WORDS + w] : 0;
+    }
+    const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
+    if (ctx >= CONTEXTS) return 0;
+    const reg = (offset - CONTEXT_BASE) & (CONTEXT_STRIDE - 1);
+    if (reg === 0) return this.threshold[ctx];
+    if (reg === 4) return this.claim(ctx);
+    return 0;
+  }
+
+  /** plic_claim: take the best source, clear its pending bit and mark it claimed. */
+  private claim(ctx: number): number {
+    const irq = this.best(ctx);
+    if (irq !== 0) {
+      this.pending[irq >>> 5] &= ~(1 << (irq & 31));
+      this.claimed[irq >>> 5] |= 1 << (irq & 31);
+    }
+    this.update();
+    return irq;
+  }
+
+  write(offset: number, size: 1 | 2 | 4, value: number): void {
+    if (size !== 4) return;
+    value >>>= 0;
+    if (offset < PENDING_BASE) {
+      const irq = offset >>> 2;
+      if (irq < PLIC_NUM_SOURCES) this.priority[irq] = value & PRIORITY_MASK;
+      this.update();
+      return;
+    }
+    if (offset < ENABLE_BASE) return; // pending is read-only
+    if (offset < CONTEXT_BASE) {
+      const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
+      const w = ((offset - ENABLE_BASE) & (ENABLE_STRIDE - 1)) >>> 2;
+      if (ctx < CONTEXTS && w < WORDS) this.enable[ctx * WORDS + w] = value;
+      this.update();
+      return;
+    }
+    const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
+    if (ctx >= CONTEXTS) return;
+    const reg = (offset - CONTEXT_BASE) & (CONTEXT_STRIDE - 1);
+    if (reg === 0) {
+      this.threshold[ctx] = value & PRIORITY_MASK;
+      this.update();
+    } else if (reg === 4 && value < PLIC_NUM_SOURCES) {
+      // Complete. QEMU does not check that the source is enabled for this context.
+      const w = value >>> 5;
+      const bit = 1 << (value & 31);
+      this.claimed[w] &= ~bit;
+      if (this.level[w] & bit) this.pending[w] |= bit;
+      this.update();
+    }
+  }
+
+  save(): PlicState {
+    return {
+      version: 1,
+      priority: [...this.priority],
+      pending: [...this.pending],
+      claimed: [...this.claimed],
+      enable: [...this.enable],
+      threshold: [...this.threshold],
+      level: [...this.level],
+    };
+  }
+
+  load(s: PlicState): void {
+    this.priority.set(s.priority);
+    this.pending.set(s.pending);
+    this.claimed.set(s.claimed);
+    this.enable.set(s.enable);
+    this.threshold.set(s.threshold);
+    this.level.set(s.level);
+    this.update();
+  }
+}

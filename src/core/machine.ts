@@ -1,0 +1,326 @@
+// The minivm virt board (DESIGN.md §3-§4): one RV32IMA hart, RAM, boot ROM, finisher,
+// goldfish RTC, CLINT, PLIC, UART0 and eight virtio-mmio slots at QEMU virt's addresses,
+// a generated device tree, and direct ELF boot with `-bios none` semantics (QEMU 7.2
+// hw/riscv/virt.c virt_machine_done, boot.c). The core thread drives it with runSlice().
+
+import { BootRom, BOOTROM_BASE, BOOTROM_SIZE } from "../../devices/bootrom.js";
+import { Clint, CLINT_BASE } from "../../devices/clint.js";
+import type { GuestRam, MmioDevice } from "../../devices/device.js";
+import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ } from "../../devices/goldfish-rtc.js";
+import { Plic, PLIC_BASE, PLIC_SIZE } from "../../devices/plic.js";
+import { SifiveTest, SIFIVE_TEST_BASE, type FinisherEvent } from "../../devices/sifive-test.js";
+import { Uart16550, UART0_BASE, UART0_IRQ } from "../../devices/uart16550.js";
+import { VirtioMmio, type VirtioBackend } from "../../devices/virtio-mmio.js";
+import { MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, PRV_M, PRV_S } from "../cpu/constants.js";
+import { Cpu } from "../cpu/cpu.js";
+import { takeInterrupt } from "../cpu/trap.js";
+import { Bus, SIZES_16_32, SIZES_32, SIZES_ANY } from "./bus.js";
+import { parseElf, type ElfImage } from "./elf.js";
+import { buildVirtFdt, encodeFdt, fdtLoadAddress } from "./fdt.js";
+import { formatInfoRegisters } from "./info-registers.js";
+import { Ram, RAM_BASE } from "./ram.js";
+
+export interface MachineOptions {
+  /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
+  ramSize?: number;
+  /** Guest RAM, shared with other threads; allocated when absent. */
+  ram?: SharedArrayBuffer;
+  /** Dirty-page bitmap (1 bit per 4 KiB page, Int32 words); allocated when absent. */
+  dirtyBitmap?: SharedArrayBuffer;
+  /** Slot 0 nonzero ends the current slice early (QEMU's cpu_exit). minivm never clears it. */
+  exitRequest?: Int32Array;
+  /** Bytes the guest writes to UART0 (and HTIF console output). */
+  serialOut: (bytes: Uint8Array) => void;
+  /** ELF loaded at its physical addresses (QEMU -kernel). */
+  kernel?: Uint8Array;
+  /** Firmware at 0x8000_0000 (ELF or raw binary); null or absent = `-bios none`. */
+  bios?: Uint8Array | null;
+  /** Host clock in ns, for mtime; default performance.now(). wakeAtNs uses the same clock. */
+  now?: () => number;
+  /** /chosen/bootargs. */
+  append?: string;
+  /** Backends for virtio-mmio slots 0..7 (missing or null = QEMU's empty slot). */
+  virtio?: (VirtioBackend | null)[];
+}
+
+export type SliceResult =
+  | { kind: "budget" }
+  | { kind: "exit-request" }
+  | { kind: "idle"; wakeAtNs: number | null }
+  | { kind: "shutdown"; code: number; reason: "guest-shutdown" | "guest-panic" }
+  | { kind: "reset"; reason: "guest-reset" };
+
+export interface CpuState {
+  pc: number;
+  mode: "M" | "S" | "U";
+  /** In WFI with nothing pending (QEMU's CPUState.halted). */
+  halted: boolean;
+  instret: number;
+}
+
+export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
+export const VIRTIO_MMIO_BASE = 0x10001000;
+export const VIRTIO_MMIO_COUNT = 8;
+const RESET_VECTOR = BOOTROM_BASE;
+/** Instructions between looks at the clock and the exit flag. */
+const BATCH = 4096;
+
+interface MemoryRegionInfo {
+  base: number;
+  size: number;
+  kind: "rom" | "ram" | "i/o";
+  name: string;
+}
+
+export class Machine {
+  readonly ram: Ram;
+  readonly cpu: Cpu;
+  readonly bus: Bus;
+  readonly bootRom: BootRom;
+  readonly clint: Clint;
+  readonly plic: Plic;
+  readonly uart: Uart16550;
+  readonly rtc: GoldfishRtc;
+  readonly finisher: SifiveTest;
+  readonly virtio: VirtioMmio[] = [];
+  private readonly dtb: Uint8Array;
+  private readonly fdtAddr: number;
+  private readonly kernel: ElfImage | null;
+  private readonly bios: Uint8Array | null;
+  private readonly exitRequest: Int32Array | null;
+  private readonly now: () => number;
+  private readonly serialOut: (bytes: Uint8Array) => void;
+  private readonly regions: MemoryRegionInfo[] = [];
+  private tohost = -1;
+  private event: SliceResult | null = null;
+  /** A shutdown stays in force until reset(). */
+  private stopped: SliceResult | null = null;
+
+  constructor(opts: MachineOptions) {
+    const ramSize = opts.ramSize ?? DEFAULT_RAM_SIZE;
+    this.ram = new Ram(ramSize, opts.ram, opts.dirtyBitmap);
+    this.exitRequest = opts.exitRequest ?? null;
+    this.now = opts.now ?? (() => performance.now() * 1e6);
+    this.serialOut = opts.serialOut;
+    this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
+    this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus);
+    const cpu = this.cpu;
+    const setMip = (bit: number, level: boolean) => {
+      cpu.mip = level ? cpu.mip | bit : cpu.mip & ~bit;
+    };
+
+    this.kernel = opts.kernel ? parseElf(opts.kernel) : null;
+    this.bios = opts.bios ?? null;
+    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append }));
+    this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
+
+    this.bootRom = new BootRom({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: this.kernel ? this.kernel.lowAddr : 0 });
+    this.finisher = new SifiveTest((e) => this.finisherEvent(e));
+    this.plic = new Plic((ctx, level) => setMip(ctx === 0 ? MIP_MEIP : MIP_SEIP, level));
+    this.rtc = new GoldfishRtc(this.plic.line(GOLDFISH_RTC_IRQ));
+    this.clint = new Clint(
+      { setMsip: (l) => setMip(MIP_MSIP, l), setMtip: (l) => setMip(MIP_MTIP, l) },
+      this.now,
+    );
+    this.uart = new Uart16550(this.plic.line(UART0_IRQ), this.serialOut);
+    for (let n = 0; n < VIRTIO_MMIO_COUNT; n++) {
+      this.virtio.push(new VirtioMmio(this.ram as GuestRam, this.plic.line(1 + n), opts.virtio?.[n] ?? null));
+    }
+
+    // Region sizes are QEMU 7.2's MemoryRegions (`info mtree`), not the DTB's reg sizes.
+    this.mapDevice(BOOTROM_BASE, BOOTROM_SIZE, this.bootRom, SIZES_ANY, "rom");
+    this.mapDevice(SIFIVE_TEST_BASE, 0x1000, this.finisher, SIZES_16_32);
+    this.mapDevice(GOLDFISH_RTC_BASE, 0x24, this.rtc, SIZES_32);
+    this.mapDevice(CLINT_BASE, 0xc000, this.clint, SIZES_32);
+    this.mapDevice(PLIC_BASE, PLIC_SIZE, this.plic, SIZES_32);
+    this.mapDevice(UART0_BASE, 8, this.uart, SIZES_ANY);
+    for (let n = 0; n < VIRTIO_MMIO_COUNT; n++) {
+      this.mapDevice(VIRTIO_MMIO_BASE + n * 0x1000, 0x200, this.virtio[n], SIZES_ANY);
+    }
+    this.regions.push({ base: RAM_BASE, size: ramSize, kind: "ram", name: "riscv_virt_board.ram" });
+    this.regions.sort((a, b) => a.base - b.base);
+    this.reset();
+  }
+
+  private mapDevice(base: number, size: number, dev: MmioDevice, sizes: number, kind: "rom" | "i/o" = "i/o"): void {
+    this.bus.map(base, size, dev, sizes);
+    this.regions.push({ base, size, kind, name: dev.name });
+  }
+
+  /** system_reset: hart and devices to power-on state; ROM, firmware, kernel and DTB reloaded. */
+  reset(): void {
+    this.event = null;
+    this.stopped = null;
+    this.cpu.reset(RESET_VECTOR);
+    this.clint.reset();
+    this.plic.reset();
+    this.uart.reset();
+    this.rtc.reset();
+    if (this.bios) this.loadImage(this.bios);
+    this.tohost = -1;
+    this.cpu.htifPage = -1;
+    if (this.kernel) {
+      this.loadElf(this.kernel);
+      const t = this.kernel.symbols.get("tohost");
+      if (t !== undefined && this.ram.contains(t, 8)) {
+        this.tohost = t;
+        this.cpu.htifPage = (t - RAM_BASE) >>> 12;
+      }
+    }
+    this.ram.dmaWrite(this.fdtAddr, this.dtb);
+  }
+
+  private loadImage(image: Uint8Array): void {
+    if (image.length >= 4 && image[0] === 0x7f && image[1] === 0x45 && image[2] === 0x4c && image[3] === 0x46) {
+      this.loadElf(parseElf(image));
+    } else if (!this.ram.dmaWrite(RAM_BASE, image)) {
+      throw new Error(`firmware of ${image.length} bytes does not fit in ${this.ram.size} bytes of RAM`);
+    }
+  }
+
+  private loadElf(elf: ElfImage): void {
+    for (const seg of elf.segments) {
+      if (!this.ram.contains(seg.paddr, seg.memsz)) {
+        throw new Error(
+          `ELF segment at 0x${seg.paddr.toString(16)} (0x${seg.memsz.toString(16)} bytes) is outside RAM ` +
+            `0x${RAM_BASE.toString(16)}-0x${(RAM_BASE + this.ram.size - 1).toString(16)}`,
+        );
+      }
+      this.ram.dmaWrite(seg.paddr, seg.data);
+      if (seg.memsz > seg.data.length) this.ram.dmaWrite(seg.paddr + seg.data.length, new Uint8Array(seg.memsz - seg.data.length));
+    }
+  }
+
+  private finisherEvent(e: FinisherEvent): void {
+    if (e.kind === "reset") this.event = { kind: "reset", reason: "guest-reset" };
+    else this.event = { kind: "shutdown", code: e.code, reason: e.reason };
+  }
+
+  /** Spike HTIF (riscv-tests): act on the write of tohost's high word, as QEMU's htif does. */
+  private htifWrite(pa: number): void {
+    if (this.tohost < 0 || pa < this.tohost + 4 || pa >= this.tohost + 8) return;
+    const lo = this.ram.load32(this.tohost);
+    const hi = this.ram.load32(this.tohost + 4);
+    if (lo === 0 && hi === 0) return;
+    const device = hi >>> 24;
+    const cmd = (hi >>> 16) & 0xff;
+    const payload = (hi & 0xffff) * 2 ** 32 + lo;
+    if (device === 0 && cmd === 0 && payload % 2 === 1) {
+      const code = Math.floor(payload / 2);
+      this.event = { kind: "shutdown", code, reason: code === 0 ? "guest-shutdown" : "guest-panic" };
+      return;
+    }
+    if (device === 0 && cmd === 0) this.htifSyscall(payload);
+    else if (device === 1 && cmd === 1) this.serialOut(Uint8Array.of(lo & 0xff));
+    this.ram.store32(this.tohost, 0);
+    this.ram.store32(this.tohost + 4, 0);
+    const fromhost = this.kernel?.symbols.get("fromhost");
+    if (fromhost !== undefined && this.ram.contains(fromhost, 8)) {
+      this.ram.store32(fromhost, device === 0 ? 1 : 0);
+      this.ram.store32(fromhost + 4, ((device << 24) | (cmd << 16)) >>> 0);
+    }
+  }
+
+  /** The proxy-kernel syscall block riscv-tests' printf uses: only write(1 or 2, buf, len). */
+  private htifSyscall(addr: number): void {
+    if (!this.ram.contains(addr, 32)) return;
+    const which = this.ram.load32(addr);
+    if (which !== 64) return;
+    const fd = this.ram.load32(addr + 8);
+    const buf = this.ram.load32(addr + 16);
+    const len = this.ram.load32(addr + 24);
+    if ((fd === 1 || fd === 2) && this.ram.contains(buf, len)) {
+      const out = new Uint8Array(len);
+      this.ram.dmaRead(buf, out);
+      this.serialOut(out);
+    }
+  }
+
+  /**
+   * Run the hart for up to `maxInstructions`. Ends early on an exit request, when the guest
+   * waits for an interrupt with nothing pending (WFI), or when it asks for shutdown/reset.
+   */
+  runSlice(maxInstructions: number): SliceResult {
+    if (this.stopped) return this.stopped;
+    const cpu = this.cpu;
+    const exit = this.exitRequest;
+    let done = 0;
+    while (done < maxInstructions) {
+      if (exit !== null && Atomics.load(exit, 0) !== 0) return { kind: "exit-request" };
+      this.clint.update(this.now());
+      this.rtc.poll();
+      if (cpu.wfi) {
+        if ((cpu.mip & cpu.mie) === 0) return { kind: "idle", wakeAtNs: this.wakeAt() };
+        cpu.wfi = false;
+      }
+      if (cpu.mip !== 0) takeInterrupt(cpu);
+      const budget = Math.min(BATCH, maxInstructions - done);
+      done += cpu.execute(budget);
+      if (this.event !== null) {
+        const e = this.event;
+        this.event = null;
+        if (e.kind === "shutdown") this.stopped = e;
+        return e;
+      }
+    }
+    return { kind: "budget" };
+  }
+
+  private wakeAt(): number | null {
+    let at: number | null = null;
+    if ((this.cpu.mie & MIP_MTIP) !== 0) at = this.clint.nextDeadlineNs();
+    const rtcDelay = this.rtc.alarmDelayNs();
+    if (rtcDelay !== null) {
+      const t = this.now() + rtcDelay;
+      at = at === null ? t : Math.min(at, t);
+    }
+    return at;
+  }
+
+  /** Bytes typed at the console. */
+  serialInput(bytes: Uint8Array): void {
+    this.uart.input(bytes);
+  }
+
+  dumpDtb(): Uint8Array {
+    return this.dtb.slice();
+  }
+
+  get dtbAddress(): number {
+    return this.fdtAddr;
+  }
+
+  cpuState(): CpuState {
+    const p = this.cpu.priv;
+    return { pc: this.cpu.pc >>> 0, mode: p === PRV_M ? "M" : p === PRV_S ? "S" : "U", halted: this.cpu.wfi, instret: this.cpu.instret };
+  }
+
+  /** HMP `info registers`, in QEMU 7.2's riscv_cpu_dump_state layout for this hart. */
+  infoRegisters(): string {
+    return formatInfoRegisters(this.cpu);
+  }
+
+  /** Physical memory read for HMP `xp` (RAM, ROM or device); null for a hole. */
+  readPhys(addr: number, size: 1 | 2 | 4): number | null {
+    if (this.ram.contains(addr, size)) {
+      const off = addr - RAM_BASE;
+      return size === 4 ? this.ram.view.getUint32(off, true) : size === 2 ? this.ram.view.getUint16(off, true) : this.ram.bytes[off];
+    }
+    const v = this.bus.load(addr, size);
+    if (this.bus.fault) {
+      this.bus.fault = false;
+      return null;
+    }
+    return v;
+  }
+
+  /** HMP `info mtree`, the `memory` address space in QEMU's format. */
+  mtree(): string {
+    const hex = (v: number) => v.toString(16).padStart(16, "0");
+    const lines = ["address-space: memory", "  0000000000000000-ffffffffffffffff (prio 0, i/o): system"];
+    for (const r of this.regions) {
+      lines.push(`    ${hex(r.base)}-${hex(r.base + r.size - 1)} (prio 0, ${r.kind}): ${r.name}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+}

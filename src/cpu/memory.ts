@@ -1,0 +1,358 @@
+// The slow paths of guest memory access: TLB misses, misaligned and page-crossing accesses,
+// MMIO, and the A extension (LR/SC, AMOs). Behaviour follows QEMU 7.2 TCG: plain loads and
+// stores may be misaligned (no trap); LR/SC/AMOs must be aligned (cause 4 for LR, 6 for SC
+// and AMOs); an SC whose reservation does not match fails without touching memory; a
+// successful-looking SC also fails when memory no longer holds what LR read.
+
+import {
+  ACCESS_FETCH,
+  ACCESS_LOAD,
+  ACCESS_STORE,
+  EXC_ILLEGAL_INST,
+  EXC_INST_ACCESS,
+  EXC_INST_PAGE_FAULT,
+  EXC_LOAD_ACCESS,
+  EXC_LOAD_MISALIGNED,
+  EXC_LOAD_PAGE_FAULT,
+  EXC_STORE_ACCESS,
+  EXC_STORE_MISALIGNED,
+  EXC_STORE_PAGE_FAULT,
+  TLB_SIZE,
+} from "./constants.js";
+import type { Cpu } from "./cpu.js";
+import { translate } from "./mmu.js";
+import { raiseException } from "./trap.js";
+
+const TLB_MASK = TLB_SIZE - 1;
+
+/**
+ * Instruction fetch miss. Returns 1 when `pc`'s page is now in the fetch TLB (RAM), 2 when the
+ * instruction was read from a device into `cpu.fetched` (boot ROM), 0 after raising a trap.
+ */
+export function fetchSlow(cpu: Cpu, pc: number): number {
+  const pa = translate(cpu, pc, ACCESS_FETCH, cpu.priv);
+  if (pa < 0) {
+    cpu.pc = raiseException(cpu, EXC_INST_PAGE_FAULT, pc, pc);
+    return 0;
+  }
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off < cpu.ramSize) {
+    const vpn = pc >>> 12;
+    const i = vpn & TLB_MASK;
+    cpu.tlbXTag[i] = vpn | (cpu.priv << 20);
+    cpu.tlbXOff[i] = off - (off & 0xfff);
+    return 1;
+  }
+  const v = pa < 0x100000000 ? cpu.bus.load(pa, 4) : 0;
+  if (pa >= 0x100000000 || cpu.bus.fault) {
+    cpu.bus.fault = false;
+    cpu.pc = raiseException(cpu, EXC_INST_ACCESS, pc, pc);
+    return 0;
+  }
+  cpu.fetched = v | 0;
+  return 2;
+}
+
+/** Physical byte read; -1 on a hole. */
+function physLoad8(cpu: Cpu, pa: number): number {
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off < cpu.ramSize) return cpu.ram8[off];
+  if (pa >= 0x100000000) return -1;
+  cpu.mmioTouched = true;
+  const v = cpu.bus.load(pa, 1);
+  if (cpu.bus.fault) {
+    cpu.bus.fault = false;
+    return -1;
+  }
+  return v & 0xff;
+}
+
+function physStore8(cpu: Cpu, pa: number, v: number): boolean {
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off < cpu.ramSize) {
+    cpu.ram8[off] = v;
+    markDirty(cpu, off);
+    if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
+    return true;
+  }
+  if (pa >= 0x100000000) return false;
+  cpu.mmioTouched = true;
+  cpu.bus.store(pa, 1, v & 0xff);
+  if (cpu.bus.fault) {
+    cpu.bus.fault = false;
+    return false;
+  }
+  return true;
+}
+
+export function markDirty(cpu: Cpu, off: number): void {
+  const w = off >>> 17;
+  const bit = 1 << ((off >>> 12) & 31);
+  if ((cpu.dirty[w] & bit) === 0) Atomics.or(cpu.dirty, w, bit);
+}
+
+function extend(v: number, f3: number): number {
+  switch (f3) {
+    case 0: return (v << 24) >> 24;
+    case 1: return (v << 16) >> 16;
+    case 4: return v & 0xff;
+    case 5: return v & 0xffff;
+    default: return v | 0;
+  }
+}
+
+/**
+ * A load that missed the read TLB or is misaligned. Returns the (extended) value, or null
+ * after raising a trap (cpu.pc then holds the handler address).
+ */
+export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | null {
+  const size = 1 << (f3 & 3);
+  const priv = cpu.dataPriv();
+  const pa = translate(cpu, a, ACCESS_LOAD, priv);
+  if (pa < 0) {
+    cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
+    return null;
+  }
+  const pageLeft = 4096 - (a & 0xfff);
+  if ((a & (size - 1)) === 0) {
+    const off = pa - cpu.ramBase;
+    if (off >= 0 && off + size <= cpu.ramSize) {
+      const vpn = a >>> 12;
+      const i = vpn & TLB_MASK;
+      cpu.tlbRTag[i] = vpn | (priv << 20);
+      cpu.tlbROff[i] = off - (off & 0xfff);
+      let v: number;
+      if (size === 4) v = cpu.ram32[off >>> 2];
+      else if (size === 2) v = cpu.ram16[off >>> 1];
+      else v = cpu.ram8[off];
+      return extend(v, f3);
+    }
+    if (pa >= 0x100000000) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a, pc);
+      return null;
+    }
+    cpu.mmioTouched = true;
+    const v = cpu.bus.load(pa, size as 1 | 2 | 4);
+    if (cpu.bus.fault) {
+      cpu.bus.fault = false;
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a, pc);
+      return null;
+    }
+    return extend(v, f3);
+  }
+  // Misaligned: QEMU 7.2 performs it. A page-crossing access translates the second page at
+  // the naturally aligned address after `a` (cputlb's load_helper), which is what it reports.
+  let pa2 = -1;
+  const a2 = ((a & ~(size - 1)) + size) | 0;
+  if (pageLeft < size) {
+    pa2 = translate(cpu, a2, ACCESS_LOAD, priv);
+    if (pa2 < 0) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a2, pc);
+      return null;
+    }
+    pa2 -= a2 & 0xfff;
+  }
+  let v = 0;
+  for (let k = 0; k < size; k++) {
+    const b = k < pageLeft ? physLoad8(cpu, pa + k) : physLoad8(cpu, pa2 + k - pageLeft);
+    if (b < 0) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a, pc);
+      return null;
+    }
+    v |= b << (8 * k);
+  }
+  return extend(v, f3);
+}
+
+/** A store that missed the write TLB or is misaligned. False after raising a trap. */
+export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number): boolean {
+  const size = 1 << f3;
+  const priv = cpu.dataPriv();
+  const pa = translate(cpu, a, ACCESS_STORE, priv);
+  if (pa < 0) {
+    cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, a, pc);
+    return false;
+  }
+  const pageLeft = 4096 - (a & 0xfff);
+  if ((a & (size - 1)) === 0) {
+    const off = pa - cpu.ramBase;
+    if (off >= 0 && off + size <= cpu.ramSize) {
+      if (off >>> 12 !== cpu.htifPage) {
+        const vpn = a >>> 12;
+        const i = vpn & TLB_MASK;
+        cpu.tlbWTag[i] = vpn | (priv << 20);
+        cpu.tlbWOff[i] = off - (off & 0xfff);
+      }
+      if (size === 4) cpu.ram32[off >>> 2] = v;
+      else if (size === 2) cpu.ram16[off >>> 1] = v;
+      else cpu.ram8[off] = v;
+      markDirty(cpu, off);
+      if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
+      return true;
+    }
+    if (pa >= 0x100000000) {
+      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+      return false;
+    }
+    cpu.mmioTouched = true;
+    cpu.bus.store(pa, size as 1 | 2 | 4, size === 4 ? v >>> 0 : v & ((1 << (8 * size)) - 1));
+    if (cpu.bus.fault) {
+      cpu.bus.fault = false;
+      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+      return false;
+    }
+    return true;
+  }
+  // Misaligned store: QEMU probes the second page (at its start) before writing anything.
+  let pa2 = -1;
+  if (pageLeft < size) {
+    const page2 = ((a & ~0xfff) + 4096) | 0;
+    pa2 = translate(cpu, page2, ACCESS_STORE, priv);
+    if (pa2 < 0) {
+      cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, page2, pc);
+      return false;
+    }
+  }
+  for (let k = 0; k < size; k++) {
+    const ok = k < pageLeft ? physStore8(cpu, pa + k, v >>> (8 * k)) : physStore8(cpu, pa2 + k - pageLeft, v >>> (8 * k));
+    if (!ok) {
+      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Read-modify-write helpers for the A extension on an already translated, aligned word. */
+function physRead32(cpu: Cpu, pa: number): number | null {
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off + 4 <= cpu.ramSize) return cpu.ram32[off >>> 2];
+  if (pa >= 0x100000000) return null;
+  cpu.mmioTouched = true;
+  const v = cpu.bus.load(pa, 4);
+  if (cpu.bus.fault) {
+    cpu.bus.fault = false;
+    return null;
+  }
+  return v | 0;
+}
+
+function physWrite32(cpu: Cpu, pa: number, v: number): boolean {
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off + 4 <= cpu.ramSize) {
+    cpu.ram32[off >>> 2] = v;
+    markDirty(cpu, off);
+    if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
+    return true;
+  }
+  if (pa >= 0x100000000) return false;
+  cpu.mmioTouched = true;
+  cpu.bus.store(pa, 4, v >>> 0);
+  if (cpu.bus.fault) {
+    cpu.bus.fault = false;
+    return false;
+  }
+  return true;
+}
+
+/** Execute one A-extension instruction. False after raising a trap (cpu.pc = handler). */
+export function amoInstruction(cpu: Cpu, inst: number, pc: number): boolean {
+  const x = cpu.x;
+  const rd = (inst >>> 7) & 31;
+  const rs1 = (inst >>> 15) & 31;
+  const rs2 = (inst >>> 20) & 31;
+  const f5 = inst >>> 27;
+  if (((inst >>> 12) & 7) !== 2) return illegal(cpu, inst, pc);
+  const a = x[rs1];
+  const priv = cpu.dataPriv();
+
+  if (f5 === 0x02) {
+    // LR.W
+    if (rs2 !== 0) return illegal(cpu, inst, pc);
+    if ((a & 3) !== 0) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_MISALIGNED, a, pc);
+      return false;
+    }
+    const pa = translate(cpu, a, ACCESS_LOAD, priv);
+    if (pa < 0) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
+      return false;
+    }
+    const v = physRead32(cpu, pa);
+    if (v === null) {
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a, pc);
+      return false;
+    }
+    cpu.loadRes = a;
+    cpu.loadVal = v;
+    x[rd] = v;
+    return true;
+  }
+
+  const src = x[rs2];
+  if (f5 === 0x03) {
+    // SC.W: a reservation for another address fails before any memory access.
+    if (cpu.loadRes !== a) {
+      cpu.loadRes = -1;
+      x[rd] = 1;
+      return true;
+    }
+  } else if (!isAmo(f5)) {
+    return illegal(cpu, inst, pc);
+  }
+  if ((a & 3) !== 0) {
+    cpu.pc = raiseException(cpu, EXC_STORE_MISALIGNED, a, pc);
+    return false;
+  }
+  const pa = translate(cpu, a, ACCESS_STORE, priv);
+  if (pa < 0) {
+    cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, a, pc);
+    return false;
+  }
+  const old = physRead32(cpu, pa);
+  if (old === null) {
+    cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+    return false;
+  }
+  if (f5 === 0x03) {
+    cpu.loadRes = -1;
+    if (old !== cpu.loadVal) {
+      x[rd] = 1;
+      return true;
+    }
+    if (!physWrite32(cpu, pa, src)) {
+      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+      return false;
+    }
+    x[rd] = 0;
+    return true;
+  }
+  let nv: number;
+  switch (f5) {
+    case 0x01: nv = src; break;
+    case 0x00: nv = (old + src) | 0; break;
+    case 0x04: nv = old ^ src; break;
+    case 0x0c: nv = old & src; break;
+    case 0x08: nv = old | src; break;
+    case 0x10: nv = old < src ? old : src; break;
+    case 0x14: nv = old > src ? old : src; break;
+    case 0x18: nv = old >>> 0 < src >>> 0 ? old : src; break;
+    default: nv = old >>> 0 > src >>> 0 ? old : src; break;
+  }
+  if (!physWrite32(cpu, pa, nv)) {
+    cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+    return false;
+  }
+  x[rd] = old;
+  return true;
+}
+
+function isAmo(f5: number): boolean {
+  return f5 === 0x01 || f5 === 0x00 || f5 === 0x04 || f5 === 0x0c || f5 === 0x08 ||
+    f5 === 0x10 || f5 === 0x14 || f5 === 0x18 || f5 === 0x1c;
+}
+
+function illegal(cpu: Cpu, inst: number, pc: number): boolean {
+  cpu.pc = raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
+  return false;
+}
