@@ -1,9 +1,41 @@
-// The `minivm` command: parses the sub-command and hands over to its module.
+// The `minivm` command: sub-commands run, qmp, qapi, img. Options follow QEMU's spelling
+// where QEMU has one, including its single-dash long options (`-qmp`, `-chardev`, `-mon`).
+
+import { MINIVM_VERSION } from "../version.js";
+
+/** QEMU's single-dash long options that minivm understands, rewritten to `--name`. */
+const QEMU_LONG_OPTIONS = new Set([
+  "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
+  "no-shutdown", "machine", "display", "nographic", "nodefaults",
+]);
+
+export function normalizeQemuOptions(argv: string[]): string[] {
+  return argv.map((a) => {
+    if (/^-[a-z][a-z-]+(=.*)?$/.test(a)) {
+      const name = a.slice(1).split("=")[0] ?? "";
+      if (QEMU_LONG_OPTIONS.has(name)) return "-" + a;
+    }
+    return a;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "--version" || argv[0] === "-V") {
-    process.stdout.write("minivm 0.1.0\n");
+  // Answer --version before loading anything else: it is what scripts call most.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`minivm ${MINIVM_VERSION}\n`);
     return 0;
   }
-  process.stderr.write("minivm: not yet\n");
-  return 1;
+  const { buildProgram } = await import("./program.js");
+  let status = 0;
+  const program = buildProgram((code) => {
+    status = code;
+  });
+  try {
+    await program.parseAsync(normalizeQemuOptions(argv), { from: "user" });
+  } catch (e) {
+    // commander has already printed its own message (usage errors, --help).
+    if (e instanceof Error && "exitCode" in e && typeof e.exitCode === "number" && "code" in e) return e.exitCode;
+    throw e;
+  }
+  return status;
 }

@@ -58,14 +58,22 @@ export class Bql {
   private readonly words: Int32Array;
   private readonly stats: Float64Array;
   private readonly names: Uint8Array;
-  private readonly slot: number;
+  private slotIndex = -1;
 
-  constructor(buffer: SharedArrayBuffer, threadName: string) {
+  /**
+   * The thread's name is registered on its first acquisition, so an observer that only
+   * reads statistics (the monitor thread, say) never appears in them.
+   */
+  constructor(buffer: SharedArrayBuffer, private readonly threadName: string) {
     if (buffer.byteLength < BQL_BYTES) throw new Error(`BQL buffer too small: ${buffer.byteLength} < ${BQL_BYTES}`);
     this.words = new Int32Array(buffer, 0, INT_WORDS);
     this.names = new Uint8Array(buffer, NAMES_OFFSET, BQL_MAX_THREADS * NAME_BYTES);
     this.stats = new Float64Array(buffer, FLOAT_OFFSET, FLOAT_WORDS);
-    this.slot = this.register(threadName);
+  }
+
+  private get slot(): number {
+    if (this.slotIndex < 0) this.slotIndex = this.register(this.threadName);
+    return this.slotIndex;
   }
 
   /** The slot of an existing registration with this name, or a new one. */
@@ -90,7 +98,7 @@ export class Bql {
 
   /** True when this handle's thread holds the lock. */
   held(): boolean {
-    return Atomics.load(this.words, HOLDER) === this.slot + 1;
+    return this.slotIndex >= 0 && Atomics.load(this.words, HOLDER) === this.slotIndex + 1;
   }
 
   lock(): void {

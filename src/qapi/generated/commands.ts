@@ -78,7 +78,12 @@ export interface QmpCommandMap {
   "query-name": { args: Record<string, never>; ret: NameInfo };
   /** Runs a human monitor (HMP) command line and returns what it printed. */
   "human-monitor-command": { args: QObjHumanMonitorCommandArg; ret: string };
-  /** Reports the state and statistics of the big lock. */
+  /**
+   * Reports the state and statistics of the big lock.  It reads only
+   * lock-free shared memory, so it may run out-of-band: asked with
+   * exec-oob while the lock is held, it answers at once and names the
+   * holder.
+   */
   "x-query-bql": { args: Record<string, never>; ret: BqlInfo };
 }
 
@@ -250,7 +255,7 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
     "x-query-bql",
     {
       name: "x-query-bql",
-      allowOob: false,
+      allowOob: true,
       successResponse: true,
       allowPreconfig: false,
       gen: true,

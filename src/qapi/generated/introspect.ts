@@ -22,7 +22,7 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"query-qmp-schema","meta-type":"command","arg-type":"0","ret-type":"[9]"},
   {"name":"query-name","meta-type":"command","arg-type":"0","ret-type":"10"},
   {"name":"human-monitor-command","meta-type":"command","arg-type":"11","ret-type":"str"},
-  {"name":"x-query-bql","meta-type":"command","arg-type":"0","ret-type":"12","features":["unstable"]},
+  {"name":"x-query-bql","meta-type":"command","arg-type":"0","ret-type":"12","allow-oob":true,"features":["unstable"]},
   // "0" = q_empty
   {"name":"0","meta-type":"object","members":[]},
   // "1" = StatusInfo

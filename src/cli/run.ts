@@ -1,0 +1,113 @@
+// `minivm run`: the main thread. It parses nothing itself (main.ts did), sets up the shared
+// buffers, starts the monitor thread (QMP sockets) and the core thread (machine + main loop),
+// relays signals, and ends the process with the status the core thread reports.
+
+import { MessageChannel, Worker } from "node:worker_threads";
+import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
+import { createBqlBuffer } from "../core/bql.js";
+import type { CoreToMainMessage, CoreWorkerData, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
+import { CONTROL, Request, createControlBuffer, kickCore } from "../core/shared.js";
+
+export interface RunOptions {
+  monitors: MonitorConfig[];
+  startPaused: boolean;
+  noShutdown: boolean;
+  name: string | undefined;
+  /** Print where the monitors listen (to stderr) once they do. */
+  announce: boolean;
+}
+
+function workerUrl(rel: string): URL {
+  return new URL(rel, import.meta.url);
+}
+
+function nextMessage<T>(worker: Worker, accept: (m: T) => boolean): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (m: T): void => {
+      if (!accept(m)) return;
+      cleanup();
+      resolve(m);
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      reject(e);
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new Error(`worker ended unexpectedly (exit code ${code})`));
+    };
+    const cleanup = (): void => {
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      worker.off("exit", onExit);
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
+  });
+}
+
+export async function runVm(o: RunOptions): Promise<number> {
+  const controlBuffer = createControlBuffer();
+  const control = new Int32Array(controlBuffer);
+  const bql = createBqlBuffer();
+  const channel = new MessageChannel();
+
+  const monitorData: MonitorWorkerData = { control: controlBuffer, bql, corePort: channel.port1, monitors: o.monitors };
+  const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
+    workerData: monitorData,
+    transferList: [channel.port1],
+    name: "monitor",
+  });
+  const first = await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "listening" || m.kind === "error");
+  if (first.kind === "error") {
+    await monitor.terminate();
+    throw new Error(first.message);
+  }
+  if (first.kind === "listening" && o.announce) {
+    for (const a of first.addresses) process.stderr.write(`minivm: QMP monitor listening on ${a}\n`);
+  }
+  if (o.monitors.some((m) => m.wait)) {
+    if (o.announce) process.stderr.write("minivm: waiting for a QMP client to connect (wait=on)\n");
+    await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "connected");
+  }
+
+  const coreData: CoreWorkerData = {
+    control: controlBuffer,
+    bql,
+    monitorPort: channel.port2,
+    startPaused: o.startPaused,
+    noShutdown: o.noShutdown,
+    name: o.name,
+  };
+  const core = new Worker(workerUrl("../core/core-worker.js"), {
+    workerData: coreData,
+    transferList: [channel.port2],
+    name: "core",
+  });
+
+  const onSignal = (): void => {
+    // QEMU's qemu_system_killed(): a shutdown request with cause host-signal.
+    Atomics.store(control, CONTROL.REQUEST_CAUSE, ShutdownCause_VALUES.indexOf("host-signal"));
+    Atomics.store(control, CONTROL.REQUEST, Request.Shutdown);
+    kickCore(control);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onSignal);
+
+  try {
+    const exit = await nextMessage<CoreToMainMessage>(core, (m) => m.kind === "exit");
+    const status = exit.kind === "exit" ? exit.status : 1;
+    // The monitor flushes the last replies and events, closes its sockets, then says so.
+    const closed = nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "closed");
+    monitor.postMessage({ kind: "close" });
+    await closed;
+    return status;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onSignal);
+    await Promise.all([core.terminate(), monitor.terminate()]);
+  }
+}

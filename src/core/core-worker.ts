@@ -1,0 +1,90 @@
+// The core thread: the machine (vCPU + devices) and the main loop, under the BQL. In-band
+// QMP commands arrive from the monitor thread over comlink and run here one at a time, in
+// arrival order, with the BQL held; events go back on the same port so they keep their order
+// relative to command replies.
+
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { QMP_COMMANDS } from "../qapi/generated/commands.js";
+import { createEventEmitters } from "../qapi/generated/events.js";
+import { eventTimestamp } from "../qmp/dispatch.js";
+import { QmpError } from "../qmp/errors.js";
+import { Bql } from "./bql.js";
+import { exposeOn } from "./channel.js";
+import { createCoreHandlers, type CoreHandlers } from "./handlers.js";
+import { CoreLoop } from "./loop.js";
+import { RunStateMachine } from "./runstate.js";
+import { CONTROL } from "./shared.js";
+import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
+
+const data = workerData as CoreWorkerData;
+const control = new Int32Array(data.control);
+const monitorPort: MessagePort = data.monitorPort;
+
+const mainBql = new Bql(data.bql, "main-loop");
+const vcpuBql = new Bql(data.bql, "vcpu0");
+
+function post(msg: CoreToMonitorMessage): void {
+  monitorPort.postMessage(msg);
+}
+
+const events = createEventEmitters((event, eventData) => {
+  post({ kind: "event", event, data: eventData, timestamp: eventTimestamp() });
+});
+
+const runState = new RunStateMachine(control, data.startPaused ? "prelaunch" : "running");
+
+const loop = new CoreLoop({
+  control,
+  runState,
+  vcpuBql,
+  mainBql,
+  engine: null,
+  events,
+  noShutdown: data.noShutdown,
+  onExit: (status) => {
+    post({ kind: "exit", status });
+    parentPort?.postMessage({ kind: "exit", status });
+  },
+});
+
+const handlers: CoreHandlers = createCoreHandlers({ control, runState, loop, bql: mainBql, name: data.name });
+
+function errorResult(e: unknown): ExecResult {
+  if (e instanceof QmpError) return { ok: false, error: e.toWire() };
+  // A bug in minivm, not in the request: say so the way QEMU would for an internal error.
+  const desc = e instanceof Error ? e.message : String(e);
+  return { ok: false, error: { class: "GenericError", desc } };
+}
+
+const api: CoreApi = {
+  async execute(name, args) {
+    const handler = (handlers as unknown as Record<string, ((a: unknown) => unknown) | undefined>)[name];
+    if (handler === undefined || !QMP_COMMANDS.has(name)) {
+      return { ok: false, error: { class: "CommandNotFound", desc: `The command ${name} has not been found` } };
+    }
+    mainBql.lock();
+    Atomics.store(control, CONTROL.INBAND_RUNNING, 1);
+    let result: unknown;
+    try {
+      result = handler(args);
+      loop.processRequests();
+    } catch (e) {
+      return errorResult(e);
+    } finally {
+      Atomics.store(control, CONTROL.INBAND_RUNNING, 0);
+      Atomics.add(control, CONTROL.INBAND_DISPATCHED, 1);
+      mainBql.unlock();
+    }
+    // A handler that must wait (block I/O, say) returns a promise; like a QEMU coroutine
+    // command it does not keep the BQL while it waits.
+    try {
+      return { ok: true, value: await result };
+    } catch (e) {
+      return errorResult(e);
+    }
+  },
+};
+
+exposeOn(api, monitorPort);
+loop.start();
+parentPort?.postMessage({ kind: "ready" });

@@ -1,0 +1,203 @@
+// The core thread's main loop (QEMU's main_loop + the vCPU thread, fused into one JS thread):
+// run the guest in slices with the BQL held, drop the lock between slices so other threads can
+// take it, and between slices handle main-loop requests (shutdown, reset, powerdown) as
+// QEMU's main_loop_should_exit() does.
+
+import type { ShutdownCause } from "../qapi/generated/types.js";
+import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
+import type { Bql } from "./bql.js";
+import type { RunStateMachine } from "./runstate.js";
+import { CONTROL, Request, kickCore } from "./shared.js";
+
+/** What one slice of guest execution ended with (the Machine's runSlice result). */
+export type SliceResult =
+  | { kind: "budget" }
+  | { kind: "exit-request" }
+  | { kind: "idle"; wakeAtNs: number | null }
+  | { kind: "shutdown"; code: number; reason: "guest-shutdown" | "guest-panic" }
+  | { kind: "reset"; reason: "guest-reset" };
+
+/** The guest as the loop sees it; `Machine` implements it. */
+export interface GuestEngine {
+  runSlice(maxInstructions: number): SliceResult;
+  reset(): void;
+}
+
+export interface LoopEvents {
+  SHUTDOWN(data: { guest: boolean; reason: ShutdownCause }): void;
+  RESET(data: { guest: boolean; reason: ShutdownCause }): void;
+  POWERDOWN(): void;
+  STOP(): void;
+  RESUME(): void;
+}
+
+export interface CoreLoopOptions {
+  control: Int32Array;
+  runState: RunStateMachine;
+  /** The vCPU's handle on the BQL ("vcpu0"). */
+  vcpuBql: Bql;
+  /** The main loop's handle on the BQL ("main-loop"). */
+  mainBql: Bql;
+  engine: GuestEngine | null;
+  events: LoopEvents;
+  /** QEMU's -no-shutdown: a guest shutdown stops the VM instead of ending the process. */
+  noShutdown: boolean;
+  /** Called once when the process should end, with its exit status. */
+  onExit(status: number): void;
+  sliceInstructions?: number;
+}
+
+/** QEMU's shutdown_caused_by_guest(). */
+function causedByGuest(cause: ShutdownCause): boolean {
+  return cause === "guest-shutdown" || cause === "guest-reset" || cause === "guest-panic";
+}
+
+export class CoreLoop {
+  private scheduled = false;
+  private idleWaiting = false;
+  private exited = false;
+  private exitStatus = 0;
+  private readonly slice: number;
+  /** Slices run, for statistics and tests. */
+  slices = 0;
+
+  constructor(private readonly o: CoreLoopOptions) {
+    this.slice = o.sliceInstructions ?? 100_000;
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  /** Make the loop look at its state again soon (after a command changed it, say). */
+  wake(): void {
+    kickCore(this.o.control);
+    this.schedule();
+  }
+
+  /** QEMU's qemu_system_*_request(): recorded now, acted on by the main loop. */
+  request(kind: Request, cause: ShutdownCause, exitStatus = 0): void {
+    const c = this.o.control;
+    // A shutdown outranks a pending reset or powerdown.
+    const pending = Atomics.load(c, CONTROL.REQUEST);
+    if (pending === Request.Shutdown && kind !== Request.Shutdown) return;
+    if (kind === Request.Shutdown) this.exitStatus = exitStatus;
+    Atomics.store(c, CONTROL.REQUEST_CAUSE, ShutdownCause_VALUES.indexOf(cause));
+    Atomics.store(c, CONTROL.REQUEST, kind);
+    this.wake();
+  }
+
+  /** QEMU's vm_stop(RUN_STATE_PAUSED)-style stop: only a running VM changes state and says STOP. */
+  vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" = "paused"): void {
+    if (!this.o.runState.running) return;
+    this.o.runState.set(state);
+    this.o.events.STOP();
+  }
+
+  /** QEMU's vm_start(): a no-op when already running. */
+  vmStart(): void {
+    if (this.o.runState.running) return;
+    this.o.runState.set("running");
+    this.o.events.RESUME();
+    this.wake();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.exited) return;
+    this.scheduled = true;
+    setImmediate(() => this.tick());
+  }
+
+  private tick(): void {
+    this.scheduled = false;
+    if (this.exited) return;
+    const c = this.o.control;
+    Atomics.store(c, CONTROL.EXIT_REQUEST, 0);
+    if (Atomics.load(c, CONTROL.REQUEST) !== Request.None) {
+      this.o.mainBql.with(() => this.processRequests());
+      if (this.exited) return;
+    }
+    const engine = this.o.engine;
+    if (!this.o.runState.running || engine === null) {
+      // Nothing to execute: sleep until someone has news (a command, a signal, I/O).
+      this.idle(null);
+      return;
+    }
+    this.o.vcpuBql.lock();
+    let r: SliceResult;
+    try {
+      r = engine.runSlice(this.slice);
+    } finally {
+      this.o.vcpuBql.unlock();
+    }
+    this.slices++;
+    switch (r.kind) {
+      case "budget":
+      case "exit-request":
+        this.schedule();
+        break;
+      case "idle":
+        this.idle(r.wakeAtNs);
+        break;
+      case "shutdown":
+        this.request(Request.Shutdown, r.reason, r.code);
+        break;
+      case "reset":
+        this.request(Request.Reset, r.reason);
+        break;
+    }
+  }
+
+  private idle(wakeAtNs: number | null): void {
+    if (this.idleWaiting) return;
+    const c = this.o.control;
+    const gen = Atomics.load(c, CONTROL.WAKE);
+    let timeoutMs = Infinity;
+    if (wakeAtNs !== null) timeoutMs = Math.max(0, (wakeAtNs - (performance.timeOrigin + performance.now()) * 1e6) / 1e6);
+    const w = Atomics.waitAsync(c, CONTROL.WAKE, gen, timeoutMs);
+    if (!w.async) {
+      this.schedule();
+      return;
+    }
+    this.idleWaiting = true;
+    void w.value.then(() => {
+      this.idleWaiting = false;
+      this.schedule();
+    });
+  }
+
+  /**
+   * QEMU's main_loop_should_exit(): act on a pending request. The caller holds the BQL.
+   * An in-band command that raised a request calls this before its reply goes out, which
+   * is the order QEMU 7.2 shows: RESET, POWERDOWN or SHUTDOWN first, then the reply.
+   */
+  processRequests(): void {
+    const c = this.o.control;
+    if (Atomics.load(c, CONTROL.REQUEST) === Request.None) return;
+    const kind = Atomics.exchange(c, CONTROL.REQUEST, Request.None) as Request;
+    const cause = ShutdownCause_VALUES[Atomics.load(c, CONTROL.REQUEST_CAUSE)] ?? "none";
+    const rs = this.o.runState;
+    switch (kind) {
+      case Request.Shutdown:
+        this.o.events.SHUTDOWN({ guest: causedByGuest(cause), reason: cause });
+        if (this.o.noShutdown && cause !== "host-qmp-quit" && cause !== "host-signal") {
+          this.vmStop("shutdown");
+          return;
+        }
+        this.exited = true;
+        // Let the reply of the command that asked for this go out first.
+        setImmediate(() => this.o.onExit(this.exitStatus));
+        return;
+      case Request.Reset:
+        this.o.engine?.reset();
+        this.o.events.RESET({ guest: causedByGuest(cause), reason: cause });
+        if (!rs.running && !rs.is("inmigrate") && !rs.is("finish-migrate")) rs.set("prelaunch");
+        return;
+      case Request.Powerdown:
+        this.o.events.POWERDOWN();
+        return;
+      case Request.None:
+        return;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// The messages and comlink APIs between minivm's threads (DESIGN.md §2).
+
+/** What the main thread hands the core thread at start. */
+export interface CoreWorkerData {
+  control: SharedArrayBuffer;
+  bql: SharedArrayBuffer;
+  monitorPort: import("node:worker_threads").MessagePort;
+  startPaused: boolean;
+  noShutdown: boolean;
+  name: string | undefined;
+}
+
+export type ExecResult =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { class: string; desc: string } };
+
+/** Served by the core thread to the monitor thread. */
+export interface CoreApi {
+  /** Run one in-band command (already validated) with the BQL held. */
+  execute(name: string, args: Record<string, unknown>): Promise<ExecResult>;
+}
+
+/** Raw messages the core posts on the monitor port next to comlink's replies. */
+export type CoreToMonitorMessage =
+  | { kind: "event"; event: string; data: Record<string, unknown> | undefined; timestamp: { seconds: number; microseconds: number } }
+  | { kind: "exit"; status: number };
+
+/** Messages the core thread posts to the main thread. */
+export type CoreToMainMessage = { kind: "ready" } | { kind: "exit"; status: number };
+
+/** One QMP monitor as configured on the command line. */
+export interface MonitorConfig {
+  /** e.g. { kind: "unix", path } or { kind: "tcp", host, port } */
+  address: SocketAddress;
+  /** QEMU's `wait=on`: block start-up until a client connects (server mode only). */
+  wait: boolean;
+  /** What to do with the 9th queued in-band request: suspend reading, or drop it (2018). */
+  queueFull: "suspend" | "drop";
+  /** Listen (server=on, the usual) or connect out to a listening client (server=off). */
+  server: boolean;
+  /** Offer the "oob" capability (QEMU offers it on sockets). */
+  oob: boolean;
+}
+
+export type SocketAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
+
+/** What the main thread hands the monitor thread at start. */
+export interface MonitorWorkerData {
+  control: SharedArrayBuffer;
+  bql: SharedArrayBuffer;
+  corePort: import("node:worker_threads").MessagePort;
+  monitors: MonitorConfig[];
+}
+
+export type MonitorToMainMessage =
+  | { kind: "listening"; addresses: string[] }
+  | { kind: "error"; message: string }
+  | { kind: "connected" }
+  | { kind: "closed" };
+
+export type MainToMonitorMessage = { kind: "close" };

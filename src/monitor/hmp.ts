@@ -1,0 +1,125 @@
+// The human monitor (HMP), reached over QMP through `human-monitor-command`. Like QEMU's,
+// it is a thin layer of text over the same commands QMP runs; output lines end "\r\n"
+// because QEMU's monitor turns every "\n" into "\r\n".
+
+import type { CoreContext, CoreHandlers } from "../core/handlers.js";
+import { bqlInfo } from "../core/handlers.js";
+import { QmpError } from "../qmp/errors.js";
+import { VERSION_INFO } from "../version.js";
+
+export interface HmpContext extends CoreContext {
+  handlers: CoreHandlers;
+}
+
+interface HmpCommand {
+  names: string[];
+  args: string;
+  help: string;
+  run(ctx: HmpContext, args: string[]): string;
+}
+
+interface InfoCommand {
+  name: string;
+  help: string;
+  run(ctx: HmpContext): string;
+}
+
+function statusLine(ctx: HmpContext): string {
+  const st = ctx.runState.state;
+  const running = ctx.runState.running;
+  let line = `VM status: ${running ? "running" : "paused"}`;
+  if (!running && st !== "paused") line += ` (${st})`;
+  return line + "\n";
+}
+
+function formatNs(ns: number): string {
+  if (ns >= 1e9) return `${(ns / 1e9).toFixed(3)} s`;
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(3)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(3)} us`;
+  return `${ns} ns`;
+}
+
+const INFO: InfoCommand[] = [
+  { name: "status", help: "show the current VM status (running|paused)", run: statusLine },
+  {
+    name: "version",
+    help: "show the version of QEMU",
+    // QEMU prints the package right after the version, with no separator.
+    run: () => `${VERSION_INFO.qemu.major}.${VERSION_INFO.qemu.minor}.${VERSION_INFO.qemu.micro}${VERSION_INFO.package}\n`,
+  },
+  {
+    name: "name",
+    help: "show the current VM name",
+    run: (ctx) => (ctx.name === undefined ? "" : `${ctx.name}\n`),
+  },
+  {
+    name: "bql",
+    help: "show who holds the big lock and how it has been used",
+    run: (ctx) => {
+      const info = bqlInfo(ctx.bql);
+      let out = info.holder === undefined ? "BQL: free\n" : `BQL: held by ${info.holder} for ${formatNs(Number(info["held-ns"] ?? 0))}\n`;
+      out += `acquisitions: ${info.acquisitions}, contended: ${info.contended}\n`;
+      out += "thread           acquisitions  contended  total hold    longest hold  total wait\n";
+      for (const t of info.threads) {
+        out += `${t.thread.padEnd(16)} ${String(t.acquisitions).padStart(12)}  ${String(t.contended).padStart(9)}  ${formatNs(Number(t["total-hold-ns"])).padStart(12)}  ${formatNs(Number(t["longest-hold-ns"])).padStart(12)}  ${formatNs(Number(t["total-wait-ns"])).padStart(10)}\n`;
+      }
+      return out;
+    },
+  },
+];
+
+const COMMANDS: HmpCommand[] = [
+  { names: ["cont", "c"], args: "", help: "resume emulation", run: (ctx) => (ctx.handlers.cont({}), "") },
+  { names: ["stop", "s"], args: "", help: "stop emulation", run: (ctx) => (ctx.handlers.stop({}), "") },
+  { names: ["system_reset"], args: "", help: "reset the system", run: (ctx) => (ctx.handlers.system_reset({}), "") },
+  { names: ["system_powerdown"], args: "", help: "send system power down event", run: (ctx) => (ctx.handlers.system_powerdown({}), "") },
+  { names: ["quit", "q"], args: "", help: "quit the emulator", run: (ctx) => (ctx.handlers.quit({}), "") },
+  {
+    names: ["info"],
+    args: "[subcommand]",
+    help: "show various information about the system state",
+    run: (ctx, args) => {
+      const sub = args[0];
+      if (sub === undefined) return INFO.map((i) => `info ${i.name}  -- ${i.help}\n`).join("");
+      const cmd = INFO.find((i) => i.name === sub);
+      if (cmd === undefined) return `unknown command: 'info ${sub}'\n`;
+      return cmd.run(ctx);
+    },
+  },
+  {
+    names: ["help", "?"],
+    args: "[cmd]",
+    help: "show the help",
+    run: (_ctx, args) => {
+      const list = args[0] === undefined ? COMMANDS : COMMANDS.filter((c) => c.names.includes(args[0] ?? ""));
+      if (args[0] === "info") return INFO.map((i) => `info ${i.name}  -- ${i.help}\n`).join("");
+      return list.map((c) => `${c.names.join("|")} ${c.args}${c.args ? " " : ""}-- ${c.help}\n`).join("");
+    },
+  },
+];
+
+/** Run one HMP command line and return its output with QEMU's "\r\n" line ends. */
+export function runHmp(line: string, ctx: HmpContext): string {
+  const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
+  const name = words[0];
+  if (name === undefined) return "";
+  const cmd = COMMANDS.find((c) => c.names.includes(name));
+  let out: string;
+  if (cmd === undefined) {
+    out = `unknown command: '${name}'\n`;
+  } else {
+    try {
+      out = cmd.run(ctx, words.slice(1));
+    } catch (e) {
+      // HMP prints a command's error as "Error: desc", it does not fail the QMP call.
+      if (e instanceof QmpError) out = `Error: ${e.message}\n`;
+      else throw e;
+    }
+  }
+  return out.replace(/\r?\n/g, "\r\n");
+}
+
+/** Every HMP command and info subcommand name, for completion in `minivm qmp --hmp`. */
+export function hmpCompletions(): string[] {
+  return [...COMMANDS.flatMap((c) => c.names), ...INFO.map((i) => `info ${i.name}`)];
+}

@@ -1,0 +1,195 @@
+// The monitor thread (QEMU's monitor I/O thread): owns every QMP socket, parses input,
+// negotiates, runs out-of-band commands on the spot and feeds in-band ones, one at a time,
+// to the core thread. It never takes the BQL.
+
+import { chmodSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parentPort, workerData } from "node:worker_threads";
+import { Bql } from "../core/bql.js";
+import { wrapPort } from "../core/channel.js";
+import type {
+  CoreApi,
+  CoreToMonitorMessage,
+  MainToMonitorMessage,
+  MonitorConfig,
+  MonitorToMainMessage,
+  MonitorWorkerData,
+} from "../core/protocol.js";
+import { CONTROL } from "../core/shared.js";
+import { eventTimestamp } from "../qmp/dispatch.js";
+import { formatAddress } from "../qmp/address.js";
+import { QmpSession, type SessionHost } from "../qmp/session.js";
+import { InbandDispatcher } from "./dispatcher.js";
+import { runOobCommand } from "./oob.js";
+
+const data = workerData as MonitorWorkerData;
+const control = new Int32Array(data.control);
+const core = wrapPort<CoreApi>(data.corePort);
+const bqlObserver = new Bql(data.bql, "monitor");
+const sessions = new Set<QmpSession>();
+const sockets = new Set<net.Socket>();
+const servers: net.Server[] = [];
+const unixPaths: string[] = [];
+
+/** Output buffered for one client past which we stop reading its input until it drains. */
+const MAX_PENDING_OUTPUT = 4 << 20;
+
+function toMain(msg: MonitorToMainMessage): void {
+  parentPort?.postMessage(msg);
+}
+
+const dispatcher = new InbandDispatcher((name, args) => core.execute(name, args as Record<string, unknown>));
+
+function broadcast(event: string, eventData: Record<string, unknown> | undefined, timestamp = eventTimestamp()): void {
+  for (const s of sessions) s.sendEvent(event, eventData, timestamp);
+}
+
+const host: SessionHost = {
+  wakeDispatcher: () => dispatcher.wake(),
+  runOob: (name, args) => {
+    Atomics.add(control, CONTROL.OOB_DISPATCHED, 1);
+    return runOobCommand(name, args, { control, bql: bqlObserver });
+  },
+  broadcast: (event, eventData) => broadcast(event, eventData),
+};
+
+function attach(socket: net.Socket, config: MonitorConfig): void {
+  sockets.add(socket);
+  socket.setNoDelay?.(true);
+  let outputBlocked = false;
+  const session: QmpSession = new QmpSession(
+    {
+      write: (text) => {
+        if (!socket.writable) return;
+        const ok = socket.write(text);
+        if (!ok && !outputBlocked && socket.writableLength > MAX_PENDING_OUTPUT) {
+          // A client that does not read its replies must not make us buffer without bound.
+          outputBlocked = true;
+          session.suspend();
+          socket.once("drain", () => {
+            outputBlocked = false;
+            session.resume();
+          });
+        }
+      },
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+    },
+    host,
+    { oobOffered: config.oob, queueFull: config.queueFull },
+  );
+  sessions.add(session);
+  dispatcher.add(session);
+  session.greet();
+  socket.on("data", (chunk: Buffer) => session.feed(chunk));
+  const gone = (): void => {
+    session.close();
+    sessions.delete(session);
+    dispatcher.remove(session);
+    sockets.delete(socket);
+  };
+  socket.on("close", gone);
+  socket.on("error", () => socket.destroy());
+}
+
+/** Bind a unix socket that is mode 0600 from the first moment anyone can see it. */
+function listenUnix(server: net.Server, path: string): Promise<void> {
+  const privateDir = mkdtempSync(join(tmpdir(), "minivm-qmp-"));
+  const tmpPath = join(privateDir, "s");
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(tmpPath, () => {
+      try {
+        chmodSync(tmpPath, 0o600);
+        renameSync(tmpPath, path);
+        rmdirSync(privateDir);
+        unixPaths.push(path);
+        resolve();
+      } catch (e) {
+        reject(e instanceof Error ? new Error(`cannot create QMP socket ${path}: ${e.message}`) : e);
+      }
+    });
+  });
+}
+
+async function startMonitor(config: MonitorConfig): Promise<{ address: string; firstClient: Promise<void> }> {
+  const a = config.address;
+  let gotClient: () => void = () => undefined;
+  const firstClient = new Promise<void>((r) => (gotClient = r));
+  if (!config.server) {
+    // server=off: connect out to a client that listens.
+    const socket = a.kind === "unix" ? net.connect(a.path) : net.connect(a.port, a.host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", (e) => reject(new Error(`Failed to connect to '${formatAddress(a)}': ${e.message}`)));
+    });
+    attach(socket, config);
+    gotClient();
+    return { address: formatAddress(a), firstClient };
+  }
+  const server = net.createServer((socket) => {
+    attach(socket, config);
+    gotClient();
+  });
+  servers.push(server);
+  if (a.kind === "unix") {
+    await listenUnix(server, a.path);
+    return { address: formatAddress(a), firstClient };
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e) => reject(new Error(`Failed to bind socket ${a.host}:${a.port}: ${e.message}`)));
+    server.listen(a.port, a.host, resolve);
+  });
+  const bound = server.address();
+  const port = typeof bound === "object" && bound !== null ? bound.port : a.port;
+  return { address: formatAddress({ ...a, port }), firstClient };
+}
+
+async function closeAll(): Promise<void> {
+  for (const s of servers) s.close();
+  for (const p of unixPaths) {
+    try {
+      unlinkSync(p);
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(
+    [...sockets].map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          socket.once("close", () => resolve());
+          socket.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
+        }),
+    ),
+  );
+  toMain({ kind: "closed" });
+}
+
+data.corePort.on("message", (msg: CoreToMonitorMessage | { kind?: undefined }) => {
+  if (msg.kind === "event") broadcast(msg.event, msg.data, msg.timestamp);
+  else if (msg.kind === "exit") void closeAll();
+});
+
+parentPort?.on("message", (msg: MainToMonitorMessage) => {
+  if (msg.kind === "close") void closeAll();
+});
+
+async function start(): Promise<void> {
+  try {
+    const started = await Promise.all(data.monitors.map(startMonitor));
+    toMain({ kind: "listening", addresses: started.map((s) => s.address) });
+    const waits = started.filter((_, i) => data.monitors[i]?.wait === true).map((s) => s.firstClient);
+    if (waits.length > 0) {
+      await Promise.all(waits);
+      toMain({ kind: "connected" });
+    }
+  } catch (e) {
+    toMain({ kind: "error", message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+void start();

@@ -1,0 +1,243 @@
+// One QMP connection: greeting, capabilities negotiation, the JSON stream in, replies and
+// events out, and the flow control QEMU's monitor/qmp.c applies. In-band requests (and
+// parse errors, which QEMU answers in order too) wait in this session's queue for the
+// monitor-wide dispatcher; out-of-band requests run the moment they are parsed.
+
+import type { CommandSpec } from "../qapi/generated/commands.js";
+import { QMP_COMMANDS } from "../qapi/generated/commands.js";
+import { QmpError, genericError } from "./errors.js";
+import {
+  checkRequest,
+  errorReply,
+  eventMessage,
+  eventTimestamp,
+  isOobRequest,
+  requestId,
+  successReply,
+} from "./dispatch.js";
+import { JsonStreamer, type JsonResult } from "./json-streamer.js";
+import { toQmpJson } from "./json-writer.js";
+import { inQdictOrder } from "./qdict-order.js";
+import { VERSION_INFO } from "../version.js";
+
+/** QEMU's QMP_REQ_QUEUE_LEN_MAX. */
+export const QMP_REQ_QUEUE_LEN_MAX = 8;
+
+/** A cap on one message (QEMU caps tokens at 64 MiB; one request never needs more than 1 MiB). */
+export const QMP_MAX_MESSAGE_BYTES = 1 << 20;
+
+export interface SessionTransport {
+  write(text: string): void;
+  /** Stop delivering input (QEMU's monitor_suspend). */
+  pause(): void;
+  resume(): void;
+}
+
+export interface QueuedRequest {
+  /** A parsed request, or the parse error QEMU answers in its place. */
+  input: JsonResult;
+}
+
+/** What a session needs from the monitor thread around it. */
+export interface SessionHost {
+  /** Tell the dispatcher this session has queued in-band work. */
+  wakeDispatcher(): void;
+  /** Run an out-of-band command here and now (synchronously, without the BQL). */
+  runOob(name: string, args: unknown): unknown;
+  /** Broadcast an event raised by the monitor itself (COMMAND_DROPPED). */
+  broadcast(event: string, data: Record<string, unknown>): void;
+}
+
+export interface SessionOptions {
+  oobOffered: boolean;
+  queueFull: "suspend" | "drop";
+}
+
+/** The only command a session can see before negotiation. */
+function negotiationLookup(name: string): CommandSpec | undefined {
+  return name === "qmp_capabilities" ? QMP_COMMANDS.get(name) : undefined;
+}
+
+function fullLookup(name: string): CommandSpec | undefined {
+  return QMP_COMMANDS.get(name);
+}
+
+export class QmpSession {
+  negotiated = false;
+  oobEnabled = false;
+  closed = false;
+  /** In-band requests waiting for the dispatcher. */
+  readonly queue: QueuedRequest[] = [];
+  /** Parsed input not yet looked at because the session is suspended. */
+  private readonly inbox: JsonResult[] = [];
+  private suspendCount = 0;
+  private readonly streamer: JsonStreamer;
+  /** Counters for tests and the dashboard. */
+  readonly stats = { requests: 0, oob: 0, dropped: 0, parseErrors: 0 };
+
+  constructor(
+    private readonly transport: SessionTransport,
+    private readonly host: SessionHost,
+    private readonly options: SessionOptions,
+  ) {
+    this.streamer = new JsonStreamer((r) => this.onInput(r), { maxMessageBytes: QMP_MAX_MESSAGE_BYTES });
+  }
+
+  greet(): void {
+    this.send({
+      QMP: { version: VERSION_INFO, capabilities: this.options.oobOffered ? ["oob"] : [] },
+    });
+  }
+
+  feed(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.streamer.feed(chunk);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.inbox.length = 0;
+  }
+
+  get suspended(): boolean {
+    return this.suspendCount > 0;
+  }
+
+  suspend(): void {
+    if (this.suspendCount++ === 0) this.transport.pause();
+  }
+
+  resume(): void {
+    if (this.suspendCount === 0) return;
+    if (--this.suspendCount === 0) {
+      this.transport.resume();
+      this.drainInbox();
+    }
+  }
+
+  private onInput(r: JsonResult): void {
+    this.inbox.push(r);
+    this.drainInbox();
+  }
+
+  private drainInbox(): void {
+    while (!this.suspended && !this.closed && this.inbox.length > 0) {
+      const r = this.inbox.shift() as JsonResult;
+      this.handle(r);
+    }
+  }
+
+  /** QEMU's handle_qmp_command(). */
+  private handle(input: JsonResult): void {
+    this.stats.requests++;
+    if (input.kind === "error") this.stats.parseErrors++;
+    if (input.kind === "value" && isOobRequest(input.value)) {
+      this.stats.oob++;
+      this.dispatchOob(input.value);
+      return;
+    }
+    if (this.options.queueFull === "drop" && this.oobEnabled && this.queue.length >= QMP_REQ_QUEUE_LEN_MAX) {
+      // The 2018 seed: drop the request and tell every monitor.
+      this.stats.dropped++;
+      const id = input.kind === "value" ? requestId(input.value) : { present: false as const };
+      this.host.broadcast("COMMAND_DROPPED", { id: id.present ? id.value : null, reason: "queue-full" });
+      return;
+    }
+    if (!this.oobEnabled || (this.options.queueFull === "suspend" && this.queue.length === QMP_REQ_QUEUE_LEN_MAX - 1)) {
+      this.suspend();
+    }
+    this.queue.push({ input });
+    this.host.wakeDispatcher();
+  }
+
+  /** Called by the dispatcher when it takes this session's oldest request. */
+  takeRequest(): { request: QueuedRequest; needResume: boolean } | undefined {
+    const request = this.queue.shift();
+    if (request === undefined) return undefined;
+    const needResume = !this.oobEnabled || this.queue.length === QMP_REQ_QUEUE_LEN_MAX - 1;
+    return { request, needResume };
+  }
+
+  /** The first half of in-band dispatch: check the request on the monitor thread. */
+  checkInband(input: JsonResult):
+    | { kind: "reply"; reply: Record<string, unknown> | null }
+    | { kind: "core"; name: string; args: unknown; successResponse: boolean; finish(res: { ok: true; value: unknown } | { ok: false; error: { class: string; desc: string } }): void } {
+    if (input.kind === "error") return { kind: "reply", reply: errorReply({ class: "GenericError", desc: input.message }, { present: false }) };
+    const req = input.value;
+    const id = requestId(req);
+    try {
+      const checked = checkRequest(req, this.oobEnabled, this.negotiated ? fullLookup : negotiationLookup);
+      if (checked.name === "qmp_capabilities") {
+        return { kind: "reply", reply: successReply(this.qmpCapabilities(checked.args), id) };
+      }
+      return {
+        kind: "core",
+        name: checked.name,
+        args: checked.args,
+        successResponse: checked.spec.successResponse,
+        finish: (res) => {
+          if (res.ok) {
+            if (checked.spec.successResponse) this.sendReply(successReply(res.value, id));
+          } else {
+            this.sendReply(errorReply(res.error, id));
+          }
+        },
+      };
+    } catch (e) {
+      if (!(e instanceof QmpError)) throw e;
+      return { kind: "reply", reply: errorReply(e.toWire(), id) };
+    }
+  }
+
+  /** Out-of-band: check and run on this (the monitor) thread, reply at once. */
+  private dispatchOob(req: unknown): void {
+    const id = requestId(req);
+    let reply: Record<string, unknown> | null;
+    try {
+      const checked = checkRequest(req, this.oobEnabled, this.negotiated ? fullLookup : negotiationLookup);
+      const value = checked.name === "qmp_capabilities" ? this.qmpCapabilities(checked.args) : this.host.runOob(checked.name, checked.args);
+      reply = checked.spec.successResponse ? successReply(value, id) : null;
+    } catch (e) {
+      if (!(e instanceof QmpError)) throw e;
+      reply = errorReply(e.toWire(), id);
+    }
+    if (reply !== null) this.sendReply(reply);
+  }
+
+  /** QEMU's qmp_qmp_capabilities(), which needs the session and so runs here. */
+  private qmpCapabilities(args: unknown): Record<string, never> {
+    if (this.negotiated) {
+      throw new QmpError("CommandNotFound", "Capabilities negotiation is already complete, command ignored");
+    }
+    const enable = (args as { enable?: string[] }).enable ?? [];
+    for (const cap of enable) {
+      if (cap === "oob" && !this.options.oobOffered) throw genericError(`Capability ${cap} not available`);
+    }
+    this.oobEnabled = enable.includes("oob");
+    this.negotiated = true;
+    return {};
+  }
+
+  /** Send a reply; before negotiation a CommandNotFound gets QEMU's more useful text. */
+  sendReply(reply: Record<string, unknown>): void {
+    if (!this.negotiated) {
+      const err = reply.error as { class?: string; desc?: string } | undefined;
+      if (err !== undefined && err.class === "CommandNotFound") {
+        err.desc = "Expecting capabilities negotiation with 'qmp_capabilities'";
+      }
+    }
+    this.send(reply);
+  }
+
+  /** Events reach only negotiated sessions, as in QEMU. */
+  sendEvent(event: string, data: Record<string, unknown> | undefined, timestamp = eventTimestamp()): void {
+    if (!this.negotiated || this.closed) return;
+    this.send(eventMessage(event, data, timestamp));
+  }
+
+  private send(msg: Record<string, unknown>): void {
+    if (this.closed) return;
+    this.transport.write(toQmpJson(inQdictOrder(msg)) + "\r\n");
+  }
+}

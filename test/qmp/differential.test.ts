@@ -1,0 +1,184 @@
+// The same requests, good and bad, sent to QEMU 7.2 and to minivm: the replies and events
+// must be the same text (timestamps aside). Where minivm differs on purpose, the test says so.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireTool } from "../helpers/interop.js";
+import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
+
+const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
+
+/** A QMP connection that sends text and collects lines until a sentinel reply. */
+class Wire {
+  private buf = "";
+  private lines: string[] = [];
+  private waiter: (() => void) | null = null;
+  private seq = 0;
+  constructor(private readonly socket: net.Socket) {
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf("\n")) >= 0) {
+        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ""));
+        this.buf = this.buf.slice(i + 1);
+      }
+      this.waiter?.();
+    });
+  }
+
+  static async open(path: string): Promise<Wire> {
+    const s = net.connect(path);
+    await new Promise((r, j) => {
+      s.once("connect", r);
+      s.once("error", j);
+    });
+    const w = new Wire(s);
+    await w.until((l) => l.startsWith('{"QMP"'));
+    return w;
+  }
+
+  private async until(done: (line: string) => boolean): Promise<string[]> {
+    for (;;) {
+      const i = this.lines.findIndex(done);
+      if (i >= 0) return this.lines.splice(0, i + 1);
+      await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+
+  /** Send `text`, then a sentinel; return every line before the sentinel's reply. */
+  async exchange(text: string): Promise<string[]> {
+    const id = `sentinel-${this.seq++}`;
+    this.socket.write(text);
+    this.socket.write(`{"execute": "query-name", "id": "${id}"}`);
+    const got = await this.until((l) => l.includes(`"id": "${id}"`));
+    return got.slice(0, -1).map((l) => l.replace(/"timestamp": \{"seconds": \d+, "microseconds": \d+\}/, '"timestamp": T'));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Run before negotiation on a fresh connection. */
+const BEFORE_NEGOTIATION: string[] = [
+  '{"execute": "query-status", "id": 1}',
+  '{"execute": "nosuch"}',
+  '{"exec-oob": "qmp_capabilities", "id": 2}',
+  '{"execute": "qmp_capabilities", "arguments": {"enable": ["foo"]}, "id": 3}',
+  '{"execute": "qmp_capabilities", "arguments": {"enable": "oob"}, "id": 4}',
+  '{"execute": "qmp_capabilities", "arguments": {"bogus": 1}, "id": 5}',
+];
+
+/** Run in order on one negotiated (oob enabled) connection to a VM started with -S. */
+const NEGOTIATED: string[] = [
+  "[1, 2]",
+  '"just a string"',
+  '{"id": 1}',
+  '{"execute": 1, "id": 2}',
+  '{"execute": "query-status", "arguments": [], "id": 3}',
+  '{"execute": "query-status", "foo": 1, "id": 4}',
+  '{"execute": "query-status", "exec-oob": "query-status", "id": 5}',
+  '{"execute": "nosuch", "id": "a"}',
+  '{"exec-oob": "query-status", "id": 6}',
+  '{"exec-oob": "nosuch", "id": 7}',
+  '{"execute": "human-monitor-command", "id": 8}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": 1}, "id": 9}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "info status", "foo": 1}, "id": 10}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "info status", "cpu-index": "x"}, "id": 11}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": 5, "foo": 1}, "id": 12}',
+  '{"execute": "query-status", "arguments": {"x": 1}, "id": 13}',
+  '{"execute": "qmp_capabilities", "id": 14}',
+  "{]",
+  '{"a" 1}',
+  "[1 2]",
+  '{"a": 1 "b": 2}',
+  "{1: 2}",
+  '{"execute": tru}',
+  '{"execute": "\\x"}',
+  "@",
+  '{"execute": "query-status", "id": 1.5e3}',
+  '{"execute": "query-status", "id": {"a": [1, 2], "b": "c"}}',
+  '{"execute": "query-status", "id": null}',
+  '{"execute": "query-status", "id": 18446744073709551615}',
+  '{"execute": "query-status", "id": -9223372036854775808}',
+  "{'execute': 'query-status', 'id': 'single'}",
+  '{"execute": "query-status", "id": "caf\\u00e9 \\ud83d\\ude00"}',
+  '{"execute": "query-name", "id": 15}',
+  '{"execute": "stop", "id": 16}',
+  '{"execute": "query-status", "id": 17}',
+  '{"execute": "cont", "id": 18}',
+  '{"execute": "cont", "id": 19}',
+  '{"execute": "query-status", "id": 20}',
+  '{"execute": "stop", "id": 21}',
+  '{"execute": "system_reset", "id": 22}',
+  '{"execute": "query-status", "id": 23}',
+  '{"execute": "system_powerdown", "id": 24}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "info status"}, "id": 25}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "nosuch"}, "id": 26}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "info nosuch"}, "id": 27}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "stop"}, "id": 28}',
+  '{"execute": "query-commands", "arguments": {"x": true}, "id": 29}',
+];
+
+async function exchangeAll(path: string): Promise<{ before: string[][]; after: string[][] }> {
+  const fresh = await Wire.open(path);
+  const before: string[][] = [];
+  for (const text of BEFORE_NEGOTIATION) before.push(await fresh.exchange(text));
+  fresh.close();
+  const w = await Wire.open(path);
+  await w.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
+  const after: string[][] = [];
+  for (const text of NEGOTIATED) after.push(await w.exchange(text));
+  w.close();
+  return { before, after };
+}
+
+describe.skipIf(!haveQemu)("QMP differential test against QEMU 7.2", () => {
+  let qemu: ChildProcess;
+  let vm: VmProcess;
+  let qemuPath: string;
+  beforeAll(async () => {
+    const dir = tempDir("minivm-qemu-");
+    qemuPath = join(dir, "qemu.sock");
+    qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${qemuPath},server=on,wait=off`], { stdio: "ignore" });
+    vm = await startVm();
+    for (let i = 0; i < 300; i++) {
+      try {
+        (await Wire.open(qemuPath)).close();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error("QEMU's QMP socket did not appear");
+  }, 60_000);
+  afterAll(async () => {
+    qemu?.kill("SIGKILL");
+    await vm?.kill();
+  });
+
+  it(`gives the same replies and events, text for text, to ${BEFORE_NEGOTIATION.length + NEGOTIATED.length} requests`, async () => {
+    const q = await exchangeAll(qemuPath);
+    const m = await exchangeAll(vm.qmpPath);
+    for (let i = 0; i < BEFORE_NEGOTIATION.length; i++) {
+      expect({ input: BEFORE_NEGOTIATION[i], out: m.before[i] }).toEqual({ input: BEFORE_NEGOTIATION[i], out: q.before[i] });
+    }
+    for (let i = 0; i < NEGOTIATED.length; i++) {
+      expect({ input: NEGOTIATED[i], out: m.after[i] }).toEqual({ input: NEGOTIATED[i], out: q.after[i] });
+    }
+  });
+
+  it("differs on purpose only where minivm keeps the 2018 seed's control member", async () => {
+    const text = '{"execute": "query-name", "control": {"run-oob": false}, "id": "ctl"}';
+    const q = await Wire.open(qemuPath);
+    await q.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
+    expect(await q.exchange(text)).toEqual(['{"id": "ctl", "error": {"class": "GenericError", "desc": "QMP input member \'control\' is unexpected"}}']);
+    q.close();
+    const m = await Wire.open(vm.qmpPath);
+    await m.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
+    expect(await m.exchange(text)).toEqual(['{"return": {}, "id": "ctl"}']);
+    m.close();
+  });
+});
