@@ -3,7 +3,7 @@
 
 import { Command, Option } from "commander";
 import { MINIVM_VERSION } from "../version.js";
-import type { MonitorConfig } from "../core/protocol.js";
+import type { MachineConfig, MonitorConfig } from "../core/protocol.js";
 import { parseChardev, parseMon, parseQmpEndpoint, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
 
 function collect(value: string, previous: string[]): string[] {
@@ -11,6 +11,11 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 interface RunFlags {
+  memory: string;
+  kernel?: string;
+  bios?: string;
+  append?: string;
+  serial: string;
   paused?: boolean;
   qmp: string[];
   chardev: string[];
@@ -37,6 +42,38 @@ export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon
   return monitors;
 }
 
+/** QEMU's -m: a number of MiB, or a number with a K, M, G or T suffix. */
+export function parseMemorySize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (m === null) throw new Error(`Parameter 'size' expects a size: '${text}'`);
+  const unit = (m[2] ?? "").toUpperCase();
+  const mult = unit === "K" ? 1 << 10 : unit === "G" ? 1 << 30 : unit === "T" ? 2 ** 40 : 1 << 20;
+  const bytes = Math.round(Number(m[1]) * mult);
+  // Sv32 guests on the virt board keep RAM below 4 GiB: 0x8000_0000 + size.
+  if (bytes < 1 << 20 || bytes > 2 ** 31) throw new Error(`invalid RAM size ${text}: minivm's riscv32 virt takes 1M to 2G`);
+  return bytes;
+}
+
+async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> {
+  const { readFile } = await import("node:fs/promises");
+  const ramSize = parseMemorySize(flags.memory);
+  const read = async (what: string, path: string): Promise<Uint8Array> => {
+    try {
+      return new Uint8Array(await readFile(path));
+    } catch (e) {
+      throw new Error(`could not load ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const kernel = flags.kernel === undefined ? null : await read("kernel", flags.kernel);
+  let bios: Uint8Array | null = null;
+  if (flags.bios !== undefined && flags.bios !== "none") bios = await read("firmware", flags.bios);
+  if (kernel !== null && flags.bios === undefined) {
+    throw new Error("--kernel without --bios: minivm has no default firmware yet; add --bios none to boot the ELF in M-mode as QEMU does");
+  }
+  if (kernel === null && bios === null) return null;
+  return { ramSize, kernel, bios, append: flags.append };
+}
+
 export function buildProgram(setStatus: (code: number) => void): Command {
   const program = new Command("minivm")
     .description("an educational virtual machine monitor: RISC-V virt guest, QMP with out-of-band commands, the big lock")
@@ -54,12 +91,24 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--chardev <spec>", "socket,id=ID,path=PATH|host=H,port=N,server=on,wait=off (repeatable)", collect, [])
     .option("--mon <spec>", "chardev=ID,mode=control[,queue-full=suspend|drop] (repeatable)", collect, [])
     .option("--name <name>", "the VM's name (query-name)")
+    .option("-m, --memory <size>", "guest RAM, QEMU's syntax: 128, 128M, 1G (MiB when no suffix)", "128M")
+    .option("--kernel <elf>", "load an ELF at its physical addresses (QEMU's -kernel)")
+    .option("--bios <file|none>", "firmware at 0x80000000, or 'none' to boot --kernel directly in M-mode")
+    .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
+    .option("--serial <stdio|none>", "where the guest's serial console goes", "stdio")
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
     .action(async (flags: RunFlags) => {
       const { runVm } = await import("./run.js");
       const monitors = monitorsFromFlags(flags);
+      const machine = await machineFromFlags(flags);
+      if (flags.serial !== "stdio" && flags.serial !== "none") throw new Error(`--serial '${flags.serial}': use stdio or none`);
+      if (machine === null) {
+        process.stderr.write("minivm: no guest to run (give --kernel ELF --bios none); the machine idles, QMP still answers\n");
+      }
       setStatus(
         await runVm({
+          machine,
+          serial: flags.serial,
           monitors,
           startPaused: flags.paused === true,
           noShutdown: !flags.shutdown,

@@ -5,10 +5,14 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
 import { createBqlBuffer } from "../core/bql.js";
-import type { CoreToMainMessage, CoreWorkerData, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
+import type { CoreToMainMessage, CoreWorkerData, MachineConfig, MainToCoreMessage, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
+import { EscapeDecoder } from "./serial.js";
 import { CONTROL, Request, createControlBuffer, kickCore } from "../core/shared.js";
 
 export interface RunOptions {
+  machine: MachineConfig | null;
+  /** Where the guest's UART0 goes: this process's stdio, or nowhere. */
+  serial: "stdio" | "none";
   monitors: MonitorConfig[];
   startPaused: boolean;
   noShutdown: boolean;
@@ -79,6 +83,7 @@ export async function runVm(o: RunOptions): Promise<number> {
     startPaused: o.startPaused,
     noShutdown: o.noShutdown,
     name: o.name,
+    machine: o.machine,
   };
   const core = new Worker(workerUrl("../core/core-worker.js"), {
     workerData: coreData,
@@ -86,12 +91,29 @@ export async function runVm(o: RunOptions): Promise<number> {
     name: "core",
   });
 
-  const onSignal = (): void => {
-    // QEMU's qemu_system_killed(): a shutdown request with cause host-signal.
-    Atomics.store(control, CONTROL.REQUEST_CAUSE, ShutdownCause_VALUES.indexOf("host-signal"));
+  const requestShutdown = (cause: "host-signal" | "host-ui"): void => {
+    Atomics.store(control, CONTROL.REQUEST_CAUSE, ShutdownCause_VALUES.indexOf(cause));
     Atomics.store(control, CONTROL.REQUEST, Request.Shutdown);
     kickCore(control);
   };
+  // QEMU's qemu_system_killed(): a shutdown request with cause host-signal.
+  const onSignal = (): void => requestShutdown("host-signal");
+
+  const stdin = process.stdin;
+  const rawTty = o.serial === "stdio" && stdin.isTTY === true;
+  core.on("message", (m: CoreToMainMessage) => {
+    if (m.kind === "serial" && o.serial === "stdio") process.stdout.write(m.bytes);
+  });
+  const decoder = new EscapeDecoder({
+    toGuest: (bytes) => core.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage),
+    quit: () => requestShutdown("host-ui"),
+    print: (text) => process.stderr.write(text),
+  });
+  const onInput = (chunk: Buffer): void => decoder.feed(chunk);
+  if (o.serial === "stdio" && o.machine !== null) {
+    if (rawTty) stdin.setRawMode(true);
+    stdin.on("data", onInput);
+  }
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
@@ -105,6 +127,9 @@ export async function runVm(o: RunOptions): Promise<number> {
     await closed;
     return status;
   } finally {
+    stdin.off("data", onInput);
+    if (rawTty) stdin.setRawMode(false);
+    stdin.pause();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);

@@ -14,7 +14,8 @@ import { createCoreHandlers, type CoreHandlers } from "./handlers.js";
 import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
 import { CONTROL } from "./shared.js";
-import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
+import { Machine } from "./machine.js";
+import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
 
 const data = workerData as CoreWorkerData;
 const control = new Int32Array(data.control);
@@ -31,6 +32,33 @@ const events = createEventEmitters((event, eventData) => {
   post({ kind: "event", event, data: eventData, timestamp: eventTimestamp() });
 });
 
+// Guest output is batched per turn of the event loop: one message per byte would cost more
+// than the guest's whole slice.
+let serialChunks: Uint8Array[] = [];
+function serialOut(bytes: Uint8Array): void {
+  if (serialChunks.length === 0) setImmediate(flushSerial);
+  serialChunks.push(bytes.slice());
+}
+function flushSerial(): void {
+  if (serialChunks.length === 0) return;
+  const all = Buffer.concat(serialChunks);
+  serialChunks = [];
+  parentPort?.postMessage({ kind: "serial", bytes: new Uint8Array(all.buffer, all.byteOffset, all.length) });
+}
+
+const machine =
+  data.machine === null
+    ? null
+    : new Machine({
+        ramSize: data.machine.ramSize,
+        kernel: data.machine.kernel ?? undefined,
+        bios: data.machine.bios,
+        append: data.machine.append,
+        exitRequest: new Int32Array(data.control, CONTROL.EXIT_REQUEST * 4, 1),
+        serialOut,
+        now: () => performance.now() * 1e6,
+      });
+
 const runState = new RunStateMachine(control, data.startPaused ? "prelaunch" : "running");
 
 const loop = new CoreLoop({
@@ -38,10 +66,11 @@ const loop = new CoreLoop({
   runState,
   vcpuBql,
   mainBql,
-  engine: null,
+  engine: machine,
   events,
   noShutdown: data.noShutdown,
   onExit: (status) => {
+    flushSerial();
     post({ kind: "exit", status });
     parentPort?.postMessage({ kind: "exit", status });
   },
@@ -86,5 +115,11 @@ const api: CoreApi = {
 };
 
 exposeOn(api, monitorPort);
+parentPort?.on("message", (msg: MainToCoreMessage) => {
+  if (msg.kind === "serial-input" && machine !== null) {
+    mainBql.with(() => machine.serialInput(msg.bytes));
+    loop.wake();
+  }
+});
 loop.start();
 parentPort?.postMessage({ kind: "ready" });

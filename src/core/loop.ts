@@ -9,13 +9,9 @@ import type { Bql } from "./bql.js";
 import type { RunStateMachine } from "./runstate.js";
 import { CONTROL, Request, kickCore } from "./shared.js";
 
-/** What one slice of guest execution ended with (the Machine's runSlice result). */
-export type SliceResult =
-  | { kind: "budget" }
-  | { kind: "exit-request" }
-  | { kind: "idle"; wakeAtNs: number | null }
-  | { kind: "shutdown"; code: number; reason: "guest-shutdown" | "guest-panic" }
-  | { kind: "reset"; reason: "guest-reset" };
+import type { SliceResult } from "./machine.js";
+
+export type { SliceResult };
 
 /** The guest as the loop sees it; `Machine` implements it. */
 export interface GuestEngine {
@@ -153,7 +149,8 @@ export class CoreLoop {
     const c = this.o.control;
     const gen = Atomics.load(c, CONTROL.WAKE);
     let timeoutMs = Infinity;
-    if (wakeAtNs !== null) timeoutMs = Math.max(0, (wakeAtNs - (performance.timeOrigin + performance.now()) * 1e6) / 1e6);
+    // wakeAtNs is on this thread's performance.now() clock, the one the Machine is given.
+    if (wakeAtNs !== null) timeoutMs = Math.max(0, (wakeAtNs - performance.now() * 1e6) / 1e6);
     const w = Atomics.waitAsync(c, CONTROL.WAKE, gen, timeoutMs);
     if (!w.async) {
       this.schedule();

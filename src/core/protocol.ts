@@ -8,6 +8,17 @@ export interface CoreWorkerData {
   startPaused: boolean;
   noShutdown: boolean;
   name: string | undefined;
+  /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */
+  machine: MachineConfig | null;
+}
+
+export interface MachineConfig {
+  ramSize: number;
+  /** ELF bytes (QEMU's -kernel). */
+  kernel: Uint8Array | null;
+  /** Firmware bytes at 0x8000_0000; null is QEMU's `-bios none`. */
+  bios: Uint8Array | null;
+  append: string | undefined;
 }
 
 export type ExecResult =
@@ -26,7 +37,10 @@ export type CoreToMonitorMessage =
   | { kind: "exit"; status: number };
 
 /** Messages the core thread posts to the main thread. */
-export type CoreToMainMessage = { kind: "ready" } | { kind: "exit"; status: number };
+export type CoreToMainMessage = { kind: "ready" } | { kind: "exit"; status: number } | { kind: "serial"; bytes: Uint8Array };
+
+/** Messages the main thread posts to the core thread. */
+export type MainToCoreMessage = { kind: "serial-input"; bytes: Uint8Array };
 
 /** One QMP monitor as configured on the command line. */
 export interface MonitorConfig {
