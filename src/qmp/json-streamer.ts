@@ -259,9 +259,9 @@ export class JsonStreamer {
       this.dropPending();
     }
 
-    // QEMU's test reads "bracket_count >= 0" twice, so a stray '}' inside an open
-    // '[' does not end the message; reproduce it.
-    if ((this.braceCount > 0 || this.bracketCount > 0) && this.bracketCount >= 0) return;
+    // The message ends when the counts balance, or as soon as either goes negative
+    // (QEMU 7.2 on the wire: "[}" ends at the "}").
+    if ((this.braceCount > 0 || this.bracketCount > 0) && this.braceCount >= 0 && this.bracketCount >= 0) return;
 
     if (this.error !== null) return this.fail(this.error);
     const value = this.done ? this.result : undefined;
