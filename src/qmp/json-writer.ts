@@ -12,15 +12,14 @@
  */
 export function toQmpJson(value: unknown): string {
   const parts: string[] = [];
-  write(value, parts, 0);
+  write(value, parts, []);
   return parts.join("");
 }
 
-// Deep enough for anything the parser accepts (1024) with room to spare, shallow
-// enough to fail with a clear error before the JS stack does on a cycle.
-const MAX_DEPTH = 4096;
+// Twice what the parser accepts (1024), and well inside the JS stack.
+const MAX_DEPTH = 2048;
 
-function write(value: unknown, out: string[], depth: number): void {
+function write(value: unknown, out: string[], open: object[]): void {
   switch (typeof value) {
     case "string":
       out.push(quote(value));
@@ -43,15 +42,18 @@ function write(value: unknown, out: string[], depth: number): void {
     out.push("null");
     return;
   }
-  if (depth >= MAX_DEPTH) throw new Error(`toQmpJson: nesting deeper than ${MAX_DEPTH} (a cycle?)`);
+  if (open.includes(value)) throw new Error("toQmpJson: the value contains itself (a cycle)");
+  if (open.length >= MAX_DEPTH) throw new Error(`toQmpJson: nesting deeper than ${MAX_DEPTH}`);
+  open.push(value);
   if (Array.isArray(value)) {
     out.push("[");
     for (let i = 0; i < value.length; i++) {
       if (value[i] === undefined) throw new Error(`toQmpJson: array element ${i} is undefined`);
       if (i > 0) out.push(", ");
-      write(value[i], out, depth + 1);
+      write(value[i], out, open);
     }
     out.push("]");
+    open.pop();
     return;
   }
   out.push("{");
@@ -60,7 +62,7 @@ function write(value: unknown, out: string[], depth: number): void {
     if (v === undefined) return;
     out.push(first ? quote(key) : ", " + quote(key), ": ");
     first = false;
-    write(v, out, depth + 1);
+    write(v, out, open);
   };
   if (value instanceof Map) {
     for (const [k, v] of value) {
@@ -72,6 +74,7 @@ function write(value: unknown, out: string[], depth: number): void {
     for (const k of Object.keys(obj)) member(k, obj[k]);
   }
   out.push("}");
+  open.pop();
 }
 
 // Characters that need more than copying: controls, '"', '\\', DEL and non-ASCII.
