@@ -52,6 +52,9 @@ export class Clint implements MmioDevice {
     this.cmpHi = 0;
     this.delta = -Math.floor(this.now() / NS_PER_TICK);
     this.lines.setMsip(false);
+    // Drive MTIP afresh: the hart's reset cleared its copy of the line.
+    this.mtip = false;
+    this.lines.setMtip(false);
     this.recompute();
   }
 

@@ -9,6 +9,12 @@ _start:
   la t0, trap_entry
   csrw mtvec, t0
   csrw mscratch, zero
+  /* One PMP entry covering everything, so that mret to S or U is allowed (QEMU 7.2 refuses
+     it while no PMP entry is active). */
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
   call main
   li a0, 0
   /* fall through */
@@ -113,6 +119,13 @@ trap_entry:
   csrr t1, mepc
   addi t1, t1, 4
   csrw mepc, t1
+  /* ECALL from U or S returns to M-mode: that is how tests leave a lower privilege. */
+  csrr t0, mcause
+  addi t0, t0, -8
+  li t1, 1
+  bgtu t0, t1, 2f
+  li t0, 0x1800
+  csrs mstatus, t0
 2:
   lw ra, 0(sp)
   lw t0, 4(sp)

@@ -116,7 +116,14 @@ export class Machine {
 
     this.bootRom = new BootRom({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: this.kernel ? this.kernel.lowAddr : 0 });
     this.finisher = new SifiveTest((e) => this.finisherEvent(e));
-    this.plic = new Plic((ctx, level) => setMip(ctx === 0 ? MIP_MEIP : MIP_SEIP, level));
+    this.plic = new Plic((ctx, level) => {
+      if (ctx === 0) {
+        setMip(MIP_MEIP, level);
+      } else {
+        cpu.seipExternal = level;
+        setMip(MIP_SEIP, level || cpu.seipSoftware);
+      }
+    });
     this.rtc = new GoldfishRtc(this.plic.line(GOLDFISH_RTC_IRQ));
     this.clint = new Clint(
       { setMsip: (l) => setMip(MIP_MSIP, l), setMtip: (l) => setMip(MIP_MTIP, l) },

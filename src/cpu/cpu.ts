@@ -43,6 +43,10 @@ export class Cpu {
 
   // Machine and supervisor CSRs (privileged spec chapters 3 and 4).
   mstatus = 0;
+  mstatush = 0;
+  /** mip.SEIP = seipSoftware | seipExternal (the PLIC's S-context line). */
+  seipSoftware = false;
+  seipExternal = false;
   misa = MISA_RV32IMASU;
   medeleg = 0;
   mideleg = 0;
@@ -122,6 +126,9 @@ export class Cpu {
     this.pc = resetVector;
     this.priv = PRV_M;
     this.mstatus = 0;
+    this.mstatush = 0;
+    this.seipSoftware = false;
+    this.seipExternal = false;
     this.medeleg = 0;
     this.mideleg = 0;
     this.mie = 0;
@@ -420,7 +427,8 @@ export class Cpu {
           } else if (inst === 0x00000073) {
             pc = raiseException(this, EXC_ECALL_U + (this.priv === PRV_M ? 3 : this.priv), 0, pc);
           } else if (inst === 0x00100073) {
-            pc = raiseException(this, EXC_BREAKPOINT, pc, pc);
+            // QEMU 7.2 leaves mtval 0 for EBREAK.
+            pc = raiseException(this, EXC_BREAKPOINT, 0, pc);
           } else {
             pc = systemInstruction(this, inst, pc);
           }

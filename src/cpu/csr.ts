@@ -27,20 +27,24 @@ import type { Cpu } from "./cpu.js";
 import { raiseException } from "./trap.js";
 
 // Writable mstatus bits with no F, V or H (QEMU write_mstatus).
+// QEMU 7.2 keeps VS writable even without V (checked against qemu-system-riscv32).
+const MSTATUS_VS = 3 << 9;
 const MSTATUS_WRITE =
   MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | MSTATUS_MPP |
-  MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TSR | MSTATUS_TW;
+  MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TSR | MSTATUS_TW | MSTATUS_VS;
+const MSTATUS_SD = 1 << 31;
 // The sstatus view: SIE SPIE UBE SPP VS FS XS SUM MXR SD.
 const SSTATUS_MASK = MSTATUS_SIE | MSTATUS_SPIE | (1 << 6) | MSTATUS_SPP | (3 << 9) | (3 << 13) | (3 << 15) |
   MSTATUS_SUM | MSTATUS_MXR | (1 << 31);
 const S_INTERRUPTS = MIP_SSIP | MIP_STIP | MIP_SEIP;
-// QEMU 7.2 csr.c: delegable_ints = S and VS interrupts, all_ints = M, S and HS interrupts
-// (the VS/HS bits are writable even without H).
-const DELEGABLE_INTS = 0x666;
-const ALL_INTS = 0x1eee;
+// QEMU 7.2 csr.c: delegable_ints = S, VS and LCOFI (13) interrupts, all_ints = M, S, HS
+// and LCOFI; the VS/HS bits are writable even without H. (SGEIP, bit 12, is masked out.)
+const DELEGABLE_INTS = 0x2666;
+const ALL_INTS = 0x2eee;
+const S_INTERRUPTS_LCOFI = S_INTERRUPTS | (1 << 13);
 // DELEGABLE_EXCPS: causes 0-11, 12, 13, 15, 20-23.
 const DELEGABLE_EXCPS = 0xf0bfff;
-const MIP_WRITABLE = MIP_SSIP | MIP_STIP | MIP_SEIP;
+const MIP_WRITABLE = MIP_SSIP | MIP_STIP | MIP_SEIP | (1 << 13);
 
 export const CSR = {
   sstatus: 0x100, sie: 0x104, stvec: 0x105, scounteren: 0x106, senvcfg: 0x10a,
@@ -72,7 +76,7 @@ function high(v: number): number {
 export function readCsr(cpu: Cpu, csr: number): number | null {
   switch (csr) {
     case CSR.sstatus: return cpu.mstatus & SSTATUS_MASK;
-    case CSR.sie: return cpu.mie & cpu.mideleg & S_INTERRUPTS;
+    case CSR.sie: return cpu.mie & cpu.mideleg & S_INTERRUPTS_LCOFI;
     case CSR.stvec: return cpu.stvec;
     case CSR.scounteren: return cpu.scounteren;
     case CSR.senvcfg: return cpu.senvcfg;
@@ -80,7 +84,7 @@ export function readCsr(cpu: Cpu, csr: number): number | null {
     case CSR.sepc: return cpu.sepc;
     case CSR.scause: return cpu.scause;
     case CSR.stval: return cpu.stval;
-    case CSR.sip: return cpu.mip & cpu.mideleg & S_INTERRUPTS;
+    case CSR.sip: return cpu.mip & cpu.mideleg & S_INTERRUPTS_LCOFI;
     case CSR.satp:
       if (cpu.priv === PRV_S && (cpu.mstatus & MSTATUS_TVM) !== 0) return null;
       return cpu.satp;
@@ -92,7 +96,7 @@ export function readCsr(cpu: Cpu, csr: number): number | null {
     case CSR.mtvec: return cpu.mtvec;
     case CSR.mcounteren: return cpu.mcounteren;
     case CSR.menvcfg: return cpu.menvcfg;
-    case CSR.mstatush: return 0;
+    case CSR.mstatush: return cpu.mstatush;
     case CSR.menvcfgh: return 0;
     case CSR.mcountinhibit: return cpu.mcountinhibit;
     case CSR.mscratch: return cpu.mscratch;
@@ -135,7 +139,7 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
       writeMstatus(cpu, (cpu.mstatus & ~SSTATUS_MASK) | (v & SSTATUS_MASK));
       return true;
     case CSR.sie: {
-      const mask = cpu.mideleg & S_INTERRUPTS;
+      const mask = cpu.mideleg & S_INTERRUPTS_LCOFI;
       cpu.mie = (cpu.mie & ~mask) | (v & mask);
       return true;
     }
@@ -149,7 +153,7 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
     case CSR.scause: cpu.scause = v; return true;
     case CSR.stval: cpu.stval = v; return true;
     case CSR.sip: {
-      const mask = cpu.mideleg & MIP_SSIP;
+      const mask = cpu.mideleg & (MIP_SSIP | (1 << 13));
       cpu.mip = (cpu.mip & ~mask) | (v & mask);
       return true;
     }
@@ -168,13 +172,18 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
       return true;
     case CSR.mcounteren: cpu.mcounteren = v; return true;
     case CSR.menvcfg: cpu.menvcfg = v & 0xf1; return true;
-    case CSR.mstatush: case CSR.menvcfgh: return true;
+    case CSR.mstatush: cpu.mstatush = v & 0xc0; return true; // GVA/MPV stick in QEMU 7.2 even without H
+    case CSR.menvcfgh: return true;
     case CSR.mcountinhibit: cpu.mcountinhibit = v; return true;
     case CSR.mscratch: cpu.mscratch = v; return true;
     case CSR.mepc: cpu.mepc = v; return true;
     case CSR.mcause: cpu.mcause = v; return true;
     case CSR.mtval: cpu.mtval = v; return true;
-    case CSR.mip: cpu.mip = (cpu.mip & ~MIP_WRITABLE) | (v & MIP_WRITABLE); return true;
+    case CSR.mip:
+      // SEIP as read is the software-written bit OR the PLIC's line (QEMU software_seip).
+      cpu.seipSoftware = (v & MIP_SEIP) !== 0;
+      cpu.mip = (cpu.mip & ~MIP_WRITABLE) | (v & MIP_WRITABLE) | (cpu.seipExternal ? MIP_SEIP : 0);
+      return true;
     case CSR.tselect: case CSR.tdata1: case CSR.tdata2: case CSR.tdata3: case CSR.tinfo:
       return true;
     case CSR.mcycle:
@@ -222,9 +231,10 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
 
 function writeMstatus(cpu: Cpu, v: number): void {
   const old = cpu.mstatus;
+  // QEMU 7.2 stores MPP = 2 as written (mret then enters U, as its set_mode does for "H").
   let nv = (old & ~MSTATUS_WRITE) | (v & MSTATUS_WRITE);
-  // MPP is WARL over {U, S, M}: the reserved value 2 leaves the field unchanged.
-  if ((nv & MSTATUS_MPP) === 2 << 11) nv = (nv & ~MSTATUS_MPP) | (old & MSTATUS_MPP);
+  if ((nv & MSTATUS_VS) === MSTATUS_VS) nv |= MSTATUS_SD;
+  else nv &= ~MSTATUS_SD;
   cpu.mstatus = nv;
   if (((old ^ nv) & (MSTATUS_SUM | MSTATUS_MXR)) !== 0) cpu.flushTlb();
 }

@@ -1,7 +1,7 @@
 // The slow paths of guest memory access: TLB misses, misaligned and page-crossing accesses,
 // MMIO, and the A extension (LR/SC, AMOs). Behaviour follows QEMU 7.2 TCG: plain loads and
-// stores may be misaligned (no trap); LR/SC/AMOs must be aligned (cause 4 for LR, 6 for SC
-// and AMOs); an SC whose reservation does not match fails without touching memory; a
+// stores may be misaligned (no trap); LR/SC/AMOs must be aligned (cause 4
+// for all three, as QEMU 7.2 reports it); an SC whose reservation does not match fails without touching memory; a
 // successful-looking SC also fails when memory no longer holds what LR read.
 
 import {
@@ -15,7 +15,6 @@ import {
   EXC_LOAD_MISALIGNED,
   EXC_LOAD_PAGE_FAULT,
   EXC_STORE_ACCESS,
-  EXC_STORE_MISALIGNED,
   EXC_STORE_PAGE_FAULT,
   TLB_SIZE,
 } from "./constants.js";
@@ -300,8 +299,10 @@ export function amoInstruction(cpu: Cpu, inst: number, pc: number): boolean {
   } else if (!isAmo(f5)) {
     return illegal(cpu, inst, pc);
   }
+  // QEMU 7.2's atomic_mmu_lookup checks alignment as a load: a misaligned AMO or SC
+  // raises cause 4 (load address misaligned), not 6.
   if ((a & 3) !== 0) {
-    cpu.pc = raiseException(cpu, EXC_STORE_MISALIGNED, a, pc);
+    cpu.pc = raiseException(cpu, EXC_LOAD_MISALIGNED, a, pc);
     return false;
   }
   const pa = translate(cpu, a, ACCESS_STORE, priv);

@@ -99,12 +99,24 @@ export function takeInterrupt(cpu: Cpu): boolean {
   return true;
 }
 
+/** True when some pmpcfg entry has a non-OFF address-matching mode (QEMU pmp_get_num_rules). */
+function pmpHasRules(cpu: Cpu): boolean {
+  for (let i = 0; i < 4; i++) {
+    const c = cpu.pmpcfg[i];
+    for (let b = 0; b < 4; b++) if (((c >>> (8 * b + 3)) & 3) !== 0) return true;
+  }
+  return false;
+}
+
 /** MRET, SRET, WFI, SFENCE.VMA (SYSTEM with funct3 = 0 other than ECALL/EBREAK). */
 export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
   if (inst === 0x30200073) {
     // MRET
     if (cpu.priv < PRV_M) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
-    const prev = (cpu.mstatus & MSTATUS_MPP) >>> MSTATUS_MPP_SHIFT;
+    let prev = (cpu.mstatus & MSTATUS_MPP) >>> MSTATUS_MPP_SHIFT;
+    // QEMU 7.2 helper_mret: leaving M while no PMP entry is active is an illegal instruction.
+    if (prev !== PRV_M && !pmpHasRules(cpu)) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
+    if (prev === 2) prev = PRV_U; // reserved encoding: QEMU's set_mode turns "H" into U
     let s = cpu.mstatus;
     s = (s & MSTATUS_MPIE) !== 0 ? s | MSTATUS_MIE : s & ~MSTATUS_MIE;
     s |= MSTATUS_MPIE;
