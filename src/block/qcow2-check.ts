@@ -123,9 +123,8 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
         const elo = u32(t, 8 * j + 4);
         if (ehi & ENTRY_COMPRESSED_HI) {
           const x = 62 - (h.clusterBits - 8);
-          const desc = (ehi & 0x3fffffff) * 0x100000000 + elo;
-          const coff = desc % 2 ** x;
-          const sectors = Math.floor(desc / 2 ** x) + 1;
+          const coff = (ehi & ((1 << (x - 32)) - 1)) * 0x100000000 + elo;
+          const sectors = ((ehi & 0x3fffffff) >>> (x - 32)) + 1;
           if (ehi & ENTRY_COPIED_HI) {
             r.messages.push(`ERROR: coffset=0x${coff.toString(16)}: copied flag must never be set for compressed clusters`);
             r.corruptions++;

@@ -204,9 +204,9 @@ export class Qcow2Driver implements BlockDriver {
     const lo = dv.getUint32(8 * idx + 4);
     if (hi & ENTRY_COMPRESSED_HI) {
       const x = 62 - (this.header.clusterBits - 8);
-      const desc = (hi & 0x3fffffff) * 0x100000000 + lo;
-      const host = desc % 2 ** x;
-      const sectors = Math.floor(desc / 2 ** x) + 1;
+      // Split on the 32-bit halves: the whole descriptor exceeds 2^53.
+      const host = (hi & ((1 << (x - 32)) - 1)) * 0x100000000 + lo;
+      const sectors = ((hi & 0x3fffffff) >>> (x - 32)) + 1;
       return { kind: Kind.Compressed, host, csize: sectors * 512 - (host % 512), copied: false };
     }
     const host = entryOffset(hi, lo);

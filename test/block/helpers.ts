@@ -1,6 +1,6 @@
 // Shared by the block tests: temp dirs, the real qemu-img when installed, a seeded PRNG.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -39,4 +39,18 @@ export function rng(seed: number): () => number {
     s >>>= 0;
     return s / 0x100000000;
   };
+}
+
+/** Compiles the project to dist/ once per test file (tsc emits even when other files have type errors). */
+let built = false;
+export function buildDist(): void {
+  if (built) return;
+  spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "."], { stdio: "ignore" });
+  built = true;
+}
+
+/** Guest contents of an image as qemu-img sees them (converted to raw). */
+export function qemuRead(file: string, fmt: string, tmp: string): Buffer {
+  execFileSync("qemu-img", ["convert", "-f", fmt, "-O", "raw", file, tmp]);
+  return readFileSync(tmp);
 }
