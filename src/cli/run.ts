@@ -121,10 +121,13 @@ export async function runVm(o: RunOptions): Promise<number> {
   try {
     const exit = await nextMessage<CoreToMainMessage>(core, (m) => m.kind === "exit");
     const status = exit.kind === "exit" ? exit.status : 1;
-    // The monitor flushes the last replies and events, closes its sockets, then says so.
+    // The monitor closes its sockets when the core's exit reaches it on their shared port,
+    // behind the last reply and event; asking it here could overtake them. Only if the
+    // core thread died without saying so does the main thread have to ask.
     const closed = nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "closed");
-    monitor.postMessage({ kind: "close" });
+    const fallback = setTimeout(() => monitor.postMessage({ kind: "close" }), 5000);
     await closed;
+    clearTimeout(fallback);
     return status;
   } finally {
     stdin.off("data", onInput);
