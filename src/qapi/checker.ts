@@ -282,6 +282,7 @@ export function checkExprs(exprs: readonly ParsedExpr[]): void {
 
     if (doc) {
       if (doc.symbol !== name) throw new QapiError(info, `documentation comment is for '${doc.symbol}'`);
+      doc.checkExpr(meta === "command");
     } else if (info.pragma.docRequired) {
       throw new QapiError(info, "documentation comment required");
     }

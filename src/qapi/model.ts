@@ -136,8 +136,7 @@ export abstract class Entity {
 }
 
 function connectMember(doc: QapiDoc, m: Member): void {
-  const arg = doc.args.get(m.name);
-  if (arg) arg.connected = true;
+  doc.connectMember(m.name);
   // A member's features are described in the definition's "Features:" part.
   if (m instanceof ObjectTypeMember || m instanceof EnumMember) {
     for (const f of m.features) connectFeature(doc, f);
@@ -145,8 +144,7 @@ function connectMember(doc: QapiDoc, m: Member): void {
 }
 
 function connectFeature(doc: QapiDoc, f: Feature): void {
-  const arg = doc.features.get(f.name);
-  if (arg) arg.connected = true;
+  doc.connectFeature(f.name, f.info);
 }
 
 export abstract class Type extends Entity {

@@ -186,6 +186,7 @@ class FileParser {
       const val = lx.val as string;
       if (val.startsWith("##")) {
         if (val !== "##") throw lx.error("junk after '##' at end of documentation comment");
+        cur.endComment((msg) => lx.error(msg));
         docs.push(cur);
         lx.accept();
         return docs;
@@ -193,6 +194,7 @@ class FileParser {
       if (val.startsWith("# =")) {
         if (cur.symbol) throw lx.error("unexpected '=' markup in definition documentation");
         if (cur.body) {
+          cur.endComment((msg) => lx.error(msg));
           docs.push(cur);
           cur = new QapiDoc(info);
         }

@@ -53,6 +53,56 @@ const cases: Case[] = [
     main: "##\n# @Foo:\n##\n{ 'pragma': { 'doc-required': true } }",
     error: "main.json:1: documentation for 'Foo' is not followed by the definition",
   },
+  {
+    what: "a doc comment line without a space after #",
+    main: "##\n#@Foo:\n##\n{ 'struct': 'Foo', 'data': {} }",
+    error: "main.json:2:1: missing space after #",
+  },
+  {
+    what: "a symbol line without the colon",
+    main: "##\n# @Foo\n##\n{ 'struct': 'Foo', 'data': {} }",
+    error: "main.json:2:1: line should end with ':'",
+  },
+  {
+    what: "a member description in free-form documentation",
+    main: "##\n# = Heading\n# @foo: bar\n##\n",
+    error: "main.json:3:1: '@foo:' not allowed in free-form documentation",
+  },
+  {
+    what: "a member described twice",
+    main: "##\n# @Foo:\n# @a: one\n# @a: two\n##\n{ 'struct': 'Foo', 'data': { 'a': 'int' } }",
+    error: "main.json:4:1: 'a' parameter name duplicated",
+  },
+  {
+    what: "a member description after a tagged section",
+    main: "##\n# @foo:\n#\n# Since: 1.0\n# @arg: x\n##\n{ 'command': 'foo', 'data': { 'arg': 'int' } }",
+    error: "main.json:5:1: '@arg:' can't follow 'Since' section",
+  },
+  {
+    what: "two Since sections",
+    main: "##\n# @foo:\n#\n# Since: 1.0\n#\n# Since: 2.0\n##\n{ 'command': 'foo' }",
+    error: "main.json:6:1: duplicated 'Since' section",
+  },
+  {
+    what: "an empty tagged section",
+    main: "##\n# @foo:\n#\n# Since:\n##\n{ 'command': 'foo' }",
+    error: "main.json:5:1: empty doc section 'Since'",
+  },
+  {
+    what: "a Returns section on a type",
+    main: "##\n# @Foo:\n#\n# Returns: nothing\n##\n{ 'struct': 'Foo', 'data': {} }",
+    error: "main.json:1: 'Returns:' is only valid for commands",
+  },
+  {
+    what: "an undocumented feature of a documented definition",
+    main: "##\n# @Foo:\n##\n{ 'struct': 'Foo', 'data': {}, 'features': [ 'fancy' ] }",
+    error: IN_STRUCT_FOO + "main.json:4: feature 'fancy' lacks documentation",
+  },
+  {
+    what: "documentation of a feature that does not exist",
+    main: "##\n# @foo:\n#\n# Features:\n# @fancy: very\n##\n{ 'command': 'foo' }",
+    error: "main.json:1: documented feature 'fancy' does not exist",
+  },
   // ---- directives
   {
     what: "an include of a missing file",
