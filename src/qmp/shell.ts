@@ -12,6 +12,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import * as readline from "node:readline";
 import { QmpClient, type QmpEvent, type QmpReply } from "./client.js";
+import { toQmpJson } from "./json-writer.js";
 
 export interface ShellOptions {
   hmp: boolean;
@@ -118,7 +119,7 @@ export async function shellMain(address: string, options: ShellOptions): Promise
   }
   const v = client.greeting.QMP.version;
   const out = process.stdout;
-  const fmt = (x: unknown): string => (options.pretty ? JSON.stringify(x, null, 4) : JSON.stringify(x));
+  const fmt = (x: unknown): string => (options.pretty ? JSON.stringify(x, null, 4) : toQmpJson(x));
   out.write(`Welcome to the QMP low-level shell!\nConnected to ${v.package} (QEMU ${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro} compatible)\n`);
 
   let table = new Map<string, string[]>();
