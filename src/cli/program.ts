@@ -141,5 +141,16 @@ export function buildProgram(setStatus: (code: number) => void): Command {
       setStatus(await qapiMain(args));
     });
 
+  program
+    .command("img")
+    .description("qemu-img-like image tool: create, info, check, convert, compare, map, bench")
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument("[args...]")
+    .action(async (args: string[]) => {
+      const { imgMain } = await import("./img.js");
+      setStatus(await imgMain(args));
+    });
+
   return program;
 }
