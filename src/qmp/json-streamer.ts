@@ -142,6 +142,10 @@ const P_OBJ_KEY = 4; // after a key: ':'
 const P_OBJ_COLON = 5; // after ':': a value
 const P_OBJ_VALUE = 6; // after a member: ',' or '}'
 const P_OBJ_COMMA = 7; // after ',': a key
+const P_TOP = 8; // no container open: the message's value
+
+const STRING_CACHE_SIZE = 256;
+const STRING_CACHE_MAX_LEN = 32;
 
 const TWO_53 = 2n ** 53n;
 const INT64_MIN = -(2n ** 63n);
@@ -165,13 +169,20 @@ export class JsonStreamer {
   private tokenBytes = 0;
   private tokenCount = 0;
 
-  // Parser: open containers innermost last, the finished value, the first error.
-  private containers: unknown[] = [];
-  private states: number[] = [];
-  private keys: string[] = [];
+  // Parser: the innermost open container (P_TOP when none), the ones around it,
+  // the finished value and the first error.
+  private cur: unknown = null;
+  private curState = P_TOP;
+  private curKey = "";
+  private outer: unknown[] = [];
+  private outerStates: number[] = [];
+  private outerKeys: string[] = [];
   private done = false;
   private result: unknown = undefined;
   private error: string | null = null;
+  // Recently seen short ASCII strings (object keys, mostly), so that decoding them
+  // allocates nothing; direct-mapped by a hash of the bytes.
+  private readonly shortStrings: string[] = new Array<string>(STRING_CACHE_SIZE).fill("");
 
   constructor(emit: (result: JsonResult) => void, options: JsonStreamerOptions = {}) {
     this.emit = emit;
@@ -213,6 +224,16 @@ export class JsonStreamer {
           this.dropPending();
           this.fail("JSON token size limit exceeded");
           st = START;
+        } else if (st === DQ || st === SQ) {
+          // Skip the bytes that leave a string body unchanged, up to the limit.
+          const quote = st === DQ ? 0x22 : 0x27;
+          const limit = Math.min(n, tokStart + cap - this.pendingLen);
+          let j = i + 1;
+          for (; j < limit; j++) {
+            const c = buf[j];
+            if (c === quote || c === 0x5c || c < 0x20 || c > 0xfd) break;
+          }
+          i = j - 1;
         }
       }
     }
@@ -294,9 +315,7 @@ export class JsonStreamer {
     this.bracketCount = 0;
     this.tokenBytes = 0;
     this.tokenCount = 0;
-    this.containers.length = 0;
-    this.states.length = 0;
-    this.keys.length = 0;
+    this.dropContainers();
     this.done = false;
     this.result = undefined;
     this.error = null;
@@ -312,33 +331,44 @@ export class JsonStreamer {
     if (this.error !== null) return;
     if (what.length > 1023) what = what.slice(0, 1023);
     this.error = `JSON parse error, ${what}`;
-    this.containers.length = 0;
-    this.states.length = 0;
-    this.keys.length = 0;
+    this.dropContainers();
+  }
+
+  private dropContainers(): void {
+    this.cur = null;
+    this.curState = P_TOP;
+    this.curKey = "";
+    this.outer.length = 0;
+    this.outerStates.length = 0;
+    this.outerKeys.length = 0;
   }
 
   // One token of json-parser.c's grammar, in a push style.
   private parse(type: number, buf: Buffer, start: number, end: number): void {
-    const top = this.states.length - 1;
-    const ps = top >= 0 ? this.states[top] : -1;
+    const ps = this.curState;
     switch (ps) {
       case P_ARR_VALUE:
-        if (type === T_COMMA) this.states[top] = P_ARR_COMMA;
+        if (type === T_COMMA) this.curState = P_ARR_COMMA;
         else if (type === T_RSQUARE) this.close();
         else this.parseError("expected separator in list");
         return;
       case P_OBJ_KEY:
-        if (type === T_COLON) this.states[top] = P_OBJ_COLON;
+        if (type === T_COLON) this.curState = P_OBJ_COLON;
         else this.parseError("missing : in object pair");
         return;
       case P_OBJ_VALUE:
-        if (type === T_COMMA) this.states[top] = P_OBJ_COMMA;
+        if (type === T_COMMA) this.curState = P_OBJ_COMMA;
         else if (type === T_RCURLY) this.close();
         else this.parseError("expected separator in dict");
         return;
     }
     // parse_value(): a value is expected here (an object key is parsed as a value).
     switch (type) {
+      case T_STRING: {
+        const s = this.parseString(buf, start, end);
+        if (s !== null) this.value(s);
+        return;
+      }
       case T_LCURLY:
         this.open({}, P_OBJ_START);
         return;
@@ -353,13 +383,8 @@ export class JsonStreamer {
         if (ps === P_OBJ_START) this.close();
         else this.parseError("expecting value");
         return;
-      case T_STRING: {
-        const s = this.parseString(buf, start, end);
-        if (s !== null) this.value(s);
-        return;
-      }
       case T_INTEGER:
-        this.value(parseInteger(buf.toString("latin1", start, end)));
+        this.value(parseInteger(buf, start, end));
         return;
       case T_FLOAT:
         this.value(Number(buf.toString("latin1", start, end)));
@@ -373,58 +398,88 @@ export class JsonStreamer {
   }
 
   private open(container: unknown, state: number): void {
-    this.containers.push(container);
-    this.states.push(state);
-    this.keys.push("");
+    if (this.curState !== P_TOP) {
+      this.outer.push(this.cur);
+      this.outerStates.push(this.curState);
+      this.outerKeys.push(this.curKey);
+    }
+    this.cur = container;
+    this.curState = state;
   }
 
   private close(): void {
-    const container = this.containers.pop();
-    this.states.pop();
-    this.keys.pop();
+    const container = this.cur;
+    if (this.outer.length > 0) {
+      this.cur = this.outer.pop();
+      this.curState = this.outerStates.pop() ?? P_TOP;
+      this.curKey = this.outerKeys.pop() ?? "";
+    } else {
+      this.cur = null;
+      this.curState = P_TOP;
+    }
     this.value(container);
   }
 
   private value(v: unknown): void {
-    const top = this.states.length - 1;
-    if (top < 0) {
-      this.result = v;
-      this.done = true;
-      return;
-    }
-    switch (this.states[top]) {
+    switch (this.curState) {
+      case P_TOP:
+        this.result = v;
+        this.done = true;
+        return;
       case P_ARR_START:
       case P_ARR_COMMA:
-        (this.containers[top] as unknown[]).push(v);
-        this.states[top] = P_ARR_VALUE;
+        (this.cur as unknown[]).push(v);
+        this.curState = P_ARR_VALUE;
         return;
       case P_OBJ_START:
       case P_OBJ_COMMA:
         if (typeof v !== "string") return this.parseError("key is not a string in object");
-        this.keys[top] = v;
-        this.states[top] = P_OBJ_KEY;
+        this.curKey = v;
+        this.curState = P_OBJ_KEY;
         return;
       default: {
         // P_OBJ_COLON: parse_pair() looks for a duplicate only after the value.
-        const obj = this.containers[top] as Record<string, unknown>;
-        const key = this.keys[top];
+        const obj = this.cur as Record<string, unknown>;
+        const key = this.curKey;
         if (Object.hasOwn(obj, key)) return this.parseError("duplicate key");
         if (key === "__proto__") {
           Object.defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true });
         } else {
           obj[key] = v;
         }
-        this.states[top] = P_OBJ_VALUE;
+        this.curState = P_OBJ_VALUE;
       }
     }
   }
 
   private keyword(buf: Buffer, start: number, end: number): void {
-    const word = buf.toString("latin1", start, end);
-    if (word === "true") this.value(true);
-    else if (word === "false") this.value(false);
-    else if (word === "null") this.value(null);
-    else this.parseError(`invalid keyword '${word}'`);
+    const len = end - start;
+    const c0 = buf[start];
+    if (len === 4 && c0 === 0x74 && buf[start + 1] === 0x72 && buf[start + 2] === 0x75 && buf[start + 3] === 0x65) {
+      this.value(true);
+    } else if (len === 4 && c0 === 0x6e && buf[start + 1] === 0x75 && buf[start + 2] === 0x6c && buf[start + 3] === 0x6c) {
+      this.value(null);
+    } else if (len === 5 && c0 === 0x66 && buf.toString("latin1", start, end) === "false") {
+      this.value(false);
+    } else {
+      this.parseError(`invalid keyword '${buf.toString("latin1", start, end)}'`);
+    }
+  }
+
+  // A string token without escapes or non-ASCII bytes, through the cache when short.
+  private plainString(buf: Buffer, from: number, to: number, hash: number): string {
+    const len = to - from;
+    if (len > STRING_CACHE_MAX_LEN) return buf.toString("latin1", from, to);
+    const slot = hash & (STRING_CACHE_SIZE - 1);
+    const cached = this.shortStrings[slot];
+    if (cached.length === len) {
+      let k = 0;
+      while (k < len && cached.charCodeAt(k) === buf[from + k]) k++;
+      if (k === len) return cached;
+    }
+    const s = buf.toString("latin1", from, to);
+    this.shortStrings[slot] = s;
+    return s;
   }
 
   // parse_string(): quotes at start and end-1; escapes, surrogate pairs and modified
@@ -432,14 +487,16 @@ export class JsonStreamer {
   private parseString(buf: Buffer, start: number, end: number): string | null {
     const last = end - 1;
     let plain = true;
+    let hash = 0;
     for (let i = start + 1; i < last; i++) {
       const b = buf[i];
       if (b >= 0x80 || b === 0x5c) {
         plain = false;
         break;
       }
+      hash = (hash * 31 + b) | 0;
     }
-    if (plain) return buf.toString("latin1", start + 1, last);
+    if (plain) return this.plainString(buf, start + 1, last, hash);
 
     let out = "";
     let runStart = start + 1;
@@ -517,12 +574,15 @@ function positive(v: number | undefined, dflt: number, name: string): number {
 
 // Integers as QEMU keeps them (int64, else uint64, else double), in JS as a number
 // when exact, else a bigint, else the double strtod() gives.
-function parseInteger(text: string): number | bigint {
-  const digits = text.charCodeAt(0) === 0x2d ? text.length - 1 : text.length;
-  if (digits <= 15) {
-    const n = Number(text);
-    return n === 0 ? 0 : n; // "-0" is the int64 0
+function parseInteger(buf: Buffer, start: number, end: number): number | bigint {
+  const negative = buf[start] === 0x2d;
+  const first = negative ? start + 1 : start;
+  if (end - first <= 15) {
+    let n = 0;
+    for (let i = first; i < end; i++) n = n * 10 + (buf[i] - 0x30);
+    return negative && n !== 0 ? -n : n; // "-0" is the int64 0
   }
+  const text = buf.toString("latin1", start, end);
   const big = BigInt(text);
   if (big >= -TWO_53 && big <= TWO_53) return Number(big);
   if (big >= INT64_MIN && big <= INT64_MAX) return big;

@@ -11,70 +11,61 @@
  * double, so 64-bit integers beyond that must be passed as bigint.
  */
 export function toQmpJson(value: unknown): string {
-  const parts: string[] = [];
-  write(value, parts, []);
-  return parts.join("");
+  return write(value, []);
 }
 
 // Twice what the parser accepts (1024), and well inside the JS stack.
 const MAX_DEPTH = 2048;
 
-function write(value: unknown, out: string[], open: object[]): void {
+function write(value: unknown, open: object[]): string {
   switch (typeof value) {
     case "string":
-      out.push(quote(value));
-      return;
+      return quote(value);
     case "number":
-      out.push(formatNumber(value));
-      return;
+      return formatNumber(value);
     case "bigint":
-      out.push(value.toString());
-      return;
+      return value.toString();
     case "boolean":
-      out.push(value ? "true" : "false");
-      return;
+      return value ? "true" : "false";
     case "object":
       break;
     default:
       throw new Error(`toQmpJson: cannot write a ${typeof value}; expected a JSON value`);
   }
-  if (value === null) {
-    out.push("null");
-    return;
-  }
+  if (value === null) return "null";
   if (open.includes(value)) throw new Error("toQmpJson: the value contains itself (a cycle)");
   if (open.length >= MAX_DEPTH) throw new Error(`toQmpJson: nesting deeper than ${MAX_DEPTH}`);
   open.push(value);
+  let out: string;
   if (Array.isArray(value)) {
-    out.push("[");
+    out = "[";
     for (let i = 0; i < value.length; i++) {
-      if (value[i] === undefined) throw new Error(`toQmpJson: array element ${i} is undefined`);
-      if (i > 0) out.push(", ");
-      write(value[i], out, open);
+      const v: unknown = value[i];
+      if (v === undefined) throw new Error(`toQmpJson: array element ${i} is undefined`);
+      out += (i > 0 ? ", " : "") + write(v, open);
     }
-    out.push("]");
-    open.pop();
-    return;
-  }
-  out.push("{");
-  let first = true;
-  const member = (key: string, v: unknown): void => {
-    if (v === undefined) return;
-    out.push(first ? quote(key) : ", " + quote(key), ": ");
-    first = false;
-    write(v, out, open);
-  };
-  if (value instanceof Map) {
+    out += "]";
+  } else if (value instanceof Map) {
+    out = "{";
     for (const [k, v] of value) {
       if (typeof k !== "string") throw new Error(`toQmpJson: Map key ${String(k)} is not a string`);
-      member(k, v);
+      if (v === undefined) continue;
+      out += (out.length > 1 ? ", " : "") + quote(k) + ": " + write(v, open);
     }
+    out += "}";
   } else {
+    out = "{";
     const obj = value as Record<string, unknown>;
-    for (const k of Object.keys(obj)) member(k, obj[k]);
+    for (const k in obj) {
+      if (!Object.hasOwn(obj, k)) continue;
+      const v = obj[k];
+      if (v === undefined) continue;
+      out += (out.length > 1 ? ", " : "") + quote(k) + ": " + write(v, open);
+    }
+    out += "}";
   }
-  out.push("}");
   open.pop();
+  return out;
 }
 
 // Characters that need more than copying: controls, '"', '\\', DEL and non-ASCII.
