@@ -24,7 +24,7 @@ describe("minivm sub-commands through the real binary", () => {
     writeFileSync(file, "{ 'command': 'do-it', 'data': { 'x': 'Nope' } }\n");
     const err = (await minivm("qapi", "check", file).catch((e: unknown) => e)) as { code: number; stderr: string };
     expect(err.code).toBe(1);
-    expect(err.stderr).toContain(`${file}:1: command's 'data' uses unknown type 'Nope'`);
+    expect(err.stderr).toContain(`${file}: In command 'do-it':\n${file}:1: parameter 'x' uses unknown type 'Nope'`);
   });
 
   it.skipIf(!requireTool("qemu-img", "qemu-utils"))("creates a qcow2 image that qemu-img reads and checks clean", async () => {
