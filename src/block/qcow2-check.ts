@@ -95,6 +95,12 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
   const refs = new Counts();
   const incRange = (off: number, len: number): void => {
     if (len <= 0) return;
+    // qcow2_inc_refcounts_imrt: a reference a cluster or more past the end of the file is an error.
+    if (off + len - fileSize >= cs) {
+      r.messages.push(`ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${off.toString(16)} size 0x${len.toString(16)}`);
+      r.corruptions++;
+      return;
+    }
     for (let c = Math.floor(off / cs); c <= Math.floor((off + len - 1) / cs); c++) refs.inc(c);
   };
   /** Data clusters whose COPIED flag must be checked once refcounts are known. */
@@ -115,7 +121,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
         r.corruptions++;
         continue;
       }
-      refs.inc(l2off / cs);
+      incRange(l2off, cs);
       if (active) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
       const t = await d.pool.pread(d.fd, l2off, cs);
       for (let j = 0; j < cs / 8; j++) {
@@ -145,12 +151,12 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
           continue;
         }
         if (active) {
-          r.allocatedClusters++;
+            r.allocatedClusters++;
           if (nextContiguous && host !== nextContiguous) r.fragmentedClusters++;
           nextContiguous = host + cs;
           copiedChecks.push({ kind: "l2", index: j, hi: ehi, lo: elo, host, where: l2off + 8 * j });
         }
-        refs.inc(host / cs);
+        incRange(host, cs);
         void ENTRY_ZERO_LO;
       }
     }

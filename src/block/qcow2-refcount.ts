@@ -13,6 +13,8 @@ export interface RefcountHost {
   readonly refcountOrder: number;
   /** Writes header fields 48..59 (refcount_table_offset, refcount_table_clusters) in one write. */
   setReftable(offset: number, clusters: number): Promise<void>;
+  /** Throws (marking the image corrupt) if a refblock write would land on other metadata. */
+  checkRefblockWrite(offset: number): void;
 }
 
 /** Reads entry `i` of a refblock with 2^order-bit entries (sub-byte widths are LSB first, as QEMU). */
@@ -121,8 +123,9 @@ export class Refcounts {
   async computeNextFree(fileSize: number): Promise<void> {
     let next = Math.ceil(fileSize / this.cs);
     for (let ti = this.table.length - 1; ti >= 0; ti--) {
-      if (this.table[ti] === 0 || this.refblockError(ti)) continue;
-      const b = await this.block(this.table[ti]);
+      // Blocks past the end of the file or unaligned are left for `check` to report.
+      if (this.table[ti] === 0 || this.refblockError(ti) || this.table[ti] >= fileSize) continue;
+      const b = this.blocks.get(this.table[ti]) ?? (await this.host.pool.pread(this.host.fd, this.table[ti], this.cs));
       for (let i = this.perBlock - 1; i >= 0; i--) {
         if (getRefcount(b, i, this.host.refcountOrder) !== 0) {
           next = Math.max(next, ti * this.perBlock + i + 1);
@@ -144,6 +147,9 @@ export class Refcounts {
         throw new Error(`qcow2: cluster ${c} has no refcount block`);
       }
       const off = this.table[ti];
+      const why = this.refblockError(ti);
+      if (why) throw new Error(why);
+      this.host.checkRefblockWrite(off);
       const b = await this.block(off);
       let lo = Infinity;
       let hi = 0;
@@ -196,6 +202,7 @@ export class Refcounts {
     await this.host.pool.pwrite(this.host.fd, at * this.cs, b);
     this.blocks.set(at * this.cs, b);
     this.table[ti] = at * this.cs;
+    this.refblockSet = null;
     const e = new Uint8Array(8);
     putU64(e, 0, at * this.cs);
     await this.host.pool.pwrite(this.host.fd, this.tableOffset + 8 * ti, e);
@@ -238,6 +245,7 @@ export class Refcounts {
     await this.host.setReftable(tableOff, k);
     const old = { off: this.tableOffset, clusters: this.tableClusters };
     this.table = newTable;
+    this.refblockSet = null;
     this.tableOffset = tableOff;
     this.tableClusters = k;
     this.nextFree = first + r + k;
@@ -248,6 +256,12 @@ export class Refcounts {
   async writeDirty(): Promise<void> {
     for (const off of this.dirtyBlocks) await this.host.pool.pwrite(this.host.fd, off, this.blocks.get(off)!);
     this.dirtyBlocks.clear();
+  }
+
+  private refblockSet: Set<number> | null = null;
+  isRefblock(offset: number): boolean {
+    this.refblockSet ??= new Set(this.table.filter((o) => o !== 0));
+    return this.refblockSet.has(offset);
   }
 
   /** Every refblock offset in use (for overlap checks and `check`). */

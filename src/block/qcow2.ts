@@ -87,6 +87,8 @@ export class Qcow2Driver implements BlockDriver {
   /** Set on a fatal corruption: every later request fails (QEMU sets bs->drv = NULL). */
   private dead: string | null = null;
   private readonly l2Cache = new Map<number, Uint8Array>();
+  /** Offsets of every L2 table the active L1 points to (for overlap checks). */
+  private readonly l2Offsets = new Set<number>();
   private readonly l2Loading = new Map<number, Promise<Uint8Array>>();
   private readonly lock = new AsyncMutex();
   private lazyDirtySet = false;
@@ -116,6 +118,7 @@ export class Qcow2Driver implements BlockDriver {
       clusterBits: header.clusterBits,
       refcountOrder: header.refcountOrder,
       setReftable: (o, c) => this.setReftable(o, c),
+      checkRefblockWrite: (o) => this.checkOverlap(o, "refcount block"),
     };
     this.refs = new Refcounts(
       this.refHost,
@@ -124,6 +127,10 @@ export class Qcow2Driver implements BlockDriver {
       header.refcountTableClusters,
     );
     this.refs.lazy = header.version === 3 && (header.compatible & COMPAT_LAZY_REFCOUNTS) !== 0;
+    for (let i = 0; i < header.l1Size; i++) {
+      const e = this.l1Entry(i);
+      if (e.off) this.l2Offsets.add(e.off);
+    }
   }
 
   get size(): number {
@@ -360,6 +367,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   private async setL2Entry(table: Uint8Array, l2off: number, idx: number, hi: number, lo: number): Promise<void> {
+    this.checkOverlap(l2off, "active L2 table");
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
     dv.setUint32(8 * idx, hi);
     dv.setUint32(8 * idx + 4, lo);
@@ -382,9 +390,12 @@ export class Qcow2Driver implements BlockDriver {
     const e1 = this.l1Entry(l1i);
     if (e1.off !== 0 && (e1.copied || (await this.refs.get(e1.off / this.cs)) === 1)) return { table: await this.l2Table(e1.off), off: e1.off };
     const off = await this.refs.alloc(1);
+    this.checkOverlap(off);
     const table = e1.off !== 0 ? (await this.l2Table(e1.off)).slice() : new Uint8Array(this.cs);
     await this.pool.pwrite(this.fd, off, table);
     this.l2Cache.set(off, table);
+    this.l2Offsets.add(off);
+    if (e1.off) this.l2Offsets.delete(e1.off);
     const e = new Uint8Array(8);
     putU64(e, 0, off);
     e[0] |= 0x80;
@@ -394,18 +405,27 @@ export class Qcow2Driver implements BlockDriver {
     return { table, off };
   }
 
-  /** QEMU's pre-write overlap check, against the metadata minivm knows cheaply. */
-  private checkOverlap(host: number): void {
+  /**
+   * QEMU's pre-write overlap check (qcow2_check_metadata_overlap) against the metadata known
+   * in memory; `self` names the structure being written, which may of course overlap itself.
+   */
+  checkOverlap(host: number, self: string | null = null, len = this.cs): void {
     const h = this.header;
     const cs = this.cs;
+    const hit = (start: number, size: number): boolean => host < start + size && start < host + len;
     let what: string | null = null;
-    if (host < cs) what = "qcow2_header";
-    else if (host >= h.l1TableOffset && host < h.l1TableOffset + h.l1Size * 8) what = "active L1 table";
-    else if (host >= this.refs.tableOffset && host < this.refs.tableOffset + this.refs.tableClusters * cs) what = "refcount table";
-    else if (this.l2Cache.has(host)) what = "active L2 table";
+    if (hit(0, cs)) what = "qcow2_header";
+    else if (self !== "active L1 table" && hit(h.l1TableOffset, h.l1Size * 8)) what = "active L1 table";
+    else if (self !== "refcount table" && hit(this.refs.tableOffset, this.refs.tableClusters * cs)) what = "refcount table";
+    else if (self !== "active L2 table" && this.l2Offsets.has(host)) what = "active L2 table";
+    else if (self !== "refcount block" && this.refs.isRefblock(host)) what = "refcount block";
     if (what) {
       this.corrupt = true;
       this.dead = `overlap with ${what}`;
+      if (!this.readOnly) {
+        this.header.incompatible |= INCOMPAT_CORRUPT;
+        void this.writeFeatureWords().catch(() => undefined);
+      }
       throw new Error(`qcow2: Marking image as corrupt: Preventing invalid write on metadata (overlaps with ${what}); further corruption events will be suppressed`);
     }
   }
