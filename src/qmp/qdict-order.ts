@@ -21,11 +21,21 @@ export function qdictBucket(key: string): number {
   return bucket;
 }
 
+// Replies and requests repeat a handful of key lists; sorting each once is enough.
+const orderCache = new Map<string, readonly string[]>();
+const ORDER_CACHE_MAX = 1024;
+
 /** Keys of an object in QEMU's iteration order, given their insertion order. */
-export function qdictKeyOrder(keys: readonly string[]): string[] {
+export function qdictKeyOrder(keys: readonly string[]): readonly string[] {
+  if (keys.length < 2) return keys;
+  const sig = keys.join("\0");
+  const cached = orderCache.get(sig);
+  if (cached !== undefined) return cached;
   const indexed = keys.map((k, i) => ({ k, i, b: qdictBucket(k) }));
   indexed.sort((x, y) => x.b - y.b || y.i - x.i);
-  return indexed.map((e) => e.k);
+  const order = indexed.map((e) => e.k);
+  if (orderCache.size < ORDER_CACHE_MAX) orderCache.set(sig, order);
+  return order;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
