@@ -252,7 +252,8 @@ function checkUnion(expr: QDict, info: SourceInfo): void {
 
 function checkAlternate(expr: QDict, info: SourceInfo): void {
   const members = expr.get("data");
-  if (isDict(members) && members.size === 0) throw new QapiError(info, "'data' must not be empty");
+  const empty = isDict(members) ? members.size === 0 : Array.isArray(members) ? members.length === 0 : members === "" || members === false;
+  if (empty) throw new QapiError(info, "'data' must not be empty");
   checkBranches(members, info, true);
 }
 
