@@ -1,0 +1,24 @@
+// Child process for the kill -9 test: writes and flushes in a loop through the compiled block
+// layer (dist/, so the piscina I/O pool is used) and prints "ack N" once write N is flushed.
+import { openImage } from "../../dist/src/block/image.js";
+import { IoPool } from "../../dist/src/block/io-pool.js";
+
+const [file, startArg] = process.argv.slice(2);
+const pool = new IoPool();
+const d = await openImage(file, { pool });
+process.stdout.write(`ready ${pool.kind}\n`);
+const STRIDE = 5000;
+const LEN = 3000;
+export function pattern(seq) {
+  const b = new Uint8Array(LEN);
+  for (let i = 0; i < LEN; i++) b[i] = (seq * 31 + i * 7 + 1) & 0xff;
+  return b;
+}
+let seq = Number(startArg);
+for (;;) {
+  const batch = [];
+  for (let k = 0; k < 4; k++, seq++) batch.push(d.write((seq * STRIDE) % (d.size - LEN), pattern(seq)));
+  await Promise.all(batch);
+  await d.flush();
+  process.stdout.write(`ack ${seq - 1}\n`);
+}
