@@ -1,7 +1,7 @@
 // Generates events.ts: each event's data type and typed emitters, so code
 // that raises an event cannot get its name or data wrong.
 
-import { GenContext, HEADER, jsdoc, str, summary, tsName } from "./common.js";
+import { GenContext, HEADER, jsdoc, propKey, str, summary, tsName } from "./common.js";
 
 export function genEvents(ctx: GenContext): string {
   const events = ctx.schema.events().filter((e) => ctx.on(e.ifcond));
@@ -11,7 +11,7 @@ export function genEvents(ctx: GenContext): string {
   out += "/** Every event's data; undefined for events without data. */\nexport interface QmpEventMap {\n";
   for (const e of events) {
     out += jsdoc(summary(e.doc), "  ");
-    out += `  ${e.name}: ${e.argType ? tsName(e.argType.name) : "undefined"};\n`;
+    out += `  ${propKey(e.name)}: ${e.argType ? tsName(e.argType.name) : "undefined"};\n`;
   }
   out += `}
 
@@ -28,8 +28,8 @@ export function createEventEmitters(
   return {
 `;
   for (const e of events) {
-    if (e.argType) out += `    ${e.name}: (data: ${tsName(e.argType.name)}) => emit(${str(e.name)}, { ...data }),\n`;
-    else out += `    ${e.name}: () => emit(${str(e.name)}),\n`;
+    if (e.argType) out += `    ${propKey(e.name)}: (data: ${tsName(e.argType.name)}) => emit(${str(e.name)}, { ...data }),\n`;
+    else out += `    ${propKey(e.name)}: () => emit(${str(e.name)}),\n`;
   }
   out += "  };\n}\n";
   return out;
