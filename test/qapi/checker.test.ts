@@ -519,6 +519,18 @@ describe("QAPI schema checker", () => {
     ).toBeNull();
   });
 
+  it("accepts downstream __RFQDN_ prefixes, x- prefixes and enum values starting with a digit", () => {
+    expect(
+      schemaError({
+        "main.json":
+          "{ 'struct': '__org.qemu_x-Thing', 'data': { '__org.qemu_x-member': 'int', '*x-opt': 'str' } }\n" +
+          "{ 'command': '__org.qemu_x-command', 'data': '__org.qemu_x-Thing' }\n" +
+          "{ 'event': '__org.qemu_x-EVENT', 'data': { 'a': '__org.qemu_x-Thing' } }\n" +
+          "{ 'enum': '__org.qemu_x-Enum', 'data': [ '__org.qemu_x-value', '1st' ] }\n",
+      }),
+    ).toBeNull();
+  });
+
   it("reads an included file only once", () => {
     expect(
       schemaError({

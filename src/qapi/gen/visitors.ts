@@ -112,16 +112,19 @@ function genAlternate(ctx: GenContext, t: AlternateType): string {
 
 export function genVisitors(ctx: GenContext): string {
   const types = ctx.declaredTypes();
-  const imports = types.filter((t) => !(t instanceof EnumType)).map((t) => tsName(t.name));
-  const values = types.filter((t) => t instanceof EnumType).map((t) => `${tsName(t.name)}_VALUES`);
+  let body = "";
+  for (const t of types) {
+    if (t instanceof ObjectType) body += "\n" + genObject(ctx, t) + "\n" + genStruct(tsName(t.name));
+    else if (t instanceof AlternateType) body += "\n" + genAlternate(ctx, t);
+  }
+  // Import only what the validators use.
+  const used = (n: string): boolean => new RegExp(`\\b${n.replace(/\$/g, "\\$")}\\b`).test(body);
+  const imports = types.filter((t) => !(t instanceof EnumType)).map((t) => tsName(t.name)).filter(used);
+  const values = types.filter((t) => t instanceof EnumType).map((t) => `${tsName(t.name)}_VALUES`).filter(used);
   let out = HEADER;
   out += "// Input validators: QEMU's qobject-input-visitor rules and error messages.\n\n";
   out += `import { InputVisitor } from "../runtime.js";\n`;
   if (imports.length > 0) out += `import type {\n${imports.map((i) => `  ${i},\n`).join("")}} from "./types.js";\n`;
   if (values.length > 0) out += `import {\n${values.map((i) => `  ${i},\n`).join("")}} from "./types.js";\n`;
-  for (const t of types) {
-    if (t instanceof ObjectType) out += "\n" + genObject(ctx, t) + "\n" + genStruct(tsName(t.name));
-    else if (t instanceof AlternateType) out += "\n" + genAlternate(ctx, t);
-  }
-  return out;
+  return out + body;
 }
