@@ -25,13 +25,18 @@ export interface ParsedSchema {
 export function parseSchema(fname: string): ParsedSchema {
   let text: string;
   try {
-    text = readFileSync(fname, "utf8");
+    text = readSource(fname);
   } catch (err) {
     throw new QapiError(null, `can't read schema file '${fname}': ${strerror(err)}`);
   }
   const out: ParsedSchema = { exprs: [], docs: [] };
   new FileParser(fname, text, new Set(), null, out).parse();
   return out;
+}
+
+/** Like Python's text mode, which QEMU reads schemas in: any newline becomes "\n". */
+function readSource(fname: string): string {
+  return readFileSync(fname, "utf8").replace(/\r\n?/g, "\n");
 }
 
 function strerror(err: unknown): string {
@@ -105,7 +110,7 @@ class FileParser {
     if (this.included.has(abs)) return;
     let text: string;
     try {
-      text = readFileSync(inclFname, "utf8");
+      text = readSource(inclFname);
     } catch (err) {
       throw new QapiError(info, `can't read include file '${inclFname}': ${strerror(err)}`);
     }
