@@ -48,6 +48,7 @@ describe("introspection of a schema using every construct", () => {
         { name: "scalars", type: "[Scalar]" },
         { name: "bytes", type: "[int]" },
         { name: "counts", type: "[int]" },
+        { name: "big", type: "[int]", default: null },
       ],
     });
     expect(v.find((e) => e.name === "get-things")).toEqual({

@@ -151,6 +151,9 @@ describe("generated validators for every kind of type", () => {
       "Invalid parameter type for 'holder.counts[1]', expected: integer",
     );
     expect(argError(parse("hold"), { holder: 1 })).toBe("Invalid parameter type for 'holder', expected: object");
+    // uint64 errors use the full name, unlike the smaller integer types (QEMU 7.2:
+    // "Parameter 'boundaries[0]' expects uint64" for block-latency-histogram-set).
+    expect(argError(parse("hold"), { holder: { ...holder, big: [1, "x"] } })).toBe("Parameter 'holder.big[1]' expects uint64");
   });
 
   it("names only the innermost member in range and enum errors, and 'null' in lists", () => {
