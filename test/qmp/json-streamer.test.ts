@@ -20,6 +20,13 @@ describe("JsonStreamer framing", () => {
     expect(run(['{"execute": "query-status", "id": 1}'])).toEqual([value({ execute: "query-status", id: 1 })]);
   });
 
+  it("reads a plain Uint8Array view without copying its whole buffer", () => {
+    const backing = new Uint8Array(Buffer.from('xx{"a": [1]}yy'));
+    const out: JsonResult[] = [];
+    new JsonStreamer((r) => out.push(r)).feed(backing.subarray(2, 12));
+    expect(out).toEqual([value({ a: [1] })]);
+  });
+
   it("emits several messages from one chunk in input order", () => {
     expect(run(['{"a":1}[2]"three" 4 true{"b":{}}'])).toEqual([
       value({ a: 1 }),
