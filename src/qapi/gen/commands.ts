@@ -3,7 +3,7 @@
 // name to arguments and reply that handlers and clients are written against.
 
 import { Command, ObjectType } from "../model.js";
-import { GenContext, HEADER, jsdoc, str, summary, tsName, tsType } from "./common.js";
+import { GenContext, HEADER, jsdoc, referencedNames, str, summary, tsName, tsType } from "./common.js";
 import { membersFn } from "./visitors.js";
 
 function argsType(c: Command): string {
@@ -23,12 +23,7 @@ export function genCommands(ctx: GenContext): string {
       typeNames.add(tsName(c.argType.name));
       fns.add(membersFn(c.argType));
     }
-    for (const m of [...retType(c).matchAll(/[A-Za-z_$][A-Za-z0-9_$]*/g)].map((x) => x[0])) {
-      if (ctx.schema.lookupType(m) || ctx.declaredTypes().some((t) => tsName(t.name) === m)) typeNames.add(m);
-    }
-  }
-  for (const builtin of ["Record", "string", "never", "number", "bigint", "boolean", "unknown", "null"]) {
-    typeNames.delete(builtin);
+    if (c.retType) for (const n of referencedNames(c.retType)) typeNames.add(n);
   }
 
   let out = HEADER;

@@ -58,6 +58,13 @@ export function tsType(t: Type): string {
   return tsName(t.name);
 }
 
+/** The declared TypeScript names tsType(T) refers to. */
+export function referencedNames(t: Type): string[] {
+  if (t instanceof ArrayType) return referencedNames(t.element);
+  if (t instanceof BuiltinType || t.name === "QType" || t.name === "q_empty") return [];
+  return [tsName(t.name)];
+}
+
 /** A JSDoc block from a doc comment's text; "" when there is none. */
 export function jsdoc(text: string | undefined, indent = ""): string {
   const lines = (text ?? "").trim().split("\n").map((l) => l.trim().replace(/\*\//g, "*\\/"));
