@@ -3,7 +3,7 @@
 // dirty by lazy refcounts is repaired on a read-write open, as QEMU does.
 
 import { open, realpath } from "node:fs/promises";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import type { BlockDriver } from "./driver.js";
 import type { IoPool } from "./io-pool.js";
 import { ImageOpenError, QCOW_MAGIC, u32 } from "./qcow2-format.js";
@@ -23,10 +23,14 @@ export interface OpenOptions {
   forCheck?: boolean;
 }
 
-/** QEMU's path_combine: a relative backing name is relative to the overlay's directory. */
+/**
+ * QEMU's path_combine: a relative backing name is relative to the overlay's directory, and
+ * stays relative to the current directory when the overlay's name was (as qemu-img prints it).
+ */
 export function backingPath(overlay: string, name: string): string {
   if (isAbsolute(name) || /^[a-z]+:/.test(name)) return name;
-  return resolve(dirname(overlay), name);
+  const dir = dirname(overlay);
+  return dir === "." ? name : join(dir, name);
 }
 
 export async function probeFormat(filename: string, pool: IoPool): Promise<"raw" | "qcow2"> {

@@ -73,7 +73,7 @@ export async function checkQcow2(d: Qcow2Driver, opts: CheckOptions = {}): Promi
   return result;
 }
 
-async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): Promise<CheckResult> {
+async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, afterRebuild = false): Promise<CheckResult> {
   d.dropCaches();
   const h = d.header;
   const cs = d.cs;
@@ -204,6 +204,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
   const limit = Math.max(nbClusters, refs.top);
   let highest = 0;
   const fixes: Array<{ cluster: number; delta: number; leak: boolean }> = [];
+  const repairMsgs: string[] = [];
   for (let c = 0; c < limit; c++) {
     const want = refs.get(c);
     const ti = Math.floor(c / perBlock);
@@ -220,32 +221,32 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
     }
     if (have > 0 || want > 0) highest = c;
     if (have === want) continue;
-    if (have === 0) {
-      rebuild = true;
-    } else if (have > want && repair) {
-      fixes.push({ cluster: c, delta: want - have, leak: true });
-      r.messages.push(`Repairing cluster ${c} refcount=${have} reference=${want}`);
-      continue;
-    } else if (have < want && repair === "all") {
-      fixes.push({ cluster: c, delta: want - have, leak: false });
-      r.messages.push(`Repairing cluster ${c} refcount=${have} reference=${want}`);
+    // QEMU compares once without fixing (ERROR/Leaked lines), then again fixing (Repairing).
+    if (!afterRebuild) r.messages.push(`${have < want ? "ERROR" : "Leaked"} cluster ${c} refcount=${have} reference=${want}`);
+    if (have === 0) rebuild = true;
+    else if ((have > want && repair) || (have < want && repair === "all")) {
+      fixes.push({ cluster: c, delta: want - have, leak: have > want });
+      repairMsgs.push(`Repairing cluster ${c} refcount=${have} reference=${want}`);
       continue;
     }
-    r.messages.push(`${have < want ? "ERROR" : "Leaked"} cluster ${c} refcount=${have} reference=${want}`);
     if (have < want) r.corruptions++;
     else r.leaks++;
   }
+  if (!(repair === "all" && rebuild)) r.messages.push(...repairMsgs);
 
   const wasLazy = d.refs.lazy;
   d.refs.lazy = false;
   try {
     if (repair === "all" && rebuild) {
-      await rebuildRefcounts(d, refs, limit, r);
+      await rebuildRefcounts(d, refs, r);
       for (const f of fixes) {
         if (f.leak) r.leaksFixed++;
         else r.corruptionsFixed++;
       }
       fixes.length = 0;
+      // Free what the rebuild left counted but unused (the old structures), as QEMU does.
+      const again = await checkOnce(d, "leaks", true);
+      r.messages.push(...again.messages);
     }
     for (const f of fixes) {
       await d.refs.update(f.cluster, 1, f.delta);
@@ -258,7 +259,13 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
 
   // OFLAG_COPIED must be set exactly when the refcount is 1 (check_oflag_copied).
   for (const e of copiedChecks) {
-    const rc = refs.get(e.host / cs);
+    // Like check_oflag_copied: the refcount on disk (after any repair above), not the computed one.
+    let rc = 0;
+    try {
+      rc = await d.refs.get(e.host / cs);
+    } catch {
+      rc = 0;
+    }
     const copied = (e.hi & ENTRY_COPIED_HI) !== 0;
     if ((rc === 1) === copied) continue;
     const entry = (e.hi * 0x100000000 + e.lo).toString(16);
@@ -281,60 +288,73 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined): P
 }
 
 /**
- * Writes a new refcount table and refblocks describing exactly `refs` (plus themselves) past
- * the end of everything in use, then switches the header to it (rebuild_refcount_structure).
+ * Writes a new refcount table and refblocks describing exactly `refs` plus themselves, then
+ * switches the header to them (QEMU's rebuild_refcount_structure): refblocks go into the first
+ * free clusters, the table after everything in use. The old structures are still counted in
+ * `refs`; the leak pass that follows frees them.
  */
-async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, limit: number, r: CheckResult): Promise<void> {
+async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, r: CheckResult): Promise<void> {
   const cs = d.cs;
   const perBlock = d.refs.perBlock;
   const order = d.header.refcountOrder;
-  let end = limit;
-  while (end > 0 && refs.get(end - 1) === 0) end--;
-  // New structures start at a fresh refblock range so that they only describe themselves there.
-  const base = Math.ceil(end / perBlock) * perBlock;
-  let nBlocks = Math.ceil(base / perBlock) + 1;
-  let tClusters = 1;
-  for (;;) {
-    const total = base + nBlocks + tClusters;
-    const nb = Math.ceil(total / perBlock);
-    const tc = Math.ceil((nb * 8) / cs);
-    if (nb <= nBlocks && tc <= tClusters) break;
-    nBlocks = Math.max(nb, nBlocks);
-    tClusters = Math.max(tc, tClusters);
-  }
-  const newEnd = base + nBlocks + tClusters;
-  const table = new Uint8Array(tClusters * cs);
-  const count = (c: number): number => (c < base ? refs.get(c) : c < newEnd ? 1 : 0);
-  let blockAt = base;
-  const blocksNeeded: number[] = [];
-  for (let ti = 0; ti * perBlock < newEnd; ti++) {
-    let any = false;
-    for (let c = ti * perBlock; c < Math.min(newEnd, (ti + 1) * perBlock); c++) if (count(c)) { any = true; break; }
-    if (any) blocksNeeded.push(ti);
-  }
-  // Clusters [base, base+blocksNeeded.length) hold blocks, then the table; unused slots stay free.
-  const tableAt = base + blocksNeeded.length;
-  const used = (c: number): number => (c < base ? refs.get(c) : c < tableAt + tClusters ? 1 : 0);
-  for (const ti of blocksNeeded) {
-    const b = new Uint8Array(cs);
-    for (let c = ti * perBlock; c < (ti + 1) * perBlock; c++) {
-      const v = used(c);
-      if (v) setRefcount(b, c % perBlock, order, v);
+  let cursor = 0;
+  const firstFree = (): number => {
+    while (refs.get(cursor) !== 0) cursor++;
+    return cursor;
+  };
+  const blockAt = new Map<number, number>();
+  const placeBlocks = (): void => {
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (let ti = 0; ti * perBlock < refs.top; ti++) {
+        if (blockAt.has(ti)) continue;
+        let any = false;
+        for (let c = ti * perBlock; c < Math.min(refs.top, (ti + 1) * perBlock); c++) {
+          if (refs.get(c)) {
+            any = true;
+            break;
+          }
+        }
+        if (!any) continue;
+        const c = firstFree();
+        refs.inc(c);
+        blockAt.set(ti, c);
+        changed = true;
+      }
     }
-    await d.pool.pwrite(d.fd, blockAt * cs, b);
-    putU64(table, 8 * ti, blockAt * cs);
-    blockAt++;
+  };
+  placeBlocks();
+  let tableAt = refs.top;
+  let k = 1;
+  for (;;) {
+    for (let c = tableAt; c < tableAt + k; c++) refs.inc(c);
+    placeBlocks();
+    const need = Math.ceil((Math.max(...blockAt.keys()) + 1) * 8 / cs);
+    if (need <= k) break;
+    for (let c = tableAt; c < tableAt + k; c++) refs.a[c]--;
+    k = need;
+    tableAt = refs.top;
+  }
+  const table = new Uint8Array(k * cs);
+  for (const [ti, c] of blockAt) {
+    const b = new Uint8Array(cs);
+    for (let x = ti * perBlock; x < Math.min(refs.top, (ti + 1) * perBlock); x++) {
+      const v = refs.get(x);
+      if (v) setRefcount(b, x % perBlock, order, v);
+    }
+    await d.pool.pwrite(d.fd, c * cs, b);
+    putU64(table, 8 * ti, c * cs);
   }
   await d.pool.pwrite(d.fd, tableAt * cs, table);
   await d.pool.fdatasync(d.fd);
   const hdr = new Uint8Array(12);
   putU64(hdr, 0, tableAt * cs);
-  new DataView(hdr.buffer).setUint32(8, tClusters);
+  new DataView(hdr.buffer).setUint32(8, k);
   await d.pool.pwrite(d.fd, 48, hdr);
   await d.pool.fdatasync(d.fd);
   d.header.refcountTableOffset = tableAt * cs;
-  d.header.refcountTableClusters = tClusters;
-  d.adoptRefcountTable(table, tableAt * cs, tClusters, tableAt + tClusters);
+  d.header.refcountTableClusters = k;
+  d.adoptRefcountTable(table, tableAt * cs, k, refs.top);
   r.corruptionsFixed += r.corruptions;
   r.leaksFixed += r.leaks;
   r.corruptions = 0;
