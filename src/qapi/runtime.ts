@@ -7,6 +7,8 @@
 // the innermost member, and 'null' for list elements.
 
 import { genericError, QmpError } from "../qmp/errors.js";
+import { qdictKeyOrder } from "../qmp/qdict-order.js";
+import { GHashTableModel } from "./ghash.js";
 
 type DictFrame = {
   readonly kind: "dict";
@@ -14,6 +16,8 @@ type DictFrame = {
   readonly obj: Readonly<Record<string, unknown>>;
   /** Keys not visited yet, in input order. */
   readonly unvisited: Set<string>;
+  /** Keys visited, in visit order. */
+  readonly consumed: string[];
 };
 type ListFrame = {
   readonly kind: "list";
@@ -48,6 +52,23 @@ function narrow(v: bigint): number | bigint {
   return v >= -BigInt(TWO_53) && v <= BigInt(TWO_53) ? Number(v) : v;
 }
 
+/**
+ * The leftover key QEMU reports: it keeps a struct's keys in a GHashTable,
+ * filled in QDict order and emptied as members are visited, and names the
+ * first key that table iterates to.
+ */
+function firstLeftover(tos: DictFrame): string {
+  const table = new GHashTableModel();
+  for (const k of qdictKeyOrder([...tos.consumed, ...tos.unvisited].sort(byInputOrder(tos.obj)))) table.insert(k);
+  for (const k of tos.consumed) table.remove(k);
+  return table.keysInOrder()[0] ?? [...tos.unvisited][0]!;
+}
+
+function byInputOrder(obj: Readonly<Record<string, unknown>>): (a: string, b: string) => number {
+  const order = Object.keys(obj);
+  return (a, b) => order.indexOf(a) - order.indexOf(b);
+}
+
 export class InputVisitor {
   private readonly stack: Frame[] = [];
 
@@ -75,7 +96,7 @@ export class InputVisitor {
       const key = name ?? "";
       const value = Object.prototype.hasOwnProperty.call(tos.obj, key) ? tos.obj[key] : undefined;
       if (value === undefined) return { present: false, value };
-      if (consume) tos.unvisited.delete(key);
+      if (consume && tos.unvisited.delete(key)) tos.consumed.push(key);
       return { present: true, value };
     }
     const present = tos.next < tos.items.length;
@@ -106,14 +127,15 @@ export class InputVisitor {
     const v = this.get(name);
     if (!isPlainObject(v)) throw this.typeError(name, "object");
     const unvisited = new Set(Object.keys(v).filter((k) => v[k] !== undefined));
-    this.stack.push({ kind: "dict", name, obj: v, unvisited });
+    this.stack.push({ kind: "dict", name, obj: v, unvisited, consumed: [] });
   }
 
   /** Rejects members no visit consumed (QEMU's check_struct). */
   checkStruct(): void {
     const tos = this.stack[this.stack.length - 1];
     if (tos?.kind !== "dict") throw new Error("checkStruct outside a struct");
-    for (const key of tos.unvisited) throw genericError(`Parameter '${this.fullName(key)}' is unexpected`);
+    if (tos.unvisited.size === 0) return;
+    throw genericError(`Parameter '${this.fullName(firstLeftover(tos))}' is unexpected`);
   }
 
   endStruct(): void {

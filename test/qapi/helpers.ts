@@ -34,8 +34,8 @@ export function schemaError(files: Record<string, string>): string | null {
 
 /**
  * Generates the code for SCHEMA_FILE into a temporary copy of the source
- * layout the generated modules import from (src/qapi/runtime.ts and
- * src/qmp/errors.ts), so a test schema's validators can be imported and run.
+ * layout the generated modules import from (the visitor runtime and what it
+ * imports), so a test schema's validators can be imported and run.
  */
 export async function generateIntoTemp(schemaFile: string, defined: string[] = []): Promise<string> {
   const { copyFileSync } = await import("node:fs");
@@ -44,8 +44,9 @@ export async function generateIntoTemp(schemaFile: string, defined: string[] = [
   const repo = path.resolve(import.meta.dirname, "../..");
   mkdirSync(path.join(root, "src/qapi/generated"), { recursive: true });
   mkdirSync(path.join(root, "src/qmp"), { recursive: true });
-  copyFileSync(path.join(repo, "src/qapi/runtime.ts"), path.join(root, "src/qapi/runtime.ts"));
-  copyFileSync(path.join(repo, "src/qmp/errors.ts"), path.join(root, "src/qmp/errors.ts"));
+  for (const f of ["src/qapi/runtime.ts", "src/qapi/ghash.ts", "src/qmp/errors.ts", "src/qmp/qdict-order.ts"]) {
+    copyFileSync(path.join(repo, f), path.join(root, f));
+  }
   const files = generateFiles(Schema.load(schemaFile), { defined: new Set(defined) });
   for (const [name, text] of files) writeFileSync(path.join(root, "src/qapi/generated", name), text);
   return path.join(root, "src/qapi/generated");

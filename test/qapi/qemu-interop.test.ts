@@ -130,6 +130,12 @@ describe.skipIf(!available)("validators and introspection against QEMU 7.2", () 
     ["query-version", { a: 1 }],
     ["query-qmp-schema", { a: 1 }],
     ["stop", { x: null }],
+    // With several stray keys QEMU names the first its hash table iterates to.
+    ["query-status", { b: 1, a: 2, zz: 3 }],
+    ["query-status", Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`key-${i}`, i]))],
+    ["query-version", { "\u00e9t\u00e9": 1, zebra: 2, apple: 3, "x-y": 4, m: 5, n: 6, o: 7, p: 8, q: 9 }],
+    ["human-monitor-command", { "command-line": "info status", "cpu-index": 0, d: 1, c: 2, b: 3, a: 4 }],
+    ["human-monitor-command", { z: 1, "command-line": "info status", y: 2, x: 3, "cpu-index": 0, w: 4 }],
   ];
 
   for (const [command, args] of requests) {
