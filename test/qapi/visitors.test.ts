@@ -57,6 +57,20 @@ describe("generated validators for minivm's schema", () => {
     expect(argError(minivm("qmp_capabilities"), { enable: ["oob"], x: 1 })).toBe("Parameter 'x' is unexpected");
   });
 
+  it("names the stray argument QEMU 7.2 names when there are several", () => {
+    // QEMU's choice follows its QDict and GLib hash table order, not the input order.
+    expect(argError(minivm("query-status"), { b: 1, a: 2, zz: 3 })).toBe("Parameter 'b' is unexpected");
+    expect(argError(minivm("query-status"), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`key-${i}`, i])))).toBe(
+      "Parameter 'key-1' is unexpected",
+    );
+    expect(argError(minivm("query-version"), { "\u00e9t\u00e9": 1, zebra: 2, apple: 3, "x-y": 4, m: 5, n: 6, o: 7, p: 8, q: 9 })).toBe(
+      "Parameter 'o' is unexpected",
+    );
+    expect(argError(minivm("human-monitor-command"), { "command-line": "info status", "cpu-index": 0, d: 1, c: 2, b: 3, a: 4 })).toBe(
+      "Parameter 'b' is unexpected",
+    );
+  });
+
   it("rejects non-integers and integers beyond int64 for an int", () => {
     const hmp = minivm("human-monitor-command");
     for (const bad of ["x", 1.5, 1e20, 18446744073709551615n, true]) {
