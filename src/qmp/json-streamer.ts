@@ -162,6 +162,8 @@ export class JsonStreamer {
   private state = START;
   private pending: Buffer[] = [];
   private pendingLen = 0;
+  // Whether the string being lexed has only printable ASCII and no escapes so far.
+  private plainString = true;
 
   // Streamer: the message being collected (JSONMessageParser).
   private braceCount = 0;
@@ -218,6 +220,7 @@ export class JsonStreamer {
         this.stray(buf, tokStart, i + 1);
         st = RECOVERY;
       } else {
+        const prev = st;
         st = t;
         // json_lexer_feed_char: a single token may not outgrow the limit either.
         if (st < START && st !== RECOVERY && this.pendingLen + (i + 1 - tokStart) > cap) {
@@ -225,15 +228,21 @@ export class JsonStreamer {
           this.fail("JSON token size limit exceeded");
           st = START;
         } else if (st === DQ || st === SQ) {
-          // Skip the bytes that leave a string body unchanged, up to the limit.
+          if (prev === START) this.plainString = true;
+          else if (b >= 0x80) this.plainString = false;
+          // Skip bytes that leave a string body unchanged, up to the limit; while
+          // the string is still plain, stop at non-ASCII to note it.
           const quote = st === DQ ? 0x22 : 0x27;
+          const high = this.plainString ? 0x80 : 0xfe;
           const limit = Math.min(n, tokStart + cap - this.pendingLen);
           let j = i + 1;
           for (; j < limit; j++) {
             const c = buf[j];
-            if (c === quote || c === 0x5c || c < 0x20 || c > 0xfd) break;
+            if (c === quote || c === 0x5c || c < 0x20 || c >= high) break;
           }
           i = j - 1;
+        } else if (st === DQ_ESC || st === SQ_ESC) {
+          this.plainString = false;
         }
       }
     }
@@ -467,9 +476,11 @@ export class JsonStreamer {
   }
 
   // A string token without escapes or non-ASCII bytes, through the cache when short.
-  private plainString(buf: Buffer, from: number, to: number, hash: number): string {
+  private plainText(buf: Buffer, from: number, to: number): string {
     const len = to - from;
     if (len > STRING_CACHE_MAX_LEN) return buf.toString("latin1", from, to);
+    let hash = len;
+    for (let k = from; k < to; k++) hash = (hash * 31 + buf[k]) | 0;
     const slot = hash & (STRING_CACHE_SIZE - 1);
     const cached = this.shortStrings[slot];
     if (cached.length === len) {
@@ -486,17 +497,7 @@ export class JsonStreamer {
   // UTF-8 validated as QEMU does.  Returns null after reporting an error.
   private parseString(buf: Buffer, start: number, end: number): string | null {
     const last = end - 1;
-    let plain = true;
-    let hash = 0;
-    for (let i = start + 1; i < last; i++) {
-      const b = buf[i];
-      if (b >= 0x80 || b === 0x5c) {
-        plain = false;
-        break;
-      }
-      hash = (hash * 31 + b) | 0;
-    }
-    if (plain) return this.plainString(buf, start + 1, last, hash);
+    if (this.plainString) return this.plainText(buf, start + 1, last);
 
     let out = "";
     let runStart = start + 1;
