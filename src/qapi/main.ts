@@ -55,6 +55,10 @@ class UsageError extends Error {}
 
 /** Runs a qapi sub-command; resolves to the process exit status. */
 export async function qapiMain(argv: string[]): Promise<number> {
+  if (argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let args: Args | string;
   try {
     args = parseArgs(argv);

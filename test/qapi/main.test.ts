@@ -55,6 +55,11 @@ describe("qapiMain", () => {
     }
   });
 
+  it("prints usage for --help", async () => {
+    expect(await qapiMain(["--help"])).toBe(0);
+    expect(out).toContain("usage: qapi check FILE");
+  });
+
   it("rejects a missing output directory and unknown sub-commands with usage", async () => {
     expect(await qapiMain(["generate", "x.json"])).toBe(2);
     expect(err).toContain("generate needs --output-dir DIR");
