@@ -494,6 +494,14 @@ const cases: Case[] = [
     files: { "sub.json": "{ 'struct': 'Ok', 'data': {} }\n{ 'struct': 'Bad', 'data': { 'x': 'Nope' } }" },
     error: "In file included from main.json:2:\nsub.json: In struct 'Bad':\nsub.json:2: member 'x' uses unknown type 'Nope'",
   },
+  {
+    what: "an error two includes deep",
+    main: "{ 'include': 'sub/a.json' }",
+    files: { "sub/a.json": "# a\n{ 'include': 'b.json' }", "sub/b.json": "{ 'event': 'lower' }" },
+    error:
+      "In file included from main.json:1:\nIn file included from sub/a.json:2:\n" +
+      "sub/b.json: In event 'lower':\nsub/b.json:1: name of event must not use lowercase or '-'",
+  },
 ];
 
 describe("QAPI schema checker", () => {
