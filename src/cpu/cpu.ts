@@ -78,6 +78,8 @@ export class Cpu {
   /** LR/SC reservation: the virtual address reserved by LR.W, or -1, and the value LR saw. */
   loadRes = -1;
   loadVal = 0;
+  /** QEMU's env->badaddr: the address of the last memory exception. */
+  badaddr = 0;
   /** Set by WFI; the board clears it when an interrupt is pending (mip & mie). */
   wfi = false;
 

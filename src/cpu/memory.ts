@@ -141,6 +141,29 @@ export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | 
   }
   // Misaligned: QEMU 7.2 performs it. A page-crossing access translates the second page at
   // the naturally aligned address after `a` (cputlb's load_helper), which is what it reports.
+  const a1 = (a & ~(size - 1)) | 0;
+  const mmioOff = pa - cpu.ramBase;
+  if ((mmioOff < 0 || mmioOff >= cpu.ramSize) && pageLeft >= size) {
+    // A misaligned device access is two aligned accesses of the same size (load_helper's
+    // do_unaligned_access); a failing half reports its own aligned address.
+    const pa1 = pa - (a - a1);
+    const lo = pa1 < 0x100000000 ? cpu.bus.load(pa1, size as 1 | 2 | 4) : 0;
+    if (pa1 >= 0x100000000 || cpu.bus.fault) {
+      cpu.bus.fault = false;
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a1, pc);
+      return null;
+    }
+    const hi = pa1 + size < 0x100000000 ? cpu.bus.load(pa1 + size, size as 1 | 2 | 4) : 0;
+    if (pa1 + size >= 0x100000000 || cpu.bus.fault) {
+      cpu.bus.fault = false;
+      cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, (a1 + size) | 0, pc);
+      return null;
+    }
+    cpu.mmioTouched = true;
+    const shift = 8 * (a - a1);
+    const v = size === 4 ? (lo >>> shift) | (hi << (32 - shift)) : ((lo >>> shift) | (hi << (8 * size - shift))) & 0xffff;
+    return extend(v, f3);
+  }
   let pa2 = -1;
   const a2 = ((a & ~(size - 1)) + size) | 0;
   if (pageLeft < size) {
@@ -215,7 +238,8 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
   for (let k = 0; k < size; k++) {
     const ok = k < pageLeft ? physStore8(cpu, pa + k, v >>> (8 * k)) : physStore8(cpu, pa2 + k - pageLeft, v >>> (8 * k));
     if (!ok) {
-      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);
+      // QEMU stores a misaligned value byte by byte; the failing byte's address is reported.
+      cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, (a + k) | 0, pc);
       return false;
     }
   }

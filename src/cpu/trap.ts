@@ -4,7 +4,9 @@
 // op_helper.c) is the reference for the corner cases.
 
 import {
+  EXC_BREAKPOINT,
   EXC_ILLEGAL_INST,
+  EXC_INST_MISALIGNED,
   IRQ_MEI,
   IRQ_MSI,
   IRQ_MTI,
@@ -66,6 +68,9 @@ function enterTrap(cpu: Cpu, cause: number, interrupt: boolean, tval: number, ep
 
 /** Take synchronous exception `cause` for the instruction at `epc`; returns the new pc. */
 export function raiseException(cpu: Cpu, cause: number, tval: number, epc: number): number {
+  // QEMU's env->badaddr: remembered for memory exceptions (an xRET to a misaligned xepc
+  // reports whatever it last held).
+  if (cause !== EXC_ILLEGAL_INST && cause !== EXC_BREAKPOINT && (cause < 8 || cause > 11)) cpu.badaddr = tval;
   const pc = enterTrap(cpu, cause, false, tval, epc);
   cpu.pc = pc;
   return pc;
@@ -117,6 +122,8 @@ export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
     // QEMU 7.2 helper_mret: leaving M while no PMP entry is active is an illegal instruction.
     if (prev !== PRV_M && !pmpHasRules(cpu)) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
     if (prev === 2) prev = PRV_U; // reserved encoding: QEMU's set_mode turns "H" into U
+    // Without C, a misaligned mepc raises at the mret (QEMU helper_mret), tval = stale badaddr.
+    if ((cpu.mepc & 3) !== 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
     let s = cpu.mstatus;
     s = (s & MSTATUS_MPIE) !== 0 ? s | MSTATUS_MIE : s & ~MSTATUS_MIE;
     s |= MSTATUS_MPIE;
@@ -124,13 +131,14 @@ export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
     if (prev !== PRV_M) s &= ~MSTATUS_MPRV;
     cpu.mstatus = s;
     setMode(cpu, prev);
-    return cpu.mepc & ~3;
+    return cpu.mepc;
   }
   if (inst === 0x10200073) {
     // SRET
     if (cpu.priv < PRV_S || (cpu.priv === PRV_S && (cpu.mstatus & MSTATUS_TSR) !== 0)) {
       return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
     }
+    if ((cpu.sepc & 3) !== 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
     const prev = (cpu.mstatus & MSTATUS_SPP) !== 0 ? PRV_S : PRV_U;
     let s = cpu.mstatus;
     s = (s & MSTATUS_SPIE) !== 0 ? s | MSTATUS_SIE : s & ~MSTATUS_SIE;
@@ -139,7 +147,7 @@ export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
     s &= ~MSTATUS_MPRV;
     cpu.mstatus = s;
     setMode(cpu, prev);
-    return cpu.sepc & ~3;
+    return cpu.sepc;
   }
   if (inst === 0x10500073) {
     // WFI: illegal in U, and in S when mstatus.TW (QEMU helper_wfi).
