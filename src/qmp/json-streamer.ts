@@ -144,6 +144,8 @@ const P_OBJ_VALUE = 6; // after a member: ',' or '}'
 const P_OBJ_COMMA = 7; // after ',': a key
 const P_TOP = 8; // no container open: the message's value
 
+const PENDING_INITIAL = 256;
+const PENDING_KEEP = 64 * 1024;
 const STRING_CACHE_SIZE = 256;
 const STRING_CACHE_MAX_LEN = 32;
 
@@ -158,9 +160,10 @@ export class JsonStreamer {
   private readonly maxTokens: number;
   private readonly maxDepth: number;
 
-  // Lexer: state, and the bytes of a token that began in an earlier chunk.
+  // Lexer: state, and the bytes of a token that began in an earlier chunk, kept in
+  // one buffer grown by doubling so that a token fed a byte at a time stays compact.
   private state = START;
-  private pending: Buffer[] = [];
+  private pending: Buffer = Buffer.allocUnsafe(PENDING_INITIAL);
   private pendingLen = 0;
   // Whether the string being lexed has only printable ASCII and no escapes so far.
   private plainString = true;
@@ -247,10 +250,24 @@ export class JsonStreamer {
       }
     }
     this.state = st;
-    if (st !== START && st !== RECOVERY && tokStart < n) {
-      this.pending.push(Buffer.from(buf.subarray(tokStart, n)));
-      this.pendingLen += n - tokStart;
+    if (st !== START && st !== RECOVERY && tokStart < n) this.keepPending(buf, tokStart, n);
+  }
+
+  private keepPending(buf: Buffer, start: number, end: number): void {
+    const need = this.pendingLen + end - start;
+    if (need > this.pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(this.pending.length * 2, this.maxBytes + 1)));
+      this.pending.copy(grown, 0, 0, this.pendingLen);
+      this.pending = grown;
     }
+    buf.copy(this.pending, this.pendingLen, start, end);
+    this.pendingLen = need;
+  }
+
+  private dropPending(): void {
+    this.pendingLen = 0;
+    // Let a buffer that held a huge token go.
+    if (this.pending.length > PENDING_KEEP) this.pending = Buffer.allocUnsafe(PENDING_INITIAL);
   }
 
   // json_message_process_token for a complete token buf[start, end) after pending.
@@ -276,17 +293,14 @@ export class JsonStreamer {
     this.tokenBytes += len;
     this.tokenCount++;
 
-    if (this.error === null) {
-      if (this.pendingLen > 0) {
-        this.pending.push(buf.subarray(start, end));
-        const whole = Buffer.concat(this.pending, len);
-        this.dropPending();
-        this.parse(type, whole, 0, len);
-      } else {
-        this.parse(type, buf, start, end);
+    if (this.pendingLen > 0) {
+      if (this.error === null) {
+        this.keepPending(buf, start, end);
+        this.parse(type, this.pending, 0, len);
       }
-    } else {
       this.dropPending();
+    } else if (this.error === null) {
+      this.parse(type, buf, start, end);
     }
 
     // The message ends when the counts balance, or as soon as either goes negative
@@ -301,22 +315,16 @@ export class JsonStreamer {
   }
 
   private stray(buf: Buffer, start: number, end: number): void {
-    let bytes: Buffer = buf.subarray(start, end);
+    let bytes = buf.subarray(start, end);
     if (this.pendingLen > 0) {
-      this.pending.push(bytes);
-      bytes = Buffer.concat(this.pending, this.pendingLen + end - start);
-      this.dropPending();
+      this.keepPending(buf, start, end);
+      bytes = this.pending.subarray(0, this.pendingLen);
     }
     // The token is printed with %s, so it stops at a NUL byte.
     const nul = bytes.indexOf(0);
-    this.fail(`JSON parse error, stray '${decodeLossy(nul < 0 ? bytes : bytes.subarray(0, nul))}'`);
-  }
-
-  private dropPending(): void {
-    if (this.pendingLen > 0) {
-      this.pending = [];
-      this.pendingLen = 0;
-    }
+    const message = `JSON parse error, stray '${decodeLossy(nul < 0 ? bytes : bytes.subarray(0, nul))}'`;
+    this.dropPending();
+    this.fail(message);
   }
 
   private resetMessage(): void {

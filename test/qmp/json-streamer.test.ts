@@ -63,6 +63,20 @@ describe("JsonStreamer framing", () => {
     expect(run([...input].map((b) => Buffer.from([b])))).toEqual(whole);
   });
 
+  it("assembles a long string fed one byte at a time", () => {
+    const text = "é".repeat(20_000) + "x".repeat(60_000);
+    const input = utf8(`["${text}"]`);
+    const out: JsonResult[] = [];
+    const s = new JsonStreamer((r) => out.push(r));
+    for (let i = 0; i < input.length; i++) {
+      s.feed(input.subarray(i, i + 1));
+      // "[" is one token byte; the string so far is the rest.
+      if (i === 50_000) expect(s.bufferedBytes).toBe(50_001);
+    }
+    expect(out).toEqual([value([text])]);
+    expect(s.bufferedBytes).toBe(0);
+  });
+
   it("decodes a UTF-8 character split across chunks", () => {
     const emoji = utf8('"😀é"');
     for (let cut = 1; cut < emoji.length; cut++) {
