@@ -154,6 +154,14 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
+/**
+ * Splits a QMP byte stream into JSON messages and parses each as QEMU 7.2 does.
+ * `emit` is called synchronously from feed(), once per message or error, in input
+ * order.  Objects come back as plain objects, arrays as arrays, integers as numbers
+ * when within 2^53 and as bigint beyond that (int64/uint64 range); any other number
+ * is the double QEMU's strtod() would give.  Top-level scalars are values too; QMP
+ * callers answer them with "QMP input must be a JSON object".
+ */
 export class JsonStreamer {
   private readonly emit: (result: JsonResult) => void;
   private readonly maxBytes: number;
@@ -652,7 +660,7 @@ const MIN_CP = [0x80, 0x800, 0x10000, 0x200000, 0x4000000];
  * Bytes as QEMU's JSON writer reads them back when it prints an error desc: each
  * invalid modified-UTF-8 sequence becomes one U+FFFD.
  */
-export function decodeLossy(bytes: Uint8Array): string {
+function decodeLossy(bytes: Uint8Array): string {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let out = "";
   let i = 0;
