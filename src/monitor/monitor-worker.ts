@@ -63,14 +63,19 @@ function attach(socket: net.Socket, config: MonitorConfig): void {
     {
       write: (text) => {
         if (!socket.writable) return;
+        // Replies finished in one turn of the event loop leave in one write.
+        if (socket.writableCorked === 0) {
+          socket.cork();
+          process.nextTick(() => socket.uncork());
+        }
         const ok = socket.write(text);
         if (!ok && !outputBlocked && socket.writableLength > MAX_PENDING_OUTPUT) {
           // A client that does not read its replies must not make us buffer without bound.
           outputBlocked = true;
-          session.suspend();
+          session.blockOutput(true);
           socket.once("drain", () => {
             outputBlocked = false;
-            session.resume();
+            session.blockOutput(false);
           });
         }
       },

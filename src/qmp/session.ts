@@ -68,9 +68,15 @@ export class QmpSession {
   closed = false;
   /** In-band requests waiting for the dispatcher. */
   readonly queue: QueuedRequest[] = [];
+  /** Requests handed to the dispatcher whose replies have not been sent yet. */
+  inflight = 0;
+  /** Replies go out in request order, even when a later one is ready first. */
+  private replyChain: Promise<void> = Promise.resolve();
   /** Parsed input not yet looked at because the session is suspended. */
   private readonly inbox: JsonResult[] = [];
-  private suspendCount = 0;
+  /** Reading stops while the in-band queue is full, or while the client does not read. */
+  private queueFull = false;
+  private outputBlocked = false;
   private readonly streamer: JsonStreamer;
   /** Counters for tests and the dashboard. */
   readonly stats = { requests: 0, oob: 0, dropped: 0, parseErrors: 0 };
@@ -101,19 +107,40 @@ export class QmpSession {
   }
 
   get suspended(): boolean {
-    return this.suspendCount > 0;
+    return this.queueFull || this.outputBlocked;
   }
 
-  suspend(): void {
-    if (this.suspendCount++ === 0) this.transport.pause();
-  }
-
-  resume(): void {
-    if (this.suspendCount === 0) return;
-    if (--this.suspendCount === 0) {
+  private setFlow(queueFull: boolean, outputBlocked: boolean): void {
+    const was = this.suspended;
+    this.queueFull = queueFull;
+    this.outputBlocked = outputBlocked;
+    if (was && !this.suspended) {
       this.transport.resume();
       this.drainInbox();
+    } else if (!was && this.suspended) {
+      this.transport.pause();
     }
+  }
+
+  /** The client stopped reading its replies: stop reading its requests until it drains. */
+  blockOutput(blocked: boolean): void {
+    this.setFlow(this.queueFull, blocked);
+  }
+
+  /**
+   * In-band requests QEMU would count as queued: all not yet answered, less the one the
+   * dispatcher is executing (QEMU pops it from the queue before running it).
+   */
+  get queuedLength(): number {
+    return this.queue.length + Math.max(0, this.inflight - 1);
+  }
+
+  /** QEMU's flow control: without OOB one request at a time, with OOB at most 8 queued. */
+  private updateQueueFlow(): void {
+    let full: boolean;
+    if (!this.oobEnabled) full = this.queue.length + this.inflight > 0;
+    else full = this.options.queueFull === "suspend" && this.queuedLength >= QMP_REQ_QUEUE_LEN_MAX;
+    if (full !== this.queueFull) this.setFlow(full, this.outputBlocked);
   }
 
   private onInput(r: JsonResult): void {
@@ -137,32 +164,46 @@ export class QmpSession {
       this.dispatchOob(input.value);
       return;
     }
-    if (this.options.queueFull === "drop" && this.oobEnabled && this.queue.length >= QMP_REQ_QUEUE_LEN_MAX) {
+    if (this.options.queueFull === "drop" && this.oobEnabled && this.queuedLength >= QMP_REQ_QUEUE_LEN_MAX) {
       // The 2018 seed: drop the request and tell every monitor.
       this.stats.dropped++;
       const id = input.kind === "value" ? requestId(input.value) : { present: false as const };
       this.host.broadcast("COMMAND_DROPPED", { id: id.present ? id.value : null, reason: "queue-full" });
       return;
     }
-    if (!this.oobEnabled || (this.options.queueFull === "suspend" && this.queue.length === QMP_REQ_QUEUE_LEN_MAX - 1)) {
-      this.suspend();
-    }
     this.queue.push({ input });
+    this.updateQueueFlow();
     this.host.wakeDispatcher();
   }
 
   /** Called by the dispatcher when it takes this session's oldest request. */
-  takeRequest(): { request: QueuedRequest; needResume: boolean } | undefined {
+  takeRequest(): QueuedRequest | undefined {
     const request = this.queue.shift();
-    if (request === undefined) return undefined;
-    const needResume = !this.oobEnabled || this.queue.length === QMP_REQ_QUEUE_LEN_MAX - 1;
-    return { request, needResume };
+    if (request !== undefined) this.inflight++;
+    return request;
+  }
+
+  /**
+   * Send a dispatched request's reply once every earlier one has gone out, then let the
+   * queue breathe (QEMU's monitor_resume after the reply).
+   */
+  completeRequest(reply: Promise<Record<string, unknown> | null>): Promise<void> {
+    this.replyChain = this.replyChain
+      .then(() => reply)
+      .then((r) => {
+        if (r !== null && !this.closed) this.sendReply(r);
+      })
+      .finally(() => {
+        this.inflight--;
+        if (!this.closed) this.updateQueueFlow();
+      });
+    return this.replyChain;
   }
 
   /** The first half of in-band dispatch: check the request on the monitor thread. */
   checkInband(input: JsonResult):
     | { kind: "reply"; reply: Record<string, unknown> | null }
-    | { kind: "core"; name: string; args: unknown; successResponse: boolean; finish(res: { ok: true; value: unknown } | { ok: false; error: { class: string; desc: string } }): void } {
+    | { kind: "core"; name: string; args: unknown; finish(res: { ok: true; value: unknown } | { ok: false; error: { class: string; desc: string } }): Record<string, unknown> | null } {
     if (input.kind === "error") return { kind: "reply", reply: errorReply({ class: "GenericError", desc: input.message }, { present: false }) };
     const req = input.value;
     const id = requestId(req);
@@ -175,13 +216,9 @@ export class QmpSession {
         kind: "core",
         name: checked.name,
         args: checked.args,
-        successResponse: checked.spec.successResponse,
         finish: (res) => {
-          if (res.ok) {
-            if (checked.spec.successResponse) this.sendReply(successReply(res.value, id));
-          } else {
-            this.sendReply(errorReply(res.error, id));
-          }
+          if (!res.ok) return errorReply(res.error, id);
+          return checked.spec.successResponse ? successReply(res.value, id) : null;
         },
       };
     } catch (e) {
