@@ -16,6 +16,9 @@ main:
   la t0, handler
   la t1, irq_handler
   sw t0, 0(t1)
+  la t1, ecall_sets_stip
+  li t0, 1
+  sw t0, 0(t1)
   /* mtimecmp = far future, so MTIP drops */
   li t0, MTIMECMP
   li t1, -1
