@@ -103,6 +103,8 @@ const CASES: Case[] = [
   { name: "escape of a non-ASCII character", writes: [Buffer.from('["\\é"]', "utf8")] },
   { name: "UTF-8 kept in a stray token", writes: [Buffer.from('["é😀\x01', "utf8")] },
   { name: "0xFF in a string", writes: [latin1('["ab\xffcd"]')] },
+  { name: "no interpolation on the wire", writes: ["[%d]"] },
+  { name: "recovery skips tabs and quotes but stops at a carriage return", writes: ['@\t"x"\r{"execute":"nosuch","id":3}'] },
   { name: "bracket count goes negative inside a brace", writes: ["{]"] },
   { name: "brace count goes negative inside a bracket, then more", writes: ["[}] 1"] },
 ];
