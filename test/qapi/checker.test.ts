@@ -32,6 +32,11 @@ const cases: Case[] = [
   { what: "a missing comma", main: "{ 'enum': 'Foo' 'data': [] }", error: "main.json:1:17: expected ',' or '}'" },
   { what: "a number", main: "{ 'enum': 1 }", error: "main.json:1:11: stray '1'" },
   { what: "a trailing comma in a list", main: "{ 'enum': 'Foo', 'data': [ 'a', ] }", error: "main.json:1:33: expected '{', '[', string, or boolean" },
+  {
+    what: "a stray character after a tab, with the column QEMU computes (its tab formula keeps the column)",
+    main: "{ 'enum': 'Foo',\n\t'data': [ 'a' ] } !",
+    error: "main.json:2:19: stray '!'",
+  },
   { what: "a top-level array", main: "[ 'a' ]", error: "main.json:1: top-level expression must be an object" },
   {
     what: "junk after the opening ##",
