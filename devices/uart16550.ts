@@ -66,11 +66,36 @@ export class Uart16550 implements MmioDevice {
   private rxFifo: number[] = [];
   /** Bytes typed at the console that the FIFO has no room for yet. */
   private pendingInput: number[] = [];
+  /** Host ns when the FIFO character timeout fires (QEMU fifo_timeout_timer), or Infinity. */
+  private timeoutAtNs = Infinity;
 
   constructor(
     private readonly irq: IrqLine,
     private readonly output: (bytes: Uint8Array) => void,
+    private readonly now: () => number = () => performance.now() * 1e6,
   ) {}
+
+  /** serial_update_parameters: one frame at 399193 / divisor baud (virt's baudbase). */
+  private charTransmitTimeNs(): number {
+    const speed = 399193 / (this.divider === 0 ? 1 : this.divider);
+    const frame = 1 + 5 + (this.lcr & 3) + (this.lcr & 0x08 ? 1 : 0) + (this.lcr & 0x04 ? 2 : 1);
+    return (1e9 / speed) * frame;
+  }
+
+  /** Fire the character timeout when due; the board calls this between batches. */
+  poll(nowNs: number): void {
+    if (nowNs < this.timeoutAtNs) return;
+    this.timeoutAtNs = Infinity;
+    if (this.rxFifo.length > 0) {
+      this.timeoutIpending = true;
+      this.updateIrq();
+    }
+  }
+
+  /** When poll() next has work, or null. */
+  nextDeadlineNs(): number | null {
+    return this.timeoutAtNs === Infinity ? null : this.timeoutAtNs;
+  }
 
   reset(): void {
     this.rbr = 0;
@@ -86,6 +111,7 @@ export class Uart16550 implements MmioDevice {
     this.thrIpending = false;
     this.timeoutIpending = false;
     this.rxFifo = [];
+    this.timeoutAtNs = Infinity;
     this.updateIrq();
   }
 
@@ -123,10 +149,8 @@ export class Uart16550 implements MmioDevice {
       if (this.rxFifo.length >= FIFO_LENGTH) this.lsr |= LSR_OE;
       else this.rxFifo.push(b);
       this.lsr |= LSR_DR;
-      // QEMU raises the character timeout 4 character times after the last byte when the
-      // FIFO holds fewer than the trigger level; minivm's console has no baud rate, so the
-      // timeout is considered elapsed at once.
-      if (this.rxFifo.length < ITL[this.fcr >>> 6]) this.timeoutIpending = true;
+      // The character timeout: 4 character times after the last byte arrived.
+      this.timeoutAtNs = this.now() + 4 * this.charTransmitTimeNs();
     } else {
       if (this.lsr & LSR_DR) this.lsr |= LSR_OE;
       this.rbr = b;
@@ -147,7 +171,8 @@ export class Uart16550 implements MmioDevice {
 
   private transmit(b: number): void {
     if (this.mcr & MCR_LOOP) {
-      if (this.canReceive()) this.receiveByte(b);
+      // QEMU loops the byte straight into the receiver: an unread byte is overrun.
+      this.receiveByte(b);
     } else {
       this.output(Uint8Array.of(b));
     }
@@ -164,6 +189,7 @@ export class Uart16550 implements MmioDevice {
         if (this.fifoOn()) {
           ret = this.rxFifo.length > 0 ? (this.rxFifo.shift() as number) : 0;
           if (this.rxFifo.length === 0) this.lsr &= ~(LSR_DR | LSR_BI);
+          else this.timeoutAtNs = this.now() + 4 * this.charTransmitTimeNs();
         } else {
           ret = this.rbr;
           this.lsr &= ~(LSR_DR | LSR_BI);
@@ -171,10 +197,6 @@ export class Uart16550 implements MmioDevice {
         this.timeoutIpending = false;
         this.updateIrq();
         this.feed();
-        if (this.fifoOn() && this.rxFifo.length > 0 && this.rxFifo.length < ITL[this.fcr >>> 6]) {
-          this.timeoutIpending = true;
-          this.updateIrq();
-        }
         return ret;
       }
       case 1:
@@ -246,6 +268,7 @@ export class Uart16550 implements MmioDevice {
         if (value & FCR_RFR) {
           this.lsr &= ~(LSR_DR | LSR_BI);
           this.timeoutIpending = false;
+          this.timeoutAtNs = Infinity;
           this.rxFifo = [];
         }
         if (value & FCR_XFR) {

@@ -129,7 +129,7 @@ export class Machine {
       { setMsip: (l) => setMip(MIP_MSIP, l), setMtip: (l) => setMip(MIP_MTIP, l) },
       this.now,
     );
-    this.uart = new Uart16550(this.plic.line(UART0_IRQ), this.serialOut);
+    this.uart = new Uart16550(this.plic.line(UART0_IRQ), this.serialOut, this.now);
     for (let n = 0; n < VIRTIO_MMIO_COUNT; n++) {
       this.virtio.push(new VirtioMmio(this.ram as GuestRam, this.plic.line(1 + n), opts.virtio?.[n] ?? null));
     }
@@ -254,7 +254,9 @@ export class Machine {
     let done = 0;
     while (done < maxInstructions) {
       if (exit !== null && Atomics.load(exit, 0) !== 0) return { kind: "exit-request" };
-      this.clint.update(this.now());
+      const now = this.now();
+      this.clint.update(now);
+      this.uart.poll(now);
       this.rtc.poll();
       if (cpu.wfi) {
         if ((cpu.mip & cpu.mie) === 0) return { kind: "idle", wakeAtNs: this.wakeAt() };
@@ -276,6 +278,8 @@ export class Machine {
   private wakeAt(): number | null {
     let at: number | null = null;
     if ((this.cpu.mie & MIP_MTIP) !== 0) at = this.clint.nextDeadlineNs();
+    const uartAt = this.uart.nextDeadlineNs();
+    if (uartAt !== null) at = at === null ? uartAt : Math.min(at, uartAt);
     const rtcDelay = this.rtc.alarmDelayNs();
     if (rtcDelay !== null) {
       const t = this.now() + rtcDelay;
