@@ -77,7 +77,7 @@ export class IoPool {
       if (!this.scheduled) {
         this.scheduled = true;
         // Ops issued in the same turn of the event loop travel in one message.
-        queueMicrotask(() => this.dispatch());
+        setImmediate(() => this.dispatch());
       }
     });
   }

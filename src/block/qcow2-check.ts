@@ -74,6 +74,7 @@ export async function checkQcow2(d: Qcow2Driver, opts: CheckOptions = {}): Promi
 }
 
 async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, afterRebuild = false): Promise<CheckResult> {
+  if (!d.readOnly) await d.writeback();
   d.dropCaches();
   const h = d.header;
   const cs = d.cs;
@@ -253,6 +254,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
       if (f.leak) r.leaksFixed++;
       else r.corruptionsFixed++;
     }
+    await d.refs.settle();
   } finally {
     d.refs.lazy = wasLazy;
   }

@@ -162,7 +162,10 @@ export class Refcounts {
         hi = Math.max(hi, z);
       }
       if (this.lazy) this.dirtyBlocks.add(off);
-      else await this.host.pool.pwrite(this.host.fd, off + lo, b.slice(lo, hi));
+      else {
+        const r = this.dirtyRanges.get(off);
+        this.dirtyRanges.set(off, r ? [Math.min(r[0], lo), Math.max(r[1], hi)] : [lo, hi]);
+      }
       c = end;
     }
   }
@@ -191,6 +194,27 @@ export class Refcounts {
     this.nextFree += n;
     await this.update(start, n, 1);
     return start * this.cs;
+  }
+
+  /** Refblock byte ranges changed in memory and not yet written: block offset -> [lo, hi). */
+  private readonly dirtyRanges = new Map<number, [number, number]>();
+  private settling: Promise<void> = Promise.resolve();
+
+  /**
+   * Writes every changed refblock range (call before writing what depends on it). Settles run
+   * one after another and write current contents, so two writes of the same bytes can never
+   * be in flight together and land in the wrong order.
+   */
+  settle(): Promise<void> {
+    const run = async (): Promise<void> => {
+      while (this.dirtyRanges.size) {
+        const batch = [...this.dirtyRanges];
+        this.dirtyRanges.clear();
+        await Promise.all(batch.map(([off, [lo, hi]]) => this.host.pool.pwrite(this.host.fd, off + lo, this.blocks.get(off)!.slice(lo, hi))));
+      }
+    };
+    this.settling = this.settling.then(run, run);
+    return this.settling;
   }
 
   private async createRefblock(ti: number): Promise<void> {
@@ -241,6 +265,7 @@ export class Refcounts {
     newTable.forEach((v, i) => putU64(tb, 8 * i, v));
     const tableOff = (first + r) * this.cs;
     await this.host.pool.pwrite(this.host.fd, tableOff, tb);
+    await this.settle();
     await this.host.pool.fdatasync(this.host.fd);
     await this.host.setReftable(tableOff, k);
     const old = { off: this.tableOffset, clusters: this.tableClusters };

@@ -193,7 +193,9 @@ export class Qcow2Driver implements BlockDriver {
     this.l2Loading.delete(off);
     const again = this.l2Cache.get(off);
     if (again) return again;
-    if (this.l2Cache.size * this.cs >= L2_CACHE_MAX_BYTES && this.lock.locked === 0) this.l2Cache.clear();
+    if (this.l2Cache.size * this.cs >= L2_CACHE_MAX_BYTES && this.lock.locked === 0) {
+      for (const k of this.l2Cache.keys()) if (!this.dirtyL2.has(k)) this.l2Cache.delete(k);
+    }
     this.l2Cache.set(off, t);
     return t;
   }
@@ -331,23 +333,30 @@ export class Qcow2Driver implements BlockDriver {
       await this.pool.pwrite(this.fd, m.host + inC, data);
       return;
     }
-    await this.lock.run(async () => {
+    const inPlace = await this.lock.run(async () => {
       const m2 = await this.map(c);
-      if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) {
-        this.checkOverlap(m2.host);
-        await this.pool.pwrite(this.fd, m2.host + inC, data);
-        return;
-      }
+      if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) return m2.host;
       let buf = data;
       if (inC !== 0 || data.length !== this.cs) {
         buf = m2.kind === Kind.ZeroAlloc || m2.kind === Kind.ZeroPlain ? new Uint8Array(this.cs) : await this.clusterContents(c, m2);
         buf.set(data, inC);
       }
       await this.setCluster(c, m2, buf);
+      return -1;
     });
+    // Another request allocated the cluster meanwhile: an ordinary overwrite, outside the lock.
+    if (inPlace >= 0) {
+      this.checkOverlap(inPlace);
+      await this.pool.pwrite(this.fd, inPlace + inC, data);
+    }
   }
 
-  /** Under the lock: allocates a fresh cluster holding `buf` for guest cluster `c`. */
+  /**
+   * Under the lock: allocates a fresh cluster holding `buf` for guest cluster `c`. Only the
+   * data is written now; the L2/L1 changes stay in the write-back cache until `writeback`
+   * (flush, close, or a timer), which writes refcounts, then L2 tables, then L1 entries, then
+   * frees replaced clusters: QEMU's cache dependency order. A crash before that leaks.
+   */
   private async setCluster(c: number, old: Mapping, buf: Uint8Array | null): Promise<void> {
     await this.markDirtyForLazyRefcounts();
     const { table, off: l2off } = await this.ensureL2(c);
@@ -356,35 +365,36 @@ export class Qcow2Driver implements BlockDriver {
     if (buf) {
       const host = await this.refs.alloc(1);
       this.checkOverlap(host);
-      await this.pool.pwrite(this.fd, host, buf); // data before the pointer
+      await this.pool.pwrite(this.fd, host, buf);
       entryHi = (ENTRY_COPIED_HI | Math.floor(host / 0x100000000)) >>> 0;
       entryLo = host >>> 0;
     } else {
       entryLo = ENTRY_ZERO_LO;
     }
-    await this.setL2Entry(table, l2off, c % this.l2Entries, entryHi, entryLo);
-    await this.release(old); // the old cluster is freed only once nothing points to it
+    this.setL2Entry(table, l2off, c % this.l2Entries, entryHi, entryLo);
+    this.release(old);
   }
 
-  private async setL2Entry(table: Uint8Array, l2off: number, idx: number, hi: number, lo: number): Promise<void> {
+  private setL2Entry(table: Uint8Array, l2off: number, idx: number, hi: number, lo: number): void {
     this.checkOverlap(l2off, "active L2 table");
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
     dv.setUint32(8 * idx, hi);
     dv.setUint32(8 * idx + 4, lo);
-    await this.pool.pwrite(this.fd, l2off + 8 * idx, table.slice(8 * idx, 8 * idx + 8));
+    this.dirtyL2.add(l2off);
+    this.scheduleWriteback();
   }
 
-  /** Drops the reference a mapping held (after its L2 entry was rewritten). */
-  private async release(m: Mapping): Promise<void> {
-    if (m.kind === Kind.Normal || m.kind === Kind.ZeroAlloc) await this.refs.update(m.host / this.cs, 1, -1);
+  /** Drops the reference a mapping held, once the entry that replaced it is on disk. */
+  private release(m: Mapping): void {
+    if (m.kind === Kind.Normal || m.kind === Kind.ZeroAlloc) this.releases.push([m.host / this.cs, 1]);
     else if (m.kind === Kind.Compressed) {
       const first = Math.floor(m.host / this.cs);
       const last = Math.floor((m.host + m.csize - 1) / this.cs);
-      await this.refs.update(first, last - first + 1, -1);
+      this.releases.push([first, last - first + 1]);
     }
   }
 
-  /** The L2 table for guest cluster `c`, allocated (zero-filled, then linked from L1) if needed. */
+  /** The L2 table for guest cluster `c`, allocated (zero-filled, linked from L1 in memory) if needed. */
   private async ensureL2(c: number): Promise<{ table: Uint8Array; off: number }> {
     const l1i = Math.floor(c / this.l2Entries);
     const e1 = this.l1Entry(l1i);
@@ -392,17 +402,55 @@ export class Qcow2Driver implements BlockDriver {
     const off = await this.refs.alloc(1);
     this.checkOverlap(off);
     const table = e1.off !== 0 ? (await this.l2Table(e1.off)).slice() : new Uint8Array(this.cs);
-    await this.pool.pwrite(this.fd, off, table);
     this.l2Cache.set(off, table);
+    this.dirtyL2.add(off);
     this.l2Offsets.add(off);
-    if (e1.off) this.l2Offsets.delete(e1.off);
+    if (e1.off) {
+      this.l2Offsets.delete(e1.off);
+      this.releases.push([e1.off / this.cs, 1]);
+    }
     const e = new Uint8Array(8);
     putU64(e, 0, off);
     e[0] |= 0x80;
     this.l1.set(e, 8 * l1i);
-    await this.pool.pwrite(this.fd, this.header.l1TableOffset + 8 * l1i, e);
-    if (e1.off !== 0) await this.refs.update(e1.off / this.cs, 1, -1);
+    this.dirtyL1.add(l1i);
+    this.scheduleWriteback();
     return { table, off };
+  }
+
+  private readonly dirtyL2 = new Set<number>();
+  private readonly dirtyL1 = new Set<number>();
+  /** Clusters to unreference after the next metadata write-back: [first cluster, count]. */
+  private releases: Array<[number, number]> = [];
+  private writebackTimer: NodeJS.Timeout | null = null;
+
+  /** Metadata reaches the disk within a second even if the guest never flushes. */
+  private scheduleWriteback(): void {
+    if (this.writebackTimer) return;
+    this.writebackTimer = setTimeout(() => {
+      this.writebackTimer = null;
+      if (!this.dead) void this.lock.run(() => this.writeback()).catch(() => undefined);
+    }, 1000);
+    this.writebackTimer.unref();
+  }
+
+  /** Under the lock: refcounts, L2 tables, L1 entries, then the deferred frees. */
+  async writeback(): Promise<void> {
+    await this.refs.settle();
+    if (this.dirtyL2.size) {
+      const tables = [...this.dirtyL2];
+      this.dirtyL2.clear();
+      await Promise.all(tables.map((off) => this.pool.pwrite(this.fd, off, this.l2Cache.get(off)!.slice())));
+    }
+    if (this.dirtyL1.size) {
+      const idx = [...this.dirtyL1];
+      this.dirtyL1.clear();
+      await Promise.all(idx.map((i) => this.pool.pwrite(this.fd, this.header.l1TableOffset + 8 * i, this.l1.slice(8 * i, 8 * i + 8))));
+    }
+    const rel = this.releases;
+    this.releases = [];
+    for (const [first, n] of rel) await this.refs.update(first, n, -1);
+    await this.refs.settle();
   }
 
   /**
@@ -450,7 +498,7 @@ export class Qcow2Driver implements BlockDriver {
           // Keep the allocation, mark it zero (QCOW2_CLUSTER_ZERO_ALLOC).
           await this.markDirtyForLazyRefcounts();
           const { table, off } = await this.ensureL2(c);
-          await this.setL2Entry(table, off, c % this.l2Entries, (ENTRY_COPIED_HI | Math.floor(m.host / 0x100000000)) >>> 0, (m.host >>> 0) | ENTRY_ZERO_LO);
+          this.setL2Entry(table, off, c % this.l2Entries, (ENTRY_COPIED_HI | Math.floor(m.host / 0x100000000)) >>> 0, (m.host >>> 0) | ENTRY_ZERO_LO);
           return;
         }
         await this.setCluster(c, m, null);
@@ -470,8 +518,8 @@ export class Qcow2Driver implements BlockDriver {
         if (m.kind === Kind.ZeroPlain) return;
         await this.markDirtyForLazyRefcounts();
         const { table, off } = await this.ensureL2(c);
-        await this.setL2Entry(table, off, c % this.l2Entries, 0, this.header.version >= 3 ? ENTRY_ZERO_LO : 0);
-        await this.release(m);
+        this.setL2Entry(table, off, c % this.l2Entries, 0, this.header.version >= 3 ? ENTRY_ZERO_LO : 0);
+        this.release(m);
       });
     });
   }
@@ -520,7 +568,9 @@ export class Qcow2Driver implements BlockDriver {
 
   async flush(): Promise<void> {
     if (this.readOnly) return;
+    this.alive();
     await this.lock.run(async () => {
+      await this.writeback();
       await this.refs.writeDirty();
       await this.pool.fdatasync(this.fd);
     });
@@ -583,6 +633,7 @@ export class Qcow2Driver implements BlockDriver {
   async close(): Promise<void> {
     if (!this.readOnly && !this.dead) {
       await this.lock.run(async () => {
+        await this.writeback();
         await this.refs.writeDirty();
         if (this.lazyDirtySet) {
           await this.pool.fdatasync(this.fd);
@@ -592,6 +643,8 @@ export class Qcow2Driver implements BlockDriver {
         await this.pool.fdatasync(this.fd);
       });
     }
+    if (this.writebackTimer) clearTimeout(this.writebackTimer);
+    await this.refs.settle().catch(() => undefined);
     await this.fh.close();
     await this.backing?.close();
   }
@@ -604,8 +657,9 @@ export class Qcow2Driver implements BlockDriver {
     this.refs.nextFree = nextFree;
   }
 
-  /** For check/repair: forget every cached table. */
+  /** For check/repair: forget every cached table (after writing back what is dirty). */
   dropCaches(): void {
+    if (this.dirtyL2.size || this.dirtyL1.size) throw new Error("qcow2: dropCaches with unwritten metadata; call writeback() first");
     this.l2Cache.clear();
   }
 }

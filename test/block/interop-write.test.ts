@@ -19,7 +19,7 @@ const SIZE = 8 * 1024 * 1024;
 
 function expectClean(file: string): void {
   const c = qemuImg(["check", file]);
-  expect(c.stdout + c.stderr).toContain("No errors were found on the image.");
+  expect(c.stdout + c.stderr, c.stderr).toContain("No errors were found on the image.");
   expect(c.status).toBe(0);
 }
 
