@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { schemaError } from "./helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { removeTempDirs, schemaError } from "./helpers.js";
 
 // Each case is a schema (main.json, plus other files where given) and the
 // exact message QEMU's qapi-gen prints for it; the wording follows QEMU's
@@ -558,3 +558,5 @@ describe("QAPI schema checker", () => {
     expect(schemaError({ "other.json": "" })).toMatch(/^can't read schema file '.*main\.json': No such file or directory$/);
   });
 });
+
+afterAll(removeTempDirs);

@@ -1,15 +1,28 @@
 // Shared helpers for the QAPI tests: write schema files into a fresh
 // temporary directory and load them.
 
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Schema } from "../../src/qapi/model.js";
 import { QapiError } from "../../src/qapi/source.js";
 
+const tempDirs: string[] = [];
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Removes the temporary directories the helpers made; call from afterAll. */
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /** Writes FILES (name -> text) into a new temporary directory; returns it. */
 export function writeSchemaFiles(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "minivm-qapi-"));
+  const dir = tempDir("minivm-qapi-");
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     writeFileSync(path.join(dir, name), text);
@@ -40,7 +53,7 @@ export function schemaError(files: Record<string, string>): string | null {
 export async function generateIntoTemp(schemaFile: string, defined: string[] = []): Promise<string> {
   const { copyFileSync } = await import("node:fs");
   const { generateFiles } = await import("../../src/qapi/gen/generate.js");
-  const root = mkdtempSync(path.join(tmpdir(), "minivm-qapi-gen-"));
+  const root = tempDir("minivm-qapi-gen-");
   const repo = path.resolve(import.meta.dirname, "../..");
   mkdirSync(path.join(root, "src/qapi/generated"), { recursive: true });
   mkdirSync(path.join(root, "src/qmp"), { recursive: true });

@@ -1,12 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { generateFiles } from "../../src/qapi/gen/generate.js";
 import { qapiMain } from "../../src/qapi/main.js";
 import { Schema } from "../../src/qapi/model.js";
-import { writeSchemaFiles } from "./helpers.js";
+import { removeTempDirs, writeSchemaFiles } from "./helpers.js";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 
@@ -47,7 +46,7 @@ describe("qapiMain", () => {
   });
 
   it("generate writes the five modules, each with the do-not-edit header", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "minivm-qapi-out-"));
+    const dir = writeSchemaFiles({});
     expect(await qapiMain(["generate", path.join(REPO, "schema/qapi-schema.json"), "--output-dir", dir])).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(["commands.ts", "events.ts", "introspect.ts", "types.ts", "visitors.ts"]);
     for (const f of readdirSync(dir)) {
@@ -100,3 +99,5 @@ describe.skipIf(!existsSync(BUILT))("dist/src/qapi/main.js run directly", () => 
     expect((JSON.parse(text) as unknown[]).length).toBeGreaterThan(50);
   });
 });
+
+afterAll(removeTempDirs);

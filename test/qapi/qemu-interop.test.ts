@@ -3,7 +3,7 @@
 // QEMU must introspect to the same structure once type numbers are resolved.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -102,9 +102,11 @@ describe.skipIf(!available)("validators and introspection against QEMU 7.2", () 
   let qemu: ChildProcess;
   let link: QmpLink;
   let qemuSchema: unknown[];
+  let sockDir = "";
 
   beforeAll(async () => {
-    const sockPath = path.join(mkdtempSync(path.join(tmpdir(), "minivm-qapi-qemu-")), "qmp.sock");
+    sockDir = mkdtempSync(path.join(tmpdir(), "minivm-qapi-qemu-"));
+    const sockPath = path.join(sockDir, "qmp.sock");
     qemu = spawn(QEMU, ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${sockPath},server=on,wait=off`], {
       stdio: "ignore",
     });
@@ -117,6 +119,7 @@ describe.skipIf(!available)("validators and introspection against QEMU 7.2", () 
   afterAll(() => {
     link?.close();
     qemu?.kill();
+    if (sockDir) rmSync(sockDir, { recursive: true, force: true });
   });
 
   const requests: [string, Record<string, unknown>][] = [

@@ -1,9 +1,9 @@
 import * as path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QMP_COMMANDS } from "../../src/qapi/generated/commands.js";
 import { createEventEmitters } from "../../src/qapi/generated/events.js";
 import { QmpError } from "../../src/qmp/errors.js";
-import { generateIntoTemp } from "./helpers.js";
+import { generateIntoTemp, removeTempDirs } from "./helpers.js";
 
 /** The desc of the QmpError that parsing ARGS for COMMAND throws. */
 function argError(parse: (args: Record<string, unknown>) => unknown, args: Record<string, unknown>): string {
@@ -213,3 +213,5 @@ describe("generated validators for every kind of type", () => {
     expect(argError(parse("add-thing"), { ...thing, ratio: "1" })).toBe("Invalid parameter type for 'ratio', expected: number");
   });
 });
+
+afterAll(removeTempDirs);
