@@ -44,7 +44,8 @@ const ALL_INTS = 0x2eee;
 const S_INTERRUPTS_LCOFI = S_INTERRUPTS | (1 << 13);
 // DELEGABLE_EXCPS: causes 0-11, 12, 13, 15, 20-23.
 const DELEGABLE_EXCPS = 0xf0bfff;
-const MIP_WRITABLE = MIP_SSIP | MIP_STIP | MIP_SEIP | (1 << 13);
+// QEMU 7.2 rmw_mip: delegable_ints (S, VS and LCOFI bits) are writable.
+const MIP_WRITABLE = DELEGABLE_INTS;
 
 export const CSR = {
   sstatus: 0x100, sie: 0x104, stvec: 0x105, scounteren: 0x106, senvcfg: 0x10a,
@@ -247,14 +248,16 @@ export function csrInstruction(cpu: Cpu, inst: number, pc: number): number {
   const rs1 = (inst >>> 15) & 31;
   const op = f3 & 3;
   if (op === 0) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
-  const writes = op === 1 || rs1 !== 0;
+  const src = f3 >= 5 ? rs1 : cpu.x[rs1];
+  // QEMU 7.2 decides "is this a write" for CSRRS/CSRRC by the mask value, not the rs1
+  // field: csrrs with a zero-valued register may read a read-only CSR.
+  const writes = op === 1 || src !== 0;
   // Privileged spec 2.1: bits 9:8 give the lowest privilege, bits 11:10 = 3 mean read-only.
   if (((csr >>> 8) & 3) > cpu.priv) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   if (writes && csr >>> 10 === 3) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   const old = readCsr(cpu, csr);
   if (old === null) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   if (writes) {
-    const src = f3 >= 5 ? rs1 : cpu.x[rs1];
     const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
     if (!writeCsr(cpu, csr, nv)) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   }

@@ -1,0 +1,132 @@
+// Differential testing against QEMU (qemu-system-riscv32 -M virt -bios none): every
+// conformance ELF, and batches of random instruction sequences, must produce the same UART
+// output and exit status on minivm and on QEMU. A mismatching random program is written
+// out as its own ELF for replay. Without QEMU the test is skipped, unless
+// MINIVM_REQUIRE_INTEROP=1 makes that a failure.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseElf } from "../../src/core/elf.js";
+import { writeElf, type Segment } from "./elf-writer.js";
+import { hasQemu, QEMU_CPU, runOnMinivm, type RunResult } from "./harness.js";
+import { generateBatch, type HarnessSymbols } from "./random-program.js";
+
+const ELF_DIR = new URL("../../firmware/tests/build/", import.meta.url).pathname;
+export const CONFORMANCE = ["smoke", "alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart"];
+const PROGRAMS_BASE = 0x80100000;
+const BATCHES = Number(process.env.MINIVM_RANDOM_BATCHES ?? 10);
+const PER_BATCH = Number(process.env.MINIVM_RANDOM_PER_BATCH ?? 110);
+const SEED = Number(process.env.MINIVM_RANDOM_SEED ?? 20261125);
+
+const qemu = hasQemu();
+if (!qemu && process.env.MINIVM_REQUIRE_INTEROP === "1") {
+  throw new Error("qemu-system-riscv32 is not installed but MINIVM_REQUIRE_INTEROP=1");
+}
+
+function qemuRun(elfPath: string, timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const args = ["-M", "virt", "-cpu", QEMU_CPU, "-bios", "none", "-m", "128M", "-nographic",
+      "-global", "virtio-mmio.force-legacy=false", "-kernel", elfPath];
+    const p = spawn("qemu-system-riscv32", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    p.stdout.on("data", (d: Buffer) => out.push(d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ output: Buffer.concat(out).toString("latin1"), status: signal ? null : code });
+    });
+  });
+}
+
+function harness(): { segments: Segment[]; sym: HarnessSymbols } {
+  const elf = parseElf(new Uint8Array(readFileSync(join(ELF_DIR, "randharness.elf"))));
+  const need = (name: string) => {
+    const v = elf.symbols.get(name);
+    if (v === undefined) throw new Error(`randharness.elf lacks symbol ${name}`);
+    return v;
+  };
+  const segments = elf.segments.map((s) => {
+    const bytes = new Uint8Array(s.memsz);
+    bytes.set(s.data);
+    return { addr: s.paddr, bytes };
+  });
+  return {
+    segments,
+    sym: { begin: need("rand_begin"), dump: need("rand_dump"), finish: need("rand_finish"), regs: need("rand_regs"), data: need("rand_data") },
+  };
+}
+
+function buildElf(h: { segments: Segment[] }, words: number[]): Uint8Array {
+  const bytes = new Uint8Array(words.length * 4);
+  const dv = new DataView(bytes.buffer);
+  words.forEach((w, i) => dv.setUint32(i * 4, w >>> 0, true));
+  return writeElf([...h.segments, { addr: PROGRAMS_BASE, bytes }], 0x80000000);
+}
+
+/** Split output into per-program sections keyed by the "P<n>" markers. */
+function sections(output: string): string[] {
+  return output.split(/^P/m).slice(1);
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "minivm-diff-"));
+
+describe.skipIf(!qemu)("minivm against qemu-system-riscv32", () => {
+  it.each(CONFORMANCE)("%s.elf: same UART output and exit status", async (name) => {
+    const path = join(ELF_DIR, `${name}.elf`);
+    const q = qemuRun(path);
+    const m = runOnMinivm(new Uint8Array(readFileSync(path)));
+    const qr = await q;
+    expect(m.output).toBe(qr.output);
+    expect(m.status).toBe(qr.status);
+  });
+
+  it(`runs ${BATCHES * PER_BATCH} random programs with identical register dumps`, async () => {
+    const h = harness();
+    const failures: string[] = [];
+    const batches = Array.from({ length: BATCHES }, (_, b) => {
+      const { words } = generateBatch(SEED + b, PER_BATCH, h.sym, PROGRAMS_BASE);
+      const path = join(tmp, `batch-${b}.elf`);
+      writeFileSync(path, buildElf(h, words));
+      return { b, path };
+    });
+    // QEMU runs two at a time in the background while minivm works through the batches.
+    const results: Promise<RunResult>[] = [];
+    let next = 0;
+    const startNext = () => {
+      if (next < batches.length) {
+        const i = next++;
+        results[i] = qemuRun(batches[i].path).then((r) => {
+          startNext();
+          return r;
+        });
+      }
+    };
+    startNext();
+    startNext();
+    let compared = 0;
+    for (const { b, path } of batches) {
+      const m = runOnMinivm(new Uint8Array(readFileSync(path)));
+      const q = await results[b];
+      const ms = sections(m.output);
+      const qs = sections(q.output);
+      for (let i = 0; i < Math.max(ms.length, qs.length); i++) {
+        compared++;
+        if (ms[i] !== qs[i]) {
+          const { words } = generateBatch(SEED + b, PER_BATCH, h.sym, PROGRAMS_BASE);
+          const dir = process.env.MINIVM_FAILURE_DIR ?? join(tmpdir(), "minivm-differential-failures");
+          mkdirSync(dir, { recursive: true });
+          const file = join(dir, `batch-seed${SEED + b}.elf`);
+          writeFileSync(file, buildElf(h, words));
+          failures.push(`seed ${SEED + b} program ${i} differs (replay: ${file})\n minivm: ${ms[i]}\n qemu:   ${qs[i]}`);
+          break;
+        }
+      }
+      if (m.status !== q.status) failures.push(`seed ${SEED + b}: exit status minivm ${m.status} qemu ${q.status}`);
+    }
+    expect(failures).toEqual([]);
+    expect(compared).toBeGreaterThanOrEqual(BATCHES * PER_BATCH);
+  }, 180_000);
+});
