@@ -3,6 +3,7 @@
 // arrival order, with the BQL held; events go back on the same port so they keep their order
 // relative to command replies.
 
+import { readlinkSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { createEventEmitters } from "../qapi/generated/events.js";
@@ -14,6 +15,7 @@ import { createCoreHandlers, type CoreHandlers } from "./handlers.js";
 import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
 import { CONTROL } from "./shared.js";
+import { createHmpState } from "../monitor/hmp.js";
 import { Machine } from "./machine.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
 
@@ -76,7 +78,25 @@ const loop = new CoreLoop({
   },
 });
 
-const handlers: CoreHandlers = createCoreHandlers({ control, runState, loop, bql: mainBql, name: data.name });
+/** Linux names the calling thread in /proc/thread-self; QEMU reports vCPU threads by tid. */
+function hostThreadId(): number {
+  try {
+    return Number(readlinkSync("/proc/thread-self").split("/").pop());
+  } catch {
+    return process.pid;
+  }
+}
+
+const handlers: CoreHandlers = createCoreHandlers({
+  control,
+  runState,
+  loop,
+  bql: mainBql,
+  name: data.name,
+  machine,
+  coreThreadId: hostThreadId(),
+  hmpState: createHmpState(),
+});
 
 function errorResult(e: unknown): ExecResult {
   if (e instanceof QmpError) return { ok: false, error: e.toWire() };

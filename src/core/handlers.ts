@@ -7,10 +7,11 @@ import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { QMP_SCHEMA_INFO } from "../qapi/generated/introspect.js";
 import type { BqlInfo } from "../qapi/generated/types.js";
 import { genericError } from "../qmp/errors.js";
-import { runHmp } from "../monitor/hmp.js";
+import { runHmp, type HmpState } from "../monitor/hmp.js";
 import { VERSION_INFO } from "../version.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
+import type { Machine } from "./machine.js";
 import type { RunStateMachine } from "./runstate.js";
 import { CONTROL, Request } from "./shared.js";
 
@@ -20,6 +21,10 @@ export interface CoreContext {
   loop: CoreLoop;
   bql: Bql;
   name: string | undefined;
+  machine: Machine | null;
+  /** The host thread id of the core thread, which runs the vCPU (Linux tid). */
+  coreThreadId: number;
+  hmpState: HmpState;
 }
 
 export type CoreHandlers = Omit<QmpHandlers, "qmp_capabilities">;
@@ -100,6 +105,10 @@ export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
       return {};
     },
     "x-query-bql": () => bqlInfo(ctx.bql),
+    "query-cpus-fast": () =>
+      ctx.machine === null
+        ? []
+        : [{ "cpu-index": 0, "qom-path": "/machine/soc0/harts[0]", "thread-id": ctx.coreThreadId, props: { "core-id": 0 }, target: "riscv32" }],
     "human-monitor-command": ({ "command-line": line }) => runHmp(line, { ...ctx, handlers }),
   };
   return handlers;

@@ -4,7 +4,18 @@
 
 import type { CoreContext, CoreHandlers } from "../core/handlers.js";
 import { bqlInfo } from "../core/handlers.js";
+import type { Machine } from "../core/machine.js";
 import { QmpError } from "../qmp/errors.js";
+import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
+
+/** What HMP remembers between commands; QEMU keeps it for the whole process, not per monitor. */
+export interface HmpState {
+  lastDump: DumpDefaults;
+}
+
+export function createHmpState(): HmpState {
+  return { lastDump: { format: "x", size: 4 } };
+}
 import { VERSION_INFO } from "../version.js";
 
 export interface HmpContext extends CoreContext {
@@ -39,6 +50,34 @@ function formatNs(ns: number): string {
   return `${ns} ns`;
 }
 
+function needMachine(ctx: HmpContext): Machine {
+  if (ctx.machine === null) throw new QmpError("GenericError", "no CPU: this VM has no guest to run");
+  return ctx.machine;
+}
+
+function parseAddress(text: string | undefined): number {
+  if (text === undefined) throw new QmpError("GenericError", "missing address");
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new QmpError("GenericError", `invalid address '${text}'`);
+  return v;
+}
+
+function dumpCommand(physical: boolean) {
+  return (ctx: HmpContext, args: string[]): string => {
+    const machine = needMachine(ctx);
+    let fmt: string | undefined;
+    if (args[0]?.startsWith("/")) fmt = args.shift();
+    let r;
+    try {
+      r = parseDumpFormat(fmt, ctx.hmpState.lastDump);
+      ctx.hmpState.lastDump = { format: r.format, size: r.size };
+    } catch (e) {
+      throw new QmpError("GenericError", e instanceof Error ? e.message : String(e));
+    }
+    return memoryDump(machine, r, parseAddress(args[0]), physical);
+  };
+}
+
 const INFO: InfoCommand[] = [
   { name: "status", help: "show the current VM status (running|paused)", run: statusLine },
   {
@@ -52,6 +91,13 @@ const INFO: InfoCommand[] = [
     help: "show the current VM name",
     run: (ctx) => (ctx.name === undefined ? "" : `${ctx.name}\n`),
   },
+  {
+    name: "cpus",
+    help: "show infos for each CPU",
+    run: (ctx) => (ctx.machine === null ? "" : `* CPU #0: thread_id=${ctx.coreThreadId}\n`),
+  },
+  { name: "registers", help: "show the cpu registers", run: (ctx) => needMachine(ctx).infoRegisters() },
+  { name: "mtree", help: "show memory tree", run: (ctx) => needMachine(ctx).mtree() },
   {
     name: "bql",
     help: "show who holds the big lock and how it has been used",
@@ -74,6 +120,8 @@ const COMMANDS: HmpCommand[] = [
   { names: ["system_reset"], args: "", help: "reset the system", run: (ctx) => (ctx.handlers.system_reset({}), "") },
   { names: ["system_powerdown"], args: "", help: "send system power down event", run: (ctx) => (ctx.handlers.system_powerdown({}), "") },
   { names: ["quit", "q"], args: "", help: "quit the emulator", run: (ctx) => (ctx.handlers.quit({}), "") },
+  { names: ["x"], args: "/fmt addr", help: "virtual memory dump starting at 'addr'", run: dumpCommand(false) },
+  { names: ["xp"], args: "/fmt addr", help: "physical memory dump starting at 'addr'", run: dumpCommand(true) },
   {
     names: ["info"],
     args: "[subcommand]",

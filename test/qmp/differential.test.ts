@@ -4,10 +4,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IDLE_LOOP, writeTinyElf } from "../helpers/elf.js";
 import { requireTool } from "../helpers/interop.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
+// Both machines load the same guest, one that sleeps in WFI forever, so that `cont` has
+// something harmless to run and memory reads have something to compare.
+let KERNEL = "";
 
 /** A QMP connection that sends text and collects lines until a sentinel reply. */
 class Wire {
@@ -53,7 +57,14 @@ class Wire {
     this.socket.write(text);
     this.socket.write(`{"execute": "query-name", "id": "${id}"}`);
     const got = await this.until((l) => l.includes(`"id": "${id}"`));
-    return got.slice(0, -1).map((l) => l.replace(/"timestamp": \{"seconds": \d+, "microseconds": \d+\}/, '"timestamp": T'));
+    return got
+      .slice(0, -1)
+      .map((l) =>
+        l
+          .replace(/"timestamp": \{"seconds": \d+, "microseconds": \d+\}/, '"timestamp": T')
+          .replace(/"thread-id": \d+/, '"thread-id": TID')
+          .replace(/thread_id=\d+/, "thread_id=TID"),
+      );
   }
 
   close(): void {
@@ -120,6 +131,16 @@ const NEGOTIATED: string[] = [
   '{"execute": "human-monitor-command", "arguments": {"command-line": "info nosuch"}, "id": 27}',
   '{"execute": "human-monitor-command", "arguments": {"command-line": "stop"}, "id": 28}',
   '{"execute": "query-commands", "arguments": {"x": true}, "id": 29}',
+  '{"execute": "query-cpus-fast", "id": 30}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "info cpus"}, "id": 31}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /8xw 0x1000"}, "id": 32}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "x /2xw 0x1000"}, "id": 33}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /2xw 0x50000000"}, "id": 34}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /4dh 0x1000"}, "id": 35}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /3ub 0x1000"}, "id": 36}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /10ob 0x1000"}, "id": 37}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /2xg 0x1000"}, "id": 38}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp 0x80000000"}, "id": 39}',
 ];
 
 async function exchangeAll(path: string): Promise<{ before: string[][]; after: string[][] }> {
@@ -142,8 +163,9 @@ describe.skipIf(!haveQemu)("QMP differential test against QEMU 7.2", () => {
   beforeAll(async () => {
     const dir = tempDir("minivm-qemu-");
     qemuPath = join(dir, "qemu.sock");
-    qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${qemuPath},server=on,wait=off`], { stdio: "ignore" });
-    vm = await startVm();
+    KERNEL = writeTinyElf(join(dir, "idle.elf"), IDLE_LOOP);
+    qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-m", "128M", "-bios", "none", "-kernel", KERNEL, "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${qemuPath},server=on,wait=off`], { stdio: "ignore" });
+    vm = await startVm(["-m", "128M", "--bios", "none", "--kernel", KERNEL]);
     for (let i = 0; i < 300; i++) {
       try {
         (await Wire.open(qemuPath)).close();

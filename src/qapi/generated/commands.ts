@@ -5,6 +5,7 @@ import { visitArguments } from "../runtime.js";
 import type {
   BqlInfo,
   CommandInfo,
+  CpuInfoFast,
   NameInfo,
   QObjHumanMonitorCommandArg,
   QObjQmpCapabilitiesArg,
@@ -85,6 +86,8 @@ export interface QmpCommandMap {
    * holder.
    */
   "x-query-bql": { args: Record<string, never>; ret: BqlInfo };
+  /** Lists the vCPUs without interrupting them. */
+  "query-cpus-fast": { args: Record<string, never>; ret: CpuInfoFast[] };
 }
 
 export type QmpCommandName = keyof QmpCommandMap;
@@ -260,6 +263,18 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
       allowPreconfig: false,
       gen: true,
       features: ["unstable"],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "query-cpus-fast",
+    {
+      name: "query-cpus-fast",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
       parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
     },
   ],

@@ -23,81 +23,89 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"query-name","meta-type":"command","arg-type":"0","ret-type":"10"},
   {"name":"human-monitor-command","meta-type":"command","arg-type":"11","ret-type":"str"},
   {"name":"x-query-bql","meta-type":"command","arg-type":"0","ret-type":"12","allow-oob":true,"features":["unstable"]},
+  {"name":"query-cpus-fast","meta-type":"command","arg-type":"0","ret-type":"[13]"},
   // "0" = q_empty
   {"name":"0","meta-type":"object","members":[]},
   // "1" = StatusInfo
-  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"13"}]},
+  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"14"}]},
   // "2" = q_obj_SHUTDOWN-arg
-  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"14"}]},
+  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"15"}]},
   // "3" = q_obj_RESET-arg
-  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"14"}]},
+  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"15"}]},
   // "4" = q_obj_qmp_capabilities-arg
-  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[15]","default":null}]},
+  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[16]","default":null}]},
   // "5" = VersionInfo
-  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"16"},{"name":"package","type":"str"}]},
+  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"17"},{"name":"package","type":"str"}]},
   {"name":"[6]","meta-type":"array","element-type":"6"},
   // "6" = CommandInfo
   {"name":"6","meta-type":"object","members":[{"name":"name","type":"str"}]},
   // "7" = q_obj_x-oob-test-arg
   {"name":"7","meta-type":"object","members":[{"name":"lock","type":"bool"}]},
   // "8" = q_obj_COMMAND_DROPPED-arg
-  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"17"}]},
+  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"18"}]},
   {"name":"[9]","meta-type":"array","element-type":"9"},
   // "9" = SchemaInfo
-  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"18"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"19"},{"case":"enum","type":"20"},{"case":"array","type":"21"},{"case":"object","type":"22"},{"case":"alternate","type":"23"},{"case":"command","type":"24"},{"case":"event","type":"25"}]},
+  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"19"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"20"},{"case":"enum","type":"21"},{"case":"array","type":"22"},{"case":"object","type":"23"},{"case":"alternate","type":"24"},{"case":"command","type":"25"},{"case":"event","type":"26"}]},
   // "10" = NameInfo
   {"name":"10","meta-type":"object","members":[{"name":"name","type":"str","default":null}]},
   // "11" = q_obj_human-monitor-command-arg
   {"name":"11","meta-type":"object","members":[{"name":"command-line","type":"str"},{"name":"cpu-index","type":"int","default":null}]},
   {"name":"str","meta-type":"builtin","json-type":"string"},
   // "12" = BqlInfo
-  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[26]"}]},
+  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[27]"}]},
+  {"name":"[13]","meta-type":"array","element-type":"13"},
+  // "13" = CpuInfoFast
+  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"28","default":null},{"name":"target","type":"29"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
   {"name":"bool","meta-type":"builtin","json-type":"boolean"},
-  // "13" = RunState
-  {"name":"13","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
-  // "14" = ShutdownCause
-  {"name":"14","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
-  {"name":"[15]","meta-type":"array","element-type":"15"},
-  // "15" = QMPCapability
-  {"name":"15","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
-  // "16" = VersionTriple
-  {"name":"16","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
+  // "14" = RunState
+  {"name":"14","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
+  // "15" = ShutdownCause
+  {"name":"15","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
+  {"name":"[16]","meta-type":"array","element-type":"16"},
+  // "16" = QMPCapability
+  {"name":"16","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
+  // "17" = VersionTriple
+  {"name":"17","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
   {"name":"any","meta-type":"builtin","json-type":"value"},
-  // "17" = CommandDropReason
-  {"name":"17","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
-  // "18" = SchemaMetaType
-  {"name":"18","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
+  // "18" = CommandDropReason
+  {"name":"18","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
+  // "19" = SchemaMetaType
+  {"name":"19","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
   {"name":"[str]","meta-type":"array","element-type":"str"},
-  // "19" = SchemaInfoBuiltin
-  {"name":"19","meta-type":"object","members":[{"name":"json-type","type":"27"}]},
-  // "20" = SchemaInfoEnum
-  {"name":"20","meta-type":"object","members":[{"name":"members","type":"[28]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
-  // "21" = SchemaInfoArray
-  {"name":"21","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
-  // "22" = SchemaInfoObject
-  {"name":"22","meta-type":"object","members":[{"name":"members","type":"[29]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[30]","default":null}]},
-  // "23" = SchemaInfoAlternate
-  {"name":"23","meta-type":"object","members":[{"name":"members","type":"[31]"}]},
-  // "24" = SchemaInfoCommand
-  {"name":"24","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
-  // "25" = SchemaInfoEvent
-  {"name":"25","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
+  // "20" = SchemaInfoBuiltin
+  {"name":"20","meta-type":"object","members":[{"name":"json-type","type":"30"}]},
+  // "21" = SchemaInfoEnum
+  {"name":"21","meta-type":"object","members":[{"name":"members","type":"[31]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
+  // "22" = SchemaInfoArray
+  {"name":"22","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
+  // "23" = SchemaInfoObject
+  {"name":"23","meta-type":"object","members":[{"name":"members","type":"[32]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[33]","default":null}]},
+  // "24" = SchemaInfoAlternate
+  {"name":"24","meta-type":"object","members":[{"name":"members","type":"[34]"}]},
+  // "25" = SchemaInfoCommand
+  {"name":"25","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
+  // "26" = SchemaInfoEvent
+  {"name":"26","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
   {"name":"int","meta-type":"builtin","json-type":"int"},
-  {"name":"[26]","meta-type":"array","element-type":"26"},
-  // "26" = BqlThreadInfo
-  {"name":"26","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
-  // "27" = JSONType
-  {"name":"27","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
-  {"name":"[28]","meta-type":"array","element-type":"28"},
-  // "28" = SchemaInfoEnumMember
-  {"name":"28","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[29]","meta-type":"array","element-type":"29"},
-  // "29" = SchemaInfoObjectMember
-  {"name":"29","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[30]","meta-type":"array","element-type":"30"},
-  // "30" = SchemaInfoObjectVariant
-  {"name":"30","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  {"name":"[27]","meta-type":"array","element-type":"27"},
+  // "27" = BqlThreadInfo
+  {"name":"27","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
+  // "28" = CpuInstanceProperties
+  {"name":"28","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
+  // "29" = SysEmuTarget
+  {"name":"29","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
+  // "30" = JSONType
+  {"name":"30","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
   {"name":"[31]","meta-type":"array","element-type":"31"},
-  // "31" = SchemaInfoAlternateMember
-  {"name":"31","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  // "31" = SchemaInfoEnumMember
+  {"name":"31","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[32]","meta-type":"array","element-type":"32"},
+  // "32" = SchemaInfoObjectMember
+  {"name":"32","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[33]","meta-type":"array","element-type":"33"},
+  // "33" = SchemaInfoObjectVariant
+  {"name":"33","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  {"name":"[34]","meta-type":"array","element-type":"34"},
+  // "34" = SchemaInfoAlternateMember
+  {"name":"34","meta-type":"object","members":[{"name":"type","type":"str"}]},
 ];

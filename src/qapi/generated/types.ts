@@ -311,3 +311,45 @@ export interface BqlInfo {
   /** per-thread statistics */
   threads: BqlThreadInfo[];
 }
+
+/**
+ * The guest architectures a system emulator can be built for.  minivm
+ * emulates only riscv32; riscv64 is listed so that clients written for
+ * QEMU's riscv builds find the name they expect.
+ */
+export const SysEmuTarget_VALUES = ["riscv32", "riscv64"] as const;
+export type SysEmuTarget = (typeof SysEmuTarget_VALUES)[number];
+
+/**
+ * Where a CPU sits in the machine's topology.  Only the properties a
+ * board defines are present; minivm's virt board, like QEMU's, names
+ * the core.
+ */
+export interface CpuInstanceProperties {
+  /** NUMA node */
+  "node-id"?: number | bigint;
+  /** socket */
+  "socket-id"?: number | bigint;
+  /** die within the socket */
+  "die-id"?: number | bigint;
+  /** cluster within the die */
+  "cluster-id"?: number | bigint;
+  /** core within the cluster */
+  "core-id"?: number | bigint;
+  /** hardware thread within the core */
+  "thread-id"?: number | bigint;
+}
+
+/** Implicit type q_obj_CpuInfoFast-base. */
+export interface QObjCpuInfoFastBase {
+  "cpu-index": number | bigint;
+  "qom-path": string;
+  "thread-id": number | bigint;
+  props?: CpuInstanceProperties;
+  target: SysEmuTarget;
+}
+
+/** What is known about a vCPU without stopping it. */
+export type CpuInfoFast =
+  | (Omit<QObjCpuInfoFastBase, "target"> & { target: "riscv32" })
+  | (Omit<QObjCpuInfoFastBase, "target"> & { target: "riscv64" });

@@ -29,6 +29,9 @@ import type {
   QObjHumanMonitorCommandArg,
   BqlThreadInfo,
   BqlInfo,
+  CpuInstanceProperties,
+  QObjCpuInfoFastBase,
+  CpuInfoFast,
 } from "./types.js";
 import {
   RunState_VALUES,
@@ -37,6 +40,7 @@ import {
   CommandDropReason_VALUES,
   SchemaMetaType_VALUES,
   JSONType_VALUES,
+  SysEmuTarget_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -456,6 +460,70 @@ export function visit_BqlInfo_members(v: InputVisitor): BqlInfo {
 export function visit_BqlInfo(v: InputVisitor, name: string | null): BqlInfo {
   v.startStruct(name);
   const r = visit_BqlInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_CpuInstanceProperties_members(v: InputVisitor): CpuInstanceProperties {
+  const m_node_id = v.optional("node-id") ? v.int64("node-id") : undefined;
+  const m_socket_id = v.optional("socket-id") ? v.int64("socket-id") : undefined;
+  const m_die_id = v.optional("die-id") ? v.int64("die-id") : undefined;
+  const m_cluster_id = v.optional("cluster-id") ? v.int64("cluster-id") : undefined;
+  const m_core_id = v.optional("core-id") ? v.int64("core-id") : undefined;
+  const m_thread_id = v.optional("thread-id") ? v.int64("thread-id") : undefined;
+  const r: CpuInstanceProperties = {  };
+  if (m_node_id !== undefined) r["node-id"] = m_node_id;
+  if (m_socket_id !== undefined) r["socket-id"] = m_socket_id;
+  if (m_die_id !== undefined) r["die-id"] = m_die_id;
+  if (m_cluster_id !== undefined) r["cluster-id"] = m_cluster_id;
+  if (m_core_id !== undefined) r["core-id"] = m_core_id;
+  if (m_thread_id !== undefined) r["thread-id"] = m_thread_id;
+  return r;
+}
+
+export function visit_CpuInstanceProperties(v: InputVisitor, name: string | null): CpuInstanceProperties {
+  v.startStruct(name);
+  const r = visit_CpuInstanceProperties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjCpuInfoFastBase_members(v: InputVisitor): QObjCpuInfoFastBase {
+  const m_cpu_index = v.int64("cpu-index");
+  const m_qom_path = v.str("qom-path");
+  const m_thread_id = v.int64("thread-id");
+  const m_props = v.optional("props") ? visit_CpuInstanceProperties(v, "props") : undefined;
+  const m_target = v.enum("target", SysEmuTarget_VALUES);
+  const r: QObjCpuInfoFastBase = { "cpu-index": m_cpu_index, "qom-path": m_qom_path, "thread-id": m_thread_id, "target": m_target };
+  if (m_props !== undefined) r["props"] = m_props;
+  return r;
+}
+
+export function visit_QObjCpuInfoFastBase(v: InputVisitor, name: string | null): QObjCpuInfoFastBase {
+  v.startStruct(name);
+  const r = visit_QObjCpuInfoFastBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_CpuInfoFast_members(v: InputVisitor): CpuInfoFast {
+  const base = visit_QObjCpuInfoFastBase_members(v);
+  switch (base["target"]) {
+    case "riscv32":
+      return { ...base, "target": "riscv32" };
+    case "riscv64":
+      return { ...base, "target": "riscv64" };
+    default:
+      return base as unknown as CpuInfoFast;
+  }
+}
+
+export function visit_CpuInfoFast(v: InputVisitor, name: string | null): CpuInfoFast {
+  v.startStruct(name);
+  const r = visit_CpuInfoFast_members(v);
   v.checkStruct();
   v.endStruct();
   return r;
