@@ -151,3 +151,36 @@ describe("QMP session", () => {
     c.close();
   });
 });
+
+describe("QMP input limits", () => {
+  it("refuses a message over the size cap with QEMU's token-size error and stays usable", async () => {
+    const r = await rawConnection(vm.qmpPath);
+    await r.line();
+    r.send('{"execute": "qmp_capabilities"}');
+    await r.line();
+    // 2 MiB of string inside one request: over minivm's 1 MiB cap per message.
+    r.send(`{"execute": "query-status", "arguments": {"x": "${"a".repeat(2 << 20)}"}}`);
+    expect(await r.line()).toBe('{"error": {"class": "GenericError", "desc": "JSON token size limit exceeded"}}');
+    // What follows the oversized message is re-parsed as QEMU does; a fresh request then works.
+    r.send("\x01");
+    r.send('{"execute": "query-status", "id": "after"}');
+    for (;;) {
+      const l = await r.line();
+      if (l.includes('"id": "after"')) {
+        expect(JSON.parse(l)).toMatchObject({ return: { status: "prelaunch" } });
+        break;
+      }
+    }
+    r.close();
+  });
+
+  it("refuses nesting deeper than 1024 with QEMU's error", async () => {
+    const r = await rawConnection(vm.qmpPath);
+    await r.line();
+    r.send('{"execute": "qmp_capabilities"}');
+    await r.line();
+    r.send("[".repeat(1025) + "]".repeat(1025));
+    expect(await r.line()).toBe('{"error": {"class": "GenericError", "desc": "JSON nesting depth limit exceeded"}}');
+    r.close();
+  });
+});
