@@ -4,7 +4,7 @@
 // IOERR and counted invalid; a driver that breaks the ring gets DEVICE_NEEDS_RESET.
 
 import type { BlockBackend } from "../src/block/backend.js";
-import { BlockAcctType } from "../src/block/accounting.js";
+import { BlockAcctType, nowNs } from "../src/block/accounting.js";
 import type { VirtioBackend, VirtioTransport } from "./virtio-mmio.js";
 import { VirtqueueBroken, type VirtqChain, type Virtqueue } from "./virtqueue.js";
 
@@ -117,10 +117,12 @@ export class VirtioBlk implements VirtioBackend {
     const t = this.transport!;
     const vq = t.queue(index);
     if (!vq) return;
+    // One submission stamp for every request of this kick: latency runs from here.
+    const t0 = nowNs();
     for (;;) {
       const chain = vq.pop();
       if (!chain) return;
-      this.handle(t, vq, chain);
+      this.handle(t, vq, chain, t0);
     }
   }
 
@@ -130,7 +132,7 @@ export class VirtioBlk implements VirtioBackend {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  private handle(t: VirtioTransport, vq: Virtqueue, chain: VirtqChain): void {
+  private handle(t: VirtioTransport, vq: Virtqueue, chain: VirtqChain, t0: number): void {
     if (chain.bad) throw new VirtqueueBroken(`virtio: bogus descriptor or out of resources (${chain.bad})`);
     const out = chain.buffers.filter((b) => !b.write);
     const inb = chain.buffers.filter((b) => b.write);
@@ -172,14 +174,14 @@ export class VirtioBlk implements VirtioBackend {
         if (write) {
           const data = gather(t, out, 16, size);
           run(
-            this.blk.write(sector * SECTOR, data).then(async () => {
+            this.blk.write(sector * SECTOR, data, t0).then(async () => {
               if (!this.writeback) await this.blk.flush();
               return VIRTIO_BLK_S_OK;
             }),
           );
         } else {
           run(
-            this.blk.read(sector * SECTOR, size).then((data) => {
+            this.blk.read(sector * SECTOR, size, t0).then((data) => {
               if (t.epoch === epoch) scatter(t, dataIn.bufs, data);
               return VIRTIO_BLK_S_OK;
             }),
@@ -188,7 +190,7 @@ export class VirtioBlk implements VirtioBackend {
         return;
       }
       case VIRTIO_BLK_T_FLUSH:
-        run(this.blk.flush().then(() => VIRTIO_BLK_S_OK));
+        run(this.blk.flush(t0).then(() => VIRTIO_BLK_S_OK));
         return;
       case VIRTIO_BLK_T_GET_ID: {
         const serial = new TextEncoder().encode(this.opts.serial ?? "");
@@ -221,8 +223,8 @@ export class VirtioBlk implements VirtioBackend {
           finish(VIRTIO_BLK_S_IOERR);
           return;
         }
-        if (zeroes) run(this.blk.writeZeroes(segSector * SECTOR, bytes, (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0).then(() => VIRTIO_BLK_S_OK));
-        else run(this.blk.discard(segSector * SECTOR, bytes, false).then(() => VIRTIO_BLK_S_OK));
+        if (zeroes) run(this.blk.writeZeroes(segSector * SECTOR, bytes, (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0, t0).then(() => VIRTIO_BLK_S_OK));
+        else run(this.blk.discard(segSector * SECTOR, bytes, false, t0).then(() => VIRTIO_BLK_S_OK));
         return;
       }
       default:

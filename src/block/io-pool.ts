@@ -11,7 +11,7 @@ import { existsSync, fdatasync, read, write } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
-import { runOp, type IoOp, type IoResult } from "./io-worker.js";
+import { OP_FDATASYNC, OP_PREAD, OP_PWRITE, runOp, type IoOp, type IoResult, type PackedResult } from "./io-worker.js";
 
 interface Pending {
   op: IoOp;
@@ -45,7 +45,7 @@ export class IoPool {
     if (want === "piscina" && !haveWorker) throw new Error(`I/O worker ${url.href} not found: run \`npx tsc -p .\` first`);
     if (haveWorker && want !== "uv") {
       const threads = opts.threads ?? Math.max(2, Math.min(4, availableParallelism()));
-      this.piscina = new Piscina({ filename: url.href, name: "batch", minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+      this.piscina = new Piscina({ filename: url.href, name: "batch", minThreads: threads, maxThreads: threads, idleTimeout: 60_000, concurrentTasksPerWorker: 1 });
       this.kind = "piscina";
     } else {
       this.piscina = null;
@@ -72,6 +72,12 @@ export class IoPool {
   private submit(op: IoOp): Promise<Uint8Array | null> {
     this.inFlight++;
     if (!this.piscina) return this.runUv(op);
+    if (op.op === "inflate" || op.op === "deflate") {
+      return this.piscina.run(op, { name: "single" }).then(
+        (r: IoResult) => this.settleOne(r),
+        (e: unknown) => this.settleOne({ error: e instanceof Error ? e.message : String(e) }),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
       if (!this.scheduled) {
@@ -90,17 +96,52 @@ export class IoPool {
     const per = Math.min(MAX_BATCH, Math.max(1, Math.ceil(all.length / threads)));
     for (let i = 0; i < all.length; i += per) {
       const part = all.slice(i, i + per);
-      this.piscina!.run(part.map((p) => p.op)).then(
-        (results: IoResult[]) => part.forEach((p, j) => this.settle(p, results[j])),
-        (e: unknown) => part.forEach((p) => this.settle(p, { error: e instanceof Error ? e.message : String(e) })),
+      const meta = new Float64Array(4 * part.length);
+      let wbytes = 0;
+      part.forEach((p, j) => {
+        const o = p.op;
+        if (o.op === "pread") meta.set([OP_PREAD, o.fd, o.offset, o.length], 4 * j);
+        else if (o.op === "pwrite") {
+          meta.set([OP_PWRITE, o.fd, o.offset, o.data.length], 4 * j);
+          wbytes += o.data.length;
+        } else if (o.op === "fdatasync") meta.set([OP_FDATASYNC, o.fd, 0, 0], 4 * j);
+      });
+      const payload = new Uint8Array(wbytes);
+      let w = 0;
+      for (const p of part) {
+        if (p.op.op === "pwrite") {
+          payload.set(p.op.data, w);
+          w += p.op.data.length;
+        }
+      }
+      this.piscina!.run({ meta, payload }, { transferList: [meta.buffer, payload.buffer] }).then(
+        (r: PackedResult) => {
+          let rpos = 0;
+          part.forEach((p, j) => {
+            this.inFlight--;
+            const st = r.status[j];
+            if (st !== 0) {
+              const e = r.errors[st - 1];
+              p.reject(new IoError(e.error, e.code));
+            } else if (p.op.op === "pread") {
+              p.resolve(r.data.subarray(rpos, rpos + p.op.length));
+            } else p.resolve(null);
+            if (p.op.op === "pread") rpos += p.op.length;
+          });
+        },
+        (e: unknown) =>
+          part.forEach((p) => {
+            this.inFlight--;
+            p.reject(new IoError(e instanceof Error ? e.message : String(e), undefined));
+          }),
       );
     }
   }
 
-  private settle(p: Pending, r: IoResult): void {
+  private settleOne(r: IoResult): Uint8Array | null {
     this.inFlight--;
-    if (r !== null && !(r instanceof Uint8Array)) p.reject(new IoError(r.error, r.code));
-    else p.resolve(r);
+    if (r !== null && !(r instanceof Uint8Array)) throw new IoError(r.error, r.code);
+    return r;
   }
 
   private runUv(op: IoOp): Promise<Uint8Array | null> {

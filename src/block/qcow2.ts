@@ -200,6 +200,25 @@ export class Qcow2Driver implements BlockDriver {
     return t;
   }
 
+  /** The common case without awaiting: a cached L2 table and a well-formed entry; else null. */
+  mapSync(c: number): Mapping | null {
+    const l1i = Math.floor(c / this.l2Entries);
+    const dv1 = new DataView(this.l1.buffer, this.l1.byteOffset, this.l1.byteLength);
+    const hi1 = dv1.getUint32(8 * l1i);
+    const off1 = entryOffset(hi1, dv1.getUint32(8 * l1i + 4));
+    if (off1 === 0 || off1 % this.cs !== 0) return null;
+    const t = this.l2Cache.get(off1);
+    if (!t) return null;
+    const idx = c % this.l2Entries;
+    const dv = new DataView(t.buffer, t.byteOffset, t.byteLength);
+    const hi = dv.getUint32(8 * idx);
+    const lo = dv.getUint32(8 * idx + 4);
+    if (hi & ENTRY_COMPRESSED_HI || (this.header.version >= 3 && lo & ENTRY_ZERO_LO)) return null;
+    const host = entryOffset(hi, lo);
+    if (host === 0 || host % this.cs !== 0) return null;
+    return { kind: Kind.Normal, host, csize: 0, copied: (hi & ENTRY_COPIED_HI) !== 0 };
+  }
+
   /** Looks up guest cluster `c` (qcow2_get_host_offset), validating what it finds. */
   async map(c: number): Promise<Mapping> {
     const l1i = Math.floor(c / this.l2Entries);
@@ -252,6 +271,12 @@ export class Qcow2Driver implements BlockDriver {
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
     this.alive();
+    const c0 = Math.floor(offset / this.cs);
+    const in0 = offset - c0 * this.cs;
+    if (in0 + length <= this.cs) {
+      const m = this.mapSync(c0);
+      if (m) return this.pool.pread(this.fd, m.host + in0, length);
+    }
     const out = new Uint8Array(length);
     const parts: Promise<void>[] = [];
     for (let pos = offset; pos < offset + length; ) {
@@ -315,6 +340,9 @@ export class Qcow2Driver implements BlockDriver {
   async write(offset: number, data: Uint8Array): Promise<void> {
     checkRange(this, offset, data.length);
     this.writable();
+    const c0 = Math.floor(offset / this.cs);
+    const in0 = offset - c0 * this.cs;
+    if (in0 + data.length <= this.cs) return this.writePart(c0, in0, data);
     const parts: Promise<void>[] = [];
     for (let pos = offset; pos < offset + data.length; ) {
       const c = Math.floor(pos / this.cs);
@@ -327,7 +355,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   private async writePart(c: number, inC: number, data: Uint8Array): Promise<void> {
-    const m = await this.map(c);
+    const m = this.mapSync(c) ?? (await this.map(c));
     if (m.kind === Kind.Normal && m.copied) {
       this.checkOverlap(m.host);
       await this.pool.pwrite(this.fd, m.host + inC, data);

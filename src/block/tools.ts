@@ -88,7 +88,7 @@ export interface BenchOptions {
 
 /**
  * qemu-img bench: `count` requests of `bufSize` bytes, `depth` in flight, the offset advancing
- * by `step` and wrapping at the end of the image. Returns the elapsed seconds.
+ * by `step` modulo the image size. Returns the elapsed seconds.
  */
 export async function bench(d: BlockDriver, o: BenchOptions): Promise<number> {
   const buf = new Uint8Array(o.bufSize).fill(o.pattern);
@@ -96,18 +96,22 @@ export async function bench(d: BlockDriver, o: BenchOptions): Promise<number> {
   let issued = 0;
   let sinceFlush = 0;
   const t0 = process.hrtime.bigint();
+  // QEMU 7.2's bench_cb: the offset advances by `step` modulo the image size.
   const next = (): number => {
     const off = offset;
-    offset += o.step;
-    if (offset + o.bufSize > d.size) offset = 0;
+    offset = d.size === 0 ? 0 : (offset + o.step) % d.size;
     return off;
   };
   const worker = async (): Promise<void> => {
     while (issued < o.count) {
       issued++;
       const off = next();
-      if (o.write) await d.write(off, buf);
-      else await d.read(off, o.bufSize);
+      try {
+        if (o.write) await d.write(off, buf);
+        else await d.read(off, o.bufSize);
+      } catch {
+        throw new Error("Failed request: Input/output error");
+      }
       if (o.write && o.flushInterval && ++sinceFlush >= o.flushInterval) {
         sinceFlush = 0;
         await d.flush();
