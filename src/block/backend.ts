@@ -37,6 +37,55 @@ export interface DriveOptions {
   statsIntervals?: number[];
 }
 
+/** QemuOpts syntax: `k=v,k2=v2`, a doubled comma is a literal comma, a bare key means "on". */
+export function splitKeyValues(spec: string): Map<string, string> {
+  const parts: string[] = [];
+  let cur = "";
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] !== ",") cur += spec[i];
+    else if (spec[i + 1] === ",") {
+      cur += ",";
+      i++;
+    } else {
+      parts.push(cur);
+      cur = "";
+    }
+  }
+  parts.push(cur);
+  const m = new Map<string, string>();
+  for (const p of parts) {
+    if (!p) continue;
+    const eq = p.indexOf("=");
+    m.set(eq < 0 ? p : p.slice(0, eq), eq < 0 ? "on" : p.slice(eq + 1));
+  }
+  return m;
+}
+
+/**
+ * Splits QEMU's `--drive` syntax (`file=disk.qcow2,format=qcow2,if=virtio,id=d0,readonly=on,
+ * snapshot=on`; doubled commas escape a comma in a value). `id` defaults to QEMU's name for
+ * the n-th virtio drive, `virtio<n>`.
+ */
+export function parseDrive(spec: string, index = 0): Omit<DriveOptions, "pool"> & { if: string } {
+  const fields = splitKeyValues(spec);
+  const bool = (k: string): boolean | undefined => {
+    const v = fields.get(k);
+    if (v === undefined) return undefined;
+    if (v === "on" || v === "true" || v === "yes") return true;
+    if (v === "off" || v === "false" || v === "no") return false;
+    throw new Error(`Parameter '${k}' expects 'on' or 'off'`);
+  };
+  const known = new Set(["file", "format", "if", "id", "readonly", "snapshot", "cache", "media", "node-name"]);
+  for (const k of fields.keys()) if (!known.has(k)) throw new Error(`Invalid parameter '${k}'`);
+  const file = fields.get("file");
+  if (!file) throw new Error("Parameter 'file' is missing");
+  const format = fields.get("format");
+  if (format !== undefined && format !== "raw" && format !== "qcow2") throw new Error(`'${format}' invalid format`);
+  const iface = fields.get("if") ?? "virtio";
+  if (iface !== "virtio" && iface !== "none") throw new Error(`Invalid parameter 'if': minivm has virtio only`);
+  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name") };
+}
+
 /** Thrown for a request the backend rejects before submission (counted as invalid). */
 export class InvalidRequestError extends Error {}
 
@@ -185,6 +234,15 @@ export class BlockBackend {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /** block_resize: grow (or, for raw, shrink) the disk; the device should then report the new size. */
+  async resize(size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error("Parameter 'size' expects a non-negative number below 2^63");
+    if (this.readOnly) throw new Error("Block node is read-only");
+    const d = this.drv as BlockDriver & { truncate?: (n: number) => Promise<void> };
+    if (!d.truncate) throw new Error(`Image format '${d.format}' does not support resizing`);
+    await d.truncate(size);
   }
 
   async close(): Promise<void> {

@@ -677,6 +677,46 @@ export class Qcow2Driver implements BlockDriver {
     await this.backing?.close();
   }
 
+  /**
+   * Grows the virtual disk (qcow2_co_truncate without preallocation). A bigger L1 table is
+   * written to new clusters first, then the header switches to it in one write (bytes 36..47
+   * hold l1_size and l1_table_offset), then the old table is freed.
+   */
+  async truncate(size: number): Promise<void> {
+    this.writable();
+    if (size < this.header.size) throw new Error("qcow2 doesn't support shrinking images yet");
+    if (size % 512 !== 0) throw new Error("The new size must be a multiple of 512");
+    await this.lock.run(async () => {
+      await this.writeback();
+      const need = Math.ceil(Math.ceil(size / this.cs) / this.l2Entries);
+      if (need > this.header.l1Size) {
+        const bytes = need * 8;
+        const clusters = Math.ceil(bytes / this.cs);
+        const off = await this.refs.alloc(clusters);
+        const l1 = new Uint8Array(bytes);
+        l1.set(this.l1);
+        await Promise.all([this.pool.pwrite(this.fd, off, l1), this.refs.settle()]);
+        await this.pool.fdatasync(this.fd);
+        const hdr = new Uint8Array(12);
+        putU32(hdr, 0, need);
+        putU64(hdr, 4, off);
+        await this.pool.pwrite(this.fd, 36, hdr);
+        await this.pool.fdatasync(this.fd);
+        const old = { off: this.header.l1TableOffset, clusters: Math.ceil((this.header.l1Size * 8) / this.cs) };
+        this.header.l1Size = need;
+        this.header.l1TableOffset = off;
+        this.l1 = l1;
+        if (old.clusters > 0) await this.refs.update(old.off / this.cs, old.clusters, -1);
+        await this.refs.settle();
+      }
+      const b = new Uint8Array(8);
+      putU64(b, 0, size);
+      await this.pool.pwrite(this.fd, 24, b);
+      await this.pool.fdatasync(this.fd);
+      this.header.size = size;
+    });
+  }
+
   /** After `check` rebuilt the refcount structure: switch to the new table. */
   adoptRefcountTable(table: Uint8Array, offset: number, clusters: number, nextFree: number): void {
     const lazy = this.refs.lazy;

@@ -1,6 +1,7 @@
 // `minivm img`: qemu-img's create, info, check, convert, compare, map and bench, with
 // qemu-img's option letters, output texts and exit codes (qemu-img.c, QEMU 7.2).
 
+import { splitKeyValues } from "../block/backend.js";
 import { createImage, formattingLine, parseSize, type CreateOptions } from "../block/create.js";
 import type { BlockDriver } from "../block/driver.js";
 import { openImage } from "../block/image.js";
@@ -76,13 +77,7 @@ const has = (p: Parsed, k: string): boolean => p.opts.has(k);
 /** `-o a=b,c=d` (commas doubled to escape them, as QemuOpts). */
 function parseOpts(list: string[] | undefined): Map<string, string> {
   const m = new Map<string, string>();
-  for (const s of list ?? []) {
-    for (const kv of s.split(/,(?!,)/)) {
-      if (!kv) continue;
-      const eq = kv.indexOf("=");
-      m.set(eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? "on" : kv.slice(eq + 1).replace(/,,/g, ","));
-    }
-  }
+  for (const s of list ?? []) for (const [k, v] of splitKeyValues(s)) m.set(k, v);
   return m;
 }
 
