@@ -93,6 +93,8 @@ export class BlockBackend {
   readonly stats = new BlockAcctStats();
   readonly nodeName: string;
   readonly fileNodeName: string;
+  /** Auto-generated names of the backing chain's format and protocol nodes, top first. */
+  readonly backingNodeNames: Array<{ format: string; file: string }> = [];
   qdev: string | undefined;
   /** Highest byte offset written + 1 (bs->wr_highest_offset). */
   wrHighestOffset = 0;
@@ -109,6 +111,7 @@ export class BlockBackend {
     const names = opts.nodeNames ?? new NodeNames();
     this.nodeName = opts.nodeName ?? names.generate();
     this.fileNodeName = names.generate();
+    for (let d = drv.backing; d; d = d.backing) this.backingNodeNames.push({ format: names.generate(), file: names.generate() });
     this.qdev = opts.qdev;
     for (const s of opts.statsIntervals ?? []) this.stats.addInterval(s);
   }

@@ -166,10 +166,11 @@ const emptyStats = new BlockAcctStats();
 emptyStats.accountInvalid = false;
 emptyStats.accountFailed = false;
 
-function chainStats(d: BlockDriver, wrHighest: number): BlockStats {
-  const s = nodeStats(undefined, wrHighest, false);
-  s.parent = nodeStats(undefined, 0, true);
-  if (d.backing) s.backing = chainStats(d.backing, 0);
+function chainStats(b: BlockBackend, d: BlockDriver, depth: number): BlockStats {
+  const names = b.backingNodeNames[depth];
+  const s = nodeStats(names?.format, 0, false);
+  s.parent = nodeStats(names?.file, 0, true);
+  if (d.backing) s.backing = chainStats(b, d.backing, depth + 1);
   return s;
 }
 
@@ -180,7 +181,7 @@ export function blockstatsInfo(b: BlockBackend): BlockStats {
   out["node-name"] = b.nodeName;
   out.stats = blockDeviceStats(b.stats, b.wrHighestOffset);
   out.parent = nodeStats(b.fileNodeName, b.drv.format === "raw" ? b.wrHighestOffset : 0, true);
-  if (b.drv.backing) out.backing = chainStats(b.drv.backing, 0);
+  if (b.drv.backing) out.backing = chainStats(b, b.drv.backing, 0);
   return out;
 }
 
@@ -214,17 +215,17 @@ export interface BlockInfo {
   "io-status"?: "ok" | "failed" | "nospace";
 }
 
-/** One element of query-block (bdrv_query_info). */
-export async function blockInfo(b: BlockBackend): Promise<BlockInfo> {
+/** BlockDeviceInfo of one node (bdrv_block_device_info); `file` nodes have drv "file". */
+async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boolean, withBacking: boolean): Promise<BlockDeviceInfo> {
   let depth = 0;
-  for (let x = b.drv.backing; x; x = x.backing) depth++;
+  for (let x = d.backing; x; x = x.backing) depth++;
   const inserted: BlockDeviceInfo = {
-    file: b.drv.filename,
-    "node-name": b.nodeName,
-    ro: b.readOnly,
-    drv: b.drv.format,
+    file: d.filename,
+    "node-name": nodeName,
+    ro,
+    drv,
   } as BlockDeviceInfo;
-  if (b.drv.backingFilename !== undefined) inserted.backing_file = b.drv.backingFilename;
+  if (withBacking && d.backingFilename !== undefined) inserted.backing_file = d.backingFilename;
   Object.assign(inserted, {
     backing_file_depth: depth,
     encrypted: false,
@@ -235,10 +236,37 @@ export async function blockInfo(b: BlockBackend): Promise<BlockInfo> {
     iops: 0,
     iops_rd: 0,
     iops_wr: 0,
-    image: await imageInfo(b.drv, b.drv.filename, true),
+    image: drv === "file" ? await fileImageInfo(d) : await imageInfo(d, d.filename, true),
     cache: { writeback: true, direct: false, "no-flush": false },
     write_threshold: 0,
   });
+  if (!withBacking) inserted.backing_file_depth = 0;
+  return inserted;
+}
+
+/** The protocol node's ImageInfo: the file seen as raw bytes. */
+async function fileImageInfo(d: BlockDriver): Promise<ImageInfo> {
+  const { stat } = await import("node:fs/promises");
+  const st = await stat(d.filename);
+  return { "virtual-size": st.size, filename: d.filename, format: "file", "actual-size": st.blocks * 512, "dirty-flag": false };
+}
+
+/** query-named-block-nodes for one backend's chain: each format node, then its file node. */
+export async function namedBlockNodes(b: BlockBackend): Promise<BlockDeviceInfo[]> {
+  const out: BlockDeviceInfo[] = [];
+  let d: BlockDriver | null = b.drv;
+  for (let i = -1; d; i++, d = d.backing) {
+    const names = i < 0 ? { format: b.nodeName, file: b.fileNodeName } : b.backingNodeNames[i];
+    const ro = i < 0 ? b.readOnly : true;
+    out.push(await deviceInfo(d, names.format, d.format, ro, true));
+    out.push(await deviceInfo(d, names.file, "file", ro, false));
+  }
+  return out;
+}
+
+/** One element of query-block (bdrv_query_info). */
+export async function blockInfo(b: BlockBackend): Promise<BlockInfo> {
+  const inserted = await deviceInfo(b.drv, b.nodeName, b.drv.format, b.readOnly, true);
   const info: BlockInfo = { device: b.id } as BlockInfo;
   if (b.qdev) info.qdev = b.qdev;
   Object.assign(info, { type: "unknown", removable: false, locked: false, inserted });

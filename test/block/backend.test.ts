@@ -6,7 +6,7 @@ import { createImage } from "../../src/block/create.js";
 import { hmpInfoBlock, hmpInfoBlockstats } from "../../src/block/hmp-block.js";
 import { openImage } from "../../src/block/image.js";
 import { IoPool } from "../../src/block/io-pool.js";
-import { blockInfo, blockstatsInfo } from "../../src/block/qapi-block.js";
+import { blockInfo, blockstatsInfo, namedBlockNodes } from "../../src/block/qapi-block.js";
 import { buildDist, interop, qemuImg, tempDir } from "./helpers.js";
 
 const pool = new IoPool();
@@ -90,6 +90,10 @@ describe("BlockBackend", () => {
     expect(st.backing).toBeDefined();
     expect(st.stats.wr_operations).toBe(1);
     expect(hmpInfoBlockstats([st])).toMatch(/^drive0: rd_bytes=0 wr_bytes=512 rd_operations=0 wr_operations=1 flush_operations=0 wr_total_time_ns=\d+ rd_total_time_ns=0 flush_total_time_ns=0 rd_merged=0 wr_merged=0 idle_time_ns=\d+\n$/);
+    const nodes = await namedBlockNodes(b);
+    expect(nodes.map((n) => n.drv)).toEqual(["qcow2", "file", "raw", "file"]);
+    expect(new Set(nodes.map((n) => n["node-name"])).size).toBe(4);
+    expect(st.backing?.["node-name"]).toBe(nodes[2]["node-name"]);
     expect(hmpInfoBlock([info])).toContain(`drive0 (${b.nodeName}): ${top} (qcow2)\n    Attached to:      /machine/peripheral/virtio-disk0/virtio-backend\n    Cache mode:       writeback\n    Backing file:     qb-base.raw (chain depth: 1)\n`);
     await b.close();
   });
