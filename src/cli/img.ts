@@ -125,6 +125,11 @@ async function create(argv: string[], io: ImgIo, pool: IoPool): Promise<number> 
       throw new Error(`Invalid parameter '${k}'`);
     }
   }
+  const prealloc = o.get("preallocation");
+  if (prealloc !== undefined && prealloc !== "off") throw new Error(`Unsupported preallocation mode '${prealloc}' (minivm creates sparse images only)`);
+  const ctype = o.get("compression_type");
+  if (ctype !== undefined && ctype !== "zlib") throw new Error(ctype === "zstd" ? "minivm supports only zlib compression" : `Invalid parameter '${ctype}'`);
+  if (onOff(o.get("extended_l2"), "extended_l2")) throw new Error("minivm does not support extended L2 entries");
   if (format === "raw" && (copts.backingFile || copts.clusterSize)) throw new Error(`Invalid parameter '${copts.backingFile ? "backing_file" : "cluster_size"}'`);
   if (copts.size === undefined && !copts.backingFile) throw new UsageError("Expecting image size");
   const { resolveCreateOptions } = await import("../block/create.js");
