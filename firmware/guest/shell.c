@@ -1,0 +1,108 @@
+/* The serial shell: one line, split on spaces, looked up in a table. Every command prints
+ * lines that start with its own name, so tests and scripts can find the answer. */
+#include "guest.h"
+#include "../lib/string.h"
+
+#define MAX_ARGS 8
+
+struct command {
+	const char *name;
+	const char *usage;
+	void (*run)(int argc, char **argv);
+};
+
+static void cmd_help(int argc, char **argv);
+
+static void cmd_uptime(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	uint64_t t = time_now();
+	uint32_t ms = time_ms(t);
+	printf("uptime: %u.%03u s ticks=%u\n", ms / 1000, ms % 1000, (uint32_t)uptime_ticks());
+}
+
+void system_reset(uint32_t type, uint32_t reason)
+{
+	sbi_call(SBI_EXT_SRST, 0, type, reason, 0);
+	printf("%s: the firmware refused (no SBI SRST?)\n", type ? "reboot" : "halt");
+}
+
+static void cmd_halt(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("halt: powering off\n");
+	system_reset(0, 0);
+}
+
+static void cmd_reboot(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("reboot: resetting the machine\n");
+	system_reset(1, 0);
+}
+
+static const struct command commands[] = {
+	{ "help", "help                        this list", cmd_help },
+	{ "dirty", "dirty MIB [RATE_MIB_S] [SECONDS]\n"
+		   "                              rewrite a counter in every page of MIB MiB at 0x81000000\n"
+		   "                              (0 = no rate limit) until a key is pressed or SECONDS pass",
+	  cmd_dirty },
+	{ "check", "check                       verify the dirty pages' counters: OK or the first bad page",
+	  cmd_check },
+	{ "disk", "disk write|read|verify MIB [PATTERN]\n"
+		  "                              fill / checksum / compare the data partition; each 32-bit\n"
+		  "                              word holds PATTERN ^ its byte offset (default 0x5a5a5a5a)",
+	  cmd_disk },
+	{ "bench", "bench cpu [ITERATIONS] | bench disk [MIB]\n"
+		   "                              timed workloads with key=value results (bench disk\n"
+		   "                              overwrites the data partition)",
+	  cmd_bench },
+	{ "uptime", "uptime                      time since reset and timer interrupts taken", cmd_uptime },
+	{ "halt", "halt                        power off (SBI SRST shutdown)", cmd_halt },
+	{ "reboot", "reboot                      reset the machine (SBI SRST cold reboot)", cmd_reboot },
+};
+
+static void cmd_help(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("help: commands\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		printf("  %s\n", commands[i].usage);
+}
+
+static int split(char *line, char **argv)
+{
+	int argc = 0;
+	while (*line && argc < MAX_ARGS) {
+		while (*line == ' ' || *line == '\t')
+			*line++ = '\0';
+		if (!*line)
+			break;
+		argv[argc++] = line;
+		while (*line && *line != ' ' && *line != '\t')
+			line++;
+	}
+	return argc;
+}
+
+void shell_run(void)
+{
+	static char line[128];
+	char *argv[MAX_ARGS];
+	for (;;) {
+		printf("minivm$ ");
+		console_readline(line, sizeof(line));
+		int argc = split(line, argv);
+		if (argc == 0)
+			continue;
+		size_t i;
+		for (i = 0; i < ARRAY_SIZE(commands); i++) {
+			if (strcmp(argv[0], commands[i].name) == 0) {
+				commands[i].run(argc, argv);
+				break;
+			}
+		}
+		if (i == ARRAY_SIZE(commands))
+			printf("%s: unknown command (try help)\n", argv[0]);
+	}
+}

@@ -1,0 +1,18 @@
+/* Read-only walk of a flattened device tree (Devicetree Specification v0.4, chapter 5):
+ * just enough to find a property by path, e.g. the machine `model` or `/memory` `reg`. */
+#ifndef MINIVM_FDT_H
+#define MINIVM_FDT_H
+#include "types.h"
+
+#define FDT_MAGIC 0xd00dfeedu
+
+/* 0 if `fdt` starts with a valid header, -1 otherwise. */
+int fdt_check(const void *fdt);
+uint32_t fdt_totalsize(const void *fdt);
+/* Finds `prop` of the node at `path` ("/", "/cpus", "/memory"); a path component matches a
+ * node name with or without its @unit-address. Returns the value or NULL; *len gets its size. */
+const void *fdt_prop(const void *fdt, const char *path, const char *prop, uint32_t *len);
+/* Reads `cells` big-endian 32-bit cells (1 or 2) at `p` as one number. */
+uint64_t fdt_cells(const void *p, uint32_t cells);
+
+#endif

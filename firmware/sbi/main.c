@@ -1,0 +1,107 @@
+/* minivm-sbi boot: learn the machine from the DTB in a1, set M-mode up the way OpenSBI
+ * leaves it for a supervisor (delegation, counters, PMP), load the payload from the first
+ * virtio-blk disk and drop to S-mode at its entry with a0 = hartid, a1 = DTB. */
+#include "platform.h"
+#include "sbi.h"
+#include "trap.h"
+#include "../lib/csr.h"
+#include "../lib/fdt.h"
+
+struct machine_info machine;
+uint32_t platform_timebase = 10000000; /* the virt board's 10 MHz, unless the DTB says otherwise */
+
+extern char __stack_top[];
+
+/* Runs `body` with illegal-instruction traps caught; 0 if it ran, -1 if the hart refused. */
+#define M_PROBE(body) ({ m_probe = M_PROBE_ARMED; body; int r_ = m_probe == M_PROBE_FAULTED ? -1 : 0; m_probe = 0; r_; })
+
+static void read_dtb(uintptr_t dtb)
+{
+	machine.model = "unknown machine";
+	machine.ram_base = 0x80000000u;
+	machine.ram_size = 128u << 20;
+	machine.dtb = dtb;
+	if (fdt_check((const void *)dtb)) {
+		machine.dtb = 0;
+		return;
+	}
+	const void *fdt = (const void *)dtb;
+	uint32_t len, acells = 2, scells = 1;
+	machine.dtb_size = fdt_totalsize(fdt);
+	const char *model = fdt_prop(fdt, "/", "model", &len);
+	if (model)
+		machine.model = model;
+	const void *p = fdt_prop(fdt, "/", "#address-cells", &len);
+	if (p)
+		acells = be32(p);
+	p = fdt_prop(fdt, "/", "#size-cells", &len);
+	if (p)
+		scells = be32(p);
+	p = fdt_prop(fdt, "/memory", "reg", &len);
+	if (p && len >= 4 * (acells + scells)) {
+		machine.ram_base = (uint32_t)fdt_cells(p, acells);
+		machine.ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
+	}
+	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
+	if (p)
+		platform_timebase = be32(p);
+}
+
+/* Privileged spec §3.7: with any PMP entry implemented, S/U may touch only what an entry
+ * allows. Entry 0 hides the firmware (NAPOT, no permissions, not locked so M is exempt);
+ * entry 1 opens everything else. A hart without PMP needs none of this. */
+static void open_pmp(void)
+{
+	uint32_t fw_napot = (FW_BASE >> 2) | ((FW_SIZE >> 3) - 1);
+	if (M_PROBE(csr_write(pmpaddr0, fw_napot)))
+		return;
+	M_PROBE(csr_write(pmpaddr1, 0xffffffffu));
+	M_PROBE(csr_write(pmpcfg0, (0x1fu << 8) | 0x18u));
+}
+
+void sbi_main(uint32_t hartid, uintptr_t dtb) __attribute__((noreturn));
+void sbi_main(uint32_t hartid, uintptr_t dtb)
+{
+	uart_init();
+	read_dtb(dtb);
+	printf("\nminivm-sbi %u.%u (SBI v%u.%u) on %s, %u MiB RAM at 0x%08x\n",
+	       SBI_IMPL_VERSION >> 16, SBI_IMPL_VERSION & 0xffff,
+	       SBI_SPEC_VERSION >> 24, SBI_SPEC_VERSION & 0xffffff,
+	       machine.model, machine.ram_size >> 20, machine.ram_base);
+	if (!machine.dtb)
+		printf("minivm-sbi: no device tree at 0x%08x, assuming QEMU virt defaults\n", dtb);
+
+	/* What OpenSBI delegates on a hart without H: misaligned fetch, breakpoint, U ecall and
+	 * the three page faults; S software, timer and external interrupts. */
+	csr_write(medeleg, (1u << CAUSE_MISALIGNED_FETCH) | (1u << CAUSE_BREAKPOINT) |
+			   (1u << CAUSE_USER_ECALL) | (1u << CAUSE_FETCH_PAGE_FAULT) |
+			   (1u << CAUSE_LOAD_PAGE_FAULT) | (1u << CAUSE_STORE_PAGE_FAULT));
+	csr_write(mideleg, (1u << IRQ_S_SOFT) | (1u << IRQ_S_TIMER) | (1u << IRQ_S_EXT));
+	/* cycle, time and instret readable from S (and from U if S allows it in scounteren). */
+	M_PROBE(csr_write(mcounteren, 7));
+	open_pmp();
+	clint_set_mtimecmp(~0ull);
+	csr_write(mie, 1u << IRQ_M_SOFT);
+
+	uintptr_t entry = load_payload();
+	if (!entry) {
+		printf("minivm-sbi: nothing to boot; powering off\n");
+		finisher_write((2u << 16) | FINISHER_FAIL);
+	}
+	printf("minivm-sbi: entering S-mode at 0x%08x (a0 = hart %u, a1 = DTB at 0x%08x)\n\n",
+	       entry, hartid, dtb);
+
+	M_PROBE(csr_write(satp, 0));
+	csr_write(stvec, 0);
+	csr_write(sie, 0);
+	uint32_t mstatus = csr_read(mstatus);
+	mstatus &= ~(MSTATUS_MPP | MSTATUS_MPIE | MSTATUS_MPRV | MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP);
+	mstatus |= 1u << MSTATUS_MPP_SHIFT;
+	csr_write(mstatus, mstatus);
+	csr_write(mepc, entry);
+	csr_write(mscratch, (uintptr_t)__stack_top);
+	register uintptr_t a0 __asm__("a0") = hartid;
+	register uintptr_t a1 __asm__("a1") = dtb;
+	__asm__ volatile("mret" ::"r"(a0), "r"(a1));
+	__builtin_unreachable();
+}
