@@ -78,21 +78,21 @@ export function humanInfo(info: ImageInfo): string {
   return lines.join("\n") + "\n";
 }
 
-/** ImageCheck in qemu-img 7.2's member order; counters appear only when non-zero. */
+/** ImageCheck in the member order qemu-img 7.2 prints (its QDict order); counters only when non-zero. */
 export function checkJson(filename: string, format: string, r: CheckResult): Record<string, string | number> {
   const o: Record<string, string | number> = {};
   if (r.imageEndOffset) o["image-end-offset"] = r.imageEndOffset;
+  if (r.compressedClusters) o["compressed-clusters"] = r.compressedClusters;
   if (r.totalClusters) o["total-clusters"] = r.totalClusters;
   if (r.corruptions) o.corruptions = r.corruptions;
+  if (r.corruptionsFixed) o["corruptions-fixed"] = r.corruptionsFixed;
   o["check-errors"] = r.checkErrors;
   if (r.leaks) o.leaks = r.leaks;
   if (r.leaksFixed) o["leaks-fixed"] = r.leaksFixed;
-  if (r.corruptionsFixed) o["corruptions-fixed"] = r.corruptionsFixed;
   if (r.allocatedClusters) o["allocated-clusters"] = r.allocatedClusters;
-  if (r.fragmentedClusters) o["fragmented-clusters"] = r.fragmentedClusters;
-  if (r.compressedClusters) o["compressed-clusters"] = r.compressedClusters;
   o.filename = filename;
   o.format = format;
+  if (r.fragmentedClusters) o["fragmented-clusters"] = r.fragmentedClusters;
   return o;
 }
 

@@ -104,6 +104,34 @@ describe.runIf(interop)("minivm img against qemu-img", () => {
     expect(qemuImg(["check", t.path("bad.qcow2")]).status).toBe(0);
   });
 
+  it("check matches qemu-img on images with internal snapshots and on damaged compressed images", async () => {
+    const s = t.path("snap.qcow2");
+    qemuImg(["create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", s, "4M"]);
+    qemuIo(s, "qcow2", "write -P 1 0 100k");
+    qemuImg(["snapshot", "-c", "one", s]);
+    qemuIo(s, "qcow2", "write -P 2 50k 100k");
+    const raw = t.path("c.raw");
+    qemuImg(["create", "-q", "-f", "raw", raw, "1M"]);
+    qemuIo(raw, "raw", "write -P 0x12 0 300k");
+    const c = t.path("c.qcow2");
+    qemuImg(["convert", "-c", "-O", "qcow2", "-o", "cluster_size=4096", raw, c]);
+    const b = readFileSync(c);
+    const l1 = Number(b.readBigUInt64BE(40));
+    const l2 = Number(b.readBigUInt64BE(l1) & 0x00fffffffffffe00n);
+    const rb = Number(b.readBigUInt64BE(Number(b.readBigUInt64BE(48))));
+    b.writeUInt16BE(0, rb + 2 * (l2 / 4096));
+    writeFileSync(c, b);
+    copyFileSync(c, t.path("c2.qcow2"));
+    for (const args of [["check", "--output=json", "snap.qcow2"], ["check", "snap.qcow2"], ["check", "--output=json", "c.qcow2"]]) {
+      const [m, q] = await both(args);
+      expect(m).toEqual(q);
+    }
+    const m = await img("check", "-r", "all", "--output=json", c);
+    const q = qemuImg(["check", "-r", "all", "--output=json", t.path("c2.qcow2")]);
+    expect(m.stdout.replace("c.qcow2", "c2.qcow2")).toBe(q.stdout);
+    expect(m.stderr).toBe(q.stderr);
+  });
+
   it("map --output=json and human match qemu-img", async () => {
     for (const args of [["map", "--output=json", "top.qcow2"], ["map", "top.qcow2"]]) {
       const [m, q] = await both(args);
