@@ -80,6 +80,12 @@ main:
   FETCH_AT 0x00000000
   FETCH_AT 0x88000000
   FETCH_AT 0x00002000
+  FETCH_AT 0x0c000000
+  FETCH_AT 0x00100000
+  FETCH_AT 0x10000000
+  FETCH_AT 0x10001000
+  FETCH_AT 0x10001008
+  FETCH_AT 0x02000000
   NL
   /* misaligned jump targets (no C extension): the jump traps, nothing is linked */
   li ra, 0x11111111

@@ -12,6 +12,8 @@ export interface BusRegion {
   readonly device: MmioDevice;
   /** Bit n set = an access of n bytes is valid (QEMU's MemoryRegionOps.valid). */
   readonly sizes: number;
+  /** ROM is read as memory; I/O regions are fetched from as QEMU's translator does. */
+  readonly executable: boolean;
 }
 
 export const SIZES_ANY = (1 << 1) | (1 << 2) | (1 << 4);
@@ -28,13 +30,13 @@ export class Bus implements CpuBus {
     private readonly htifHook: (pa: number) => void,
   ) {}
 
-  map(base: number, size: number, device: MmioDevice, sizes = SIZES_ANY): void {
+  map(base: number, size: number, device: MmioDevice, sizes = SIZES_ANY, executable = false): void {
     for (const r of this.regions) {
       if (base < r.base + r.size && r.base < base + size) {
         throw new Error(`${device.name} at 0x${base.toString(16)} overlaps ${r.device.name} at 0x${r.base.toString(16)}`);
       }
     }
-    this.regions.push({ base, size, device, sizes });
+    this.regions.push({ base, size, device, sizes, executable });
     this.regions.sort((a, b) => a.base - b.base);
   }
 
@@ -71,6 +73,29 @@ export class Bus implements CpuBus {
       return;
     }
     r.device.write(pa - r.base, size, value >>> 0);
+  }
+
+  /**
+   * Instruction fetch from outside RAM. ROM reads as memory. From an I/O device QEMU's
+   * translator reads 16 bits at a time: a device that refuses 2-byte accesses (PLIC, CLINT,
+   * RTC) gives an access fault, one that answers (finisher, UART, virtio) is executed from,
+   * and a low half that is not a 32-bit encoding is returned alone (an illegal 16-bit insn).
+   */
+  fetch(pa: number): number {
+    const r = this.find(pa);
+    const off = r === null ? 0 : pa - r.base;
+    if (r === null || off + 4 > r.size) {
+      this.fault = true;
+      return 0;
+    }
+    if (r.executable) return r.device.read(off, 4) >>> 0;
+    if ((r.sizes & (1 << 2)) === 0) {
+      this.fault = true;
+      return 0;
+    }
+    const lo = r.device.read(off, 2) & 0xffff;
+    if ((lo & 3) !== 3) return lo;
+    return (lo | ((r.device.read(off + 2, 2) & 0xffff) << 16)) >>> 0;
   }
 
   mtime(): number {

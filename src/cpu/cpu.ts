@@ -23,6 +23,8 @@ import { raiseException, systemInstruction } from "./trap.js";
 export interface CpuBus {
   /** Physical read outside RAM; sets `fault` on a hole. */
   load(pa: number, size: 1 | 2 | 4): number;
+  /** Instruction fetch outside RAM: only ROM answers; anything else sets `fault`. */
+  fetch(pa: number): number;
   /** Physical write outside RAM; sets `fault` on a hole. */
   store(pa: number, size: 1 | 2 | 4, value: number): void;
   fault: boolean;

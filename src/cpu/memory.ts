@@ -42,7 +42,7 @@ export function fetchSlow(cpu: Cpu, pc: number): number {
     cpu.tlbXOff[i] = off - (off & 0xfff);
     return 1;
   }
-  const v = pa < 0x100000000 ? cpu.bus.load(pa, 4) : 0;
+  const v = pa < 0x100000000 ? cpu.bus.fetch(pa) : 0;
   if (pa >= 0x100000000 || cpu.bus.fault) {
     cpu.bus.fault = false;
     cpu.pc = raiseException(cpu, EXC_INST_ACCESS, pc, pc);
