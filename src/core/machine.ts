@@ -4,15 +4,18 @@
 // hw/riscv/virt.c virt_machine_done, boot.c). The core thread drives it with runSlice().
 
 import { BootRom, BOOTROM_BASE, BOOTROM_SIZE } from "../../devices/bootrom.js";
-import { Clint, CLINT_BASE } from "../../devices/clint.js";
+import { Clint, CLINT_BASE, type ClintState } from "../../devices/clint.js";
 import type { GuestRam, MmioDevice } from "../../devices/device.js";
-import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ } from "../../devices/goldfish-rtc.js";
-import { Plic, PLIC_BASE, PLIC_SIZE } from "../../devices/plic.js";
+import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ, type GoldfishRtcState } from "../../devices/goldfish-rtc.js";
+import { Plic, PLIC_BASE, PLIC_SIZE, type PlicState } from "../../devices/plic.js";
 import { SifiveTest, SIFIVE_TEST_BASE, type FinisherEvent } from "../../devices/sifive-test.js";
-import { Uart16550, UART0_BASE, UART0_IRQ } from "../../devices/uart16550.js";
-import { VirtioMmio, type VirtioBackend } from "../../devices/virtio-mmio.js";
+import { Uart16550, UART0_BASE, UART0_IRQ, type Uart16550State } from "../../devices/uart16550.js";
+import { VirtioMmio, type VirtioBackend, type VirtioMmioState } from "../../devices/virtio-mmio.js";
 import { MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, PRV_M, PRV_S } from "../cpu/constants.js";
 import { Cpu } from "../cpu/cpu.js";
+import { loadCpu, saveCpu, type CpuStateV1 } from "../cpu/state.js";
+import { translate } from "../cpu/mmu.js";
+import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
 import { Bus, SIZES_16_32, SIZES_32, SIZES_ANY } from "./bus.js";
 import { parseElf, type ElfImage } from "./elf.js";
@@ -56,6 +59,18 @@ export interface CpuState {
   /** In WFI with nothing pending (QEMU's CPUState.halted). */
   halted: boolean;
   instret: number;
+}
+
+/** Everything but RAM (which migrates page by page): plain JSON, versioned. */
+export interface MachineState {
+  version: 1;
+  ramSize: number;
+  cpu: CpuStateV1;
+  clint: ClintState;
+  plic: PlicState;
+  uart: Uart16550State;
+  rtc: GoldfishRtcState;
+  virtio: VirtioMmioState[];
 }
 
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
@@ -150,7 +165,7 @@ export class Machine {
   }
 
   private mapDevice(base: number, size: number, dev: MmioDevice, sizes: number, kind: "rom" | "i/o" = "i/o"): void {
-    this.bus.map(base, size, dev, sizes);
+    this.bus.map(base, size, dev, sizes, kind === "rom");
     this.regions.push({ base, size, kind, name: dev.name });
   }
 
@@ -323,6 +338,45 @@ export class Machine {
       return null;
     }
     return v;
+  }
+
+  /** Device and CPU state for migration; RAM travels separately (this.ram, dirty bitmap). */
+  save(): MachineState {
+    return {
+      version: 1,
+      ramSize: this.ram.size,
+      cpu: saveCpu(this.cpu),
+      clint: this.clint.save(),
+      plic: this.plic.save(),
+      uart: this.uart.save(),
+      rtc: this.rtc.save(),
+      virtio: this.virtio.map((v) => v.save()),
+    };
+  }
+
+  /** Restore what save() produced on a machine built with the same options. */
+  load(s: MachineState): void {
+    if (s.version !== 1) throw new Error(`machine state version ${String(s.version)} is not supported (expected 1)`);
+    if (s.ramSize !== this.ram.size) throw new Error(`machine state is for ${s.ramSize} bytes of RAM, this machine has ${this.ram.size}`);
+    this.event = null;
+    this.stopped = null;
+    loadCpu(this.cpu, s.cpu);
+    // Device loads re-drive their interrupt lines, which land in the freshly loaded mip.
+    this.plic.load(s.plic);
+    this.clint.load(s.clint);
+    this.uart.load(s.uart);
+    this.rtc.load(s.rtc);
+    s.virtio.forEach((v, i) => this.virtio[i].load(v));
+  }
+
+  /**
+   * Guest-virtual to physical as HMP `x` sees it: the current privilege's translation
+   * (MPRV honoured), without setting A/D bits or raising faults. null = unmapped.
+   */
+  virtToPhys(va: number): number | null {
+    const priv = this.cpu.dataPriv();
+    const pa = translate(this.cpu, va, ACCESS_LOAD, priv, true);
+    return pa < 0 ? null : pa;
   }
 
   /** HMP `info mtree`, the `memory` address space in QEMU's format. */

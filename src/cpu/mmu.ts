@@ -16,9 +16,9 @@ const PTE_D = 128;
 /**
  * Translate `va` for an access of kind `access` at privilege `priv`.
  * Returns the physical address (may exceed 32 bits: Sv32 has 34-bit physical addresses),
- * or -1 for a page fault.
+ * or -1 for a page fault. A `debug` walk (HMP `x`) leaves the A and D bits alone.
  */
-export function translate(cpu: Cpu, va: number, access: number, priv: number): number {
+export function translate(cpu: Cpu, va: number, access: number, priv: number, debug = false): number {
   va = va >>> 0;
   if (priv === PRV_M || cpu.satp >>> 31 === 0) return va;
 
@@ -55,7 +55,7 @@ export function translate(cpu: Cpu, va: number, access: number, priv: number): n
     if (!allowed) return -1;
 
     const updated = pte | PTE_A | (access === ACCESS_STORE ? PTE_D : 0);
-    if (updated !== pte) {
+    if (updated !== pte && !debug) {
       // QEMU does a compare-and-swap on the PTE; another hart (a DMA device here) may race.
       const old = Atomics.compareExchange(cpu.ram32, off >>> 2, pte, updated);
       if (old !== pte) return translate(cpu, va, access, priv);
