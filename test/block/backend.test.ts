@@ -7,13 +7,14 @@ import { hmpInfoBlock, hmpInfoBlockstats } from "../../src/block/hmp-block.js";
 import { openImage } from "../../src/block/image.js";
 import { IoPool } from "../../src/block/io-pool.js";
 import { blockInfo, blockstatsInfo, namedBlockNodes } from "../../src/block/qapi-block.js";
-import { buildDist, interop, qemuImg, tempDir } from "./helpers.js";
+import { buildDist, cleanupDist, interop, qemuImg, tempDir } from "./helpers.js";
 
 const pool = new IoPool();
 const t = tempDir();
 afterAll(async () => {
   await pool.close();
   t.cleanup();
+  cleanupDist();
 });
 
 describe("--drive parsing", () => {
@@ -116,8 +117,9 @@ describe("BlockBackend", () => {
 describe("I/O pool", () => {
   it("runs in-process on libuv's pool when loaded from .ts, and on piscina when compiled", async () => {
     expect(pool.kind).toBe("uv");
-    buildDist();
-    const mod = (await import(new URL("../../dist/src/block/io-pool.js", import.meta.url).href)) as { IoPool: typeof IoPool };
+    const dist = buildDist();
+    const { pathToFileURL } = await import("node:url");
+    const mod = (await import(pathToFileURL(`${dist}/src/block/io-pool.js`).href)) as { IoPool: typeof IoPool };
     const p = new mod.IoPool();
     expect(p.kind).toBe("piscina");
     const f = t.path("pool.raw");

@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "minivm-block-"));
@@ -41,12 +41,30 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** Compiles the project to dist/ once per test file (tsc emits even when other files have type errors). */
-let built = false;
-export function buildDist(): void {
-  if (built) return;
-  spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "."], { stdio: "ignore" });
-  built = true;
+/**
+ * Compiles the block layer (and what it imports) to a private directory under
+ * node_modules/.cache, once per test file, and returns it. Private so that test files running
+ * in parallel, or someone else's build of dist/, never see half-written output; under
+ * node_modules so that `piscina` still resolves from the compiled files.
+ */
+let built: string | null = null;
+export function buildDist(): string {
+  if (built) return built;
+  const out = join("node_modules", ".cache", `minivm-block-test-${process.pid}-${Date.now()}`);
+  const r = spawnSync(
+    process.execPath,
+    ["node_modules/typescript/bin/tsc", "src/block/io-pool.ts", "src/block/image.ts", "--outDir", out, "--rootDir", ".", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--strict", "--skipLibCheck", "--types", "node"],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
+  built = resolve(out);
+  return built;
+}
+
+/** Removes what buildDist compiled (call from afterAll). */
+export function cleanupDist(): void {
+  if (built) rmSync(built, { recursive: true, force: true });
+  built = null;
 }
 
 /** Guest contents of an image as qemu-img sees them (converted to raw). */

@@ -1,9 +1,12 @@
 // Child process for the kill -9 test: writes and flushes in a loop through the compiled block
-// layer (dist/, so the piscina I/O pool is used) and prints "ack N" once write N is flushed.
-import { openImage } from "../../dist/src/block/image.js";
-import { IoPool } from "../../dist/src/block/io-pool.js";
+// layer (so the piscina I/O pool is used) and prints "ack N" once write N is flushed.
+// Arguments: image, first sequence number, directory holding the compiled sources.
+import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 
-const [file, startArg] = process.argv.slice(2);
+const [file, startArg, dist] = process.argv.slice(2);
+const { openImage } = await import(pathToFileURL(join(dist, "src/block/image.js")).href);
+const { IoPool } = await import(pathToFileURL(join(dist, "src/block/io-pool.js")).href);
 const pool = new IoPool();
 const d = await openImage(file, { pool });
 process.stdout.write(`ready ${pool.kind}\n`);

@@ -7,13 +7,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createImage } from "../../src/block/create.js";
 import { openImage } from "../../src/block/image.js";
 import { IoPool } from "../../src/block/io-pool.js";
-import { buildDist, interop, qemuImg, rng, tempDir } from "./helpers.js";
+import { buildDist, cleanupDist, interop, qemuImg, rng, tempDir } from "./helpers.js";
 
 const pool = new IoPool();
 const t = tempDir();
 afterAll(async () => {
   await pool.close();
   t.cleanup();
+  cleanupDist();
 });
 
 const STRIDE = 5000;
@@ -27,9 +28,9 @@ function pattern(seq: number): Buffer {
 }
 
 /** Runs the writer from `start`, kills it `delayMs` after its first ack; returns the last ack. */
-function runAndKill(file: string, start: number, delayMs: number): Promise<{ lastAck: number; kind: string }> {
+function runAndKill(file: string, start: number, delayMs: number, dist: string): Promise<{ lastAck: number; kind: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["test/block/kill-writer.mjs", file, String(start)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["test/block/kill-writer.mjs", file, String(start), dist], { stdio: ["ignore", "pipe", "pipe"] });
     let lastAck = start - 1;
     let kind = "";
     let buf = "";
@@ -74,14 +75,14 @@ async function verify(file: string, upTo: number): Promise<void> {
 describe.runIf(interop)("kill -9 while writing", () => {
   for (const lazy of [false, true]) {
     it(`loses no acknowledged write and leaves a repairable image (lazy_refcounts=${lazy ? "on" : "off"})`, async () => {
-      buildDist();
+      const dist = buildDist();
       const file = t.path(`kill-${lazy}.qcow2`);
       await createImage({ filename: file, format: "qcow2", pool, size: SIZE, clusterSize: 4096, lazyRefcounts: lazy });
       const rnd = rng(lazy ? 7 : 9);
       let acked = -1;
       const kills = lazy ? 6 : 12;
       for (let k = 0; k < kills; k++) {
-        const r = await runAndKill(file, acked + 1, 20 + Math.floor(rnd() * 200));
+        const r = await runAndKill(file, acked + 1, 20 + Math.floor(rnd() * 200), dist);
         expect(r.kind).toBe("piscina");
         acked = r.lastAck;
         const c = qemuImg(["check", file]);
