@@ -59,8 +59,32 @@ static void open_pmp(void)
 	M_PROBE(csr_write(pmpcfg0, (0x1fu << 8) | 0x18u));
 }
 
-void sbi_main(uint32_t hartid, uintptr_t dtb) __attribute__((noreturn));
-void sbi_main(uint32_t hartid, uintptr_t dtb)
+/* QEMU's and minivm's boot ROM pass a2 = OpenSBI's fw_dynamic_info (fw_dynamic.h layout:
+ * magic "OSBI", version, next_addr, next_mode, options, boot_hart). A nonzero next_addr
+ * means the user gave -kernel: that payload, already loaded, wins over the disk. */
+#define FW_DYNAMIC_MAGIC 0x4942534fu
+#define FW_DYNAMIC_NEXT_MODE_S 1u
+
+static uintptr_t kernel_payload(uintptr_t info)
+{
+	/* Trust only the boot ROM's region or RAM, so a stray a2 cannot fault us. */
+	int in_rom = info >= 0x1000 && info < 0x10000 - 24;
+	int in_ram = info >= machine.ram_base && info < machine.ram_base + machine.ram_size - 24;
+	if ((info & 3) || (!in_rom && !in_ram))
+		return 0;
+	const uint32_t *fw = (const uint32_t *)info;
+	if (fw[0] != FW_DYNAMIC_MAGIC || fw[2] == 0)
+		return 0;
+	if (fw[3] != FW_DYNAMIC_NEXT_MODE_S) {
+		printf("minivm-sbi: ignoring the -kernel payload: it asks for mode %u, not S\n", fw[3]);
+		return 0;
+	}
+	printf("minivm-sbi: booting the -kernel payload at 0x%08x\n", fw[2]);
+	return fw[2];
+}
+
+void sbi_main(uint32_t hartid, uintptr_t dtb, uintptr_t fw_dynamic) __attribute__((noreturn));
+void sbi_main(uint32_t hartid, uintptr_t dtb, uintptr_t fw_dynamic)
 {
 	uart_init();
 	read_dtb(dtb);
@@ -83,7 +107,9 @@ void sbi_main(uint32_t hartid, uintptr_t dtb)
 	clint_set_mtimecmp(~0ull);
 	csr_write(mie, 1u << IRQ_M_SOFT);
 
-	uintptr_t entry = load_payload();
+	uintptr_t entry = kernel_payload(fw_dynamic);
+	if (!entry)
+		entry = load_payload();
 	if (!entry) {
 		printf("minivm-sbi: nothing to boot; powering off\n");
 		finisher_write((2u << 16) | FINISHER_FAIL);

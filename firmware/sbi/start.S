@@ -1,5 +1,6 @@
 /* minivm-sbi entry and M-mode trap vector.
- * Boot ROM contract (QEMU hw/riscv/boot.c): a0 = mhartid, a1 = DTB address, M-mode, MMU off.
+ * Boot ROM contract (QEMU hw/riscv/boot.c): a0 = mhartid, a1 = DTB address,
+ * a2 = fw_dynamic_info, M-mode, MMU off.
  * Trap contract: mscratch holds the top of the M stack while S/U code runs and 0 while the
  * firmware itself runs, so one vector tells "trap from below" from "trap inside M". */
 	.file "start.S"
@@ -18,7 +19,7 @@ _start:
 	sw	zero, 0(t0)
 	addi	t0, t0, 4
 	j	1b
-2:	call	sbi_main		/* sbi_main(hartid, dtb) never returns */
+2:	call	sbi_main		/* sbi_main(hartid, dtb, fw_dynamic_info) never returns */
 park:	wfi
 	j	park
 
