@@ -133,14 +133,22 @@ export class Virtqueue {
     }
   }
 
-  /** Returns a chain to the driver; `len` is the number of bytes the device wrote. */
+  private readonly scratch = new Uint8Array(8);
+  private readonly scratchView = new DataView(this.scratch.buffer);
+
+  /**
+   * Returns a chain to the driver; `len` is the number of bytes the device wrote. The used
+   * ring is written with dmaWrite, like any device write, so migration sees its pages dirty.
+   */
   pushUsed(head: number, len: number): void {
     const slot = this.usedIdx % this.num;
-    const e = this.used + 4 + 8 * slot;
-    this.ram.store32(e, head);
-    this.ram.store32(e + 4, len >>> 0);
+    this.scratchView.setUint32(0, head, true);
+    this.scratchView.setUint32(4, len >>> 0, true);
+    this.ram.dmaWrite(this.used + 4 + 8 * slot, this.scratch);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
-    this.ram.store16(this.used + 2, this.usedIdx);
+    // The element is in place before the index that publishes it (§2.6.8).
+    this.scratchView.setUint16(0, this.usedIdx, true);
+    this.ram.dmaWrite(this.used + 2, this.scratch.subarray(0, 2));
   }
 
   /** §2.6.7.2 without EVENT_IDX: interrupt unless the driver set NO_INTERRUPT. */

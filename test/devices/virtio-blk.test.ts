@@ -187,6 +187,8 @@ describe("virtio-blk over virtio-mmio", () => {
     expect(await g.request(0, 8, { inLen: 1024 })).toEqual([0, 1025]);
     expect(g.ram.bytes.subarray(DATA - RAM_BASE, DATA - RAM_BASE + 1024)).toEqual(data);
     expect(g.ram.dirtyPages.has((DATA - RAM_BASE) >> 12)).toBe(true);
+    expect(g.ram.dirtyPages.has((USED - RAM_BASE) >> 12)).toBe(true);
+    expect(g.ram.dirtyPages.has((STATUS - RAM_BASE) >> 12)).toBe(true);
     const st = blockstatsInfo(g.blk).stats;
     expect([st.rd_operations, st.wr_operations, st.flush_operations, st.rd_bytes, st.wr_bytes]).toEqual([1, 1, 1, 1024, 1024]);
   });
