@@ -36,6 +36,11 @@ export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;
 export const VIRTIO_BLK_QUEUE_SIZE = 256;
 /** BDRV_REQUEST_MAX_SECTORS: QEMU's default max_discard_sectors / max_write_zeroes_sectors. */
 export const BDRV_REQUEST_MAX_SECTORS = 0x3fffff;
+/**
+ * Largest IN/OUT transfer accepted; bigger ones fail with IOERR and count as invalid, as QEMU
+ * fails requests above its max transfer. It bounds what a guest can make the host allocate.
+ */
+export const VIRTIO_BLK_MAX_TRANSFER = 64 * 1024 * 1024;
 /** Config space up to write_zeroes_may_unmap and its padding (QEMU's size with these features). */
 export const VIRTIO_BLK_CONFIG_SIZE = 0x3c;
 const SECTOR = 512;
@@ -166,7 +171,7 @@ export class VirtioBlk implements VirtioBackend {
       case VIRTIO_BLK_T_OUT: {
         const write = type === VIRTIO_BLK_T_OUT;
         const size = write ? outLen - 16 : dataIn.len;
-        if (!this.rangeOk(sector, size)) {
+        if (!this.rangeOk(sector, size) || size > VIRTIO_BLK_MAX_TRANSFER) {
           this.blk.stats.invalid(write ? BlockAcctType.WRITE : BlockAcctType.READ);
           finish(VIRTIO_BLK_S_IOERR);
           return;

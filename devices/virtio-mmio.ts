@@ -300,8 +300,9 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
     try {
       this.backend.queueNotify(index);
     } catch (e) {
-      if (e instanceof VirtqueueBroken) this.needsReset(`queue ${index}: ${e.message}`);
-      else throw e;
+      // A broken ring, or anything else a guest managed to provoke: the device stops, the VMM
+      // does not (DESIGN §8).
+      this.needsReset(`queue ${index}: ${e instanceof VirtqueueBroken ? "" : "device error: "}${e instanceof Error ? e.message : String(e)}`);
     }
   }
 

@@ -209,6 +209,27 @@ describe("virtio-blk over virtio-mmio", () => {
     expect(st.rd_operations + st.wr_operations).toBe(0);
   });
 
+  it("refuses a transfer larger than 64 MiB made of repeated descriptors, without allocating it", async () => {
+    // a 1 TiB sparse disk, and a read whose 16 descriptors all point at the same 8 MiB of RAM
+    await g.blk.close();
+    const { createImage } = await import("../../src/block/create.js");
+    const big = join(dir, "big.qcow2");
+    await createImage({ filename: big, format: "qcow2", size: 2 ** 40, pool });
+    g = new Guest();
+    g.ram = new TestRam(RAM_BASE, 16 << 20);
+    await g.setup(big);
+    g.init();
+    g.desc(0, HDR, 16, 1, 1);
+    for (let i = 1; i < 15; i++) g.desc(i, DATA, 8 << 20, 3, i + 1);
+    g.desc(15, STATUS, 1, 2, 0);
+    g.ram.store32(HDR, 0);
+    const before = g.usedIdx();
+    g.kick(0);
+    const [status] = await g.complete(before);
+    expect(status).toBe(1);
+    expect(blockstatsInfo(g.blk).stats.invalid_rd_operations).toBe(1);
+  });
+
   it("answers an unknown request type with UNSUPP", async () => {
     g.init();
     expect((await g.request(99, 0))[0]).toBe(2);
