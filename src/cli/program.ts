@@ -4,13 +4,18 @@
 import { Command, Option } from "commander";
 import { MINIVM_VERSION } from "../version.js";
 import type { MachineConfig, MonitorConfig } from "../core/protocol.js";
-import { parseChardev, parseMon, parseQmpEndpoint, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
+import { parseChardev, parseMon, parseQmpEndpoint, splitOptions, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
+import { QMP_COMMANDS } from "../qapi/generated/commands.js";
+import type { BlockdevOptions } from "../qapi/generated/types.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
 interface RunFlags {
+  drive: string[];
+  blockdev: string[];
+  device: string[];
   memory: string;
   kernel?: string;
   bios?: string;
@@ -40,6 +45,53 @@ export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon
     monitors.push(toMonitorConfig(mon.queueFull === undefined ? endpoint : { ...endpoint, queueFull: mon.queueFull }));
   }
   return monitors;
+}
+
+/** `-blockdev`: JSON, or QEMU's dotted key=value form; checked by the schema's own visitor. */
+export function parseBlockdev(text: string): BlockdevOptions {
+  let raw: unknown;
+  if (text.trimStart().startsWith("{")) {
+    raw = JSON.parse(text);
+  } else {
+    const root: Record<string, unknown> = {};
+    for (const part of splitOptions(text)) {
+      const eq = part.indexOf("=");
+      if (eq <= 0) throw new Error(`-blockdev: '${part}' is not key=value`);
+      const path = part.slice(0, eq).split(".");
+      let value: unknown = part.slice(eq + 1);
+      if (value === "on") value = true;
+      else if (value === "off") value = false;
+      else if (value === "null" && path[path.length - 1] === "backing") value = null;
+      else if (/^\d+$/.test(value as string) && ["offset", "size"].includes(path[path.length - 1] ?? "")) value = Number(value);
+      let obj = root;
+      for (const k of path.slice(0, -1)) obj = (obj[k] ??= {}) as Record<string, unknown>;
+      obj[path[path.length - 1] as string] = value;
+    }
+    raw = root;
+  }
+  const spec = QMP_COMMANDS.get("blockdev-add");
+  if (spec === undefined) throw new Error("blockdev-add is missing from the schema");
+  try {
+    return spec.parseArgs(raw as Record<string, unknown>) as BlockdevOptions;
+  } catch (e) {
+    throw new Error(`-blockdev: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** `-device virtio-blk-device,drive=NODE[,id=ID]`: the only device minivm plugs by hand. */
+export function parseDevice(text: string): { drive: string; id: string | undefined } {
+  const [driver = "", ...rest] = splitOptions(text);
+  if (driver !== "virtio-blk-device") throw new Error(`'${driver}' is not a valid device model name (minivm has virtio-blk-device)`);
+  let drive: string | undefined;
+  let id: string | undefined;
+  for (const p of rest) {
+    const [k, v = ""] = p.split("=", 2) as [string, string?];
+    if (k === "drive") drive = v;
+    else if (k === "id") id = v;
+    else throw new Error(`virtio-blk-device: property '${k}' not found`);
+  }
+  if (drive === undefined) throw new Error("virtio-blk-device: Drive property not set");
+  return { drive, id };
 }
 
 /** QEMU's -m: a number of MiB, or a number with a K, M, G or T suffix. */
@@ -96,9 +148,14 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--bios <file|none>", "firmware at 0x80000000, or 'none' to boot --kernel directly in M-mode")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
     .option("--serial <stdio|none>", "where the guest's serial console goes", "stdio")
+    .option("--drive <spec>", "file=PATH,format=raw|qcow2,if=virtio|none,id=ID,readonly=on,snapshot=on (repeatable)", collect, [])
+    .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
+    .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
-    .action(async (flags: RunFlags) => {
+    .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio")
+    .action(async (disk: string | undefined, flags: RunFlags) => {
       const { runVm } = await import("./run.js");
+      const drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
       const monitors = monitorsFromFlags(flags);
       const machine = await machineFromFlags(flags);
       if (flags.serial !== "stdio" && flags.serial !== "none") throw new Error(`--serial '${flags.serial}': use stdio or none`);
@@ -107,6 +164,9 @@ export function buildProgram(setStatus: (code: number) => void): Command {
       }
       setStatus(
         await runVm({
+          drives,
+          blockdevs: flags.blockdev.map(parseBlockdev),
+          devices: flags.device.map(parseDevice),
           machine,
           serial: flags.serial,
           monitors,

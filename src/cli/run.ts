@@ -2,6 +2,7 @@
 // buffers, starts the monitor thread (QMP sockets) and the core thread (machine + main loop),
 // relays signals, and ends the process with the status the core thread reports.
 
+import { rmSync } from "node:fs";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
 import { createBqlBuffer } from "../core/bql.js";
@@ -10,6 +11,9 @@ import { EscapeDecoder } from "./serial.js";
 import { CONTROL, Request, createControlBuffer, kickCore } from "../core/shared.js";
 
 export interface RunOptions {
+  drives: string[];
+  blockdevs: CoreWorkerData["blockdevs"];
+  devices: CoreWorkerData["devices"];
   machine: MachineConfig | null;
   /** Where the guest's UART0 goes: this process's stdio, or nowhere. */
   serial: "stdio" | "none";
@@ -84,6 +88,9 @@ export async function runVm(o: RunOptions): Promise<number> {
     noShutdown: o.noShutdown,
     name: o.name,
     machine: o.machine,
+    drives: o.drives,
+    blockdevs: o.blockdevs,
+    devices: o.devices,
   };
   const core = new Worker(workerUrl("../core/core-worker.js"), {
     workerData: coreData,
@@ -119,7 +126,8 @@ export async function runVm(o: RunOptions): Promise<number> {
   process.on("SIGHUP", onSignal);
 
   try {
-    const exit = await nextMessage<CoreToMainMessage>(core, (m) => m.kind === "exit");
+    const exit = await nextMessage<CoreToMainMessage>(core, (m) => m.kind === "exit" || m.kind === "fatal");
+    if (exit.kind === "fatal") throw new Error(exit.message);
     const status = exit.kind === "exit" ? exit.status : 1;
     // The monitor closes its sockets when the core's exit reaches it on their shared port,
     // behind the last reply and event; asking it here could overtake them. Only if the
@@ -137,5 +145,9 @@ export async function runVm(o: RunOptions): Promise<number> {
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
     await Promise.all([core.terminate(), monitor.terminate()]);
+    // Normally the monitor removed its sockets; after a failed start it never got to.
+    for (const m of o.monitors) {
+      if (m.address.kind === "unix" && m.server) rmSync(m.address.path, { force: true });
+    }
   }
 }

@@ -16,6 +16,7 @@ import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
 import { CONTROL } from "./shared.js";
 import { createHmpState } from "../monitor/hmp.js";
+import { BlockLayer } from "./block-layer.js";
 import { Machine } from "./machine.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
 
@@ -48,10 +49,19 @@ function flushSerial(): void {
   parentPort?.postMessage({ kind: "serial", bytes: new Uint8Array(all.buffer, all.byteOffset, all.length) });
 }
 
+let blockLayer: BlockLayer;
+try {
+  blockLayer = await BlockLayer.open(data.drives, data.blockdevs, data.devices);
+} catch (e) {
+  parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
+  throw e;
+}
+
 const machine =
   data.machine === null
     ? null
     : new Machine({
+        virtio: blockLayer.virtio,
         ramSize: data.machine.ramSize,
         kernel: data.machine.kernel ?? undefined,
         bios: data.machine.bios,
@@ -71,8 +81,10 @@ const loop = new CoreLoop({
   engine: machine,
   events,
   noShutdown: data.noShutdown,
-  onExit: (status) => {
+  onExit: async (status) => {
     flushSerial();
+    // Every acknowledged write reaches the disk before the process ends.
+    await blockLayer.close();
     post({ kind: "exit", status });
     parentPort?.postMessage({ kind: "exit", status });
   },
@@ -87,7 +99,7 @@ function hostThreadId(): number {
   }
 }
 
-const handlers: CoreHandlers = createCoreHandlers({
+const handlers: CoreHandlers = createCoreHandlers(blockLayer.handlers(), {
   control,
   runState,
   loop,

@@ -9,6 +9,7 @@ import type { BqlInfo } from "../qapi/generated/types.js";
 import { genericError } from "../qmp/errors.js";
 import { runHmp, type HmpState } from "../monitor/hmp.js";
 import { VERSION_INFO } from "../version.js";
+import type { BlockHandlers } from "./block-layer.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
@@ -63,8 +64,9 @@ export function bqlInfo(bql: Bql): BqlInfo {
   return info;
 }
 
-export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
+export function createCoreHandlers(block: BlockHandlers, ctx: CoreContext): CoreHandlers {
   const handlers: CoreHandlers = {
+    ...block,
     "query-version": () => structuredClone(VERSION_INFO),
     "query-commands": () => [...QMP_COMMANDS.keys()].map((name) => ({ name })),
     "query-qmp-schema": () => QMP_SCHEMA_INFO as ReturnType<QmpHandlers["query-qmp-schema"]>,

@@ -39,7 +39,7 @@ export interface CoreLoopOptions {
   /** QEMU's -no-shutdown: a guest shutdown stops the VM instead of ending the process. */
   noShutdown: boolean;
   /** Called once when the process should end, with its exit status. */
-  onExit(status: number): void;
+  onExit(status: number): void | Promise<void>;
   sliceInstructions?: number;
 }
 
@@ -183,7 +183,7 @@ export class CoreLoop {
         }
         this.exited = true;
         // Let the reply of the command that asked for this go out first.
-        setImmediate(() => this.o.onExit(this.exitStatus));
+        setImmediate(() => void this.o.onExit(this.exitStatus));
         return;
       case Request.Reset:
         this.o.engine?.reset();

@@ -10,6 +10,12 @@ export interface CoreWorkerData {
   name: string | undefined;
   /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */
   machine: MachineConfig | null;
+  /** `--drive` option strings, in order. */
+  drives: string[];
+  /** `-blockdev` nodes, already checked against the schema. */
+  blockdevs: import("../qapi/generated/types.js").BlockdevOptions[];
+  /** `-device virtio-blk-device,drive=...[,id=...]`. */
+  devices: Array<{ drive: string; id: string | undefined }>;
 }
 
 export interface MachineConfig {
@@ -37,7 +43,11 @@ export type CoreToMonitorMessage =
   | { kind: "exit"; status: number };
 
 /** Messages the core thread posts to the main thread. */
-export type CoreToMainMessage = { kind: "ready" } | { kind: "exit"; status: number } | { kind: "serial"; bytes: Uint8Array };
+export type CoreToMainMessage =
+  | { kind: "ready" }
+  | { kind: "exit"; status: number }
+  | { kind: "serial"; bytes: Uint8Array }
+  | { kind: "fatal"; message: string };
 
 /** Messages the main thread posts to the core thread. */
 export type MainToCoreMessage = { kind: "serial-input"; bytes: Uint8Array };

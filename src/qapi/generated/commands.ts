@@ -3,20 +3,35 @@
 
 import { visitArguments } from "../runtime.js";
 import type {
+  BlockDeviceInfo,
+  BlockInfo,
+  BlockStats,
+  BlockdevOptions,
   BqlInfo,
   CommandInfo,
   CpuInfoFast,
   NameInfo,
+  QObjBlockLatencyHistogramSetArg,
+  QObjBlockResizeArg,
+  QObjBlockdevDelArg,
   QObjHumanMonitorCommandArg,
   QObjQmpCapabilitiesArg,
+  QObjQueryBlockstatsArg,
+  QObjQueryNamedBlockNodesArg,
   QObjXOobTestArg,
   SchemaInfo,
   StatusInfo,
   VersionInfo,
 } from "./types.js";
 import {
+  visit_BlockdevOptions_members,
+  visit_QObjBlockLatencyHistogramSetArg_members,
+  visit_QObjBlockResizeArg_members,
+  visit_QObjBlockdevDelArg_members,
   visit_QObjHumanMonitorCommandArg_members,
   visit_QObjQmpCapabilitiesArg_members,
+  visit_QObjQueryBlockstatsArg_members,
+  visit_QObjQueryNamedBlockNodesArg_members,
   visit_QObjXOobTestArg_members,
 } from "./visitors.js";
 
@@ -88,6 +103,24 @@ export interface QmpCommandMap {
   "x-query-bql": { args: Record<string, never>; ret: BqlInfo };
   /** Lists the vCPUs without interrupting them. */
   "query-cpus-fast": { args: Record<string, never>; ret: CpuInfoFast[] };
+  /** Lists the drives. */
+  "query-block": { args: Record<string, never>; ret: BlockInfo[] };
+  /** Reports the I/O accounting of every drive, or of every named node. */
+  "query-blockstats": { args: QObjQueryBlockstatsArg; ret: BlockStats[] };
+  /** Lists the named nodes. */
+  "query-named-block-nodes": { args: QObjQueryNamedBlockNodesArg; ret: BlockDeviceInfo[] };
+  /** Changes the size of a drive's or node's image. */
+  "block_resize": { args: QObjBlockResizeArg; ret: Record<string, never> };
+  /**
+   * Sets, resets or removes a drive's latency histograms.  Setting
+   * boundaries resets the counts.  With no boundaries at all, every
+   * histogram of the drive is removed.
+   */
+  "block-latency-histogram-set": { args: QObjBlockLatencyHistogramSetArg; ret: Record<string, never> };
+  /** Adds a node (and the nodes it defines inline). */
+  "blockdev-add": { args: BlockdevOptions; ret: Record<string, never> };
+  /** Removes a node that blockdev-add added and nothing uses. */
+  "blockdev-del": { args: QObjBlockdevDelArg; ret: Record<string, never> };
 }
 
 export type QmpCommandName = keyof QmpCommandMap;
@@ -276,6 +309,90 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
       gen: true,
       features: [],
       parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "query-block",
+    {
+      name: "query-block",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "query-blockstats",
+    {
+      name: "query-blockstats",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjQueryBlockstatsArg => visitArguments(args, visit_QObjQueryBlockstatsArg_members),
+    },
+  ],
+  [
+    "query-named-block-nodes",
+    {
+      name: "query-named-block-nodes",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjQueryNamedBlockNodesArg => visitArguments(args, visit_QObjQueryNamedBlockNodesArg_members),
+    },
+  ],
+  [
+    "block_resize",
+    {
+      name: "block_resize",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjBlockResizeArg => visitArguments(args, visit_QObjBlockResizeArg_members),
+    },
+  ],
+  [
+    "block-latency-histogram-set",
+    {
+      name: "block-latency-histogram-set",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjBlockLatencyHistogramSetArg => visitArguments(args, visit_QObjBlockLatencyHistogramSetArg_members),
+    },
+  ],
+  [
+    "blockdev-add",
+    {
+      name: "blockdev-add",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): BlockdevOptions => visitArguments(args, visit_BlockdevOptions_members),
+    },
+  ],
+  [
+    "blockdev-del",
+    {
+      name: "blockdev-del",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjBlockdevDelArg => visitArguments(args, visit_QObjBlockdevDelArg_members),
     },
   ],
 ]);

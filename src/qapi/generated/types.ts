@@ -353,3 +353,389 @@ export interface QObjCpuInfoFastBase {
 export type CpuInfoFast =
   | (Omit<QObjCpuInfoFastBase, "target"> & { target: "riscv32" })
   | (Omit<QObjCpuInfoFastBase, "target"> & { target: "riscv64" });
+
+/** The block drivers minivm has. */
+export const BlockdevDriver_VALUES = ["file", "qcow2", "raw"] as const;
+export type BlockdevDriver = (typeof BlockdevDriver_VALUES)[number];
+
+/** How a drive's last I/O ended, for devices that report it. */
+export const BlockDeviceIoStatus_VALUES = ["ok", "failed", "nospace"] as const;
+export type BlockDeviceIoStatus = (typeof BlockDeviceIoStatus_VALUES)[number];
+
+/** Whether writes of zeroes are turned into zero-writes. */
+export const BlockdevDetectZeroesOptions_VALUES = ["off", "on", "unmap"] as const;
+export type BlockdevDetectZeroesOptions = (typeof BlockdevDetectZeroesOptions_VALUES)[number];
+
+/** A node's cache mode. */
+export interface BlockdevCacheInfo {
+  /** the guest sees a volatile write cache */
+  writeback: boolean;
+  /** the host page cache is bypassed */
+  direct: boolean;
+  /** flush requests are ignored */
+  "no-flush": boolean;
+}
+
+/** How compressed qcow2 clusters are compressed. */
+export const Qcow2CompressionType_VALUES = ["zlib", "zstd"] as const;
+export type Qcow2CompressionType = (typeof Qcow2CompressionType_VALUES)[number];
+
+/** What only a qcow2 image has to say about itself. */
+export interface ImageInfoSpecificQCow2 {
+  /** "0.10" for version 2, "1.1" for version 3 */
+  compat: string;
+  /** the external data file, if any */
+  "data-file"?: string;
+  /** whether the data file is valid as a raw image */
+  "data-file-raw"?: boolean;
+  /** whether L2 entries carry subcluster bitmaps */
+  "extended-l2"?: boolean;
+  /** whether refcount updates may be deferred */
+  "lazy-refcounts"?: boolean;
+  /** whether the image is marked corrupt */
+  corrupt?: boolean;
+  /** the width of a refcount entry */
+  "refcount-bits": number | bigint;
+  /** the compression used for compressed clusters */
+  "compression-type": Qcow2CompressionType;
+}
+
+/** The wrapper QEMU 7.2 keeps from the days of simple unions. */
+export interface ImageInfoSpecificQCow2Wrapper {
+  /** the qcow2 details */
+  data: ImageInfoSpecificQCow2;
+}
+
+/** The formats that add details to ImageInfo. */
+export const ImageInfoSpecificKind_VALUES = ["qcow2"] as const;
+export type ImageInfoSpecificKind = (typeof ImageInfoSpecificKind_VALUES)[number];
+
+/** Implicit type q_obj_ImageInfoSpecific-base. */
+export interface QObjImageInfoSpecificBase {
+  type: ImageInfoSpecificKind;
+}
+
+/** Format-specific image details. */
+export type ImageInfoSpecific =
+  | (Omit<QObjImageInfoSpecificBase, "type"> & { type: "qcow2" } & ImageInfoSpecificQCow2Wrapper);
+
+/** An image file, as `qemu-img info` describes it. */
+export interface ImageInfo {
+  /** the image's file name */
+  filename: string;
+  /** the image format */
+  format: string;
+  /** whether the image was not closed cleanly */
+  "dirty-flag"?: boolean;
+  /** bytes the file takes on the host */
+  "actual-size"?: number | bigint;
+  /** the size the guest sees */
+  "virtual-size": number | bigint;
+  /** the allocation unit, for formats that have one */
+  "cluster-size"?: number | bigint;
+  /** whether the image is encrypted */
+  encrypted?: boolean;
+  /** whether the image is compressed */
+  compressed?: boolean;
+  /** the backing file's name as the image records it */
+  "backing-filename"?: string;
+  /**
+   * the backing file's name resolved against the
+   * image's directory
+   */
+  "full-backing-filename"?: string;
+  /** the backing file's format, if recorded */
+  "backing-filename-format"?: string;
+  /** the backing image, described the same way */
+  "backing-image"?: ImageInfo;
+  /** what only this format has to say */
+  "format-specific"?: ImageInfoSpecific;
+}
+
+/** A node at the top of a drive's chain, or any named node. */
+export interface BlockDeviceInfo {
+  /** the file name of the node's image */
+  file: string;
+  /** the node's name */
+  "node-name"?: string;
+  /** whether the node is read-only */
+  ro: boolean;
+  /** the node's driver */
+  drv: string;
+  /** the backing file's name, if any */
+  backing_file?: string;
+  /** how many backing files the chain has */
+  backing_file_depth: number | bigint;
+  /** whether the image is encrypted */
+  encrypted: boolean;
+  /** the detect-zeroes mode */
+  detect_zeroes: BlockdevDetectZeroesOptions;
+  /** throughput limit, bytes per second (0 = none) */
+  bps: number | bigint;
+  /** read throughput limit */
+  bps_rd: number | bigint;
+  /** write throughput limit */
+  bps_wr: number | bigint;
+  /** request rate limit, per second (0 = none) */
+  iops: number | bigint;
+  /** read request rate limit */
+  iops_rd: number | bigint;
+  /** write request rate limit */
+  iops_wr: number | bigint;
+  /** the image chain */
+  image: ImageInfo;
+  /** the cache mode */
+  cache: BlockdevCacheInfo;
+  /** offset whose writing raises an event (0 = none) */
+  write_threshold: number | bigint;
+}
+
+/** A drive, as the guest's device sees it. */
+export interface BlockInfo {
+  /** the drive's id */
+  device: string;
+  /** the path of the device using it */
+  qdev?: string;
+  /** always "unknown" (a relic QEMU keeps) */
+  type: string;
+  /** whether the medium can be removed */
+  removable: boolean;
+  /** whether the guest locked the medium in */
+  locked: boolean;
+  /** the medium, when one is inserted */
+  inserted?: BlockDeviceInfo;
+  /** whether the tray is open, for removable media */
+  tray_open?: boolean;
+  /** how the last I/O ended, for devices that report it */
+  "io-status"?: BlockDeviceIoStatus;
+}
+
+/** A latency histogram: how many requests took how long. */
+export interface BlockLatencyHistogramInfo {
+  /**
+   * the bin edges in nanoseconds, ascending; n edges make
+   * n + 1 bins [0, b0), [b0, b1), ..., [bn-1, +inf)
+   */
+  boundaries: (number | bigint)[];
+  /** the request count in each bin */
+  bins: (number | bigint)[];
+}
+
+/** Latency and queue depth over one statistics interval. */
+export interface BlockDeviceTimedStats {
+  /** the interval, in seconds */
+  interval_length: number | bigint;
+  /** shortest read */
+  min_rd_latency_ns: number | bigint;
+  /** longest read */
+  max_rd_latency_ns: number | bigint;
+  /** average read */
+  avg_rd_latency_ns: number | bigint;
+  /** shortest write */
+  min_wr_latency_ns: number | bigint;
+  /** longest write */
+  max_wr_latency_ns: number | bigint;
+  /** average write */
+  avg_wr_latency_ns: number | bigint;
+  /** shortest flush */
+  min_flush_latency_ns: number | bigint;
+  /** longest flush */
+  max_flush_latency_ns: number | bigint;
+  /** average flush */
+  avg_flush_latency_ns: number | bigint;
+  /** average reads in flight */
+  avg_rd_queue_depth: number;
+  /** average writes in flight */
+  avg_wr_queue_depth: number;
+}
+
+/** The I/O accounting of one drive or node. */
+export interface BlockDeviceStats {
+  /** bytes read */
+  rd_bytes: number | bigint;
+  /** bytes written */
+  wr_bytes: number | bigint;
+  /** bytes discarded */
+  unmap_bytes: number | bigint;
+  /** reads completed */
+  rd_operations: number | bigint;
+  /** writes completed */
+  wr_operations: number | bigint;
+  /** flushes completed */
+  flush_operations: number | bigint;
+  /** discards completed */
+  unmap_operations: number | bigint;
+  /** time spent in reads */
+  rd_total_time_ns: number | bigint;
+  /** time spent in writes */
+  wr_total_time_ns: number | bigint;
+  /** time spent in flushes */
+  flush_total_time_ns: number | bigint;
+  /** time spent in discards */
+  unmap_total_time_ns: number | bigint;
+  /** one past the highest byte written */
+  wr_highest_offset: number | bigint;
+  /** reads merged into others */
+  rd_merged: number | bigint;
+  /** writes merged into others */
+  wr_merged: number | bigint;
+  /** discards merged into others */
+  unmap_merged: number | bigint;
+  /** time since the last request completed, if any did */
+  idle_time_ns?: number | bigint;
+  /** reads that failed */
+  failed_rd_operations: number | bigint;
+  /** writes that failed */
+  failed_wr_operations: number | bigint;
+  /** flushes that failed */
+  failed_flush_operations: number | bigint;
+  /** discards that failed */
+  failed_unmap_operations: number | bigint;
+  /** reads refused before submission */
+  invalid_rd_operations: number | bigint;
+  /** writes refused before submission */
+  invalid_wr_operations: number | bigint;
+  /** flushes refused before submission */
+  invalid_flush_operations: number | bigint;
+  /** discards refused before submission */
+  invalid_unmap_operations: number | bigint;
+  /** whether refused requests are counted */
+  account_invalid: boolean;
+  /** whether failed requests are counted */
+  account_failed: boolean;
+  /** latency and queue depth per statistics interval */
+  timed_stats: BlockDeviceTimedStats[];
+  /** the read latency histogram, if set */
+  rd_latency_histogram?: BlockLatencyHistogramInfo;
+  /** the write latency histogram, if set */
+  wr_latency_histogram?: BlockLatencyHistogramInfo;
+  /** the flush latency histogram, if set */
+  flush_latency_histogram?: BlockLatencyHistogramInfo;
+}
+
+/** Counters only the file driver keeps. */
+export interface BlockStatsSpecificFile {
+  /** discards the host carried out */
+  "discard-nb-ok": number | bigint;
+  /** discards the host refused */
+  "discard-nb-failed": number | bigint;
+  /** bytes the host discarded */
+  "discard-bytes-ok": number | bigint;
+}
+
+/** Implicit type q_obj_BlockStatsSpecific-base. */
+export interface QObjBlockStatsSpecificBase {
+  driver: BlockdevDriver;
+}
+
+/** Driver-specific counters. */
+export type BlockStatsSpecific =
+  | (Omit<QObjBlockStatsSpecificBase, "driver"> & { driver: "file" } & BlockStatsSpecificFile)
+  | (Omit<QObjBlockStatsSpecificBase, "driver"> & { driver: "qcow2" })
+  | (Omit<QObjBlockStatsSpecificBase, "driver"> & { driver: "raw" });
+
+/** The accounting of a drive or node, and of the nodes below it. */
+export interface BlockStats {
+  /** the drive's id, when this is a drive */
+  device?: string;
+  /** the path of the device using the drive */
+  qdev?: string;
+  /** the node's name */
+  "node-name"?: string;
+  /** the counters */
+  stats: BlockDeviceStats;
+  /** counters only this node's driver keeps */
+  "driver-specific"?: BlockStatsSpecific;
+  /** the node that holds this node's data (the protocol layer) */
+  parent?: BlockStats;
+  /** the backing node */
+  backing?: BlockStats;
+}
+
+/** Implicit type q_obj_query-blockstats-arg. */
+export interface QObjQueryBlockstatsArg {
+  "query-nodes"?: boolean;
+}
+
+/** Implicit type q_obj_query-named-block-nodes-arg. */
+export interface QObjQueryNamedBlockNodesArg {
+  flat?: boolean;
+}
+
+/** Implicit type q_obj_block_resize-arg. */
+export interface QObjBlockResizeArg {
+  device?: string;
+  "node-name"?: string;
+  size: number | bigint;
+}
+
+/** Implicit type q_obj_block-latency-histogram-set-arg. */
+export interface QObjBlockLatencyHistogramSetArg {
+  id: string;
+  boundaries?: (number | bigint)[];
+  "boundaries-read"?: (number | bigint)[];
+  "boundaries-write"?: (number | bigint)[];
+  "boundaries-flush"?: (number | bigint)[];
+}
+
+/** A host file. */
+export interface BlockdevOptionsFile {
+  /** the file's path */
+  filename: string;
+}
+
+/** What every format node needs. */
+export interface BlockdevOptionsGenericFormat {
+  /** the node holding the format's data */
+  file: BlockdevRef;
+}
+
+/** The raw format. */
+export interface BlockdevOptionsRaw extends BlockdevOptionsGenericFormat {
+  /** where the guest's view starts in the file */
+  offset?: number | bigint;
+  /** how much of the file the guest sees */
+  size?: number | bigint;
+}
+
+/** What every copy-on-write format node needs. */
+export interface BlockdevOptionsGenericCOWFormat extends BlockdevOptionsGenericFormat {
+  /**
+   * the backing node; null for none, whatever the image
+   * records; absent to open the one the image records
+   */
+  backing?: BlockdevRefOrNull;
+}
+
+/** The qcow2 format. */
+export interface BlockdevOptionsQcow2 extends BlockdevOptionsGenericCOWFormat {
+  /**
+   * defer refcount updates (needs a clean shutdown or
+   * a repair afterwards)
+   */
+  "lazy-refcounts"?: boolean;
+}
+
+/** Implicit type q_obj_BlockdevOptions-base. */
+export interface QObjBlockdevOptionsBase {
+  driver: BlockdevDriver;
+  "node-name"?: string;
+  "read-only"?: boolean;
+}
+
+/** A node to add. */
+export type BlockdevOptions =
+  | (Omit<QObjBlockdevOptionsBase, "driver"> & { driver: "file" } & BlockdevOptionsFile)
+  | (Omit<QObjBlockdevOptionsBase, "driver"> & { driver: "qcow2" } & BlockdevOptionsQcow2)
+  | (Omit<QObjBlockdevOptionsBase, "driver"> & { driver: "raw" } & BlockdevOptionsRaw);
+
+/** A node, given by its definition or by the name of an existing one. */
+export type BlockdevRef = BlockdevOptions | string;
+
+/** A node, or null for no node at all. */
+export type BlockdevRefOrNull = BlockdevOptions | string | null;
+
+/** Implicit type q_obj_blockdev-del-arg. */
+export interface QObjBlockdevDelArg {
+  "node-name": string;
+}

@@ -32,6 +32,35 @@ import type {
   CpuInstanceProperties,
   QObjCpuInfoFastBase,
   CpuInfoFast,
+  BlockdevCacheInfo,
+  ImageInfoSpecificQCow2,
+  ImageInfoSpecificQCow2Wrapper,
+  QObjImageInfoSpecificBase,
+  ImageInfoSpecific,
+  ImageInfo,
+  BlockDeviceInfo,
+  BlockInfo,
+  BlockLatencyHistogramInfo,
+  BlockDeviceTimedStats,
+  BlockDeviceStats,
+  BlockStatsSpecificFile,
+  QObjBlockStatsSpecificBase,
+  BlockStatsSpecific,
+  BlockStats,
+  QObjQueryBlockstatsArg,
+  QObjQueryNamedBlockNodesArg,
+  QObjBlockResizeArg,
+  QObjBlockLatencyHistogramSetArg,
+  BlockdevOptionsFile,
+  BlockdevOptionsGenericFormat,
+  BlockdevOptionsRaw,
+  BlockdevOptionsGenericCOWFormat,
+  BlockdevOptionsQcow2,
+  QObjBlockdevOptionsBase,
+  BlockdevOptions,
+  BlockdevRef,
+  BlockdevRefOrNull,
+  QObjBlockdevDelArg,
 } from "./types.js";
 import {
   RunState_VALUES,
@@ -41,6 +70,11 @@ import {
   SchemaMetaType_VALUES,
   JSONType_VALUES,
   SysEmuTarget_VALUES,
+  BlockdevDriver_VALUES,
+  BlockDeviceIoStatus_VALUES,
+  BlockdevDetectZeroesOptions_VALUES,
+  Qcow2CompressionType_VALUES,
+  ImageInfoSpecificKind_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -524,6 +558,578 @@ export function visit_CpuInfoFast_members(v: InputVisitor): CpuInfoFast {
 export function visit_CpuInfoFast(v: InputVisitor, name: string | null): CpuInfoFast {
   v.startStruct(name);
   const r = visit_CpuInfoFast_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevCacheInfo_members(v: InputVisitor): BlockdevCacheInfo {
+  const m_writeback = v.bool("writeback");
+  const m_direct = v.bool("direct");
+  const m_no_flush = v.bool("no-flush");
+  const r: BlockdevCacheInfo = { "writeback": m_writeback, "direct": m_direct, "no-flush": m_no_flush };
+  return r;
+}
+
+export function visit_BlockdevCacheInfo(v: InputVisitor, name: string | null): BlockdevCacheInfo {
+  v.startStruct(name);
+  const r = visit_BlockdevCacheInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ImageInfoSpecificQCow2_members(v: InputVisitor): ImageInfoSpecificQCow2 {
+  const m_compat = v.str("compat");
+  const m_data_file = v.optional("data-file") ? v.str("data-file") : undefined;
+  const m_data_file_raw = v.optional("data-file-raw") ? v.bool("data-file-raw") : undefined;
+  const m_extended_l2 = v.optional("extended-l2") ? v.bool("extended-l2") : undefined;
+  const m_lazy_refcounts = v.optional("lazy-refcounts") ? v.bool("lazy-refcounts") : undefined;
+  const m_corrupt = v.optional("corrupt") ? v.bool("corrupt") : undefined;
+  const m_refcount_bits = v.int64("refcount-bits");
+  const m_compression_type = v.enum("compression-type", Qcow2CompressionType_VALUES);
+  const r: ImageInfoSpecificQCow2 = { "compat": m_compat, "refcount-bits": m_refcount_bits, "compression-type": m_compression_type };
+  if (m_data_file !== undefined) r["data-file"] = m_data_file;
+  if (m_data_file_raw !== undefined) r["data-file-raw"] = m_data_file_raw;
+  if (m_extended_l2 !== undefined) r["extended-l2"] = m_extended_l2;
+  if (m_lazy_refcounts !== undefined) r["lazy-refcounts"] = m_lazy_refcounts;
+  if (m_corrupt !== undefined) r["corrupt"] = m_corrupt;
+  return r;
+}
+
+export function visit_ImageInfoSpecificQCow2(v: InputVisitor, name: string | null): ImageInfoSpecificQCow2 {
+  v.startStruct(name);
+  const r = visit_ImageInfoSpecificQCow2_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ImageInfoSpecificQCow2Wrapper_members(v: InputVisitor): ImageInfoSpecificQCow2Wrapper {
+  const m_data = visit_ImageInfoSpecificQCow2(v, "data");
+  const r: ImageInfoSpecificQCow2Wrapper = { "data": m_data };
+  return r;
+}
+
+export function visit_ImageInfoSpecificQCow2Wrapper(v: InputVisitor, name: string | null): ImageInfoSpecificQCow2Wrapper {
+  v.startStruct(name);
+  const r = visit_ImageInfoSpecificQCow2Wrapper_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjImageInfoSpecificBase_members(v: InputVisitor): QObjImageInfoSpecificBase {
+  const m_type = v.enum("type", ImageInfoSpecificKind_VALUES);
+  const r: QObjImageInfoSpecificBase = { "type": m_type };
+  return r;
+}
+
+export function visit_QObjImageInfoSpecificBase(v: InputVisitor, name: string | null): QObjImageInfoSpecificBase {
+  v.startStruct(name);
+  const r = visit_QObjImageInfoSpecificBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ImageInfoSpecific_members(v: InputVisitor): ImageInfoSpecific {
+  const base = visit_QObjImageInfoSpecificBase_members(v);
+  switch (base["type"]) {
+    case "qcow2":
+      return { ...base, "type": "qcow2", ...visit_ImageInfoSpecificQCow2Wrapper_members(v) };
+    default:
+      return base as unknown as ImageInfoSpecific;
+  }
+}
+
+export function visit_ImageInfoSpecific(v: InputVisitor, name: string | null): ImageInfoSpecific {
+  v.startStruct(name);
+  const r = visit_ImageInfoSpecific_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ImageInfo_members(v: InputVisitor): ImageInfo {
+  const m_filename = v.str("filename");
+  const m_format = v.str("format");
+  const m_dirty_flag = v.optional("dirty-flag") ? v.bool("dirty-flag") : undefined;
+  const m_actual_size = v.optional("actual-size") ? v.int64("actual-size") : undefined;
+  const m_virtual_size = v.int64("virtual-size");
+  const m_cluster_size = v.optional("cluster-size") ? v.int64("cluster-size") : undefined;
+  const m_encrypted = v.optional("encrypted") ? v.bool("encrypted") : undefined;
+  const m_compressed = v.optional("compressed") ? v.bool("compressed") : undefined;
+  const m_backing_filename = v.optional("backing-filename") ? v.str("backing-filename") : undefined;
+  const m_full_backing_filename = v.optional("full-backing-filename") ? v.str("full-backing-filename") : undefined;
+  const m_backing_filename_format = v.optional("backing-filename-format") ? v.str("backing-filename-format") : undefined;
+  const m_backing_image = v.optional("backing-image") ? visit_ImageInfo(v, "backing-image") : undefined;
+  const m_format_specific = v.optional("format-specific") ? visit_ImageInfoSpecific(v, "format-specific") : undefined;
+  const r: ImageInfo = { "filename": m_filename, "format": m_format, "virtual-size": m_virtual_size };
+  if (m_dirty_flag !== undefined) r["dirty-flag"] = m_dirty_flag;
+  if (m_actual_size !== undefined) r["actual-size"] = m_actual_size;
+  if (m_cluster_size !== undefined) r["cluster-size"] = m_cluster_size;
+  if (m_encrypted !== undefined) r["encrypted"] = m_encrypted;
+  if (m_compressed !== undefined) r["compressed"] = m_compressed;
+  if (m_backing_filename !== undefined) r["backing-filename"] = m_backing_filename;
+  if (m_full_backing_filename !== undefined) r["full-backing-filename"] = m_full_backing_filename;
+  if (m_backing_filename_format !== undefined) r["backing-filename-format"] = m_backing_filename_format;
+  if (m_backing_image !== undefined) r["backing-image"] = m_backing_image;
+  if (m_format_specific !== undefined) r["format-specific"] = m_format_specific;
+  return r;
+}
+
+export function visit_ImageInfo(v: InputVisitor, name: string | null): ImageInfo {
+  v.startStruct(name);
+  const r = visit_ImageInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockDeviceInfo_members(v: InputVisitor): BlockDeviceInfo {
+  const m_file = v.str("file");
+  const m_node_name = v.optional("node-name") ? v.str("node-name") : undefined;
+  const m_ro = v.bool("ro");
+  const m_drv = v.str("drv");
+  const m_backing_file = v.optional("backing_file") ? v.str("backing_file") : undefined;
+  const m_backing_file_depth = v.int64("backing_file_depth");
+  const m_encrypted = v.bool("encrypted");
+  const m_detect_zeroes = v.enum("detect_zeroes", BlockdevDetectZeroesOptions_VALUES);
+  const m_bps = v.int64("bps");
+  const m_bps_rd = v.int64("bps_rd");
+  const m_bps_wr = v.int64("bps_wr");
+  const m_iops = v.int64("iops");
+  const m_iops_rd = v.int64("iops_rd");
+  const m_iops_wr = v.int64("iops_wr");
+  const m_image = visit_ImageInfo(v, "image");
+  const m_cache = visit_BlockdevCacheInfo(v, "cache");
+  const m_write_threshold = v.int64("write_threshold");
+  const r: BlockDeviceInfo = { "file": m_file, "ro": m_ro, "drv": m_drv, "backing_file_depth": m_backing_file_depth, "encrypted": m_encrypted, "detect_zeroes": m_detect_zeroes, "bps": m_bps, "bps_rd": m_bps_rd, "bps_wr": m_bps_wr, "iops": m_iops, "iops_rd": m_iops_rd, "iops_wr": m_iops_wr, "image": m_image, "cache": m_cache, "write_threshold": m_write_threshold };
+  if (m_node_name !== undefined) r["node-name"] = m_node_name;
+  if (m_backing_file !== undefined) r["backing_file"] = m_backing_file;
+  return r;
+}
+
+export function visit_BlockDeviceInfo(v: InputVisitor, name: string | null): BlockDeviceInfo {
+  v.startStruct(name);
+  const r = visit_BlockDeviceInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockInfo_members(v: InputVisitor): BlockInfo {
+  const m_device = v.str("device");
+  const m_qdev = v.optional("qdev") ? v.str("qdev") : undefined;
+  const m_type = v.str("type");
+  const m_removable = v.bool("removable");
+  const m_locked = v.bool("locked");
+  const m_inserted = v.optional("inserted") ? visit_BlockDeviceInfo(v, "inserted") : undefined;
+  const m_tray_open = v.optional("tray_open") ? v.bool("tray_open") : undefined;
+  const m_io_status = v.optional("io-status") ? v.enum("io-status", BlockDeviceIoStatus_VALUES) : undefined;
+  const r: BlockInfo = { "device": m_device, "type": m_type, "removable": m_removable, "locked": m_locked };
+  if (m_qdev !== undefined) r["qdev"] = m_qdev;
+  if (m_inserted !== undefined) r["inserted"] = m_inserted;
+  if (m_tray_open !== undefined) r["tray_open"] = m_tray_open;
+  if (m_io_status !== undefined) r["io-status"] = m_io_status;
+  return r;
+}
+
+export function visit_BlockInfo(v: InputVisitor, name: string | null): BlockInfo {
+  v.startStruct(name);
+  const r = visit_BlockInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockLatencyHistogramInfo_members(v: InputVisitor): BlockLatencyHistogramInfo {
+  const m_boundaries = v.list("boundaries", (n) => v.uint64(n));
+  const m_bins = v.list("bins", (n) => v.uint64(n));
+  const r: BlockLatencyHistogramInfo = { "boundaries": m_boundaries, "bins": m_bins };
+  return r;
+}
+
+export function visit_BlockLatencyHistogramInfo(v: InputVisitor, name: string | null): BlockLatencyHistogramInfo {
+  v.startStruct(name);
+  const r = visit_BlockLatencyHistogramInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockDeviceTimedStats_members(v: InputVisitor): BlockDeviceTimedStats {
+  const m_interval_length = v.int64("interval_length");
+  const m_min_rd_latency_ns = v.int64("min_rd_latency_ns");
+  const m_max_rd_latency_ns = v.int64("max_rd_latency_ns");
+  const m_avg_rd_latency_ns = v.int64("avg_rd_latency_ns");
+  const m_min_wr_latency_ns = v.int64("min_wr_latency_ns");
+  const m_max_wr_latency_ns = v.int64("max_wr_latency_ns");
+  const m_avg_wr_latency_ns = v.int64("avg_wr_latency_ns");
+  const m_min_flush_latency_ns = v.int64("min_flush_latency_ns");
+  const m_max_flush_latency_ns = v.int64("max_flush_latency_ns");
+  const m_avg_flush_latency_ns = v.int64("avg_flush_latency_ns");
+  const m_avg_rd_queue_depth = v.number("avg_rd_queue_depth");
+  const m_avg_wr_queue_depth = v.number("avg_wr_queue_depth");
+  const r: BlockDeviceTimedStats = { "interval_length": m_interval_length, "min_rd_latency_ns": m_min_rd_latency_ns, "max_rd_latency_ns": m_max_rd_latency_ns, "avg_rd_latency_ns": m_avg_rd_latency_ns, "min_wr_latency_ns": m_min_wr_latency_ns, "max_wr_latency_ns": m_max_wr_latency_ns, "avg_wr_latency_ns": m_avg_wr_latency_ns, "min_flush_latency_ns": m_min_flush_latency_ns, "max_flush_latency_ns": m_max_flush_latency_ns, "avg_flush_latency_ns": m_avg_flush_latency_ns, "avg_rd_queue_depth": m_avg_rd_queue_depth, "avg_wr_queue_depth": m_avg_wr_queue_depth };
+  return r;
+}
+
+export function visit_BlockDeviceTimedStats(v: InputVisitor, name: string | null): BlockDeviceTimedStats {
+  v.startStruct(name);
+  const r = visit_BlockDeviceTimedStats_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockDeviceStats_members(v: InputVisitor): BlockDeviceStats {
+  const m_rd_bytes = v.int64("rd_bytes");
+  const m_wr_bytes = v.int64("wr_bytes");
+  const m_unmap_bytes = v.int64("unmap_bytes");
+  const m_rd_operations = v.int64("rd_operations");
+  const m_wr_operations = v.int64("wr_operations");
+  const m_flush_operations = v.int64("flush_operations");
+  const m_unmap_operations = v.int64("unmap_operations");
+  const m_rd_total_time_ns = v.int64("rd_total_time_ns");
+  const m_wr_total_time_ns = v.int64("wr_total_time_ns");
+  const m_flush_total_time_ns = v.int64("flush_total_time_ns");
+  const m_unmap_total_time_ns = v.int64("unmap_total_time_ns");
+  const m_wr_highest_offset = v.int64("wr_highest_offset");
+  const m_rd_merged = v.int64("rd_merged");
+  const m_wr_merged = v.int64("wr_merged");
+  const m_unmap_merged = v.int64("unmap_merged");
+  const m_idle_time_ns = v.optional("idle_time_ns") ? v.int64("idle_time_ns") : undefined;
+  const m_failed_rd_operations = v.int64("failed_rd_operations");
+  const m_failed_wr_operations = v.int64("failed_wr_operations");
+  const m_failed_flush_operations = v.int64("failed_flush_operations");
+  const m_failed_unmap_operations = v.int64("failed_unmap_operations");
+  const m_invalid_rd_operations = v.int64("invalid_rd_operations");
+  const m_invalid_wr_operations = v.int64("invalid_wr_operations");
+  const m_invalid_flush_operations = v.int64("invalid_flush_operations");
+  const m_invalid_unmap_operations = v.int64("invalid_unmap_operations");
+  const m_account_invalid = v.bool("account_invalid");
+  const m_account_failed = v.bool("account_failed");
+  const m_timed_stats = v.list("timed_stats", (n) => visit_BlockDeviceTimedStats(v, n));
+  const m_rd_latency_histogram = v.optional("rd_latency_histogram") ? visit_BlockLatencyHistogramInfo(v, "rd_latency_histogram") : undefined;
+  const m_wr_latency_histogram = v.optional("wr_latency_histogram") ? visit_BlockLatencyHistogramInfo(v, "wr_latency_histogram") : undefined;
+  const m_flush_latency_histogram = v.optional("flush_latency_histogram") ? visit_BlockLatencyHistogramInfo(v, "flush_latency_histogram") : undefined;
+  const r: BlockDeviceStats = { "rd_bytes": m_rd_bytes, "wr_bytes": m_wr_bytes, "unmap_bytes": m_unmap_bytes, "rd_operations": m_rd_operations, "wr_operations": m_wr_operations, "flush_operations": m_flush_operations, "unmap_operations": m_unmap_operations, "rd_total_time_ns": m_rd_total_time_ns, "wr_total_time_ns": m_wr_total_time_ns, "flush_total_time_ns": m_flush_total_time_ns, "unmap_total_time_ns": m_unmap_total_time_ns, "wr_highest_offset": m_wr_highest_offset, "rd_merged": m_rd_merged, "wr_merged": m_wr_merged, "unmap_merged": m_unmap_merged, "failed_rd_operations": m_failed_rd_operations, "failed_wr_operations": m_failed_wr_operations, "failed_flush_operations": m_failed_flush_operations, "failed_unmap_operations": m_failed_unmap_operations, "invalid_rd_operations": m_invalid_rd_operations, "invalid_wr_operations": m_invalid_wr_operations, "invalid_flush_operations": m_invalid_flush_operations, "invalid_unmap_operations": m_invalid_unmap_operations, "account_invalid": m_account_invalid, "account_failed": m_account_failed, "timed_stats": m_timed_stats };
+  if (m_idle_time_ns !== undefined) r["idle_time_ns"] = m_idle_time_ns;
+  if (m_rd_latency_histogram !== undefined) r["rd_latency_histogram"] = m_rd_latency_histogram;
+  if (m_wr_latency_histogram !== undefined) r["wr_latency_histogram"] = m_wr_latency_histogram;
+  if (m_flush_latency_histogram !== undefined) r["flush_latency_histogram"] = m_flush_latency_histogram;
+  return r;
+}
+
+export function visit_BlockDeviceStats(v: InputVisitor, name: string | null): BlockDeviceStats {
+  v.startStruct(name);
+  const r = visit_BlockDeviceStats_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockStatsSpecificFile_members(v: InputVisitor): BlockStatsSpecificFile {
+  const m_discard_nb_ok = v.uint64("discard-nb-ok");
+  const m_discard_nb_failed = v.uint64("discard-nb-failed");
+  const m_discard_bytes_ok = v.uint64("discard-bytes-ok");
+  const r: BlockStatsSpecificFile = { "discard-nb-ok": m_discard_nb_ok, "discard-nb-failed": m_discard_nb_failed, "discard-bytes-ok": m_discard_bytes_ok };
+  return r;
+}
+
+export function visit_BlockStatsSpecificFile(v: InputVisitor, name: string | null): BlockStatsSpecificFile {
+  v.startStruct(name);
+  const r = visit_BlockStatsSpecificFile_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjBlockStatsSpecificBase_members(v: InputVisitor): QObjBlockStatsSpecificBase {
+  const m_driver = v.enum("driver", BlockdevDriver_VALUES);
+  const r: QObjBlockStatsSpecificBase = { "driver": m_driver };
+  return r;
+}
+
+export function visit_QObjBlockStatsSpecificBase(v: InputVisitor, name: string | null): QObjBlockStatsSpecificBase {
+  v.startStruct(name);
+  const r = visit_QObjBlockStatsSpecificBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockStatsSpecific_members(v: InputVisitor): BlockStatsSpecific {
+  const base = visit_QObjBlockStatsSpecificBase_members(v);
+  switch (base["driver"]) {
+    case "file":
+      return { ...base, "driver": "file", ...visit_BlockStatsSpecificFile_members(v) };
+    case "qcow2":
+      return { ...base, "driver": "qcow2" };
+    case "raw":
+      return { ...base, "driver": "raw" };
+    default:
+      return base as unknown as BlockStatsSpecific;
+  }
+}
+
+export function visit_BlockStatsSpecific(v: InputVisitor, name: string | null): BlockStatsSpecific {
+  v.startStruct(name);
+  const r = visit_BlockStatsSpecific_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockStats_members(v: InputVisitor): BlockStats {
+  const m_device = v.optional("device") ? v.str("device") : undefined;
+  const m_qdev = v.optional("qdev") ? v.str("qdev") : undefined;
+  const m_node_name = v.optional("node-name") ? v.str("node-name") : undefined;
+  const m_stats = visit_BlockDeviceStats(v, "stats");
+  const m_driver_specific = v.optional("driver-specific") ? visit_BlockStatsSpecific(v, "driver-specific") : undefined;
+  const m_parent = v.optional("parent") ? visit_BlockStats(v, "parent") : undefined;
+  const m_backing = v.optional("backing") ? visit_BlockStats(v, "backing") : undefined;
+  const r: BlockStats = { "stats": m_stats };
+  if (m_device !== undefined) r["device"] = m_device;
+  if (m_qdev !== undefined) r["qdev"] = m_qdev;
+  if (m_node_name !== undefined) r["node-name"] = m_node_name;
+  if (m_driver_specific !== undefined) r["driver-specific"] = m_driver_specific;
+  if (m_parent !== undefined) r["parent"] = m_parent;
+  if (m_backing !== undefined) r["backing"] = m_backing;
+  return r;
+}
+
+export function visit_BlockStats(v: InputVisitor, name: string | null): BlockStats {
+  v.startStruct(name);
+  const r = visit_BlockStats_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjQueryBlockstatsArg_members(v: InputVisitor): QObjQueryBlockstatsArg {
+  const m_query_nodes = v.optional("query-nodes") ? v.bool("query-nodes") : undefined;
+  const r: QObjQueryBlockstatsArg = {  };
+  if (m_query_nodes !== undefined) r["query-nodes"] = m_query_nodes;
+  return r;
+}
+
+export function visit_QObjQueryBlockstatsArg(v: InputVisitor, name: string | null): QObjQueryBlockstatsArg {
+  v.startStruct(name);
+  const r = visit_QObjQueryBlockstatsArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjQueryNamedBlockNodesArg_members(v: InputVisitor): QObjQueryNamedBlockNodesArg {
+  const m_flat = v.optional("flat") ? v.bool("flat") : undefined;
+  const r: QObjQueryNamedBlockNodesArg = {  };
+  if (m_flat !== undefined) r["flat"] = m_flat;
+  return r;
+}
+
+export function visit_QObjQueryNamedBlockNodesArg(v: InputVisitor, name: string | null): QObjQueryNamedBlockNodesArg {
+  v.startStruct(name);
+  const r = visit_QObjQueryNamedBlockNodesArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjBlockResizeArg_members(v: InputVisitor): QObjBlockResizeArg {
+  const m_device = v.optional("device") ? v.str("device") : undefined;
+  const m_node_name = v.optional("node-name") ? v.str("node-name") : undefined;
+  const m_size = v.int64("size");
+  const r: QObjBlockResizeArg = { "size": m_size };
+  if (m_device !== undefined) r["device"] = m_device;
+  if (m_node_name !== undefined) r["node-name"] = m_node_name;
+  return r;
+}
+
+export function visit_QObjBlockResizeArg(v: InputVisitor, name: string | null): QObjBlockResizeArg {
+  v.startStruct(name);
+  const r = visit_QObjBlockResizeArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjBlockLatencyHistogramSetArg_members(v: InputVisitor): QObjBlockLatencyHistogramSetArg {
+  const m_id = v.str("id");
+  const m_boundaries = v.optional("boundaries") ? v.list("boundaries", (n) => v.uint64(n)) : undefined;
+  const m_boundaries_read = v.optional("boundaries-read") ? v.list("boundaries-read", (n) => v.uint64(n)) : undefined;
+  const m_boundaries_write = v.optional("boundaries-write") ? v.list("boundaries-write", (n) => v.uint64(n)) : undefined;
+  const m_boundaries_flush = v.optional("boundaries-flush") ? v.list("boundaries-flush", (n) => v.uint64(n)) : undefined;
+  const r: QObjBlockLatencyHistogramSetArg = { "id": m_id };
+  if (m_boundaries !== undefined) r["boundaries"] = m_boundaries;
+  if (m_boundaries_read !== undefined) r["boundaries-read"] = m_boundaries_read;
+  if (m_boundaries_write !== undefined) r["boundaries-write"] = m_boundaries_write;
+  if (m_boundaries_flush !== undefined) r["boundaries-flush"] = m_boundaries_flush;
+  return r;
+}
+
+export function visit_QObjBlockLatencyHistogramSetArg(v: InputVisitor, name: string | null): QObjBlockLatencyHistogramSetArg {
+  v.startStruct(name);
+  const r = visit_QObjBlockLatencyHistogramSetArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptionsFile_members(v: InputVisitor): BlockdevOptionsFile {
+  const m_filename = v.str("filename");
+  const r: BlockdevOptionsFile = { "filename": m_filename };
+  return r;
+}
+
+export function visit_BlockdevOptionsFile(v: InputVisitor, name: string | null): BlockdevOptionsFile {
+  v.startStruct(name);
+  const r = visit_BlockdevOptionsFile_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptionsGenericFormat_members(v: InputVisitor): BlockdevOptionsGenericFormat {
+  const m_file = visit_BlockdevRef(v, "file");
+  const r: BlockdevOptionsGenericFormat = { "file": m_file };
+  return r;
+}
+
+export function visit_BlockdevOptionsGenericFormat(v: InputVisitor, name: string | null): BlockdevOptionsGenericFormat {
+  v.startStruct(name);
+  const r = visit_BlockdevOptionsGenericFormat_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptionsRaw_members(v: InputVisitor): BlockdevOptionsRaw {
+  const base = visit_BlockdevOptionsGenericFormat_members(v);
+  const m_offset = v.optional("offset") ? v.int64("offset") : undefined;
+  const m_size = v.optional("size") ? v.int64("size") : undefined;
+  const r: BlockdevOptionsRaw = { ...base };
+  if (m_offset !== undefined) r["offset"] = m_offset;
+  if (m_size !== undefined) r["size"] = m_size;
+  return r;
+}
+
+export function visit_BlockdevOptionsRaw(v: InputVisitor, name: string | null): BlockdevOptionsRaw {
+  v.startStruct(name);
+  const r = visit_BlockdevOptionsRaw_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptionsGenericCOWFormat_members(v: InputVisitor): BlockdevOptionsGenericCOWFormat {
+  const base = visit_BlockdevOptionsGenericFormat_members(v);
+  const m_backing = v.optional("backing") ? visit_BlockdevRefOrNull(v, "backing") : undefined;
+  const r: BlockdevOptionsGenericCOWFormat = { ...base };
+  if (m_backing !== undefined) r["backing"] = m_backing;
+  return r;
+}
+
+export function visit_BlockdevOptionsGenericCOWFormat(v: InputVisitor, name: string | null): BlockdevOptionsGenericCOWFormat {
+  v.startStruct(name);
+  const r = visit_BlockdevOptionsGenericCOWFormat_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptionsQcow2_members(v: InputVisitor): BlockdevOptionsQcow2 {
+  const base = visit_BlockdevOptionsGenericCOWFormat_members(v);
+  const m_lazy_refcounts = v.optional("lazy-refcounts") ? v.bool("lazy-refcounts") : undefined;
+  const r: BlockdevOptionsQcow2 = { ...base };
+  if (m_lazy_refcounts !== undefined) r["lazy-refcounts"] = m_lazy_refcounts;
+  return r;
+}
+
+export function visit_BlockdevOptionsQcow2(v: InputVisitor, name: string | null): BlockdevOptionsQcow2 {
+  v.startStruct(name);
+  const r = visit_BlockdevOptionsQcow2_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjBlockdevOptionsBase_members(v: InputVisitor): QObjBlockdevOptionsBase {
+  const m_driver = v.enum("driver", BlockdevDriver_VALUES);
+  const m_node_name = v.optional("node-name") ? v.str("node-name") : undefined;
+  const m_read_only = v.optional("read-only") ? v.bool("read-only") : undefined;
+  const r: QObjBlockdevOptionsBase = { "driver": m_driver };
+  if (m_node_name !== undefined) r["node-name"] = m_node_name;
+  if (m_read_only !== undefined) r["read-only"] = m_read_only;
+  return r;
+}
+
+export function visit_QObjBlockdevOptionsBase(v: InputVisitor, name: string | null): QObjBlockdevOptionsBase {
+  v.startStruct(name);
+  const r = visit_QObjBlockdevOptionsBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevOptions_members(v: InputVisitor): BlockdevOptions {
+  const base = visit_QObjBlockdevOptionsBase_members(v);
+  switch (base["driver"]) {
+    case "file":
+      return { ...base, "driver": "file", ...visit_BlockdevOptionsFile_members(v) };
+    case "qcow2":
+      return { ...base, "driver": "qcow2", ...visit_BlockdevOptionsQcow2_members(v) };
+    case "raw":
+      return { ...base, "driver": "raw", ...visit_BlockdevOptionsRaw_members(v) };
+    default:
+      return base as unknown as BlockdevOptions;
+  }
+}
+
+export function visit_BlockdevOptions(v: InputVisitor, name: string | null): BlockdevOptions {
+  v.startStruct(name);
+  const r = visit_BlockdevOptions_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_BlockdevRef(v: InputVisitor, name: string | null): BlockdevRef {
+  switch (v.alternateType(name)) {
+    case "qdict":
+      return visit_BlockdevOptions(v, name);
+    case "qstring":
+      return v.str(name);
+    default:
+      throw v.alternateError(name, "BlockdevRef");
+  }
+}
+
+export function visit_BlockdevRefOrNull(v: InputVisitor, name: string | null): BlockdevRefOrNull {
+  switch (v.alternateType(name)) {
+    case "qdict":
+      return visit_BlockdevOptions(v, name);
+    case "qstring":
+      return v.str(name);
+    case "qnull":
+      return v.null(name);
+    default:
+      throw v.alternateError(name, "BlockdevRefOrNull");
+  }
+}
+
+export function visit_QObjBlockdevDelArg_members(v: InputVisitor): QObjBlockdevDelArg {
+  const m_node_name = v.str("node-name");
+  const r: QObjBlockdevDelArg = { "node-name": m_node_name };
+  return r;
+}
+
+export function visit_QObjBlockdevDelArg(v: InputVisitor, name: string | null): QObjBlockdevDelArg {
+  v.startStruct(name);
+  const r = visit_QObjBlockdevDelArg_members(v);
   v.checkStruct();
   v.endStruct();
   return r;

@@ -1,0 +1,121 @@
+// The block QMP commands on a real minivm and a real QEMU 7.2 with the same images: same
+// replies, text for text, once generated node names and host-dependent sizes are masked.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import * as net from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireTool } from "../helpers/interop.js";
+import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
+
+const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc") && requireTool("qemu-img", "qemu-utils");
+
+async function exchange(path: string, requests: string[]): Promise<string[]> {
+  const s = net.connect(path);
+  await new Promise((r, j) => {
+    s.once("connect", r);
+    s.once("error", j);
+  });
+  s.setEncoding("utf8");
+  const lines: string[] = [];
+  let buf = "";
+  let wake: (() => void) | null = null;
+  s.on("data", (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      lines.push(buf.slice(0, i).replace(/\r$/, ""));
+      buf = buf.slice(i + 1);
+    }
+    wake?.();
+  });
+  const waitFor = async (n: number): Promise<void> => {
+    while (lines.length < n) await new Promise<void>((r) => (wake = r));
+  };
+  await waitFor(1);
+  s.write('{"execute": "qmp_capabilities"}');
+  await waitFor(2);
+  const out: string[] = [];
+  for (const [i, r] of requests.entries()) {
+    s.write(r.replace(/\}$/, `, "id": ${i}}`));
+    for (;;) {
+      await waitFor(lines.length + 1);
+      const l = lines[lines.length - 1] as string;
+      if ((JSON.parse(l) as { id?: unknown }).id === i) {
+        out.push(l);
+        break;
+      }
+    }
+  }
+  s.destroy();
+  return out.map((l) =>
+    l
+      .replace(/\/(q|m)\/d0\.qcow2/g, "/X/d0.qcow2")
+      .replace(/#block\d+/g, "#blockN")
+      .replace(/"actual-size": \d+/g, '"actual-size": S')
+      .replace(/"idle_time_ns": \d+, /g, ""),
+  );
+}
+
+describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () => {
+  let qemu: ChildProcess;
+  let vm: VmProcess;
+  let dir: string;
+  let qemuSock: string;
+  beforeAll(async () => {
+    dir = tempDir("minivm-block-");
+    mkdirSync(join(dir, "q"));
+    mkdirSync(join(dir, "m"));
+    // Each side gets its own copy: the sequence resizes the image.
+    for (const side of ["q", "m"]) {
+      execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, side, "d0.qcow2"), "16M"]);
+    }
+    execFileSync("qemu-img", ["create", "-q", "-f", "raw", join(dir, "n.raw"), "8M"]);
+    const drive = (side: string): string => `file=${join(dir, side, "d0.qcow2")},format=qcow2,if=none,id=d0`;
+    const device = ["virtio-blk-device,drive=d0,id=vd0"];
+    qemuSock = join(dir, "q.sock");
+    qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-drive", drive("q"), "-device", device[0] as string, "-qmp", `unix:${qemuSock},server=on,wait=off`], { stdio: "ignore" });
+    vm = await startVm(["--drive", drive("m"), "--device", device[0] as string]);
+    for (let i = 0; i < 300; i++) {
+      try {
+        await exchange(qemuSock, []);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }, 60_000);
+  afterAll(async () => {
+    qemu?.kill("SIGKILL");
+    await vm?.kill();
+  });
+
+  it("answers block queries and errors the same way", async () => {
+    const requests = [
+      '{"execute": "query-block"}',
+      '{"execute": "query-blockstats"}',
+      '{"execute": "block-latency-histogram-set", "arguments": {"id": "nope"}}',
+      '{"execute": "block-latency-histogram-set", "arguments": {"id": "d0"}}',
+      '{"execute": "block-latency-histogram-set", "arguments": {"id": "vd0", "boundaries": [1000, 50000], "boundaries-write": [10]}}',
+      '{"execute": "query-blockstats"}',
+      '{"execute": "block-latency-histogram-set", "arguments": {"id": "/machine/peripheral/vd0"}}',
+      '{"execute": "query-blockstats"}',
+      '{"execute": "block-latency-histogram-set", "arguments": {"id": "vd0", "boundaries": "x"}}',
+      '{"execute": "block_resize", "arguments": {"device": "nope", "size": 1048576}}',
+      '{"execute": "block_resize", "arguments": {"size": 1048576}}',
+      `{"execute": "blockdev-add", "arguments": {"driver": "qcow2", "node-name": "n1", "file": {"driver": "file", "filename": "${join(dir, "missing.qcow2")}"}}}`,
+      `{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "n2", "file": {"driver": "file", "filename": "${join(dir, "n.raw")}"}}}`,
+      `{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "n2", "file": {"driver": "file", "filename": "${join(dir, "n.raw")}"}}}`,
+      '{"execute": "blockdev-add", "arguments": {"driver": "nosuch"}}',
+      '{"execute": "blockdev-add", "arguments": {"driver": "raw"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "nope"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "n2"}}',
+      '{"execute": "block_resize", "arguments": {"device": "d0", "size": 33554432}}',
+    ];
+    const q = await exchange(qemuSock, requests);
+    const m = await exchange(vm.qmpPath, requests);
+    for (let i = 0; i < requests.length; i++) {
+      expect({ request: requests[i], reply: m[i] }).toEqual({ request: requests[i], reply: q[i] });
+    }
+  });
+});
