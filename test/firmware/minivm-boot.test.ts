@@ -1,0 +1,69 @@
+// The same committed firmware and disk on minivm itself: a real `minivm run` process, typed
+// at through its serial console on stdio, exactly as test/firmware/qemu-boot.test.ts does on
+// QEMU, and the answers must read the same.
+import { afterEach, describe, expect, it } from "vitest";
+import { BIN } from "../helpers/vm.js";
+import { PROMPT, SBI_ELF, SerialConsole, diskCopy } from "./console.js";
+
+let vm: SerialConsole | undefined;
+afterEach(async () => {
+  await vm?.kill();
+  vm = undefined;
+});
+
+async function boot(): Promise<{ vm: SerialConsole; banner: string }> {
+  const c = new SerialConsole(process.execPath, [BIN, "run", "--bios", SBI_ELF, diskCopy()]);
+  vm = c;
+  const banner = await c.waitFor(PROMPT, 60_000);
+  return { vm: c, banner };
+}
+
+describe("minivm firmware on minivm", () => {
+  it("boots the teaching guest from the disk with the same banner as on QEMU", async () => {
+    const { banner } = await boot();
+    expect(banner).toContain("minivm-sbi 1.0 (SBI v2.0) on riscv-virtio,qemu, 128 MiB RAM at 0x80000000");
+    expect(banner).toMatch(/minivm-sbi: virtio-blk in slot \d at 0x1000[1-8]000 \(virtio-mmio version 2\), 8192 sectors/);
+    expect(banner).toContain("minivm-sbi: booting partition 1 (type 0x7f, sectors 2048-4095)");
+    expect(banner).toContain("minivm-sbi: entering S-mode at 0x80400000 (a0 = hart 0, a1 = DTB at 0x87e00000)");
+    expect(banner).toContain("sbi: v2.0, implementation 0x4d564d");
+    expect(banner).toMatch(/paging: Sv32 on, satp=0x8008[0-9a-f]{4}/);
+    expect(banner).toContain("timer: 100 Hz through SBI TIME");
+    expect(banner).toContain("virtio-blk: data partition 2 at LBA 4096, 2048 KiB");
+  });
+
+  it("answers help, dirty + a key, check, disk write/verify, and exits 0 on halt", async () => {
+    const { vm: c } = await boot();
+    const help = await c.command("help");
+    for (const name of ["dirty MIB", "check", "disk write|read|verify", "bench cpu", "uptime", "halt", "reboot"]) expect(help).toContain(name);
+
+    c.type("dirty 4\n");
+    await c.waitFor("dirty: 4 MiB (1024 pages) at 0x81000000, no rate limit, until a key is pressed\n");
+    c.type("x");
+    expect(await c.waitFor(PROMPT)).toMatch(/dirty: stopped sweeps=\d+ pages=\d+ ms=\d+ mib_s=\d+/);
+    expect(await c.command("check")).toMatch(/^check\ncheck: OK pages=1024 first=\d+ last=\d+\n$/);
+
+    expect(await c.command("disk write 1")).toContain("disk write: OK 1 MiB pattern=0x5a5a5a5a");
+    expect(await c.command("disk verify 1")).toContain("disk verify: OK 1 MiB pattern=0x5a5a5a5a");
+    expect(await c.command("disk verify 1 0x1234")).toContain("disk verify: mismatch at byte 0x0 (LBA 4096): 0x5a5a5a5a, expected 0x00001234");
+    expect(await c.command("uptime")).toMatch(/uptime: \d+\.\d{3} s ticks=\d+/);
+
+    c.type("halt\n");
+    await c.waitFor("minivm-sbi: shutdown");
+    expect(await c.exited).toBe(0);
+  });
+
+  it("keeps what disk write wrote across the guest's reboot", async () => {
+    const { vm: c } = await boot();
+    expect(await c.command("disk write 2 0xfeed")).toContain("disk write: OK 2 MiB pattern=0x0000feed");
+    c.type("reboot\n");
+    await c.waitFor("minivm-sbi: reboot");
+    await c.waitFor(PROMPT, 60_000);
+    expect(await c.command("disk verify 2 0xfeed")).toContain("disk verify: OK 2 MiB pattern=0x0000feed");
+  });
+
+  it("runs bench cpu to the same checksum as QEMU", async () => {
+    const { vm: c } = await boot();
+    // 0x76ac9c6d is what the same 100000 iterations give on qemu-system-riscv32 7.2.
+    expect(await c.command("bench cpu 100000")).toMatch(/bench cpu: iterations=100000 ms=\d+ us=\d+ checksum=0x76ac9c6d\n/);
+  });
+});
