@@ -5,6 +5,7 @@
 import type { CoreContext, CoreHandlers } from "../core/handlers.js";
 import { bqlInfo } from "../core/handlers.js";
 import type { Machine } from "../core/machine.js";
+import { formatInfoBlock, formatInfoBlockstats } from "./hmp-block.js";
 import { QmpError } from "../qmp/errors.js";
 import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
 
@@ -26,13 +27,13 @@ interface HmpCommand {
   names: string[];
   args: string;
   help: string;
-  run(ctx: HmpContext, args: string[]): string;
+  run(ctx: HmpContext, args: string[]): string | Promise<string>;
 }
 
 interface InfoCommand {
   name: string;
   help: string;
-  run(ctx: HmpContext): string;
+  run(ctx: HmpContext): string | Promise<string>;
 }
 
 function statusLine(ctx: HmpContext): string {
@@ -98,6 +99,12 @@ const INFO: InfoCommand[] = [
   },
   { name: "registers", help: "show the cpu registers", run: (ctx) => needMachine(ctx).infoRegisters() },
   { name: "mtree", help: "show memory tree", run: (ctx) => needMachine(ctx).mtree() },
+  { name: "block", help: "show the block devices", run: async (ctx) => formatInfoBlock(await ctx.handlers["query-block"]({})) },
+  {
+    name: "blockstats",
+    help: "show block device statistics",
+    run: async (ctx) => formatInfoBlockstats(await ctx.handlers["query-blockstats"]({})),
+  },
   {
     name: "bql",
     help: "show who holds the big lock and how it has been used",
@@ -147,7 +154,7 @@ const COMMANDS: HmpCommand[] = [
 ];
 
 /** Run one HMP command line and return its output with QEMU's "\r\n" line ends. */
-export function runHmp(line: string, ctx: HmpContext): string {
+export async function runHmp(line: string, ctx: HmpContext): Promise<string> {
   const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
   const name = words[0];
   if (name === undefined) return "";
@@ -157,7 +164,7 @@ export function runHmp(line: string, ctx: HmpContext): string {
     out = `unknown command: '${name}'\n`;
   } else {
     try {
-      out = cmd.run(ctx, words.slice(1));
+      out = await cmd.run(ctx, words.slice(1));
     } catch (e) {
       // HMP prints a command's error as "Error: desc", it does not fail the QMP call.
       if (e instanceof QmpError) out = `Error: ${e.message}\n`;

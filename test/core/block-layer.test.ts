@@ -51,6 +51,7 @@ async function exchange(path: string, requests: string[]): Promise<string[]> {
   return out.map((l) =>
     l
       .replace(/\/(q|m)\/d0\.qcow2/g, "/X/d0.qcow2")
+      .replace(/\(#block\d+\)/g, "(#blockN)")
       .replace(/#block\d+/g, "#blockN")
       .replace(/"actual-size": \d+/g, '"actual-size": S')
       .replace(/"idle_time_ns": \d+, /g, ""),
@@ -94,6 +95,8 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
     const requests = [
       '{"execute": "query-block"}',
       '{"execute": "query-blockstats"}',
+      '{"execute": "human-monitor-command", "arguments": {"command-line": "info block"}}',
+      '{"execute": "human-monitor-command", "arguments": {"command-line": "info blockstats"}}',
       '{"execute": "block-latency-histogram-set", "arguments": {"id": "nope"}}',
       '{"execute": "block-latency-histogram-set", "arguments": {"id": "d0"}}',
       '{"execute": "block-latency-histogram-set", "arguments": {"id": "vd0", "boundaries": [1000, 50000], "boundaries-write": [10]}}',
