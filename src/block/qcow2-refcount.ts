@@ -119,22 +119,12 @@ export class Refcounts {
     return getRefcount(await this.block(this.table[ti]), cluster % this.perBlock, this.host.refcountOrder);
   }
 
-  /** Scans every refblock for the highest cluster in use, so appends never reuse it. */
+  /**
+   * Appends start at the end of the file; `alloc` then steps over clusters that are already
+   * counted (a crash can leave refcounts for clusters the file never grew to hold).
+   */
   async computeNextFree(fileSize: number): Promise<void> {
-    let next = Math.ceil(fileSize / this.cs);
-    for (let ti = this.table.length - 1; ti >= 0; ti--) {
-      // Blocks past the end of the file or unaligned are left for `check` to report.
-      if (this.table[ti] === 0 || this.refblockError(ti) || this.table[ti] >= fileSize) continue;
-      const b = this.blocks.get(this.table[ti]) ?? (await this.host.pool.pread(this.host.fd, this.table[ti], this.cs));
-      for (let i = this.perBlock - 1; i >= 0; i--) {
-        if (getRefcount(b, i, this.host.refcountOrder) !== 0) {
-          next = Math.max(next, ti * this.perBlock + i + 1);
-          break;
-        }
-      }
-      if (next > ti * this.perBlock) break;
-    }
-    this.nextFree = next;
+    this.nextFree = Math.ceil(fileSize / this.cs);
   }
 
   /** Adds `delta` to the refcount of every cluster in [first, first+count). */
@@ -176,6 +166,12 @@ export class Refcounts {
    * when it lies in its own range), growing the table if it is full.
    */
   async alloc(n: number): Promise<number> {
+    for (let k = 0; k < n; ) {
+      if ((await this.get(this.nextFree + k)) !== 0) {
+        this.nextFree += k + 1;
+        k = 0;
+      } else k++;
+    }
     for (;;) {
       const start = this.nextFree;
       const lastTi = Math.floor((start + n - 1) / this.perBlock);
