@@ -178,9 +178,11 @@ export class VirtioBlk implements VirtioBackend {
         }
         if (write) {
           const data = gather(t, out, 16, size);
+          // A driver that cannot flush gets write-through, as QEMU does without VIRTIO_BLK_F_FLUSH.
+          const writethrough = !this.writeback || !t.driverHasFeature(VIRTIO_BLK_F_FLUSH);
           run(
             this.blk.write(sector * SECTOR, data, t0).then(async () => {
-              if (!this.writeback) await this.blk.flush();
+              if (writethrough) await this.blk.flush();
               return VIRTIO_BLK_S_OK;
             }),
           );

@@ -193,6 +193,23 @@ describe("virtio-blk over virtio-mmio", () => {
     expect([st.rd_operations, st.wr_operations, st.flush_operations, st.rd_bytes, st.wr_bytes]).toEqual([1, 1, 1, 1024, 1024]);
   });
 
+  it("flushes after every write when the driver did not negotiate FLUSH (write-through)", async () => {
+    g.w(0x70, 0);
+    g.w(0x70, 3);
+    g.w(0x24, 1);
+    g.w(0x20, 1);
+    g.w(0x70, 11);
+    g.w(0x38, QSIZE);
+    g.w(0x80, DESC);
+    g.w(0x90, AVAIL);
+    g.w(0xa0, USED);
+    g.w(0x44, 1);
+    g.w(0x70, 15);
+    g.availIdx = 0;
+    expect((await g.request(1, 0, { out: new Uint8Array(512) }))[0]).toBe(0);
+    expect(blockstatsInfo(g.blk).stats.flush_operations).toBe(1);
+  });
+
   it("answers GET_ID with the serial", async () => {
     g.init();
     expect((await g.request(8, 0, { inLen: 20 }))[0]).toBe(0);
