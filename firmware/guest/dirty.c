@@ -99,7 +99,7 @@ void cmd_dirty(int argc, char **argv)
 stop:
 	now = time_now();
 	uint32_t ms = time_ms(now - start);
-	uint32_t mib_s = ms ? (uint32_t)(writes * PAGE * 1000 / ms / MIB) : 0;
+	uint32_t mib_s = ms ? (uint32_t)((writes * PAGE * 1000 / ms + MIB / 2) / MIB) : 0;
 	printf("dirty: stopped sweeps=%u pages=%u ms=%u mib_s=%u\n", sweeps, (uint32_t)writes, ms, mib_s);
 }
 

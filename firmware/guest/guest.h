@@ -53,6 +53,7 @@ uint64_t time_now(void);
 uint32_t time_ms(uint64_t ticks);
 uint64_t uptime_ticks(void);
 void idle(void);
+extern volatile uint32_t soft_interrupts;
 
 /* paging.c */
 uint32_t paging_init(void);
@@ -74,6 +75,9 @@ void disk_init(void);
 void cmd_disk(int argc, char **argv);
 int disk_fill(uint32_t bytes, uint32_t pattern, uint64_t *elapsed);
 int disk_drain(uint32_t bytes, uint64_t *elapsed);
+
+/* sbi.c */
+void cmd_sbi(int argc, char **argv);
 
 /* bench.c */
 void cmd_bench(int argc, char **argv);

@@ -57,6 +57,8 @@ static const struct command commands[] = {
 		   "                              timed workloads with key=value results (bench disk\n"
 		   "                              overwrites the data partition)",
 	  cmd_bench },
+	{ "sbi", "sbi                         probe the firmware: version, extensions, HSM, IPI, RFENCE",
+	  cmd_sbi },
 	{ "uptime", "uptime                      time since reset and timer interrupts taken", cmd_uptime },
 	{ "halt", "halt                        power off (SBI SRST shutdown)", cmd_halt },
 	{ "reboot", "reboot                      reset the machine (SBI SRST cold reboot)", cmd_reboot },

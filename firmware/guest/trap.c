@@ -5,6 +5,7 @@
 #include "../lib/csr.h"
 
 static volatile uint64_t ticks;
+volatile uint32_t soft_interrupts;
 static uint64_t next_deadline, period;
 
 uint64_t time_now(void)
@@ -61,6 +62,12 @@ void guest_trap(void)
 		if (next_deadline <= now) /* we were held up (e.g. a paused VM): do not replay */
 			next_deadline = now + period;
 		set_timer(next_deadline);
+		return;
+	}
+	if (scause == (0x80000000u | IRQ_S_SOFT)) {
+		/* An IPI: the firmware set SSIP for us, and only S can clear it. */
+		csr_clear(sip, 1u << IRQ_S_SOFT);
+		soft_interrupts++;
 		return;
 	}
 	printf("\nguest: unexpected trap scause=0x%x sepc=0x%x stval=0x%x\n", scause, csr_read(sepc),

@@ -1,9 +1,13 @@
 // minivm's own firmware and teaching disk on the real QEMU riscv32 `virt` board: the
 // committed build boots to the shell there, so the same image is a fair yardstick for
 // minivm. Skips without qemu-system-riscv32 unless MINIVM_REQUIRE_INTEROP=1.
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
 import { PROMPT, SBI_ELF, SerialConsole, diskCopy } from "./console.js";
+import { DIRTY_BASE, PAGE, checkDirtyImage } from "./dirty-image.js";
 
 const QEMU = "qemu-system-riscv32";
 const haveQemu = requireTool(QEMU, "qemu-system-misc");
@@ -63,6 +67,34 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
     expect(await c.exited).toBe(0);
   });
 
+  it("leaves a RAM image, stopped mid-sweep, that passes the migration test's check from outside", async () => {
+    const { vm: c } = await boot();
+    c.type("dirty 4\n");
+    await c.waitFor("until a key is pressed\n");
+    const image = join(mkdtempSync(join(tmpdir(), "minivm-dirty-")), "ram.bin");
+    // Ctrl-A c: QEMU's mux hands stdin to the monitor; the VM stops wherever the sweep is.
+    c.type("\x01c");
+    await c.waitFor("(qemu) ");
+    c.type("stop\n");
+    await c.waitFor("(qemu) ");
+    c.type(`pmemsave 0x${DIRTY_BASE.toString(16)} ${1024 * PAGE} "${image}"\n`);
+    await c.waitFor("(qemu) ");
+    c.type("cont\n");
+    await c.waitFor("(qemu) ");
+    c.type("\x01c");
+    expect(existsSync(image)).toBe(true);
+    const ram = readFileSync(image);
+    expect(checkDirtyImage(ram, 1024)).toBeNull();
+    // A page that moved or a counter that went backwards is caught.
+    const broken = Buffer.from(ram);
+    broken[100 * PAGE] = ((broken[100 * PAGE] as number) + 7) & 0xff;
+    expect(checkDirtyImage(broken, 1024)).toMatchObject({ page: expect.any(Number) });
+    c.type("x");
+    await c.waitFor(/dirty: stopped sweeps=\d+/);
+    await c.waitFor(PROMPT);
+    expect(await c.command("check")).toMatch(/check: OK pages=1024/);
+  });
+
   it("keeps what disk write wrote across a reboot", async () => {
     const { vm: c } = await boot();
     expect(await c.command("disk write 2 0xfeed")).toContain("disk write: OK 2 MiB pattern=0x0000feed");
@@ -76,6 +108,16 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
     const { vm: c } = await boot();
     expect(await c.command("bench cpu 100000")).toMatch(/bench cpu: iterations=100000 ms=\d+ us=\d+ checksum=0x76ac9c6d\n/);
     expect(await c.command("bench disk 1")).toMatch(/bench disk: bytes=1048576 request=65536 requests=33 write_ms=\d+ read_ms=\d+ write_kib_s=\d+ read_kib_s=\d+/);
+  });
+
+  it("probes its firmware: every extension there, HSM, an IPI that comes back, RFENCE", async () => {
+    const { vm: c } = await boot();
+    const out = await c.command("sbi");
+    expect(out).toContain("sbi: spec v2.0 implementation 0x4d564d version 0x10000");
+    expect(out).toContain("sbi: extensions base=1 time=1 ipi=1 rfence=1 hsm=1 srst=1 dbcn=1 pmu=0 legacy-putchar=1");
+    expect(out).toContain("sbi: hsm hart 0 status=0 error=0; hart 1 error=-3");
+    expect(out).toContain("sbi: ipi to self error=0 delivered");
+    expect(out).toContain("sbi: rfence fence.i error=0 sfence.vma error=0, to a missing hart error=-3");
   });
 
   it("also boots from a legacy (version 1) virtio-mmio disk, QEMU 7.2's default", async () => {
