@@ -117,32 +117,43 @@ function errorResult(e: unknown): ExecResult {
   return { ok: false, error: { class: "GenericError", desc } };
 }
 
+async function runInband(name: string, args: Record<string, unknown>): Promise<ExecResult> {
+  const handler = (handlers as unknown as Record<string, ((a: unknown) => unknown) | undefined>)[name];
+  if (handler === undefined || !QMP_COMMANDS.has(name)) {
+    return { ok: false, error: { class: "CommandNotFound", desc: `The command ${name} has not been found` } };
+  }
+  mainBql.lock();
+  Atomics.store(control, CONTROL.INBAND_RUNNING, 1);
+  let result: unknown;
+  try {
+    result = handler(args);
+    loop.processRequests();
+  } catch (e) {
+    return errorResult(e);
+  } finally {
+    Atomics.store(control, CONTROL.INBAND_RUNNING, 0);
+    Atomics.add(control, CONTROL.INBAND_DISPATCHED, 1);
+    mainBql.unlock();
+  }
+  // A handler that must wait (block I/O, say) returns a promise; like a QEMU coroutine
+  // command it does not keep the BQL while it waits.
+  try {
+    return { ok: true, value: await result };
+  } catch (e) {
+    return errorResult(e);
+  }
+}
+
+// The monitor may send several in-band commands ahead; they still run one at a time, the
+// next starting only when the previous one, waits included, has finished (QEMU's
+// dispatcher awaits each command, coroutine commands too).
+let inbandTail: Promise<unknown> = Promise.resolve();
+
 const api: CoreApi = {
-  async execute(name, args) {
-    const handler = (handlers as unknown as Record<string, ((a: unknown) => unknown) | undefined>)[name];
-    if (handler === undefined || !QMP_COMMANDS.has(name)) {
-      return { ok: false, error: { class: "CommandNotFound", desc: `The command ${name} has not been found` } };
-    }
-    mainBql.lock();
-    Atomics.store(control, CONTROL.INBAND_RUNNING, 1);
-    let result: unknown;
-    try {
-      result = handler(args);
-      loop.processRequests();
-    } catch (e) {
-      return errorResult(e);
-    } finally {
-      Atomics.store(control, CONTROL.INBAND_RUNNING, 0);
-      Atomics.add(control, CONTROL.INBAND_DISPATCHED, 1);
-      mainBql.unlock();
-    }
-    // A handler that must wait (block I/O, say) returns a promise; like a QEMU coroutine
-    // command it does not keep the BQL while it waits.
-    try {
-      return { ok: true, value: await result };
-    } catch (e) {
-      return errorResult(e);
-    }
+  execute(name, args) {
+    const run = inbandTail.then(() => runInband(name, args));
+    inbandTail = run;
+    return run;
   },
 };
 
