@@ -2,10 +2,10 @@
 // the page's own command block, so the page cannot drift from what works: the result must
 // be byte-identical to the committed disk and boot to the shell on QEMU.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
 import { DISK_IMG, PROMPT, SBI_ELF, SerialConsole } from "./console.js";
 
@@ -29,7 +29,9 @@ afterEach(async () => {
 });
 
 describe.skipIf(!haveSfdisk)("the boot format's hand-made disk", () => {
-  const disk = join(mkdtempSync(join(tmpdir(), "minivm-bootfmt-")), "hand.img");
+  const dir = mkdtempSync(join(tmpdir(), "minivm-bootfmt-"));
+  const disk = join(dir, "hand.img");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("is byte-identical to the committed firmware/build/disk.img", () => {
     execFileSync("sh", ["-e", "-c", handMadeDiskRecipe()], {

@@ -2,7 +2,7 @@
 // terminal would: wait for text to appear, type a line, read the answer. Works for
 // qemu-system-riscv32 and for `minivm run` alike.
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -11,11 +11,20 @@ export const SBI_ELF = join(FIRMWARE_DIR, "minivm-sbi.elf");
 export const DISK_IMG = join(FIRMWARE_DIR, "disk.img");
 export const PROMPT = "minivm$ ";
 
+const scratchDirs: string[] = [];
+
 /** A writable copy of the shipped disk, so tests never change the committed image. */
 export function diskCopy(from = DISK_IMG): string {
-  const path = join(mkdtempSync(join(tmpdir(), "minivm-fw-")), "disk.img");
+  const dir = mkdtempSync(join(tmpdir(), "minivm-fw-"));
+  scratchDirs.push(dir);
+  const path = join(dir, "disk.img");
   copyFileSync(from, path);
   return path;
+}
+
+/** Removes the copies diskCopy() made; call once the VMs using them have ended. */
+export function removeDiskCopies(): void {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export class SerialConsole {

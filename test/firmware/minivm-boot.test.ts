@@ -3,12 +3,13 @@
 // QEMU, and the answers must read the same.
 import { afterEach, describe, expect, it } from "vitest";
 import { BIN } from "../helpers/vm.js";
-import { PROMPT, SBI_ELF, SerialConsole, diskCopy } from "./console.js";
+import { PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
 
 let vm: SerialConsole | undefined;
 afterEach(async () => {
   await vm?.kill();
   vm = undefined;
+  removeDiskCopies();
 });
 
 async function boot(): Promise<{ vm: SerialConsole; banner: string }> {

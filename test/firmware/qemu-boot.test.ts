@@ -1,12 +1,12 @@
 // minivm's own firmware and teaching disk on the real QEMU riscv32 `virt` board: the
 // committed build boots to the shell there, so the same image is a fair yardstick for
 // minivm. Skips without qemu-system-riscv32 unless MINIVM_REQUIRE_INTEROP=1.
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
-import { PROMPT, SBI_ELF, SerialConsole, diskCopy } from "./console.js";
+import { PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
 import { DIRTY_BASE, PAGE, checkDirtyImage } from "./dirty-image.js";
 
 const QEMU = "qemu-system-riscv32";
@@ -25,6 +25,7 @@ let vm: SerialConsole | undefined;
 afterEach(async () => {
   await vm?.kill();
   vm = undefined;
+  removeDiskCopies();
 });
 
 async function boot(extra: string[] = ["-global", "virtio-mmio.force-legacy=false"]): Promise<{ vm: SerialConsole; banner: string }> {
@@ -84,6 +85,7 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
     c.type("\x01c");
     expect(existsSync(image)).toBe(true);
     const ram = readFileSync(image);
+    rmSync(join(image, ".."), { recursive: true, force: true });
     expect(checkDirtyImage(ram, 1024)).toBeNull();
     // A page that moved or a counter that went backwards is caught.
     const broken = Buffer.from(ram);
