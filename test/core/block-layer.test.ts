@@ -35,16 +35,18 @@ async function exchange(path: string, requests: string[]): Promise<string[]> {
   await waitFor(1);
   s.write('{"execute": "qmp_capabilities"}');
   await waitFor(2);
+  // All requests at once: in-band commands must still run one after another, each seeing
+  // what the one before it did (block_resize is asynchronous in minivm).
+  s.write(requests.map((r, i) => r.replace(/\}$/, `, "id": ${i}}`)).join(""));
   const out: string[] = [];
-  for (const [i, r] of requests.entries()) {
-    s.write(r.replace(/\}$/, `, "id": ${i}}`));
+  for (let i = 0; i < requests.length; i++) {
     for (;;) {
-      await waitFor(lines.length + 1);
-      const l = lines[lines.length - 1] as string;
-      if ((JSON.parse(l) as { id?: unknown }).id === i) {
+      const l = lines.find((x) => (JSON.parse(x) as { id?: unknown }).id === i);
+      if (l !== undefined) {
         out.push(l);
         break;
       }
+      await waitFor(lines.length + 1);
     }
   }
   s.destroy();
@@ -114,6 +116,7 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
       '{"execute": "blockdev-del", "arguments": {"node-name": "nope"}}',
       '{"execute": "blockdev-del", "arguments": {"node-name": "n2"}}',
       '{"execute": "block_resize", "arguments": {"device": "d0", "size": 33554432}}',
+      '{"execute": "query-block"}',
     ];
     const q = await exchange(qemuSock, requests);
     const m = await exchange(vm.qmpPath, requests);
