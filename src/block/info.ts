@@ -3,9 +3,23 @@
 
 import { dirname, isAbsolute, join } from "node:path";
 import type { BlockDriver, Qcow2Specific } from "./driver.js";
+import type { Qcow2Snapshot } from "./qcow2-format.js";
 import type { CheckResult } from "./qcow2-check.js";
 
+/** SnapshotInfo, in qemu-img 7.2's member order. */
+export interface SnapshotInfo {
+  icount?: number;
+  "vm-clock-nsec": number;
+  name: string;
+  "date-sec": number;
+  "date-nsec": number;
+  "vm-clock-sec": number;
+  id: string;
+  "vm-state-size": number;
+}
+
 export interface ImageInfo {
+  snapshots?: SnapshotInfo[];
   "backing-filename-format"?: string;
   "virtual-size": number;
   filename: string;
@@ -28,6 +42,23 @@ export function fullBackingName(filename: string, backing: string): string {
 
 export async function imageInfo(d: BlockDriver, filename: string = d.filename, withBackingImage = false): Promise<ImageInfo> {
   const info: ImageInfo = {} as ImageInfo;
+  const snaps = (d as BlockDriver & { snapshots?: Qcow2Snapshot[] }).snapshots ?? [];
+  if (snaps.length) {
+    info.snapshots = snaps.map((sn) => {
+      const o: SnapshotInfo = {} as SnapshotInfo;
+      if (sn.icount !== -1) o.icount = sn.icount;
+      Object.assign(o, {
+        "vm-clock-nsec": sn.vmClockNsec % 1e9,
+        name: sn.name,
+        "date-sec": sn.dateSec,
+        "date-nsec": sn.dateNsec,
+        "vm-clock-sec": Math.floor(sn.vmClockNsec / 1e9),
+        id: sn.id,
+        "vm-state-size": sn.vmStateSize,
+      });
+      return o;
+    });
+  }
   if (d.backingFilename !== undefined && d.backingFormat !== undefined) info["backing-filename-format"] = d.backingFormat;
   info["virtual-size"] = d.size;
   info.filename = filename;
@@ -64,6 +95,18 @@ export function humanInfo(info: ImageInfo): string {
     const full = info["full-backing-filename"];
     lines.push(full && full !== info["backing-filename"] ? `backing file: ${info["backing-filename"]} (actual path: ${full})` : `backing file: ${info["backing-filename"]}`);
     if (info["backing-filename-format"]) lines.push(`backing file format: ${info["backing-filename-format"]}`);
+  }
+  if (info.snapshots?.length) {
+    // bdrv_snapshot_dump's columns
+    lines.push("Snapshot list:", `${"ID".padEnd(10)}${"TAG".padEnd(17)}${"VM SIZE".padStart(8)}${"DATE".padStart(20)}${"VM CLOCK".padStart(13)}${"ICOUNT".padStart(11)}`);
+    for (const sn of info.snapshots) {
+      const dt = new Date(sn["date-sec"] * 1000);
+      const p2 = (n: number): string => String(n).padStart(2, "0");
+      const date = `${dt.getFullYear()}-${p2(dt.getMonth() + 1)}-${p2(dt.getDate())} ${p2(dt.getHours())}:${p2(dt.getMinutes())}:${p2(dt.getSeconds())}`;
+      const secs = sn["vm-clock-sec"];
+      const clock = `${p2(Math.floor(secs / 3600))}:${p2(Math.floor(secs / 60) % 60)}:${p2(secs % 60)}.${String(Math.floor(sn["vm-clock-nsec"] / 1e6) % 1000).padStart(3, "0")}`;
+      lines.push(`${sn.id.padEnd(9)} ${sn.name.padEnd(16)} ${sizeToStr(sn["vm-state-size"]).padStart(8)}${date.padStart(20)}${clock.padStart(13)}${(sn.icount !== undefined ? String(sn.icount) : "").padStart(11)}`);
+    }
   }
   const spec = info["format-specific"];
   if (spec) {

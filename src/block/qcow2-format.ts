@@ -311,3 +311,63 @@ export function entryOffset(hi: number, lo: number): number {
 export const ENTRY_COPIED_HI = 0x80000000;
 export const ENTRY_COMPRESSED_HI = 0x40000000;
 export const ENTRY_ZERO_LO = 1;
+
+// --- internal snapshots (qcow2.txt "Snapshots") ----------------------------------------
+
+export interface Qcow2Snapshot {
+  l1TableOffset: number;
+  l1Size: number;
+  id: string;
+  name: string;
+  dateSec: number;
+  dateNsec: number;
+  vmClockNsec: number;
+  vmStateSize: number;
+  /** -1 when the entry does not record one (extra data shorter than 24 bytes). */
+  icount: number;
+}
+
+/** QCOW_MAX_SNAPSHOT_EXTRA_DATA and QCOW_MAX_SNAPSHOTS_SIZE in QEMU. */
+export const QCOW_MAX_SNAPSHOT_EXTRA_DATA = 1024;
+export const QCOW_MAX_SNAPSHOTS_SIZE = 64 * 1024 * 1024;
+
+/**
+ * Parses `nb` snapshot headers (qcow2_read_snapshots) with `read(offset, len)` reading the
+ * table; errors use QEMU's words.
+ */
+export async function readSnapshots(read: (off: number, len: number) => Promise<Uint8Array>, offset: number, nb: number): Promise<Qcow2Snapshot[]> {
+  const out: Qcow2Snapshot[] = [];
+  let pos = offset;
+  const dec = new TextDecoder();
+  for (let i = 0; i < nb; i++) {
+    if (pos - offset > QCOW_MAX_SNAPSHOTS_SIZE) throw new ImageOpenError("Snapshot table is too big");
+    const h = await read(pos, 40);
+    const extra = u32(h, 36);
+    if (extra > QCOW_MAX_SNAPSHOT_EXTRA_DATA) throw new ImageOpenError("Too much extra metadata in snapshot table entry 1".replace("1", String(i)));
+    const idLen = (h[12] << 8) | h[13];
+    const nameLen = (h[14] << 8) | h[15];
+    const rest = await read(pos + 40, extra + idLen + nameLen);
+    const vmClock = u64(h, 24);
+    let vmState = u32(h, 32);
+    if (extra >= 8) vmState = u64(rest, 0);
+    let icount = -1;
+    if (extra >= 24) {
+      const hi = u32(rest, 16);
+      const lo = u32(rest, 20);
+      icount = hi === 0xffffffff && lo === 0xffffffff ? -1 : hi * 0x100000000 + lo;
+    }
+    out.push({
+      l1TableOffset: u64(h, 0),
+      l1Size: u32(h, 8),
+      id: dec.decode(rest.subarray(extra, extra + idLen)),
+      name: dec.decode(rest.subarray(extra + idLen, extra + idLen + nameLen)),
+      dateSec: u32(h, 16),
+      dateNsec: u32(h, 20),
+      vmClockNsec: vmClock,
+      vmStateSize: vmState,
+      icount,
+    });
+    pos += (40 + extra + idLen + nameLen + 7) & ~7;
+  }
+  return out;
+}

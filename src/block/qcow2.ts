@@ -21,10 +21,12 @@ import {
   parseHeader,
   putU32,
   putU64,
+  readSnapshots,
   unsupportedFeatures,
   validateTables,
   type Qcow2Extensions,
   type Qcow2Header,
+  type Qcow2Snapshot,
 } from "./qcow2-format.js";
 import { Refcounts, type RefcountHost } from "./qcow2-refcount.js";
 
@@ -80,6 +82,8 @@ export class Qcow2Driver implements BlockDriver {
   refs: Refcounts;
   private readonly refHost: RefcountHost;
   backing: BlockDriver | null = null;
+  /** Internal snapshots, read-only here (minivm neither takes nor applies them). */
+  snapshots: Qcow2Snapshot[] = [];
   readonly backingFilename: string | undefined;
   readonly backingFormat: string | undefined;
   l1: Uint8Array;
@@ -157,9 +161,11 @@ export class Qcow2Driver implements BlockDriver {
       backingName = new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, h.backingFileOffset + len));
     }
     if (!opts.readOnly && h.nbSnapshots > 0) throw new ImageOpenError("minivm cannot write to qcow2 images with internal snapshots; open it read-only");
+    const snapshots = h.nbSnapshots > 0 ? await readSnapshots((o, n) => pool.pread(fh.fd, o, n), h.snapshotsOffset, h.nbSnapshots) : [];
     const l1 = await pool.pread(fh.fd, h.l1TableOffset, h.l1Size * 8);
     const reftable = await pool.pread(fh.fd, h.refcountTableOffset, h.refcountTableClusters * cs);
     const d = new Qcow2Driver(filename, fh, pool, opts.readOnly, h, ext, backingName, l1, reftable);
+    d.snapshots = snapshots;
     if (!opts.readOnly) {
       const st = await fh.stat();
       await d.refs.computeNextFree(st.size);

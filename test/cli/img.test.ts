@@ -122,7 +122,7 @@ describe.runIf(interop)("minivm img against qemu-img", () => {
     b.writeUInt16BE(0, rb + 2 * (l2 / 4096));
     writeFileSync(c, b);
     copyFileSync(c, t.path("c2.qcow2"));
-    for (const args of [["check", "--output=json", "snap.qcow2"], ["check", "snap.qcow2"], ["check", "--output=json", "c.qcow2"]]) {
+    for (const args of [["check", "--output=json", "snap.qcow2"], ["check", "snap.qcow2"], ["check", "--output=json", "c.qcow2"], ["info", "snap.qcow2"], ["info", "--output=json", "snap.qcow2"]]) {
       const [m, q] = await both(args);
       expect(m).toEqual(q);
     }
