@@ -346,11 +346,26 @@ const COMMANDS: Record<string, (argv: string[], io: ImgIo, pool: IoPool) => Prom
   bench: benchCmd,
 };
 
-const USAGE = "usage: minivm img create|info|check|convert|compare|map|bench [options] ...\n";
+const USAGE = `usage: minivm img <command> [options]  (options and output as qemu-img 7.2)
+
+  create [-q] [-f fmt] [-b backing_file -F backing_fmt] [-o options] filename [size]
+         options: cluster_size, compat=0.10|1.1, backing_file, backing_fmt, lazy_refcounts, refcount_bits
+  info [-f fmt] [--output=human|json] [--backing-chain] filename
+  check [-q] [-f fmt] [--output=human|json] [-r leaks|all] filename
+  convert [-p] [-q] [-n] [-f fmt] [-O output_fmt] [-B backing_file] [-o options] filename output_filename
+  compare [-q] [-s] [-f fmt] [-F fmt] filename1 filename2
+  map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] filename
+  bench [-c count] [-d depth] [-f fmt] [-o offset] [-s buffer_size] [-S step] [-w] [--pattern=N]
+        [--flush-interval=N] [--no-drain] [-q] filename   (-t, -i, -n are accepted and ignored)
+`;
 
 /** Runs one `minivm img` command with output going to `io`; returns the exit status. */
 export async function imgRun(argv: string[], io: ImgIo, pool?: IoPool): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
+    io.out(USAGE);
+    return 0;
+  }
   const fn = cmd ? COMMANDS[cmd] : undefined;
   if (!fn) {
     io.err(cmd ? `minivm img: Command not found: ${cmd}\n` : USAGE);
