@@ -9,6 +9,7 @@ import { BlockAcctStats, BlockAcctType, nowNs } from "./accounting.js";
 import { createImage } from "./create.js";
 import type { BlockDriver } from "./driver.js";
 import { openImage } from "./image.js";
+import { QmpError, genericError } from "../qmp/errors.js";
 import type { IoPool } from "./io-pool.js";
 
 /** QEMU's auto-generated node names ("#block123"): one counter per machine. */
@@ -241,11 +242,15 @@ export class BlockBackend {
 
   /** block_resize: grow (or, for raw, shrink) the disk; the device should then report the new size. */
   async resize(size: number): Promise<void> {
-    if (!Number.isSafeInteger(size) || size < 0) throw new Error("Parameter 'size' expects a non-negative number below 2^63");
-    if (this.readOnly) throw new Error("Block node is read-only");
+    if (!Number.isSafeInteger(size) || size < 0) throw genericError("Parameter 'size' expects a non-negative number below 2^63");
+    if (this.readOnly) throw genericError("Block node is read-only");
     const d = this.drv as BlockDriver & { truncate?: (n: number) => Promise<void> };
-    if (!d.truncate) throw new Error(`Image format '${d.format}' does not support resizing`);
-    await d.truncate(size);
+    if (!d.truncate) throw genericError(`Image format '${d.format}' does not support resizing`);
+    try {
+      await d.truncate(size);
+    } catch (e) {
+      throw e instanceof QmpError ? e : genericError(e instanceof Error ? e.message : String(e));
+    }
   }
 
   async close(): Promise<void> {

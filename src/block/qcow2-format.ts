@@ -3,6 +3,8 @@
 // and refuses a hostile header with QEMU's own words (block/qcow2.c, qcow2_do_open).
 // All values are big-endian; 64-bit fields are read as two 32-bit halves into JS numbers.
 
+import { QmpError } from "../qmp/errors.js";
+
 export const QCOW_MAGIC = 0x514649fb; // "QFI\xfb"
 export const MIN_CLUSTER_BITS = 9;
 export const MAX_CLUSTER_BITS = 21;
@@ -75,8 +77,13 @@ export interface Qcow2Extensions {
   hasDataFile: boolean;
 }
 
-/** An error opening an image: the message is QEMU's. */
-export class ImageOpenError extends Error {}
+/** An error opening an image: the message is QEMU's, and it is QMP-ready (GenericError). */
+export class ImageOpenError extends QmpError {
+  constructor(desc: string) {
+    super("GenericError", desc);
+    this.name = "ImageOpenError";
+  }
+}
 
 export function u64(b: Uint8Array, off: number): number {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
