@@ -33,6 +33,10 @@ static void read_dtb(uintptr_t dtb)
 		gm.ram_base = (uint32_t)fdt_cells(p, acells);
 		gm.ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
 	}
+	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
+	 * give up the last 4 MiB so "base + size" always makes sense. */
+	if ((uint64_t)gm.ram_base + gm.ram_size > 0xffc00000u)
+		gm.ram_size = 0xffc00000u - gm.ram_base;
 	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
 	if (p && be32(p))
 		gm.timebase = be32(p);

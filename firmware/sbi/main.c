@@ -42,6 +42,10 @@ static void read_dtb(uintptr_t dtb)
 		machine.ram_base = (uint32_t)fdt_cells(p, acells);
 		machine.ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
 	}
+	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
+	 * give up the last 4 MiB so "base + size" always makes sense. */
+	if ((uint64_t)machine.ram_base + machine.ram_size > 0xffc00000u)
+		machine.ram_size = 0xffc00000u - machine.ram_base;
 	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
 	if (p)
 		platform_timebase = be32(p);
