@@ -8,6 +8,7 @@ import { join } from "node:path";
 
 export const FIRMWARE_DIR = join(import.meta.dirname, "../../firmware/build");
 export const SBI_ELF = join(FIRMWARE_DIR, "minivm-sbi.elf");
+export const GUEST_ELF = join(FIRMWARE_DIR, "guest.elf");
 export const DISK_IMG = join(FIRMWARE_DIR, "disk.img");
 export const PROMPT = "minivm$ ";
 

@@ -3,7 +3,7 @@
 // QEMU, and the answers must read the same.
 import { afterEach, describe, expect, it } from "vitest";
 import { BIN } from "../helpers/vm.js";
-import { PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
+import { GUEST_ELF, PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
 
 let vm: SerialConsole | undefined;
 afterEach(async () => {
@@ -69,6 +69,15 @@ describe("minivm firmware on minivm", () => {
     expect(out).toContain("sbi: hsm hart 0 status=0 error=0; hart 1 error=-3");
     expect(out).toContain("sbi: ipi to self error=0 delivered");
     expect(out).toContain("sbi: rfence fence.i error=0 sfence.vma error=0, to a missing hart error=-3");
+  });
+
+  it("boots a --kernel payload without a disk through the boot ROM's fw_dynamic info", async () => {
+    vm = new SerialConsole(process.execPath, [BIN, "run", "--bios", SBI_ELF, "--kernel", GUEST_ELF]);
+    const banner = await vm.waitFor(PROMPT, 60_000);
+    expect(banner).toContain("minivm-sbi: booting the -kernel payload at 0x80400000");
+    expect(banner).toContain("virtio-blk: none found; the disk commands are off");
+    vm.type("halt\n");
+    expect(await vm.exited).toBe(0);
   });
 
   it("runs bench cpu to the same checksum as QEMU", async () => {

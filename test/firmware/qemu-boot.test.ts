@@ -1,12 +1,12 @@
 // minivm's own firmware and teaching disk on the real QEMU riscv32 `virt` board: the
 // committed build boots to the shell there, so the same image is a fair yardstick for
 // minivm. Skips without qemu-system-riscv32 unless MINIVM_REQUIRE_INTEROP=1.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
-import { PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
+import { GUEST_ELF, PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
 import { DIRTY_BASE, PAGE, checkDirtyImage } from "./dirty-image.js";
 
 const QEMU = "qemu-system-riscv32";
@@ -120,6 +120,22 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
     expect(out).toContain("sbi: hsm hart 0 status=0 error=0; hart 1 error=-3");
     expect(out).toContain("sbi: ipi to self error=0 delivered");
     expect(out).toContain("sbi: rfence fence.i error=0 sfence.vma error=0, to a missing hart error=-3");
+  });
+
+  it("powers off with status 2, saying why, when the disk holds nothing to boot", async () => {
+    const blank = diskCopy();
+    writeFileSync(blank, Buffer.alloc(1 << 20));
+    vm = new SerialConsole(QEMU, qemuArgs(blank, ["-global", "virtio-mmio.force-legacy=false"]));
+    await vm.waitFor("minivm-sbi: no partition of type 0x7f and no ELF at sector 0\nminivm-sbi: nothing to boot; powering off");
+    expect(await vm.exited).toBe(2);
+  });
+
+  it("boots a -kernel payload without a disk, as OpenSBI's fw_dynamic would", async () => {
+    vm = new SerialConsole(QEMU, ["-M", "virt", "-m", "128M", "-bios", SBI_ELF, "-kernel", GUEST_ELF, "-nographic", "-serial", "mon:stdio"]);
+    const banner = await vm.waitFor(PROMPT, 60_000);
+    expect(banner).toContain("minivm-sbi: booting the -kernel payload at 0x80400000");
+    expect(banner).toContain("virtio-blk: none found; the disk commands are off");
+    expect(await vm.command("disk verify 1")).toContain("disk: no data partition on a virtio-blk disk");
   });
 
   it("also boots from a legacy (version 1) virtio-mmio disk, QEMU 7.2's default", async () => {
