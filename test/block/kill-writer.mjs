@@ -18,10 +18,14 @@ export function pattern(seq) {
   return b;
 }
 let seq = Number(startArg);
-for (;;) {
+// Batches of 8 concurrent writes, a flush every third batch: most kills land between flushes,
+// with allocations and unflushed metadata in flight; only flushed writes are acknowledged.
+for (let round = 1; ; round++) {
   const batch = [];
-  for (let k = 0; k < 4; k++, seq++) batch.push(d.write((seq * STRIDE) % (d.size - LEN), pattern(seq)));
+  for (let k = 0; k < 8; k++, seq++) batch.push(d.write((seq * STRIDE) % (d.size - LEN), pattern(seq)));
   await Promise.all(batch);
-  await d.flush();
-  process.stdout.write(`ack ${seq - 1}\n`);
+  if (round % 3 === 0) {
+    await d.flush();
+    process.stdout.write(`ack ${seq - 1}\n`);
+  }
 }
