@@ -54,6 +54,9 @@ uint32_t time_ms(uint64_t ticks);
 uint64_t uptime_ticks(void);
 void idle(void);
 extern volatile uint32_t soft_interrupts;
+/* Set to 1 before an instruction meant to fault; the handler records and skips it. */
+extern volatile int trap_probe;
+extern volatile uint32_t trap_probe_cause, trap_probe_tval;
 
 /* paging.c */
 uint32_t paging_init(void);

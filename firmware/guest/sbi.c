@@ -1,5 +1,6 @@
 /* `sbi`: what the firmware offers, asked the way a kernel asks (SBI spec v2.0 §4 base
- * extension probes), plus one round trip each through HSM, IPI and RFENCE. */
+ * extension probes), one round trip each through HSM, IPI and RFENCE, and an illegal
+ * instruction the firmware has to hand back to S. */
 #include "guest.h"
 #include "../lib/csr.h"
 
@@ -47,6 +48,14 @@ void cmd_sbi(int argc, char **argv)
 	csr_clear(sie, 1u << IRQ_S_SOFT);
 	printf("sbi: ipi to self error=%d %s\n", (int32_t)ipi.error,
 	       soft_interrupts != before ? "delivered" : "NOT delivered");
+
+	/* medeleg leaves illegal instructions with M; the firmware must pass them down with
+	 * scause, stval and sepc as if the hart had delegated them. */
+	trap_probe_cause = ~0u;
+	trap_probe = 1;
+	__asm__ volatile("csrr t0, mstatus" ::: "t0", "memory"); /* M-only CSR: illegal in S */
+	printf("sbi: illegal instruction came back as scause=%d stval=0x%x\n", (int32_t)trap_probe_cause,
+	       trap_probe_tval);
 
 	struct sbiret fi = sbi_call(SBI_EXT_RFENCE, 0, 1u << gm.hartid, 0, 0);
 	struct sbiret vma = sbi_call(SBI_EXT_RFENCE, 1, 1u << gm.hartid, 0, 0);

@@ -6,6 +6,8 @@
 
 static volatile uint64_t ticks;
 volatile uint32_t soft_interrupts;
+volatile int trap_probe;
+volatile uint32_t trap_probe_cause, trap_probe_tval;
 static uint64_t next_deadline, period;
 
 uint64_t time_now(void)
@@ -68,6 +70,14 @@ void guest_trap(void)
 		/* An IPI: the firmware set SSIP for us, and only S can clear it. */
 		csr_clear(sip, 1u << IRQ_S_SOFT);
 		soft_interrupts++;
+		return;
+	}
+	if (trap_probe && !(scause & 0x80000000u)) {
+		/* An exception a command provoked on purpose: note it and step over. */
+		trap_probe = 0;
+		trap_probe_cause = scause;
+		trap_probe_tval = csr_read(stval);
+		csr_write(sepc, csr_read(sepc) + 4);
 		return;
 	}
 	printf("\nguest: unexpected trap scause=0x%x sepc=0x%x stval=0x%x\n", scause, csr_read(sepc),

@@ -62,12 +62,13 @@ describe("minivm firmware on minivm", () => {
     expect(await c.command("disk verify 2 0xfeed")).toContain("disk verify: OK 2 MiB pattern=0x0000feed");
   });
 
-  it("probes its firmware the same way: every extension there, HSM, an IPI that comes back, RFENCE", async () => {
+  it("probes its firmware the same way: every extension there, HSM, an IPI that comes back, an illegal instruction handed down, RFENCE", async () => {
     const { vm: c } = await boot();
     const out = await c.command("sbi");
     expect(out).toContain("sbi: extensions base=1 time=1 ipi=1 rfence=1 hsm=1 srst=1 dbcn=1 pmu=0 legacy-putchar=1");
     expect(out).toContain("sbi: hsm hart 0 status=0 error=0; hart 1 error=-3");
     expect(out).toContain("sbi: ipi to self error=0 delivered");
+    expect(out).toContain("sbi: illegal instruction came back as scause=2 stval=0x300022f3");
     expect(out).toContain("sbi: rfence fence.i error=0 sfence.vma error=0, to a missing hart error=-3");
   });
 

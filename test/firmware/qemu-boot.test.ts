@@ -112,13 +112,14 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
     expect(await c.command("bench disk 1")).toMatch(/bench disk: bytes=1048576 request=65536 requests=33 write_ms=\d+ read_ms=\d+ write_kib_s=\d+ read_kib_s=\d+/);
   });
 
-  it("probes its firmware: every extension there, HSM, an IPI that comes back, RFENCE", async () => {
+  it("probes its firmware: every extension there, HSM, an IPI that comes back, an illegal instruction handed down, RFENCE", async () => {
     const { vm: c } = await boot();
     const out = await c.command("sbi");
     expect(out).toContain("sbi: spec v2.0 implementation 0x4d564d version 0x10000");
     expect(out).toContain("sbi: extensions base=1 time=1 ipi=1 rfence=1 hsm=1 srst=1 dbcn=1 pmu=0 legacy-putchar=1");
     expect(out).toContain("sbi: hsm hart 0 status=0 error=0; hart 1 error=-3");
     expect(out).toContain("sbi: ipi to self error=0 delivered");
+    expect(out).toContain("sbi: illegal instruction came back as scause=2 stval=0x300022f3");
     expect(out).toContain("sbi: rfence fence.i error=0 sfence.vma error=0, to a missing hart error=-3");
   });
 
