@@ -22,6 +22,15 @@ function handMadeDiskRecipe(): string {
   return m[1];
 }
 
+/** The firmware's lines in the page's sample boot output. */
+function documentedBootLines(): string[] {
+  const page = readFileSync(join(ROOT, "docs/boot-format.md"), "utf8");
+  const section = page.slice(page.indexOf("Both print the same lines"));
+  const m = /```\n([\s\S]*?)```/.exec(section);
+  if (!m?.[1]) throw new Error("docs/boot-format.md lost its sample boot output");
+  return m[1].split("\n").filter((l) => l.startsWith("minivm-sbi"));
+}
+
 let vm: SerialConsole | undefined;
 afterEach(async () => {
   await vm?.kill();
@@ -41,7 +50,7 @@ describe.skipIf(!haveSfdisk)("the boot format's hand-made disk", () => {
     expect(readFileSync(disk).equals(readFileSync(DISK_IMG))).toBe(true);
   });
 
-  it.skipIf(!haveQemu)("boots to the shell on QEMU", async () => {
+  it.skipIf(!haveQemu)("boots to the shell on QEMU, printing what the page shows", async () => {
     vm = new SerialConsole("qemu-system-riscv32", [
       "-M", "virt", "-m", "128M", "-bios", SBI_ELF,
       "-drive", `file=${disk},if=none,format=raw,id=hd0`, "-device", "virtio-blk-device,drive=hd0",
@@ -49,6 +58,9 @@ describe.skipIf(!haveSfdisk)("the boot format's hand-made disk", () => {
     ]);
     const banner = await vm.waitFor(PROMPT, 60_000);
     expect(banner).toContain("minivm-sbi: booting partition 1 (type 0x7f, sectors 2048-4095)");
+    const documented = documentedBootLines();
+    expect(documented.length).toBeGreaterThan(3);
+    for (const line of documented) expect(banner).toContain(line);
     vm.type("halt\n");
     expect(await vm.exited).toBe(0);
   });
