@@ -468,23 +468,30 @@ export class Qcow2Driver implements BlockDriver {
     this.writebackTimer.unref();
   }
 
-  /** Under the lock: refcounts, L2 tables, L1 entries, then the deferred frees. */
+  /**
+   * Under the lock: refcounts, L2 tables, L1 entries, then the deferred frees, with an
+   * fdatasync between dependent steps (as QEMU flushes the refcount cache before the L2 cache)
+   * so that the order holds on the disk itself, not only in the page cache.
+   */
   async writeback(): Promise<void> {
+    const tables = [...this.dirtyL2];
+    const idx = [...this.dirtyL1];
+    const rel = this.releases;
+    this.dirtyL2.clear();
+    this.dirtyL1.clear();
+    this.releases = [];
     await this.refs.settle();
-    if (this.dirtyL2.size) {
-      const tables = [...this.dirtyL2];
-      this.dirtyL2.clear();
+    if (tables.length || idx.length) {
+      await this.pool.fdatasync(this.fd);
       await Promise.all(tables.map((off) => this.pool.pwrite(this.fd, off, this.l2Cache.get(off)!.slice())));
-    }
-    if (this.dirtyL1.size) {
-      const idx = [...this.dirtyL1];
-      this.dirtyL1.clear();
+      if (idx.length && tables.length) await this.pool.fdatasync(this.fd);
       await Promise.all(idx.map((i) => this.pool.pwrite(this.fd, this.header.l1TableOffset + 8 * i, this.l1.slice(8 * i, 8 * i + 8))));
     }
-    const rel = this.releases;
-    this.releases = [];
-    for (const [first, n] of rel) await this.refs.update(first, n, -1);
-    await this.refs.settle();
+    if (rel.length) {
+      if (tables.length || idx.length) await this.pool.fdatasync(this.fd);
+      for (const [first, n] of rel) await this.refs.update(first, n, -1);
+      await this.refs.settle();
+    }
   }
 
   /**
