@@ -101,6 +101,11 @@ export class BlockBackend {
   wrHighestOffset = 0;
   /** Requests submitted and not completed. */
   inFlight = 0;
+  /**
+   * Optional completion hook for the trace ring / dashboard (DESIGN §7): operation, byte range,
+   * submission stamp (nowNs) and outcome. Null costs one comparison per request.
+   */
+  trace: ((type: BlockAcctType, offset: number, bytes: number, startNs: number, ok: boolean) => void) | null = null;
   /** Temporary overlay for snapshot=on, deleted on close. */
   private tempDir: string | null = null;
 
@@ -166,9 +171,11 @@ export class BlockBackend {
     try {
       const r = await this.drv.read(offset, length);
       this.stats.done(BlockAcctType.READ, length, t0);
+      if (this.trace) this.trace(BlockAcctType.READ, offset, length, t0, true);
       return r;
     } catch (e) {
       this.stats.failed(BlockAcctType.READ, t0);
+      if (this.trace) this.trace(BlockAcctType.READ, offset, length, t0, false);
       throw e;
     } finally {
       this.inFlight--;
@@ -199,8 +206,10 @@ export class BlockBackend {
       await op();
       if (offset + length > this.wrHighestOffset) this.wrHighestOffset = offset + length;
       this.stats.done(BlockAcctType.WRITE, length, t0);
+      if (this.trace) this.trace(BlockAcctType.WRITE, offset, length, t0, true);
     } catch (e) {
       this.stats.failed(BlockAcctType.WRITE, t0);
+      if (this.trace) this.trace(BlockAcctType.WRITE, offset, length, t0, false);
       throw e;
     } finally {
       this.inFlight--;
@@ -232,8 +241,10 @@ export class BlockBackend {
     try {
       await this.drv.flush();
       this.stats.done(BlockAcctType.FLUSH, 0, t0);
+      if (this.trace) this.trace(BlockAcctType.FLUSH, 0, 0, t0, true);
     } catch (e) {
       this.stats.failed(BlockAcctType.FLUSH, t0);
+      if (this.trace) this.trace(BlockAcctType.FLUSH, 0, 0, t0, false);
       throw e;
     } finally {
       this.inFlight--;
