@@ -113,6 +113,7 @@ void cmd_check(int argc, char **argv)
 	const uint8_t *first = (const uint8_t *)DIRTY_BASE;
 	uint8_t last = first[0];
 	int stepped = 0;
+	uint32_t step = 0;
 	for (uint32_t p = 0; p < dirty_pages; p++) {
 		const uint8_t *page = (const uint8_t *)(DIRTY_BASE + p * PAGE);
 		uint32_t addr = DIRTY_BASE + p * PAGE, tag = *(const uint32_t *)(page + 4);
@@ -124,11 +125,16 @@ void cmd_check(int argc, char **argv)
 			continue;
 		if (!stepped && page[0] == (uint8_t)(last - 1)) {
 			stepped = 1;
+			step = p;
 			last = page[0];
 			continue;
 		}
 		printf("check: bad page %u at 0x%08x: counter %u after %u\n", p, addr, page[0], last);
 		return;
 	}
-	printf("check: OK pages=%u first=%u last=%u\n", dirty_pages, first[0], last);
+	/* step = the first page the interrupted sweep had not reached yet (none: between sweeps) */
+	if (stepped)
+		printf("check: OK pages=%u first=%u last=%u step=%u\n", dirty_pages, first[0], last, step);
+	else
+		printf("check: OK pages=%u first=%u last=%u step=none\n", dirty_pages, first[0], last);
 }
