@@ -46,6 +46,10 @@ static int emulate_rdtime(struct trap_frame *f, uint32_t insn)
 	uint32_t csr = insn >> 20, rd = (insn >> 7) & 31;
 	if (opcode != 0x73 || funct3 != 2 || rs1 != 0 || (csr != 0xc01 && csr != 0xc81))
 		return 0;
+	/* From U, S decides through scounteren.TM; if S said no, the trap is S's to see. */
+	uint32_t from = (csr_read(mstatus) & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT;
+	if (from == 0 && !(csr_read(scounteren) & 2u))
+		return 0;
 	uint64_t now = clint_mtime();
 	if (rd)
 		f->x[rd] = csr == 0xc01 ? (uint32_t)now : (uint32_t)(now >> 32);
