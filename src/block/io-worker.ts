@@ -4,6 +4,7 @@
 
 import { fdatasyncSync, readSync, writeSync } from "node:fs";
 import { constants as zc, deflateRawSync, inflateRawSync } from "node:zlib";
+import { move } from "piscina";
 
 export type IoOp =
   | { op: "pread"; fd: number; offset: number; length: number }
@@ -85,8 +86,10 @@ export function runPacked(b: PackedBatch): PackedResult {
   const n = b.meta.length / 4;
   let readBytes = 0;
   for (let i = 0; i < n; i++) if (b.meta[4 * i] === OP_PREAD) readBytes += b.meta[4 * i + 3];
-  const data = new Uint8Array(readBytes);
-  const status = new Int32Array(n);
+  // One buffer: n int32 statuses, then the read data, so a clean batch can be moved whole.
+  const buf = new Uint8Array(4 * n + readBytes);
+  const status = new Int32Array(buf.buffer, 0, n);
+  const data = buf.subarray(4 * n);
   const errors: PackedResult["errors"] = [];
   let rpos = 0;
   let wpos = 0;
@@ -119,9 +122,15 @@ export function runPacked(b: PackedBatch): PackedResult {
   return { status, errors, data };
 }
 
-/** The piscina entry points: `batch` for packed file I/O, `single` for (de)compression. */
-export function batch(b: PackedBatch): PackedResult {
-  return runPacked(b);
+/**
+ * The piscina entry points: `batch` for packed file I/O, `single` for (de)compression. A batch
+ * without errors comes back as one transferred buffer, [status × n as int32][read data], so
+ * the read data is moved to the calling thread rather than copied.
+ */
+export function batch(b: PackedBatch): PackedResult | Uint8Array {
+  const r = runPacked(b);
+  if (r.errors.length) return r;
+  return move(new Uint8Array(r.data.buffer)) as Uint8Array;
 }
 
 export function single(op: IoOp): IoResult {
