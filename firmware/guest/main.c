@@ -7,39 +7,21 @@
 
 struct guest_machine gm;
 
+/* Copies what the guest needs: once paging is on, the tree may not be mapped. */
 static void read_dtb(uintptr_t dtb)
 {
-	const void *fdt = (const void *)dtb;
-	uint32_t len, acells = 2, scells = 1;
-	memcpy(gm.model, "unknown machine", 16);
-	gm.ram_base = 0x80000000u;
-	gm.ram_size = 128u << 20;
-	gm.timebase = 10000000;
-	if (fdt_check(fdt))
-		return;
-	gm.dtb = dtb;
-	gm.dtb_size = fdt_totalsize(fdt);
-	const char *model = fdt_prop(fdt, "/", "model", &len);
-	if (model && len <= sizeof(gm.model))
-		memcpy(gm.model, model, len);
-	const void *p = fdt_prop(fdt, "/", "#address-cells", &len);
-	if (p)
-		acells = be32(p);
-	p = fdt_prop(fdt, "/", "#size-cells", &len);
-	if (p)
-		scells = be32(p);
-	p = fdt_prop(fdt, "/memory", "reg", &len);
-	if (p && len >= 4 * (acells + scells)) {
-		gm.ram_base = (uint32_t)fdt_cells(p, acells);
-		gm.ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
-	}
-	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
-	 * give up the last 4 MiB so "base + size" always makes sense. */
-	if ((uint64_t)gm.ram_base + gm.ram_size > 0xffc00000u)
-		gm.ram_size = 0xffc00000u - gm.ram_base;
-	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
-	if (p && be32(p))
-		gm.timebase = be32(p);
+	struct fdt_machine m;
+	int ok = fdt_read_machine((const void *)dtb, &m) == 0;
+	size_t n = strlen(m.model);
+	if (n >= sizeof(gm.model))
+		n = sizeof(gm.model) - 1;
+	memcpy(gm.model, m.model, n);
+	gm.model[n] = '\0';
+	gm.ram_base = m.ram_base;
+	gm.ram_size = m.ram_size;
+	gm.timebase = m.timebase;
+	gm.dtb = ok ? dtb : 0;
+	gm.dtb_size = m.size;
 }
 
 void guest_main(uint32_t hartid, uintptr_t dtb);

@@ -93,3 +93,39 @@ uint64_t fdt_cells(const void *p, uint32_t cells)
 	const uint8_t *b = p;
 	return cells == 2 ? ((uint64_t)be32(b) << 32) | be32(b + 4) : be32(b);
 }
+
+int fdt_read_machine(const void *fdt, struct fdt_machine *m)
+{
+	uint32_t len, acells = 2, scells = 1;
+	m->model = "unknown machine";
+	m->ram_base = 0x80000000u;
+	m->ram_size = 128u << 20;
+	m->timebase = 10000000u;
+	m->size = 0;
+	if (fdt_check(fdt))
+		return -1;
+	m->size = fdt_totalsize(fdt);
+	const char *model = fdt_prop(fdt, "/", "model", &len);
+	if (model)
+		m->model = model;
+	/* §2.3.5: without #address-cells/#size-cells a reader assumes 2 and 1. */
+	const void *p = fdt_prop(fdt, "/", "#address-cells", &len);
+	if (p)
+		acells = be32(p);
+	p = fdt_prop(fdt, "/", "#size-cells", &len);
+	if (p)
+		scells = be32(p);
+	p = fdt_prop(fdt, "/memory", "reg", &len);
+	if (p && len >= 4 * (acells + scells)) {
+		m->ram_base = (uint32_t)fdt_cells(p, acells);
+		m->ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
+	}
+	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
+	 * give up the last 4 MiB so "base + size" always makes sense. */
+	if ((uint64_t)m->ram_base + m->ram_size > 0xffc00000u)
+		m->ram_size = 0xffc00000u - m->ram_base;
+	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
+	if (p && be32(p))
+		m->timebase = be32(p);
+	return 0;
+}

@@ -15,4 +15,16 @@ const void *fdt_prop(const void *fdt, const char *path, const char *prop, uint32
 /* Reads `cells` big-endian 32-bit cells (1 or 2) at `p` as one number. */
 uint64_t fdt_cells(const void *p, uint32_t cells);
 
+/* The board facts minivm-sbi and the guest both need, with QEMU virt's defaults when the
+ * tree lacks them (or there is no tree). */
+struct fdt_machine {
+	const char *model;  /* points into the tree */
+	uint32_t ram_base;
+	uint32_t ram_size;  /* trimmed so ram_base + ram_size fits in 32 bits */
+	uint32_t timebase;  /* Hz */
+	uint32_t size;      /* of the tree itself; 0 without one */
+};
+/* 0 if `fdt` is a device tree, -1 if not (*m then holds the defaults). */
+int fdt_read_machine(const void *fdt, struct fdt_machine *m);
+
 #endif

@@ -8,7 +8,7 @@
 #include "../lib/fdt.h"
 
 struct machine_info machine;
-uint32_t platform_timebase = 10000000; /* the virt board's 10 MHz, unless the DTB says otherwise */
+uint32_t platform_timebase; /* from the DTB (read_dtb), for the disk driver's timeouts */
 
 extern char __stack_top[];
 
@@ -17,38 +17,14 @@ extern char __stack_top[];
 
 static void read_dtb(uintptr_t dtb)
 {
-	machine.model = "unknown machine";
-	machine.ram_base = 0x80000000u;
-	machine.ram_size = 128u << 20;
-	machine.dtb = dtb;
-	if (fdt_check((const void *)dtb)) {
-		machine.dtb = 0;
-		return;
-	}
-	const void *fdt = (const void *)dtb;
-	uint32_t len, acells = 2, scells = 1;
-	machine.dtb_size = fdt_totalsize(fdt);
-	const char *model = fdt_prop(fdt, "/", "model", &len);
-	if (model)
-		machine.model = model;
-	const void *p = fdt_prop(fdt, "/", "#address-cells", &len);
-	if (p)
-		acells = be32(p);
-	p = fdt_prop(fdt, "/", "#size-cells", &len);
-	if (p)
-		scells = be32(p);
-	p = fdt_prop(fdt, "/memory", "reg", &len);
-	if (p && len >= 4 * (acells + scells)) {
-		machine.ram_base = (uint32_t)fdt_cells(p, acells);
-		machine.ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
-	}
-	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
-	 * give up the last 4 MiB so "base + size" always makes sense. */
-	if ((uint64_t)machine.ram_base + machine.ram_size > 0xffc00000u)
-		machine.ram_size = 0xffc00000u - machine.ram_base;
-	p = fdt_prop(fdt, "/cpus", "timebase-frequency", &len);
-	if (p)
-		platform_timebase = be32(p);
+	struct fdt_machine m;
+	int ok = fdt_read_machine((const void *)dtb, &m) == 0;
+	machine.model = m.model;
+	machine.ram_base = m.ram_base;
+	machine.ram_size = m.ram_size;
+	machine.dtb = ok ? dtb : 0;
+	machine.dtb_size = m.size;
+	platform_timebase = m.timebase;
 }
 
 /* Privileged spec §3.7: with any PMP entry implemented, S/U may touch only what an entry
