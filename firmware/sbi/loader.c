@@ -14,6 +14,8 @@
 
 static struct vblk disk;
 static uint8_t sector[VBLK_SECTOR] __attribute__((aligned(16)));
+static uint32_t sector_lba = ~0u; /* which sector `sector` holds: the ELF header and the
+				   * program headers usually share one, and each request costs */
 static uint32_t part_lba, part_sectors;
 
 /* Copies `len` bytes at byte `off` of the boot partition to `dst`: whole sectors straight
@@ -36,8 +38,12 @@ static int part_read(uint32_t off, void *dst, uint32_t len)
 			n = VBLK_SECTOR - skip;
 			if (n > len)
 				n = len;
-			if (vblk_read(&disk, lba, sector, VBLK_SECTOR))
-				return -1;
+			if (lba != sector_lba) {
+				sector_lba = ~0u;
+				if (vblk_read(&disk, lba, sector, VBLK_SECTOR))
+					return -1;
+				sector_lba = lba;
+			}
 			memcpy(out, sector + skip, n);
 		}
 		off += n;
@@ -53,6 +59,7 @@ static int pick_partition(void)
 	struct mbr_partition parts[4];
 	if (vblk_read(&disk, 0, sector, VBLK_SECTOR))
 		return -1;
+	sector_lba = 0;
 	if (memcmp(sector, "\177ELF", 4) == 0) {
 		part_lba = 0;
 		part_sectors = (uint32_t)disk.capacity;
