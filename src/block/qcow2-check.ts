@@ -4,7 +4,7 @@
 // refcount 0 or a broken refblock makes the whole refcount structure be rebuilt at the end
 // of the file, which is also what makes an image left behind by kill -9 whole again.
 
-import { ENTRY_COMPRESSED_HI, ENTRY_COPIED_HI, ENTRY_ZERO_LO, entryOffset, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, putU64, u32, u64 } from "./qcow2-format.js";
+import { compressedDescriptor, ENTRY_COMPRESSED_HI, ENTRY_COPIED_HI, ENTRY_ZERO_LO, entryOffset, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, putU64, u32, u64 } from "./qcow2-format.js";
 import { setRefcount } from "./qcow2-refcount.js";
 import type { Qcow2Driver } from "./qcow2.js";
 
@@ -129,9 +129,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
         const ehi = u32(t, 8 * j);
         const elo = u32(t, 8 * j + 4);
         if (ehi & ENTRY_COMPRESSED_HI) {
-          const x = 62 - (h.clusterBits - 8);
-          const coff = (ehi & ((1 << (x - 32)) - 1)) * 0x100000000 + elo;
-          const sectors = ((ehi & 0x3fffffff) >>> (x - 32)) + 1;
+          const { offset: coff, sectors } = compressedDescriptor(ehi, elo, h.clusterBits);
           if (ehi & ENTRY_COPIED_HI) {
             r.messages.push(`ERROR: coffset=0x${coff.toString(16)}: copied flag must never be set for compressed clusters`);
             r.corruptions++;

@@ -378,3 +378,13 @@ export async function readSnapshots(read: (off: number, len: number) => Promise<
   }
   return out;
 }
+
+/**
+ * A compressed L2 entry's data location (qcow2.txt "Compressed Clusters Descriptor"): with
+ * x = 62 - (cluster_bits - 8), bits 0..x-1 are the byte offset and bits x..61 the number of
+ * additional 512-byte sectors. Decoded from the 32-bit halves: the whole exceeds 2^53.
+ */
+export function compressedDescriptor(hi: number, lo: number, clusterBits: number): { offset: number; sectors: number } {
+  const x = 62 - (clusterBits - 8);
+  return { offset: (hi & ((1 << (x - 32)) - 1)) * 0x100000000 + lo, sectors: ((hi & 0x3fffffff) >>> (x - 32)) + 1 };
+}

@@ -17,6 +17,7 @@ import {
   INCOMPAT_DIRTY,
   INCOMPAT_SUPPORTED,
   AUTOCLEAR_SUPPORTED,
+  compressedDescriptor,
   parseExtensions,
   parseHeader,
   putU32,
@@ -237,10 +238,7 @@ export class Qcow2Driver implements BlockDriver {
     const hi = dv.getUint32(8 * idx);
     const lo = dv.getUint32(8 * idx + 4);
     if (hi & ENTRY_COMPRESSED_HI) {
-      const x = 62 - (this.header.clusterBits - 8);
-      // Split on the 32-bit halves: the whole descriptor exceeds 2^53.
-      const host = (hi & ((1 << (x - 32)) - 1)) * 0x100000000 + lo;
-      const sectors = ((hi & 0x3fffffff) >>> (x - 32)) + 1;
+      const { offset: host, sectors } = compressedDescriptor(hi, lo, this.header.clusterBits);
       return { kind: Kind.Compressed, host, csize: sectors * 512 - (host % 512), copied: false };
     }
     const host = entryOffset(hi, lo);
