@@ -18,7 +18,9 @@ extern char __stack_top[];
 static void read_dtb(uintptr_t dtb)
 {
 	struct fdt_machine m;
-	int ok = fdt_read_machine((const void *)dtb, &m) == 0;
+	/* Look only where RAM can be: a stray a1 must not fault the firmware before its banner. */
+	int plausible = dtb >= 0x80000000u && !(dtb & 3);
+	int ok = fdt_read_machine(plausible ? (const void *)dtb : NULL, &m) == 0;
 	machine.model = m.model;
 	machine.ram_base = m.ram_base;
 	machine.ram_size = m.ram_size;
