@@ -407,6 +407,55 @@ export class Qcow2Driver implements BlockDriver {
     this.release(old);
   }
 
+  /** Where the next compressed cluster may go: byte offset inside a cluster already counted. */
+  private compressedTail = 0;
+
+  /**
+   * Writes one whole guest cluster compressed (qcow2_co_pwritev_compressed_part), as
+   * `convert -c` does: raw deflate packed back to back into host clusters, each host cluster
+   * counted once per compressed cluster that touches it. A cluster that does not shrink is
+   * written normally. Only unallocated clusters, as in QEMU.
+   */
+  async writeCompressed(c: number, data: Uint8Array): Promise<void> {
+    this.writable();
+    const tail = c * this.cs + data.length === this.size; // the last, partial cluster is zero-padded
+    if (data.length > this.cs || (data.length !== this.cs && !tail)) throw new Error("qcow2: compressed writes must cover one whole cluster");
+    if (data.length !== this.cs) {
+      const padded = new Uint8Array(this.cs);
+      padded.set(data);
+      data = padded;
+    }
+    const z = await this.pool.deflate(data);
+    await this.lock.run(async () => {
+      const m = await this.map(c);
+      if (m.kind !== Kind.Unallocated) throw new Error("qcow2: compressed write to an allocated cluster");
+      const x = 62 - (this.header.clusterBits - 8);
+      const maxLen = (2 ** (62 - x)) * 512; // what the sector-count field can describe
+      if (z.length >= this.cs || z.length > maxLen - 512) {
+        await this.setCluster(c, m, data);
+        return;
+      }
+      await this.markDirtyForLazyRefcounts();
+      const { table, off: l2off } = await this.ensureL2(c);
+      let at = this.compressedTail;
+      const room = at % this.cs === 0 ? 0 : this.cs - (at % this.cs);
+      if (z.length > room) {
+        // Start in fresh clusters; they are counted by alloc, and the tail moves past them.
+        const n = Math.ceil(z.length / this.cs);
+        at = await this.refs.alloc(n);
+        this.checkOverlap(at, null, n * this.cs);
+      } else {
+        await this.refs.update(Math.floor(at / this.cs), 1, 1); // one more user of the partly filled cluster
+      }
+      // (alloc counted each cluster of a fresh run once: that is this compressed cluster's share.)
+      await this.pool.pwrite(this.fd, at, z);
+      this.compressedTail = at + z.length;
+      const sectors = Math.floor(((at % 512) + z.length + 511) / 512) - 1;
+      const hi = (0x40000000 | (sectors << (x - 32)) | Math.floor(at / 0x100000000)) >>> 0;
+      this.setL2Entry(table, l2off, c % this.l2Entries, hi, at >>> 0);
+    });
+  }
+
   private setL2Entry(table: Uint8Array, l2off: number, idx: number, hi: number, lo: number): void {
     this.checkOverlap(l2off, "active L2 table");
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);

@@ -25,22 +25,40 @@ export async function mapImage(d: BlockDriver, start = 0, maxLength = d.size - s
   return out;
 }
 
-/** Copies guest contents; zero and unallocated ranges of the source are skipped (sparse output). */
-export async function convertImage(src: BlockDriver, dst: BlockDriver, progress?: (pct: number) => void): Promise<void> {
+/** What `convert -c` needs from the target: qcow2's compressed cluster write. */
+export interface CompressedTarget {
+  writeCompressed(cluster: number, data: Uint8Array): Promise<void>;
+}
+
+/**
+ * Copies guest contents; zero and unallocated ranges of the source are skipped (sparse
+ * output). With `compressed`, every non-zero target cluster is written compressed.
+ */
+export async function convertImage(src: BlockDriver, dst: BlockDriver, progress?: (pct: number) => void, compressed?: CompressedTarget): Promise<void> {
   const size = src.size;
   let done = 0;
   progress?.(0);
+  // Compressed output goes cluster by cluster, so chunks start on cluster boundaries.
+  const chunk = compressed ? Math.max(CHUNK, dst.clusterSize!) : CHUNK;
   for (let pos = 0; pos < size; ) {
-    const e = await src.blockStatus(pos, Math.min(size - pos, CHUNK));
+    let e = await src.blockStatus(pos, Math.min(size - pos, chunk));
+    if (compressed) {
+      // Extents of the source need not align with target clusters: copy whole clusters.
+      const cs = dst.clusterSize!;
+      const end = Math.min(size, Math.ceil((pos + e.length) / cs) * cs);
+      e = { ...e, length: end - pos, data: true };
+    }
     if (e.data) {
       for (let o = pos; o < pos + e.length; o += CHUNK) {
         const n = Math.min(CHUNK, pos + e.length - o);
         const buf = await src.read(o, n);
-        // Write only non-zero clusters-sized pieces, as qemu-img's zero detection does.
-        const step = 65536;
+        // Write only non-zero cluster-sized pieces, as qemu-img's zero detection does.
+        const step = compressed ? dst.clusterSize! : 65536;
         for (let k = 0; k < n; k += step) {
           const piece = buf.subarray(k, Math.min(n, k + step));
-          if (!isZero(piece)) await dst.write(o + k, piece);
+          if (isZero(piece)) continue;
+          if (compressed) await compressed.writeCompressed((o + k) / step, piece);
+          else await dst.write(o + k, piece);
         }
       }
     } else if (e.zero && dst.backing) {

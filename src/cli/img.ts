@@ -197,7 +197,6 @@ async function convert(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
   const out = p.args[p.args.length - 1];
   const inputs = p.args.slice(0, -1);
   if (inputs.length !== 1) throw new Error("minivm img convert takes exactly one source image");
-  if (has(p, "c")) throw new Error("minivm img convert does not write compressed clusters");
   const outFmt = (last(p, "O") ?? "raw") as "raw" | "qcow2";
   const o = parseOpts(p.opts.get("o"));
   const src = await open(inputs[0], pool, last(p, "f"));
@@ -219,12 +218,18 @@ async function convert(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
     try {
       let shown = -1;
       const showProgress = has(p, "p") && !has(p, "q");
-      await convertImage(src, dst, (pct) => {
-        if (!showProgress) return;
-        if (Math.floor(pct) === shown && pct !== 100) return;
-        shown = Math.floor(pct);
-        io.out(`    (${pct.toFixed(2)}/100%)\r`);
-      });
+      if (has(p, "c") && !(dst instanceof Qcow2Driver)) throw new Error("Compression not supported for this file format");
+      await convertImage(
+        src,
+        dst,
+        (pct) => {
+          if (!showProgress) return;
+          if (Math.floor(pct) === shown && pct !== 100) return;
+          shown = Math.floor(pct);
+          io.out(`    (${pct.toFixed(2)}/100%)\r`);
+        },
+        has(p, "c") && dst instanceof Qcow2Driver ? dst : undefined,
+      );
       if (showProgress) io.out(`    (100.00/100%)\r\n`);
     } finally {
       await dst.close();

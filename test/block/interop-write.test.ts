@@ -151,6 +151,28 @@ describe.runIf(interop)("images written by minivm pass qemu-img check and compar
     expectIdentical(c, "qcow2", ref, "raw");
   });
 
+  it("convert -c writes compressed clusters that qemu-img checks clean and reads identically", async () => {
+    const io = { out: () => undefined, err: () => undefined };
+    const src = t.path("csrc.raw");
+    qemuImg(["create", "-q", "-f", "raw", src, "3000000"]);
+    qemuIo(src, "raw", "write -P 0x12 0 300k");
+    qemuIo(src, "raw", "write -P 0x34 1M 100k");
+    const noise = new Uint8Array(150_000).map((_, i) => (i * 2654435761) >>> 24);
+    const r = await openImage(src, { pool, format: "raw" });
+    await r.write(2_000_000, noise);
+    await r.write(2_999_000, new Uint8Array(1000).fill(7));
+    await r.close();
+    for (const cs of ["512", "4096", "65536"]) {
+      const out = t.path(`cconv-${cs}.qcow2`);
+      expect(await imgRun(["convert", "-c", "-f", "raw", "-O", "qcow2", "-o", `cluster_size=${cs}`, src, out], io, pool)).toBe(0);
+      expectClean(out);
+      expectIdentical(out, "qcow2", src, "raw");
+      const info = qemuImg(["check", "--output=json", out]).stdout;
+      expect(JSON.parse(info)["compressed-clusters"]).toBeGreaterThan(0);
+      expect(await imgRun(["compare", out, src], io, pool)).toBe(0);
+    }
+  }, 60_000);
+
   it("converts qcow2 -> raw and raw -> qcow2 with minivm img convert", async () => {
     const io = { out: () => undefined, err: () => undefined };
     const top = t.path("top.qcow2");
