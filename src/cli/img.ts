@@ -357,7 +357,7 @@ const USAGE = `usage: minivm img <command> [options]  (options and output as qem
          options: cluster_size, compat=0.10|1.1, backing_file, backing_fmt, lazy_refcounts, refcount_bits
   info [-f fmt] [--output=human|json] [--backing-chain] filename
   check [-q] [-f fmt] [--output=human|json] [-r leaks|all] filename
-  convert [-p] [-q] [-n] [-f fmt] [-O output_fmt] [-B backing_file] [-o options] filename output_filename
+  convert [-c] [-p] [-q] [-n] [-f fmt] [-O output_fmt] [-B backing_file] [-o options] filename output_filename
   compare [-q] [-s] [-f fmt] [-F fmt] filename1 filename2
   map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] filename
   bench [-c count] [-d depth] [-f fmt] [-o offset] [-s buffer_size] [-S step] [-w] [--pattern=N]
