@@ -329,6 +329,12 @@ export function amoInstruction(cpu: Cpu, inst: number, pc: number): boolean {
     cpu.pc = raiseException(cpu, EXC_LOAD_MISALIGNED, a, pc);
     return false;
   }
+  // QEMU probes an atomic's page for reading first (a page that cannot be read gives a
+  // load page fault), then for writing (store/AMO page fault).
+  if (translate(cpu, a, ACCESS_LOAD, priv) < 0) {
+    cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
+    return false;
+  }
   const pa = translate(cpu, a, ACCESS_STORE, priv);
   if (pa < 0) {
     cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, a, pc);

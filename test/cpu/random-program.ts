@@ -62,22 +62,33 @@ const ILLEGAL = [
   0x000010e7, 0x0000200f, 0x0000302f, 0x5000202f, 0x00004073, 0x00200073, 0x00000007, 0x0000007b,
 ];
 
+/** An address in the alias window: page k has permission case k (see randharness.S). */
+function aliasAddress(rng: Rng, sym: HarnessSymbols, size: number): number {
+  return ALIAS_BASE + rng.int(8) * 0x1000 + (sym.data & 0xfff) + dataAddress(rng, size, rng.int(4) === 0);
+}
+
 function dataAddress(rng: Rng, size: number, misaligned: boolean): number {
   let off = rng.int(256 - 8);
   if (!misaligned) off &= ~(size - 1);
   return off;
 }
 
-/** One random program; `pcStart` is where its first word will live. */
-export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, bodyUnits = 60): number[] {
+/** Base of the Sv32 alias window onto the data page that rand_begin maps for S/U programs. */
+const ALIAS_BASE = 0x40000000;
+
+/**
+ * One random program; `pcStart` is where its first word will live. `mode` is the privilege
+ * it runs in: 3 (M, physical addresses), 1 (S) or 0 (U), the latter two under Sv32.
+ */
+export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, mode = 3, bodyUnits = 60): number[] {
   const units: Unit[] = [];
   const callTo = (target: number, at: number, link: number): number[] => {
     const [hi, lo] = hiLo(target - at);
     return [auipc(link, hi), jalr(link, link, lo)];
   };
   // Prologue: rand_begin (prints the marker, seeds the data area), then random registers.
-  const pro: number[] = [];
-  pro.push(...callTo(sym.begin, pcStart, 1));
+  const pro: number[] = [addi(10, 0, mode)];
+  pro.push(...callTo(sym.begin, pcStart + 4, 1));
   for (let r = 1; r < 32; r++) pro.push(...li(r, rng.value()));
 
   while (units.length < bodyUnits) {
@@ -105,6 +116,7 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
       let addr: number;
       if (where === 0) addr = rng.pick(HOLES);
       else if (where === 1 && !store) addr = 0x1000 + rng.int(0x40);
+      else if (mode !== 3 && where < 10) addr = aliasAddress(rng, sym, size);
       else addr = sym.data + dataAddress(rng, size, rng.int(4) === 0);
       const imm = rng.int(3) === 0 ? -rng.int(64) : 0;
       const words = li(rs1, addr - imm);
@@ -112,7 +124,7 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
       units.push({ words });
     } else if (k < 70) {
       // A extension: AMOs, and LR/SC pairs that sometimes match
-      const addr = sym.data + dataAddress(rng, 4, rng.int(8) === 0);
+      const addr = mode !== 3 && rng.int(2) === 0 ? aliasAddress(rng, sym, 4) : sym.data + dataAddress(rng, 4, rng.int(8) === 0);
       const words = li(rs1, addr);
       const aqrl = rng.int(4);
       if (rng.int(3) === 0) {
@@ -149,7 +161,9 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
       units.push({ words });
     } else if (k < 88) {
       const f3 = rng.pick([1, 2, 3, 5, 6, 7]);
-      const csr = f3 === 1 || f3 === 5 || rng.int(2) ? rng.pick(CSRS_RW) : rng.pick(CSRS_RO);
+      let csr = f3 === 1 || f3 === 5 || rng.int(2) ? rng.pick(CSRS_RW) : rng.pick(CSRS_RO);
+      // Below M a satp write would pull the page table from under the program.
+      if (mode !== 3 && csr === 0x180) csr = 0x100;
       const src = rng.int(3) === 0 ? 0 : f3 >= 5 ? rng.int(32) : rs1;
       units.push({ words: [enc.i(0x73, f3, rng.int(4) === 0 ? 0 : rd, src, csr)] });
       if (rng.int(4) === 0) units.push({ words: [enc.i(0x73, 2, rd, 0, rng.pick(CSRS_READ_ONLY_USE))] });
@@ -158,7 +172,8 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
     } else if (k < 93) {
       units.push({ words: [rng.pick(ILLEGAL)] });
     } else if (k < 95) {
-      units.push({ words: [rng.int(2) ? 0x0ff0000f : 0x0000100f] });
+      const fences = [0x0ff0000f, 0x0000100f, 0x12000073, 0x12050073];
+      units.push({ words: [rng.pick(fences)] });
     } else {
       units.push({ words: [NOP] });
     }
@@ -171,15 +186,18 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
     starts.push(pc);
     pc += u.words.length * 4;
   }
-  const epilogueStart = pc;
+  // S and U programs first return to M: ECALL plus the marker word.
+  const exitWords = mode === 3 ? [] : [0x00000073, 0x0000000b];
+  const epilogueStart = pc + exitWords.length * 4;
   for (let i = 0; i < units.length; i++) {
     const f = units[i].fixup;
     if (!f) continue;
-    const target = f.target < units.length ? starts[f.target] : epilogueStart;
+    const target = f.target < units.length ? starts[f.target] : epilogueStart - exitWords.length * 4;
     units[i].words[f.word] = f.make(target - (starts[i] + f.word * 4));
   }
   const out = [...pro];
   for (const u of units) out.push(...u.words);
+  out.push(...exitWords);
 
   // Epilogue: park x1 in mscratch, store x2..x31 and x1 to rand_regs, record where to
   // come back to, and jump to rand_dump.
@@ -205,7 +223,9 @@ export function generateBatch(seed: number, count: number, sym: HarnessSymbols, 
   for (let i = 0; i < count; i++) {
     const pc = base + words.length * 4;
     starts.push(pc);
-    words.push(...generateProgram(new Rng((seed * 7919 + i) | 0), sym, pc));
+    const rng = new Rng((seed * 7919 + i) | 0);
+    const r = rng.int(10);
+    words.push(...generateProgram(rng, sym, pc, r < 5 ? 3 : r < 8 ? 1 : 0));
   }
   const pc = base + words.length * 4;
   const [hi, lo] = hiLo(sym.finish - pc);
