@@ -45,6 +45,19 @@ export const VIRTIO_BLK_MAX_TRANSFER = 64 * 1024 * 1024;
 export const VIRTIO_BLK_CONFIG_SIZE = 0x3c;
 const SECTOR = 512;
 
+/** QEMU's VIRTIO_BLK_MAX_MERGE_REQS. */
+export const VIRTIO_BLK_MAX_MERGE_REQS = 32;
+
+interface RwRequest {
+  sector: number;
+  size: number;
+  write: boolean;
+  data: Uint8Array | null;
+  bufs: { addr: number; len: number }[];
+  finish: (status: number) => void;
+  epoch: number;
+}
+
 export interface VirtioBlkState {
   version: 1;
   writeback: boolean;
@@ -55,6 +68,8 @@ export class VirtioBlk implements VirtioBackend {
   readonly numQueues = 1;
   readonly configSize = VIRTIO_BLK_CONFIG_SIZE;
   readonly features: readonly [number, number];
+  /** QEMU's request-merging property (default on). */
+  readonly mergeRequests: boolean;
   /** The write cache flag (config `writeback`, changeable with CONFIG_WCE). */
   writeback = true;
   private transport: VirtioTransport | null = null;
@@ -64,8 +79,9 @@ export class VirtioBlk implements VirtioBackend {
 
   constructor(
     readonly blk: BlockBackend,
-    private readonly opts: { serial?: string } = {},
+    private readonly opts: { serial?: string; requestMerging?: boolean } = {},
   ) {
+    this.mergeRequests = opts.requestMerging ?? true;
     let f = (1 << VIRTIO_BLK_F_SEG_MAX) | (1 << VIRTIO_BLK_F_BLK_SIZE) | (1 << VIRTIO_BLK_F_FLUSH) | (1 << VIRTIO_BLK_F_CONFIG_WCE) | (1 << VIRTIO_BLK_F_DISCARD) | (1 << VIRTIO_BLK_F_WRITE_ZEROES);
     if (blk.readOnly) f |= 1 << VIRTIO_BLK_F_RO;
     this.features = [f >>> 0, 0];
@@ -124,10 +140,77 @@ export class VirtioBlk implements VirtioBackend {
     if (!vq) return;
     // One submission stamp for every request of this kick: latency runs from here.
     const t0 = nowNs();
-    for (;;) {
-      const chain = vq.pop();
-      if (!chain) return;
-      this.handle(t, vq, chain, t0);
+    try {
+      for (;;) {
+        const chain = vq.pop();
+        if (!chain) break;
+        this.handle(t, vq, chain, t0);
+      }
+    } finally {
+      this.submitMultireq(t0);
+    }
+  }
+
+  /** Reads or writes collected from one kick, not yet submitted (QEMU's MultiReqBuffer). */
+  private mrb: RwRequest[] = [];
+
+  /**
+   * virtio_blk_submit_multireq: sort the batch by sector and merge runs of contiguous requests
+   * (at most VIRTIO_BLK_MAX_MERGE_REQS, within the transfer limit) into one backend request.
+   */
+  private submitMultireq(t0: number): void {
+    const reqs = this.mrb;
+    if (reqs.length === 0) return;
+    this.mrb = [];
+    if (this.mergeRequests) reqs.sort((a, b) => a.sector - b.sector);
+    let group: RwRequest[] = [];
+    let bytes = 0;
+    const flushGroup = (): void => {
+      if (group.length) this.submitGroup(group, t0);
+      group = [];
+      bytes = 0;
+    };
+    for (const r of reqs) {
+      const last = group[group.length - 1];
+      const contiguous = last !== undefined && last.sector + last.size / SECTOR === r.sector;
+      if (!this.mergeRequests || !contiguous || group.length >= VIRTIO_BLK_MAX_MERGE_REQS || bytes + r.size > VIRTIO_BLK_MAX_TRANSFER) flushGroup();
+      group.push(r);
+      bytes += r.size;
+    }
+    flushGroup();
+  }
+
+  private submitGroup(group: RwRequest[], t0: number): void {
+    const t = this.transport!;
+    const first = group[0];
+    const offset = first.sector * SECTOR;
+    const done = (status: number): void => {
+      for (const r of group) r.finish(status);
+    };
+    this.inFlight++;
+    const settle = (p: Promise<unknown>): void => {
+      p.then(
+        () => done(VIRTIO_BLK_S_OK),
+        () => done(VIRTIO_BLK_S_IOERR),
+      ).finally(() => {
+        if (--this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    };
+    if (first.write) {
+      const writethrough = !this.writeback || !t.driverHasFeature(VIRTIO_BLK_F_FLUSH);
+      const io = group.length === 1 ? this.blk.write(offset, first.data!, t0) : this.blk.writeMerged(offset, group.map((r) => r.data!), t0);
+      settle(io.then(() => (writethrough ? this.blk.flush() : undefined)));
+    } else {
+      const io = group.length === 1 ? this.blk.read(offset, first.size, t0) : this.blk.readMerged(offset, group.map((r) => r.size), t0);
+      settle(
+        io.then((data) => {
+          let at = 0;
+          for (const r of group) {
+            if (t.epoch === r.epoch) scatter(t, r.bufs, data.subarray(at, at + r.size));
+            at += r.size;
+          }
+        }),
+      );
     }
   }
 
@@ -176,27 +259,15 @@ export class VirtioBlk implements VirtioBackend {
           finish(VIRTIO_BLK_S_IOERR);
           return;
         }
-        if (write) {
-          const data = gather(t, out, 16, size);
-          // A driver that cannot flush gets write-through, as QEMU does without VIRTIO_BLK_F_FLUSH.
-          const writethrough = !this.writeback || !t.driverHasFeature(VIRTIO_BLK_F_FLUSH);
-          run(
-            this.blk.write(sector * SECTOR, data, t0).then(async () => {
-              if (writethrough) await this.blk.flush();
-              return VIRTIO_BLK_S_OK;
-            }),
-          );
-        } else {
-          run(
-            this.blk.read(sector * SECTOR, size, t0).then((data) => {
-              if (t.epoch === epoch) scatter(t, dataIn.bufs, data);
-              return VIRTIO_BLK_S_OK;
-            }),
-          );
-        }
+        // Collected, then merged and submitted at the end of the kick (or when the type changes);
+        // a driver that cannot flush gets write-through, as QEMU does without VIRTIO_BLK_F_FLUSH.
+        if (this.mrb.length && (this.mrb[0].write !== write || this.mrb.length >= VIRTIO_BLK_MAX_MERGE_REQS)) this.submitMultireq(t0);
+        this.mrb.push({ sector, size, write, data: write ? gather(t, out, 16, size) : null, bufs: dataIn.bufs, finish, epoch });
         return;
       }
       case VIRTIO_BLK_T_FLUSH:
+        // A flush covers the writes before it: submit them first (virtio_blk_handle_flush).
+        this.submitMultireq(t0);
         run(this.blk.flush(t0).then(() => VIRTIO_BLK_S_OK));
         return;
       case VIRTIO_BLK_T_GET_ID: {

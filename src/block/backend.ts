@@ -190,6 +190,63 @@ export class BlockBackend {
     return this.accountWrite(offset, data.length, () => this.drv.write(offset, data), startNs);
   }
 
+  /**
+   * Several contiguous guest reads merged into one (virtio-blk's multireq): one driver read,
+   * each request accounted as its own operation, and n-1 counted as merged.
+   */
+  async readMerged(offset: number, lengths: readonly number[], startNs?: number): Promise<Uint8Array> {
+    const total = lengths.reduce((a, b) => a + b, 0);
+    if (!this.inRange(offset, total)) {
+      for (let i = 0; i < lengths.length; i++) this.stats.invalid(BlockAcctType.READ);
+      throw new InvalidRequestError(`read [${offset}, +${total}) outside the ${this.drv.size}-byte disk`);
+    }
+    const t0 = startNs ?? nowNs();
+    this.stats.mergeDone(BlockAcctType.READ, lengths.length - 1);
+    this.inFlight++;
+    try {
+      const r = await this.drv.read(offset, total);
+      for (const n of lengths) this.stats.done(BlockAcctType.READ, n, t0);
+      if (this.trace) this.trace(BlockAcctType.READ, offset, total, t0, true);
+      return r;
+    } catch (e) {
+      for (let i = 0; i < lengths.length; i++) this.stats.failed(BlockAcctType.READ, t0);
+      if (this.trace) this.trace(BlockAcctType.READ, offset, total, t0, false);
+      throw e;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Contiguous guest writes merged into one driver write (see readMerged). */
+  async writeMerged(offset: number, parts: readonly Uint8Array[], startNs?: number): Promise<void> {
+    const total = parts.reduce((a, b) => a + b.length, 0);
+    if (!this.inRange(offset, total)) {
+      for (let i = 0; i < parts.length; i++) this.stats.invalid(BlockAcctType.WRITE);
+      throw new InvalidRequestError(`write [${offset}, +${total}) outside the ${this.drv.size}-byte disk`);
+    }
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    const t0 = startNs ?? nowNs();
+    this.stats.mergeDone(BlockAcctType.WRITE, parts.length - 1);
+    this.inFlight++;
+    try {
+      await this.drv.write(offset, data);
+      if (offset + total > this.wrHighestOffset) this.wrHighestOffset = offset + total;
+      for (const p of parts) this.stats.done(BlockAcctType.WRITE, p.length, t0);
+      if (this.trace) this.trace(BlockAcctType.WRITE, offset, total, t0, true);
+    } catch (e) {
+      for (let i = 0; i < parts.length; i++) this.stats.failed(BlockAcctType.WRITE, t0);
+      if (this.trace) this.trace(BlockAcctType.WRITE, offset, total, t0, false);
+      throw e;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
   /** Accounted as a write, as virtio-blk does for WRITE_ZEROES. */
   async writeZeroes(offset: number, length: number, mayUnmap: boolean, startNs?: number): Promise<void> {
     if (!this.inRange(offset, length)) {
