@@ -12,7 +12,7 @@ const hex8 = (v: number) => (v >>> 0).toString(16).padStart(8, "0");
 
 export function formatInfoRegisters(cpu: Cpu): string {
   const csrs: [string, number][] = [
-    ["pc", cpu.pc], ["mhartid", 0], ["mstatus", cpu.mstatus], ["mstatush", 0], ["mip", cpu.mip], ["mie", cpu.mie],
+    ["pc", cpu.pc], ["mhartid", 0], ["mstatus", cpu.mstatus], ["mstatush", cpu.mstatush], ["mip", cpu.mip], ["mie", cpu.mie],
     ["mideleg", cpu.mideleg], ["medeleg", cpu.medeleg], ["mtvec", cpu.mtvec], ["stvec", cpu.stvec],
     ["mepc", cpu.mepc], ["sepc", cpu.sepc], ["mcause", cpu.mcause], ["scause", cpu.scause],
     ["mtval", cpu.mtval], ["stval", cpu.stval], ["mscratch", cpu.mscratch], ["sscratch", cpu.sscratch], ["satp", cpu.satp],

@@ -34,7 +34,10 @@ export interface MachineOptions {
   exitRequest?: Int32Array;
   /** Bytes the guest writes to UART0 (and HTIF console output). */
   serialOut: (bytes: Uint8Array) => void;
-  /** ELF loaded at its physical addresses (QEMU -kernel). */
+  /**
+   * QEMU -kernel: an ELF is loaded at its physical addresses and handed on at its lowest one;
+   * anything else is a raw image at ALIGN_UP(end of firmware, 4 MiB) (0x8000_0000 without).
+   */
   kernel?: Uint8Array;
   /** Firmware at 0x8000_0000 (ELF or raw binary); null or absent = `-bios none`. */
   bios?: Uint8Array | null;
@@ -101,6 +104,8 @@ export class Machine {
   private readonly dtb: Uint8Array;
   private readonly fdtAddr: number;
   private readonly kernel: ElfImage | null;
+  private readonly rawKernel: Uint8Array | null;
+  private kernelEntry = 0;
   private readonly bios: Uint8Array | null;
   private readonly exitRequest: Int32Array | null;
   private readonly now: () => number;
@@ -124,12 +129,14 @@ export class Machine {
       cpu.mip = level ? cpu.mip | bit : cpu.mip & ~bit;
     };
 
-    this.kernel = opts.kernel ? parseElf(opts.kernel) : null;
+    const isElf = (b: Uint8Array) => b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+    this.kernel = opts.kernel && isElf(opts.kernel) ? parseElf(opts.kernel) : null;
+    this.rawKernel = opts.kernel && !isElf(opts.kernel) ? opts.kernel : null;
     this.bios = opts.bios ?? null;
     this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
-    this.bootRom = new BootRom({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: this.kernel ? this.kernel.lowAddr : 0 });
+    this.bootRom = new BootRom({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: 0 });
     this.finisher = new SifiveTest((e) => this.finisherEvent(e));
     this.plic = new Plic((ctx, level) => {
       if (ctx === 0) {
@@ -178,10 +185,21 @@ export class Machine {
     this.plic.reset();
     this.uart.reset();
     this.rtc.reset();
-    if (this.bios) this.loadImage(this.bios);
+    // riscv_find_and_load_firmware: without firmware its "end" is the DRAM base.
+    const firmwareEnd = this.bios ? this.loadImage(this.bios) : RAM_BASE;
     this.tohost = -1;
     this.cpu.htifPage = -1;
+    this.kernelEntry = 0;
+    if (this.rawKernel) {
+      // riscv_calc_kernel_start_addr (rv32): 4 MiB aligned after the firmware.
+      const start = Math.ceil(firmwareEnd / 0x400000) * 0x400000;
+      if (!this.ram.dmaWrite(start, this.rawKernel)) {
+        throw new Error(`kernel image of ${this.rawKernel.length} bytes at 0x${start.toString(16)} does not fit in RAM`);
+      }
+      this.kernelEntry = start;
+    }
     if (this.kernel) {
+      this.kernelEntry = this.kernel.lowAddr;
       this.loadElf(this.kernel);
       const t = this.kernel.symbols.get("tohost");
       if (t !== undefined && this.ram.contains(t, 8)) {
@@ -190,14 +208,20 @@ export class Machine {
       }
     }
     this.ram.dmaWrite(this.fdtAddr, this.dtb);
+    this.bootRom.program({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: this.kernelEntry });
   }
 
-  private loadImage(image: Uint8Array): void {
+  /** Load firmware (ELF or raw at the DRAM base); returns the address just past it. */
+  private loadImage(image: Uint8Array): number {
     if (image.length >= 4 && image[0] === 0x7f && image[1] === 0x45 && image[2] === 0x4c && image[3] === 0x46) {
-      this.loadElf(parseElf(image));
-    } else if (!this.ram.dmaWrite(RAM_BASE, image)) {
+      const elf = parseElf(image);
+      this.loadElf(elf);
+      return Math.max(RAM_BASE, ...elf.segments.map((s) => s.paddr + s.memsz));
+    }
+    if (!this.ram.dmaWrite(RAM_BASE, image)) {
       throw new Error(`firmware of ${image.length} bytes does not fit in ${this.ram.size} bytes of RAM`);
     }
+    return RAM_BASE + image.length;
   }
 
   private loadElf(elf: ElfImage): void {

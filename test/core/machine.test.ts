@@ -243,3 +243,15 @@ describe("Machine", () => {
     expect(t).toContain("    0000000080000000-0000000087ffffff (prio 0, ram): riscv_virt_board.ram\n");
   });
 });
+
+describe("Machine boot images", () => {
+  it("loads a raw kernel 4 MiB-aligned after the firmware and hands its address on in fw_dynamic_info", () => {
+    const bios = new Uint8Array(0x1000);
+    const kernel = new Uint8Array([0x13, 0, 0, 0]);
+    const m = new Machine({ serialOut: () => {}, bios, kernel });
+    expect(m.readPhys(0x1028 + 8, 4)).toBe(0x80400000);
+    expect(m.readPhys(0x80400000, 4)).toBe(0x13);
+    const bare = new Machine({ serialOut: () => {}, kernel });
+    expect(bare.readPhys(0x1028 + 8, 4)).toBe(0x80000000);
+  });
+});
