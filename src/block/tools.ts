@@ -72,17 +72,34 @@ export async function convertImage(src: BlockDriver, dst: BlockDriver, progress?
   progress?.(100);
 }
 
-export type CompareResult = { identical: true } | { identical: false; offset: number } | { sizeMismatch: true };
+export type CompareResult = { identical: true } | { identical: false; offset: number } | { sizeMismatch: true } | { statusMismatch: number };
+
+/**
+ * First offset where the block status words differ, as img_compare's strict mode compares
+ * them: allocated, zero, data, offset-valid, and EOF (the extent reaches the image's end).
+ */
+async function firstStatusMismatch(a: BlockDriver, b: BlockDriver, size: number): Promise<number> {
+  const word = (e: BlockExtent, pos: number, total: number): string => `${e.present}|${e.zero}|${e.data}|${e.offset !== undefined}|${pos + e.length === total}`;
+  for (let pos = 0; pos < size; ) {
+    const [x, y] = await Promise.all([a.blockStatus(pos, a.size - pos), b.blockStatus(pos, b.size - pos)]);
+    if (word(x, pos, a.size) !== word(y, pos, b.size)) return pos;
+    pos += Math.min(x.length, y.length);
+  }
+  return Infinity;
+}
 
 /** qemu-img compare: unallocated reads as zero; a longer image must be zero past the shorter. */
 export async function compareImages(a: BlockDriver, b: BlockDriver, strict: boolean): Promise<CompareResult & { warning?: string }> {
   if (strict && a.size !== b.size) return { sizeMismatch: true };
   const common = Math.min(a.size, b.size);
-  for (let pos = 0; pos < common; pos += CHUNK) {
+  // Strict mode also compares allocation; QEMU reports whichever difference comes first.
+  const status = strict ? await firstStatusMismatch(a, b, common) : Infinity;
+  for (let pos = 0; pos < Math.min(common, status); pos += CHUNK) {
     const n = Math.min(CHUNK, common - pos);
     const [x, y] = await Promise.all([a.read(pos, n), b.read(pos, n)]);
-    for (let i = 0; i < n; i++) if (x[i] !== y[i]) return { identical: false, offset: pos + (i & ~511) };
+    for (let i = 0; i < n; i++) if (x[i] !== y[i] && pos + i < status) return { identical: false, offset: pos + (i & ~511) };
   }
+  if (status !== Infinity) return { statusMismatch: status };
   const longer = a.size > b.size ? a : b;
   for (let pos = common; pos < longer.size; pos += CHUNK) {
     const n = Math.min(CHUNK, longer.size - pos);

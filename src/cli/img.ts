@@ -265,6 +265,10 @@ async function compare(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
       if (!quiet) io.out("Strict mode: Image size mismatch!\n");
       return 1;
     }
+    if ("statusMismatch" in r) {
+      if (!quiet) io.out(`Strict mode: Offset ${r.statusMismatch} block status mismatch!\n`);
+      return 1;
+    }
     if (r.warning && !quiet) io.out(r.warning + "\n");
     if (r.identical) {
       if (!quiet) io.out("Images are identical.\n");

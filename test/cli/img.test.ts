@@ -141,7 +141,19 @@ describe.runIf(interop)("minivm img against qemu-img", () => {
 
   it("compare reports identical, mismatch offsets and exit codes like qemu-img", async () => {
     qemuImg(["convert", "-O", "raw", t.path("top.qcow2"), t.path("top.raw")]);
-    for (const args of [["compare", "top.qcow2", "top.raw"], ["compare", "top.qcow2", "base.qcow2"], ["compare", "-s", "top.qcow2", "o.qcow2"]]) {
+    qemuImg(["create", "-q", "-f", "qcow2", t.path("e1.qcow2"), "1M"]);
+    qemuImg(["create", "-q", "-f", "qcow2", t.path("e2.qcow2"), "1M"]);
+    qemuImg(["create", "-q", "-f", "raw", t.path("e.raw"), "1M"]);
+    qemuIo(t.path("e2.qcow2"), "qcow2", "write -P 0 64k 4k");
+    for (const args of [
+      ["compare", "top.qcow2", "top.raw"],
+      ["compare", "top.qcow2", "base.qcow2"],
+      ["compare", "-s", "top.qcow2", "o.qcow2"],
+      ["compare", "-s", "e1.qcow2", "e.raw"],
+      ["compare", "-s", "e1.qcow2", "e2.qcow2"],
+      ["compare", "-s", "e1.qcow2", "e1.qcow2"],
+      ["compare", "e1.qcow2", "e2.qcow2"],
+    ]) {
       const [m, q] = await both(args);
       expect(m.stdout).toBe(q.stdout);
       expect(m.status).toBe(q.status);
