@@ -348,6 +348,18 @@ export class Qcow2Driver implements BlockDriver {
     const in0 = offset - c0 * this.cs;
     if (in0 + data.length <= this.cs) return this.writePart(c0, in0, data);
     const parts: Promise<void>[] = [];
+    // Whole clusters in the middle go through the run allocator; partial ends one by one.
+    const firstWhole = in0 === 0 ? c0 : c0 + 1;
+    const endWhole = Math.floor((offset + data.length) / this.cs);
+    if (endWhole - firstWhole >= 2) {
+      if (in0 !== 0) parts.push(this.writePart(c0, in0, data.subarray(0, this.cs - in0)));
+      const midStart = firstWhole * this.cs - offset;
+      parts.push(this.writeWholeClusters(firstWhole, data.subarray(midStart, midStart + (endWhole - firstWhole) * this.cs)));
+      const tail = offset + data.length - endWhole * this.cs;
+      if (tail > 0) parts.push(this.writePart(endWhole, 0, data.subarray(data.length - tail)));
+      await Promise.all(parts);
+      return;
+    }
     for (let pos = offset; pos < offset + data.length; ) {
       const c = Math.floor(pos / this.cs);
       const inC = pos - c * this.cs;
@@ -356,6 +368,45 @@ export class Qcow2Driver implements BlockDriver {
       pos += n;
     }
     await Promise.all(parts);
+  }
+
+  /**
+   * Whole clusters [c0, c0 + data.length/cs): clusters already owned are overwritten in place;
+   * runs of clusters that need new storage get one contiguous allocation and one write, as
+   * QEMU allocates a run of clusters for one request (qcow2_alloc_host_offset).
+   */
+  private async writeWholeClusters(c0: number, data: Uint8Array): Promise<void> {
+    const n = data.length / this.cs;
+    await this.lock.run(async () => {
+      const maps: Mapping[] = [];
+      for (let i = 0; i < n; i++) maps.push(await this.map(c0 + i));
+      const io: Promise<void>[] = [];
+      for (let i = 0; i < n; ) {
+        const m = maps[i];
+        if (m.kind === Kind.Normal && m.copied) {
+          this.checkOverlap(m.host);
+          io.push(this.pool.pwrite(this.fd, m.host, data.subarray(i * this.cs, (i + 1) * this.cs)));
+          i++;
+          continue;
+        }
+        // A run that needs allocation, kept inside one L2 table.
+        let j = i + 1;
+        const l2end = (Math.floor((c0 + i) / this.l2Entries) + 1) * this.l2Entries - c0;
+        while (j < n && j < l2end && !(maps[j].kind === Kind.Normal && maps[j].copied)) j++;
+        await this.markDirtyForLazyRefcounts();
+        const { table, off: l2off } = await this.ensureL2(c0 + i);
+        const host = await this.refs.alloc(j - i);
+        this.checkOverlap(host, null, (j - i) * this.cs);
+        await this.pool.pwrite(this.fd, host, data.subarray(i * this.cs, j * this.cs));
+        for (let k = i; k < j; k++) {
+          const h = host + (k - i) * this.cs;
+          this.setL2Entry(table, l2off, (c0 + k) % this.l2Entries, (ENTRY_COPIED_HI | Math.floor(h / 0x100000000)) >>> 0, h >>> 0);
+          this.release(maps[k]);
+        }
+        i = j;
+      }
+      await Promise.all(io);
+    });
   }
 
   private async writePart(c: number, inC: number, data: Uint8Array): Promise<void> {

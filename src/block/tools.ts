@@ -49,17 +49,30 @@ export async function convertImage(src: BlockDriver, dst: BlockDriver, progress?
       e = { ...e, length: end - pos, data: true };
     }
     if (e.data) {
-      for (let o = pos; o < pos + e.length; o += CHUNK) {
-        const n = Math.min(CHUNK, pos + e.length - o);
-        const buf = await src.read(o, n);
-        // Write only non-zero cluster-sized pieces, as qemu-img's zero detection does.
+      // The next chunk is read while this one is written.
+      const end = pos + e.length;
+      let next: Promise<Uint8Array> | null = src.read(pos, Math.min(CHUNK, end - pos));
+      for (let o = pos; o < end; o += CHUNK) {
+        const n = Math.min(CHUNK, end - o);
+        const buf: Uint8Array = await next!;
+        next = o + CHUNK < end ? src.read(o + CHUNK, Math.min(CHUNK, end - o - CHUNK)) : null;
+        // Write only non-zero pieces, as qemu-img's zero detection does; runs in one request.
         const step = compressed ? dst.clusterSize! : 65536;
+        let runStart = -1;
         for (let k = 0; k < n; k += step) {
           const piece = buf.subarray(k, Math.min(n, k + step));
-          if (isZero(piece)) continue;
-          if (compressed) await compressed.writeCompressed((o + k) / step, piece);
-          else await dst.write(o + k, piece);
+          const zero = isZero(piece);
+          if (compressed) {
+            if (!zero) await compressed.writeCompressed((o + k) / step, piece);
+            continue;
+          }
+          if (!zero && runStart < 0) runStart = k;
+          if (zero && runStart >= 0) {
+            await dst.write(o + runStart, buf.subarray(runStart, k));
+            runStart = -1;
+          }
         }
+        if (runStart >= 0) await dst.write(o + runStart, buf.subarray(runStart, n));
       }
     } else if (e.zero && dst.backing) {
       await dst.writeZeroes(pos, e.length, false);

@@ -181,6 +181,17 @@ describe.runIf(interop)("images written by minivm pass qemu-img check and compar
     expect(await imgRun(["convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=8192", t.path("conv.raw"), t.path("conv.qcow2")], io, pool)).toBe(0);
     expectClean(t.path("conv.qcow2"));
     expectIdentical(t.path("conv.qcow2"), "qcow2", t.path("conv.raw"), "raw");
+    // an odd size with data in the last partial 64 KiB piece, and a run longer than one write
+    const odd = t.path("odd.raw");
+    qemuImg(["create", "-q", "-f", "raw", odd, "5000000"]);
+    qemuIo(odd, "raw", "write -P 0x77 4990000 10000");
+    qemuIo(odd, "raw", "write -P 0x55 100000 3000000");
+    for (const fmt of ["raw", "qcow2"]) {
+      const o = t.path(`odd-out.${fmt}`);
+      expect(await imgRun(["convert", "-O", fmt, odd, o], io, pool)).toBe(0);
+      expectIdentical(o, fmt, odd, "raw");
+    }
+    expectClean(t.path("odd-out.qcow2"));
     // and qemu-img's conversion of minivm's image reads identically in minivm
     qemuImg(["convert", "-O", "qcow2", t.path("conv.qcow2"), t.path("back.qcow2")]);
     expect(await imgRun(["compare", t.path("back.qcow2"), t.path("conv.raw")], io, pool)).toBe(0);
