@@ -57,11 +57,16 @@ try {
   throw e;
 }
 
+// Set once the loop exists; a line may rise while the Machine is still being built.
+let wakeForInterrupt: () => void = () => undefined;
+
 const machine =
   data.machine === null
     ? null
     : new Machine({
         virtio: blockLayer.virtio,
+        // Outside a slice (an I/O completion, say) a rising line must wake an idle loop.
+        onInterrupt: () => wakeForInterrupt(),
         ramSize: data.machine.ramSize,
         kernel: data.machine.kernel ?? undefined,
         bios: data.machine.bios,
@@ -98,6 +103,11 @@ function hostThreadId(): number {
     return process.pid;
   }
 }
+
+wakeForInterrupt = () => {
+  // Inside a slice the vCPU sees the line itself; outside it, the loop may be asleep.
+  if (!vcpuBql.held()) loop.wake();
+};
 
 const handlers: CoreHandlers = createCoreHandlers(blockLayer.handlers(), {
   control,

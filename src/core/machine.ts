@@ -47,6 +47,11 @@ export interface MachineOptions {
   append?: string;
   /** Backends for virtio-mmio slots 0..7 (missing or null = QEMU's empty slot). */
   virtio?: (VirtioBackend | null)[];
+  /**
+   * Called when an interrupt line to the hart rises (QEMU's cpu_interrupt -> qemu_cpu_kick):
+   * a device that completes I/O while the hart sleeps in WFI must wake the thread running it.
+   */
+  onInterrupt?: () => void;
 }
 
 export type SliceResult =
@@ -125,8 +130,11 @@ export class Machine {
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus);
     const cpu = this.cpu;
+    const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
+      const before = cpu.mip;
       cpu.mip = level ? cpu.mip | bit : cpu.mip & ~bit;
+      if (cpu.mip !== before && level && onInterrupt !== undefined) onInterrupt();
     };
 
     const isElf = (b: Uint8Array) => b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
