@@ -6,12 +6,14 @@
 #include "guest.h"
 #include "../lib/mbr.h"
 #include "../lib/string.h"
+#include "../lib/csr.h"
 
 #define MIB (1u << 20)
 #define DEFAULT_PATTERN 0x5a5a5a5au
 
 struct vblk disk;
 int disk_ready;
+volatile uint32_t disk_irqs;
 uint32_t data_lba, data_sectors;
 uint32_t platform_timebase;
 
@@ -20,6 +22,24 @@ static uint8_t iobuf[VBLK_MAX_REQUEST] __attribute__((aligned(4096)));
 uint64_t platform_time(void)
 {
 	return time_now();
+}
+
+/* virtio-mmio slot n raises PLIC source 1 + n on the virt board. */
+void disk_interrupt(uint32_t irq)
+{
+	if (irq == 1u + (uint32_t)disk.slot && vblk_ack_interrupt(&disk))
+		disk_irqs++;
+}
+
+/* Sleep until the completion interrupt (or the next tick). SIE is off across the check and
+ * the wfi so the interrupt cannot be taken between them; wfi still wakes on it, and it is
+ * taken as soon as SIE is back on. */
+static void wait_for_completion(volatile uint16_t *used_idx, uint16_t seen)
+{
+	csr_clear(sstatus, MSTATUS_SIE);
+	if (*used_idx == seen)
+		idle();
+	csr_set(sstatus, MSTATUS_SIE);
 }
 
 void disk_init(void)
@@ -34,8 +54,12 @@ void disk_init(void)
 		printf("virtio-blk: slot %u: %s\n", disk.slot, why);
 		return;
 	}
-	printf("virtio-blk: slot %u, virtio-mmio version %u, %u sectors%s%s\n", disk.slot, disk.version,
-	       (uint32_t)disk.capacity, disk.has_flush ? ", flush" : "", disk.read_only ? ", read-only" : "");
+	printf("virtio-blk: slot %u, virtio-mmio version %u, %u sectors%s%s, PLIC irq %u\n", disk.slot,
+	       disk.version, (uint32_t)disk.capacity, disk.has_flush ? ", flush" : "",
+	       disk.read_only ? ", read-only" : "", 1u + (uint32_t)disk.slot);
+	plic_enable(1u + (uint32_t)disk.slot);
+	csr_set(sie, 1u << IRQ_S_EXT);
+	disk.wait = wait_for_completion;
 	struct mbr_partition parts[4];
 	if (vblk_read(&disk, 0, iobuf, VBLK_SECTOR) == 0) {
 		int n = mbr_read(iobuf, parts);

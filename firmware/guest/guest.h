@@ -54,9 +54,16 @@ uint32_t time_ms(uint64_t ticks);
 uint64_t uptime_ticks(void);
 void idle(void);
 extern volatile uint32_t soft_interrupts;
+extern volatile uint32_t spurious_irqs; /* external interrupts with nothing to claim */
+extern volatile int plic_stuck; /* 1: SEIP stuck, masked, not yet reported; 2: reported */
 /* Set to 1 before an instruction meant to fault; the handler records and skips it. */
 extern volatile int trap_probe;
 extern volatile uint32_t trap_probe_cause, trap_probe_tval;
+
+/* plic.c */
+void plic_enable(uint32_t irq);
+uint32_t plic_claim(void);
+void plic_complete(uint32_t irq);
 
 /* paging.c */
 uint32_t paging_init(void);
@@ -74,6 +81,8 @@ void cmd_check(int argc, char **argv);
 extern struct vblk disk;
 extern int disk_ready;
 extern uint32_t data_lba, data_sectors;
+extern volatile uint32_t disk_irqs;
+void disk_interrupt(uint32_t irq);
 void disk_init(void);
 void cmd_disk(int argc, char **argv);
 int disk_fill(uint32_t bytes, uint32_t pattern, uint64_t *elapsed);

@@ -1,7 +1,7 @@
 /* Sv32 (Privileged spec §10.3): a two-level table, identity-mapped so that addresses given
  * to virtio and to SBI stay physical. The guest's own 4 MiB uses 4 KiB pages with text
- * r-x, read-only data r-- and the rest rw-; other RAM and the MMIO window use 4 MiB
- * megapages; the firmware's 4 MiB is not mapped at all. A and D are set up front so a hart
+ * r-x, read-only data r-- and the rest rw-; other RAM, the PLIC and the MMIO window use
+ * 4 MiB megapages; the firmware's 4 MiB is not mapped at all. A and D are set up front so a hart
  * that faults instead of setting them (Svade) never has to. */
 #include "guest.h"
 #include "../lib/csr.h"
@@ -18,6 +18,7 @@
 #define SATP_SV32 (1u << 31)
 
 #define MMIO_WINDOW 0x10000000u /* UART0 and the virtio-mmio slots */
+#define PLIC_WINDOW 0x0c000000u /* priorities, enables, and hart 0's thresholds and claims */
 
 extern char __image_start[], __text_end[], __rodata_end[];
 
@@ -41,6 +42,7 @@ uint32_t paging_init(void)
 	}
 	root[base >> 22] = ((uint32_t)(uintptr_t)image >> 12) << 10 | PTE_V;
 	root[MMIO_WINDOW >> 22] = pte(MMIO_WINDOW, PTE_R | PTE_W);
+	root[PLIC_WINDOW >> 22] = pte(PLIC_WINDOW, PTE_R | PTE_W);
 	uint32_t ram_end = gm.ram_base + (gm.ram_size & ~(MEGAPAGE - 1));
 	for (uint32_t va = base + MEGAPAGE; va < ram_end && va >= base; va += MEGAPAGE)
 		root[va >> 22] = pte(va, PTE_R | PTE_W);

@@ -18,7 +18,8 @@ static void cmd_uptime(int argc, char **argv)
 	(void)argc, (void)argv;
 	uint64_t t = time_now();
 	uint32_t ms = time_ms(t);
-	printf("uptime: %u.%03u s ticks=%u\n", ms / 1000, ms % 1000, (uint32_t)uptime_ticks());
+	printf("uptime: %u.%03u s ticks=%u disk_irqs=%u spurious_irqs=%u\n", ms / 1000, ms % 1000,
+	       (uint32_t)uptime_ticks(), disk_irqs, spurious_irqs);
 }
 
 void system_reset(uint32_t type, uint32_t reason)
@@ -59,7 +60,7 @@ static const struct command commands[] = {
 	  cmd_bench },
 	{ "sbi", "sbi                         probe the firmware: version, extensions, HSM, IPI, RFENCE",
 	  cmd_sbi },
-	{ "uptime", "uptime                      time since reset and timer interrupts taken", cmd_uptime },
+	{ "uptime", "uptime                      time since reset, timer and disk interrupts taken", cmd_uptime },
 	{ "halt", "halt                        power off (SBI SRST shutdown)", cmd_halt },
 	{ "reboot", "reboot                      reset the machine (SBI SRST cold reboot)", cmd_reboot },
 };
@@ -92,6 +93,12 @@ void shell_run(void)
 	static char line[128];
 	char *argv[MAX_ARGS];
 	for (;;) {
+		if (plic_stuck == 1) {
+			/* Said here, not in the trap handler, which may have interrupted a printf. */
+			printf("plic: supervisor external interrupt stuck pending (1000 claims of 0); "
+			       "masked, the disk polls\n");
+			plic_stuck = 2;
+		}
 		printf("minivm$ ");
 		console_readline(line, sizeof(line));
 		int argc = split(line, argv);

@@ -6,6 +6,8 @@
 
 static volatile uint64_t ticks;
 volatile uint32_t soft_interrupts;
+volatile uint32_t spurious_irqs;
+volatile int plic_stuck;
 volatile int trap_probe;
 volatile uint32_t trap_probe_cause, trap_probe_tval;
 static uint64_t next_deadline, period;
@@ -64,6 +66,24 @@ void guest_trap(void)
 		if (next_deadline <= now) /* we were held up (e.g. a paused VM): do not replay */
 			next_deadline = now + period;
 		set_timer(next_deadline);
+		return;
+	}
+	if (scause == (0x80000000u | IRQ_S_EXT)) {
+		static uint32_t in_a_row;
+		uint32_t irq = plic_claim();
+		if (irq) {
+			in_a_row = 0;
+			disk_interrupt(irq);
+			plic_complete(irq);
+			return;
+		}
+		/* Claim 0: nothing was pending after all. A few happen; an endless run means SEIP
+		 * is stuck high, so mask it and let the disk poll rather than hang. */
+		spurious_irqs++;
+		if (++in_a_row == 1000) {
+			csr_clear(sie, 1u << IRQ_S_EXT);
+			plic_stuck = 1;
+		}
 		return;
 	}
 	if (scause == (0x80000000u | IRQ_S_SOFT)) {

@@ -191,11 +191,13 @@ static int submit(struct vblk *d)
 	while (*used_idx == d->used_seen) {
 		if (platform_time() > deadline)
 			return VBLK_ETIMEDOUT;
+		if (d->wait)
+			d->wait(used_idx, d->used_seen);
 	}
 	fence_rw();
 	d->used_seen++;
-	/* We poll, but the interrupt line is raised anyway; acknowledge so it drops. */
-	set_reg(d, InterruptACK, reg(d, InterruptStatus));
+	/* Without an interrupt handler nobody else drops the line: acknowledge here too. */
+	vblk_ack_interrupt(d);
 	d->requests++;
 	return req_status == 0 ? VBLK_OK : VBLK_EIO;
 }
@@ -213,6 +215,14 @@ static int transfer(struct vblk *d, uint32_t type, uint64_t sector, void *buf, u
 		(uint16_t)(VIRTQ_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0)), 2 };
 	queue.desc[2] = (struct virtq_desc){ (uintptr_t)&req_status, 1, VIRTQ_DESC_F_WRITE, 0 };
 	return submit(d);
+}
+
+uint32_t vblk_ack_interrupt(struct vblk *d)
+{
+	uint32_t status = reg(d, InterruptStatus);
+	if (status)
+		set_reg(d, InterruptACK, status);
+	return status;
 }
 
 int vblk_read(struct vblk *d, uint64_t sector, void *buf, uint32_t bytes)

@@ -26,6 +26,10 @@ struct vblk {
 	int read_only;
 	uint16_t used_seen;
 	uint64_t requests;  /* completed requests, for the shell's statistics */
+	/* Called while a request is outstanding; NULL spins. It may sleep until an interrupt,
+	 * and must return at once if *used_idx has moved past `seen` (it checks that itself
+	 * with interrupts masked, so a completion cannot slip in before it sleeps). */
+	void (*wait)(volatile uint16_t *used_idx, uint16_t seen);
 };
 
 /* Each binary supplies its clock (used only for request timeouts). */
@@ -39,6 +43,8 @@ int vblk_init(struct vblk *d, const char **why);
 int vblk_read(struct vblk *d, uint64_t sector, void *buf, uint32_t bytes);
 int vblk_write(struct vblk *d, uint64_t sector, const void *buf, uint32_t bytes);
 int vblk_flush(struct vblk *d);
+/* For an interrupt handler: acknowledges what the device raised; returns its status bits. */
+uint32_t vblk_ack_interrupt(struct vblk *d);
 /* Writes status 0 so the device forgets our queue before another driver takes over. */
 void vblk_reset(struct vblk *d);
 
