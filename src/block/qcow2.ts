@@ -195,6 +195,8 @@ export class Qcow2Driver implements BlockDriver {
     if (!p) {
       p = this.pool.pread(this.fd, off, this.cs);
       this.l2Loading.set(off, p);
+      // A failed read must not stay cached: the next lookup tries again.
+      p.catch(() => this.l2Loading.delete(off));
     }
     const t = await p;
     this.l2Loading.delete(off);
