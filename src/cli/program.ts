@@ -3,6 +3,7 @@
 
 import { Command, Option } from "commander";
 import { MINIVM_VERSION } from "../version.js";
+import { BUILTIN_DISK, DEFAULT_FIRMWARE, packageFile } from "./builtin.js";
 import type { MachineConfig, MonitorConfig } from "../core/protocol.js";
 import { parseChardev, parseMon, parseQmpEndpoint, splitOptions, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
@@ -117,11 +118,10 @@ async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> 
     }
   };
   const kernel = flags.kernel === undefined ? null : await read("kernel", flags.kernel);
+  // Like QEMU, a firmware runs first unless told `--bios none`: minivm's own SBI.
   let bios: Uint8Array | null = null;
-  if (flags.bios !== undefined && flags.bios !== "none") bios = await read("firmware", flags.bios);
-  if (kernel !== null && flags.bios === undefined) {
-    throw new Error("--kernel without --bios: minivm has no default firmware yet; add --bios none to boot the ELF in M-mode as QEMU does");
-  }
+  if (flags.bios === undefined) bios = await read("firmware", packageFile(DEFAULT_FIRMWARE));
+  else if (flags.bios !== "none") bios = await read("firmware", flags.bios);
   if (kernel === null && bios === null) return null;
   return { ramSize, kernel, bios, append: flags.append };
 }
@@ -145,22 +145,27 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--name <name>", "the VM's name (query-name)")
     .option("-m, --memory <size>", "guest RAM, QEMU's syntax: 128, 128M, 1G (MiB when no suffix)", "128M")
     .option("--kernel <elf>", "load an ELF at its physical addresses (QEMU's -kernel)")
-    .option("--bios <file|none>", "firmware at 0x80000000, or 'none' to boot --kernel directly in M-mode")
+    .option("--bios <file|none>", "firmware at 0x80000000 (default: minivm's SBI), or 'none' to boot --kernel directly in M-mode")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
     .option("--serial <stdio|none>", "where the guest's serial console goes", "stdio")
     .option("--drive <spec>", "file=PATH,format=raw|qcow2,if=virtio|none,id=ID,readonly=on,snapshot=on (repeatable)", collect, [])
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
-    .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio")
+    .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio; default: the teaching disk, copy-on-write")
     .action(async (disk: string | undefined, flags: RunFlags) => {
       const { runVm } = await import("./run.js");
-      const drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
+      let drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
+      // Nothing to boot named at all: the teaching disk, behind a throw-away overlay so the
+      // shipped image never changes.
+      if (drives.length === 0 && flags.blockdev.length === 0 && flags.kernel === undefined && flags.bios === undefined) {
+        drives = [`file=${packageFile(BUILTIN_DISK).replace(/,/g, ",,")},format=raw,if=virtio,snapshot=on`];
+      }
       const monitors = monitorsFromFlags(flags);
       const machine = await machineFromFlags(flags);
       if (flags.serial !== "stdio" && flags.serial !== "none") throw new Error(`--serial '${flags.serial}': use stdio or none`);
       if (machine === null) {
-        process.stderr.write("minivm: no guest to run (give --kernel ELF --bios none); the machine idles, QMP still answers\n");
+        process.stderr.write("minivm: --bios none and no --kernel: nothing to run; the machine idles, QMP still answers\n");
       }
       setStatus(
         await runVm({

@@ -56,12 +56,11 @@ describe("running a guest with minivm run --bios none --kernel", () => {
     expect(await vm.exited).toBe(3);
   });
 
-  it("refuses an ELF that is not one, saying so", async () => {
+  it("refuses a truncated ELF, saying so", async () => {
     const dir = tempDir();
     const bad = join(dir, "bad.elf");
-    const bytes = tinyElf([0]);
-    bytes[0] = 0;
-    (await import("node:fs")).writeFileSync(bad, bytes);
+    // ELF magic, then the file ends inside the header.
+    (await import("node:fs")).writeFileSync(bad, tinyElf([0]).subarray(0, 30));
     const err = (await run(process.execPath, [BIN, "run", "--bios", "none", "--kernel", bad]).catch((e: unknown) => e)) as { code: number; stderr: string };
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/minivm: .*(ELF|elf)/);
