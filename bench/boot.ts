@@ -1,0 +1,100 @@
+// Boot and guest workloads, minivm and QEMU in the same run: seconds from process start to
+// the teaching guest's prompt (target: under 1 s on minivm), then the guest's own `bench cpu`
+// and `bench disk` on both. Prints JSON.
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const repo = process.cwd();
+const dir = mkdtempSync(join(tmpdir(), "minivm-bench-boot-"));
+const PROMPT = "minivm$ ";
+
+interface Guest {
+  proc: ChildProcess;
+  out: () => string;
+}
+
+function start(kind: "minivm" | "qemu", disk: string): Guest {
+  const proc =
+    kind === "minivm"
+      ? spawn(process.execPath, [join(repo, "bin/minivm.js"), "run", disk], { stdio: ["pipe", "pipe", "ignore"] })
+      : spawn(
+          "qemu-system-riscv32",
+          ["-M", "virt", "-m", "128M", "-bios", join(repo, "firmware/build/minivm-sbi.elf"), "-drive", `file=${disk},if=none,format=raw,id=hd0`, "-device", "virtio-blk-device,drive=hd0", "-global", "virtio-mmio.force-legacy=false", "-nographic", "-monitor", "none", "-serial", "stdio"],
+          { stdio: ["pipe", "pipe", "ignore"] },
+        );
+  let text = "";
+  proc.stdout?.on("data", (d: Buffer) => (text += d.toString()));
+  return { proc, out: () => text };
+}
+
+async function until(g: Guest, from: number, needle: string, timeoutMs = 120_000): Promise<number> {
+  const t0 = performance.now();
+  while (!g.out().slice(from).includes(needle)) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`no '${needle}' after ${timeoutMs} ms: ${g.out().slice(-300)}`);
+    if (g.proc.exitCode !== null) throw new Error(`guest exited: ${g.out().slice(-300)}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return g.out().length;
+}
+
+async function command(g: Guest, line: string, from: number): Promise<{ text: string; end: number }> {
+  g.proc.stdin?.write(line + "\r");
+  const end = await until(g, from + line.length, PROMPT);
+  return { text: g.out().slice(from, end), end };
+}
+
+function fields(text: string, prefix: string): Record<string, number> {
+  const line = text.split("\n").find((l) => l.startsWith(prefix)) ?? "";
+  return Object.fromEntries([...line.matchAll(/(\w+)=(0x[0-9a-f]+|\d+)/g)].map((m) => [m[1], Number(m[2])]));
+}
+
+async function measure(kind: "minivm" | "qemu"): Promise<Record<string, unknown>> {
+  const disk = join(dir, `${kind}.img`);
+  copyFileSync(join(repo, "firmware/build/disk.img"), disk);
+  const t0 = performance.now();
+  const g = start(kind, disk);
+  try {
+    let at = await until(g, 0, PROMPT);
+    const bootSeconds = (performance.now() - t0) / 1000;
+    const cpu = await command(g, "bench cpu", at);
+    at = cpu.end;
+    const diskRun = await command(g, "bench disk 2", at);
+    return { boot_to_prompt_s: Math.round(bootSeconds * 1000) / 1000, bench_cpu: fields(cpu.text, "bench cpu:"), bench_disk: fields(diskRun.text, "bench disk:") };
+  } finally {
+    g.proc.kill("SIGKILL");
+  }
+}
+
+try {
+  const minivm = await measure("minivm");
+  let qemu: Record<string, unknown> | null = null;
+  try {
+    qemu = await measure("qemu");
+  } catch (e) {
+    process.stderr.write(`qemu run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+  const ms = (r: Record<string, unknown> | null): number | undefined => (r?.bench_cpu as Record<string, number> | undefined)?.us;
+  const rate = (r: Record<string, unknown> | null, k: string): number | undefined => (r?.bench_disk as Record<string, number> | undefined)?.[k];
+  const ratio = (a: number | undefined, b: number | undefined): number | null => (a && b ? Math.round((a / b) * 100) / 100 : null);
+  process.stdout.write(
+    JSON.stringify(
+      {
+        suite: "boot",
+        minivm,
+        qemu,
+        ratios: {
+          "guest bench cpu time minivm/qemu (lower is better for minivm)": ratio(ms(minivm), ms(qemu)),
+          "guest disk write throughput minivm/qemu": ratio(rate(minivm, "write_kib_s"), rate(qemu, "write_kib_s")),
+          "guest disk read throughput minivm/qemu": ratio(rate(minivm, "read_kib_s"), rate(qemu, "read_kib_s")),
+        },
+        targets: { "boot to prompt under 1 s": typeof minivm.boot_to_prompt_s === "number" ? minivm.boot_to_prompt_s < 1 : null },
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
