@@ -237,7 +237,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
   d.refs.lazy = false;
   try {
     if (repair === "all" && rebuild) {
-      await rebuildRefcounts(d, refs, r);
+      await rebuildRefcounts(d, refs, r, fileSize);
       for (const f of fixes) {
         if (f.leak) r.leaksFixed++;
         else r.corruptionsFixed++;
@@ -293,7 +293,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
  * free clusters, the table after everything in use. The old structures are still counted in
  * `refs`; the leak pass that follows frees them.
  */
-async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, r: CheckResult): Promise<void> {
+async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, r: CheckResult, fileSize: number): Promise<void> {
   const cs = d.cs;
   const perBlock = d.refs.perBlock;
   const order = d.header.refcountOrder;
@@ -354,7 +354,9 @@ async function rebuildRefcounts(d: Qcow2Driver, refs: Counts, r: CheckResult): P
   await d.pool.fdatasync(d.fd);
   d.header.refcountTableOffset = tableAt * cs;
   d.header.refcountTableClusters = k;
-  d.adoptRefcountTable(table, tableAt * cs, k, refs.top);
+  // Appends continue past everything in the file, referenced or not: fresh clusters must read
+  // as zeros, which only never-written space guarantees.
+  d.adoptRefcountTable(table, tableAt * cs, k, Math.max(refs.top, Math.ceil(fileSize / cs)));
   r.corruptionsFixed += r.corruptions;
   r.leaksFixed += r.leaks;
   r.corruptions = 0;

@@ -49,6 +49,18 @@ export interface Mapping {
   copied: boolean;
 }
 
+/** An allocation whose data write runs outside the lock. */
+interface PendingAlloc {
+  host: number;
+  buf: Uint8Array;
+  /** Where `buf` goes inside the cluster (non-zero when the rest is left as zeros). */
+  at: number;
+  table: Uint8Array;
+  l2off: number;
+  old: Mapping;
+  finish: () => void;
+}
+
 /** A small mutex: allocations and metadata updates run one at a time. */
 class AsyncMutex {
   private tail: Promise<void> = Promise.resolve();
@@ -379,7 +391,7 @@ export class Qcow2Driver implements BlockDriver {
    */
   private async writeWholeClusters(c0: number, data: Uint8Array): Promise<void> {
     const n = data.length / this.cs;
-    await this.lock.run(async () => {
+    await this.lockedClusters(c0, n, async () => {
       const maps: Mapping[] = [];
       for (let i = 0; i < n; i++) maps.push(await this.map(c0 + i));
       const io: Promise<void>[] = [];
@@ -418,21 +430,65 @@ export class Qcow2Driver implements BlockDriver {
       await this.pool.pwrite(this.fd, m.host + inC, data);
       return;
     }
-    const inPlace = await this.lock.run(async () => {
+    // Metadata decisions under the lock; the data write of a new cluster outside it, so that
+    // allocations of different clusters overlap (QEMU's cluster_allocs). Writers to a cluster
+    // whose allocation is in flight wait for it.
+    const plan = await this.lockedClusters(c, 1, async (): Promise<{ inPlace: number } | { alloc: PendingAlloc }> => {
       const m2 = await this.map(c);
-      if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) return m2.host;
+      if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) return { inPlace: m2.host };
+      // A fresh cluster is appended past the end of the file, where the file reads as zeros:
+      // when the rest of the cluster must be zeros anyway, only the new data is written (QEMU
+      // gets the same effect with write-zeroes for the COW areas).
+      const zeroBase =
+        m2.kind === Kind.ZeroAlloc || m2.kind === Kind.ZeroPlain || (m2.kind === Kind.Unallocated && (!this.backing || c * this.cs >= this.backing.size));
       let buf = data;
-      if (inC !== 0 || data.length !== this.cs) {
-        buf = m2.kind === Kind.ZeroAlloc || m2.kind === Kind.ZeroPlain ? new Uint8Array(this.cs) : await this.clusterContents(c, m2);
+      let at = 0;
+      if (zeroBase) at = inC;
+      else if (inC !== 0 || data.length !== this.cs) {
+        buf = await this.clusterContents(c, m2);
         buf.set(data, inC);
       }
-      await this.setCluster(c, m2, buf);
-      return -1;
+      await this.markDirtyForLazyRefcounts();
+      const { table, off: l2off } = await this.ensureL2(c);
+      const host = await this.refs.alloc(1);
+      this.checkOverlap(host);
+      let finish: () => void = () => undefined;
+      this.allocating.set(c, new Promise<void>((r) => (finish = r)));
+      return { alloc: { host, buf, at, table, l2off, old: m2, finish } };
     });
-    // Another request allocated the cluster meanwhile: an ordinary overwrite, outside the lock.
-    if (inPlace >= 0) {
-      this.checkOverlap(inPlace);
-      await this.pool.pwrite(this.fd, inPlace + inC, data);
+    if ("inPlace" in plan) {
+      this.checkOverlap(plan.inPlace);
+      await this.pool.pwrite(this.fd, plan.inPlace + inC, data);
+      return;
+    }
+    const a = plan.alloc;
+    try {
+      await this.pool.pwrite(this.fd, a.host + a.at, a.buf); // data before the entry that points to it
+      this.setL2Entry(a.table, a.l2off, c % this.l2Entries, (ENTRY_COPIED_HI | Math.floor(a.host / 0x100000000)) >>> 0, a.host >>> 0);
+      this.release(a.old);
+    } finally {
+      // On failure the cluster stays counted but unreferenced: a leak, never a corruption.
+      this.allocating.delete(c);
+      a.finish();
+    }
+  }
+
+  /** Guest clusters whose new storage is being written (their entries are not set yet). */
+  private readonly allocating = new Map<number, Promise<void>>();
+
+  /** Runs `fn` under the lock once no allocation is in flight for clusters [c0, c0+n). */
+  private async lockedClusters<T>(c0: number, n: number, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const r = await this.lock.run(async (): Promise<{ wait: Promise<unknown> } | { value: T }> => {
+        if (this.allocating.size) {
+          const waits: Promise<void>[] = [];
+          for (const [c, p] of this.allocating) if (c >= c0 && c < c0 + n) waits.push(p);
+          if (waits.length) return { wait: Promise.all(waits) };
+        }
+        return { value: await fn() };
+      });
+      if ("value" in r) return r.value;
+      await r.wait;
     }
   }
 
@@ -479,7 +535,7 @@ export class Qcow2Driver implements BlockDriver {
       data = padded;
     }
     const z = await this.pool.deflate(data);
-    await this.lock.run(async () => {
+    await this.lockedClusters(c, 1, async () => {
       const m = await this.map(c);
       if (m.kind !== Kind.Unallocated) throw new Error("qcow2: compressed write to an allocated cluster");
       const x = 62 - (this.header.clusterBits - 8);
@@ -627,7 +683,7 @@ export class Qcow2Driver implements BlockDriver {
         await this.write(c * this.cs + inC, new Uint8Array(n));
         return;
       }
-      await this.lock.run(async () => {
+      await this.lockedClusters(c, 1, async () => {
         const m = await this.map(c);
         if (this.header.version < 3) {
           if (m.kind === Kind.Unallocated && !this.backing) return;
@@ -653,7 +709,7 @@ export class Qcow2Driver implements BlockDriver {
     this.writable();
     await this.forEachCluster(offset, length, async (c, inC, n) => {
       if (n !== this.cs && !(inC === 0 && c * this.cs + n === this.size)) return;
-      await this.lock.run(async () => {
+      await this.lockedClusters(c, 1, async () => {
         const m = await this.map(c);
         if (m.kind === Kind.Unallocated && !this.backing) return;
         if (m.kind === Kind.ZeroPlain) return;
@@ -773,7 +829,7 @@ export class Qcow2Driver implements BlockDriver {
   /** A clean close writes back lazy refcounts and clears the dirty bit (qcow2_mark_clean). */
   async close(): Promise<void> {
     if (!this.readOnly && !this.dead) {
-      await this.lock.run(async () => {
+      await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
         await this.writeback();
         await this.refs.writeDirty();
         if (this.lazyDirtySet) {
@@ -799,7 +855,7 @@ export class Qcow2Driver implements BlockDriver {
     this.writable();
     if (size < this.header.size) throw new Error("qcow2 doesn't support shrinking images yet");
     if (size % 512 !== 0) throw new Error("The new size must be a multiple of 512");
-    await this.lock.run(async () => {
+    await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
       await this.writeback();
       const need = Math.ceil(Math.ceil(size / this.cs) / this.l2Entries);
       if (need > this.header.l1Size) {
