@@ -1,8 +1,11 @@
 // The same committed firmware and disk on minivm itself: a real `minivm run` process, typed
 // at through its serial console on stdio, exactly as test/firmware/qemu-boot.test.ts does on
 // QEMU, and the answers must read the same.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BIN } from "../helpers/vm.js";
+import { QmpClient } from "../../src/qmp/client.js";
+import { BIN, tempDir } from "../helpers/vm.js";
 import { GUEST_ELF, PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
 
 let vm: SerialConsole | undefined;
@@ -92,6 +95,35 @@ describe("minivm firmware on minivm", () => {
     expect(banner).toContain("virtio-blk: none found; the disk commands are off");
     vm.type("halt\n");
     expect(await vm.exited).toBe(0);
+  });
+
+  it("shows the guest's disk writes in query-blockstats, with a histogram set over QMP before the run", async () => {
+    const dir = tempDir();
+    const sock = join(dir, "qmp.sock");
+    vm = new SerialConsole(process.execPath, [BIN, "run", "-S", "--qmp", `unix:${sock},server=on,wait=off`, "--bios", SBI_ELF, diskCopy()]);
+    await vm.waitFor("QMP monitor listening on");
+    const qmp = await QmpClient.connect(`unix:${sock}`);
+    try {
+      const [blk] = await qmp.execute("query-block");
+      const id = blk?.qdev ?? "";
+      await qmp.execute("block-latency-histogram-set", { id, boundaries: [100_000, 10_000_000, 1_000_000_000] });
+      await qmp.execute("cont");
+      await vm.waitFor(PROMPT, 60_000);
+      const before = (await qmp.execute("query-blockstats"))[0]?.stats;
+      expect(await vm.command("disk write 1")).toContain("disk write: OK 1 MiB");
+      const after = (await qmp.execute("query-blockstats"))[0]?.stats;
+      if (!before || !after) throw new Error("query-blockstats listed no device");
+      // 1 MiB in the guest's 64 KiB requests, then one flush.
+      expect(Number(after.wr_operations) - Number(before.wr_operations)).toBe(16);
+      expect(Number(after.wr_bytes) - Number(before.wr_bytes)).toBe(1024 * 1024);
+      expect(Number(after.flush_operations) - Number(before.flush_operations)).toBe(1);
+      const bins = (after.wr_latency_histogram?.bins ?? []).map(Number);
+      expect(bins).toHaveLength(4);
+      expect(bins.reduce((a, b) => a + b, 0)).toBe(Number(after.wr_operations));
+    } finally {
+      qmp.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("runs bench cpu to the same checksum as QEMU", async () => {
