@@ -258,7 +258,13 @@ export function csrInstruction(cpu: Cpu, inst: number, pc: number): number {
   const old = readCsr(cpu, csr);
   if (old === null) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   if (writes) {
-    const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
+    let nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
+    if (csr === CSR.mip && op !== 1 && (src & MIP_SEIP) === 0) {
+      // Privileged spec 3.1.9: only the software-writable SEIP bit takes part in a CSRRS/CSRRC
+      // (QEMU's rmw_mip writes only the masked bits). Writing back the SEIP we read, which
+      // includes the PLIC's line, would latch it in software and leave SEIP stuck high.
+      nv = (nv & ~MIP_SEIP) | (cpu.seipSoftware ? MIP_SEIP : 0);
+    }
     if (!writeCsr(cpu, csr, nv)) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
   }
   if (rd !== 0) cpu.x[rd] = old;
