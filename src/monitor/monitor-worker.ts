@@ -17,7 +17,7 @@ import type {
   MonitorToMainMessage,
   MonitorWorkerData,
 } from "../core/protocol.js";
-import { CONTROL } from "../core/shared.js";
+import { CONTROL, kickCore } from "../core/shared.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
 import { formatAddress } from "../qmp/address.js";
 import { QmpSession, type SessionHost } from "../qmp/session.js";
@@ -40,7 +40,12 @@ function toMain(msg: MonitorToMainMessage): void {
   parentPort?.postMessage(msg);
 }
 
-const dispatcher = new InbandDispatcher((name, args) => core.execute(name, args as Record<string, unknown>));
+const dispatcher = new InbandDispatcher((name, args) => {
+  // End the vCPU's slice early so the command does not wait for it (QEMU's qemu_cpu_kick
+  // when the main loop wants the BQL).
+  kickCore(control);
+  return core.execute(name, args as Record<string, unknown>);
+});
 
 function broadcast(event: string, eventData: Record<string, unknown> | undefined, timestamp = eventTimestamp()): void {
   for (const s of sessions) s.sendEvent(event, eventData, timestamp);
