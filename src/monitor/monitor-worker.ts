@@ -2,7 +2,7 @@
 // negotiates, runs out-of-band commands on the spot and feeds in-band ones, one at a time,
 // to the core thread. It never takes the BQL.
 
-import { chmodSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } from "node:fs";
+import { chmodSync, mkdtempSync, renameSync, rmdirSync, rmSync, unlinkSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,7 +109,10 @@ function listenUnix(server: net.Server, path: string): Promise<void> {
   const privateDir = mkdtempSync(join(tmpdir(), "minivm-qmp-"));
   const tmpPath = join(privateDir, "s");
   return new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (e) => {
+      rmSync(privateDir, { recursive: true, force: true });
+      reject(e);
+    });
     server.listen(tmpPath, () => {
       try {
         chmodSync(tmpPath, 0o600);
@@ -118,6 +121,8 @@ function listenUnix(server: net.Server, path: string): Promise<void> {
         unixPaths.push(path);
         resolve();
       } catch (e) {
+        server.close();
+        rmSync(privateDir, { recursive: true, force: true });
         reject(e instanceof Error ? new Error(`cannot create QMP socket ${path}: ${e.message}`) : e);
       }
     });
