@@ -104,6 +104,20 @@ function attach(socket: net.Socket, config: MonitorConfig): void {
   socket.on("error", () => socket.destroy());
 }
 
+/** C's strerror() text for a Node system error, as QEMU words its socket failures. */
+function strerror(e: unknown): string {
+  const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
+  const known: Record<string, string> = {
+    ENOENT: "No such file or directory",
+    EACCES: "Permission denied",
+    EADDRINUSE: "Address already in use",
+    ENOTDIR: "Not a directory",
+    EROFS: "Read-only file system",
+    EADDRNOTAVAIL: "Cannot assign requested address",
+  };
+  return known[code] ?? (e instanceof Error ? e.message : String(e));
+}
+
 /** Bind a unix socket that is mode 0600 from the first moment anyone can see it. */
 function listenUnix(server: net.Server, path: string): Promise<void> {
   const privateDir = mkdtempSync(join(tmpdir(), "minivm-qmp-"));
@@ -123,7 +137,7 @@ function listenUnix(server: net.Server, path: string): Promise<void> {
       } catch (e) {
         server.close();
         rmSync(privateDir, { recursive: true, force: true });
-        reject(e instanceof Error ? new Error(`cannot create QMP socket ${path}: ${e.message}`) : e);
+        reject(new Error(`Failed to bind socket to ${path}: ${strerror(e)}`));
       }
     });
   });
@@ -154,7 +168,7 @@ async function startMonitor(config: MonitorConfig): Promise<{ address: string; f
     return { address: formatAddress(a), firstClient };
   }
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => reject(new Error(`Failed to bind socket ${a.host}:${a.port}: ${e.message}`)));
+    server.once("error", (e) => reject(new Error(`Failed to bind socket: ${strerror(e)}`)));
     server.listen(a.port, a.host, resolve);
   });
   const bound = server.address();

@@ -66,7 +66,7 @@ describe("minivm run", () => {
 
   it.each([
     [["run", "--qmp", "serial:/dev/ttyS0"], /is not a QMP address: use unix:PATH or tcp:HOST:PORT/],
-    [["run", "--qmp", "unix:/nonexistent-dir/q.sock,server=on,wait=off"], /cannot create QMP socket|ENOENT/],
+    [["run", "--qmp", "unix:/nonexistent-dir/q.sock,server=on,wait=off"], /Failed to bind socket to \/nonexistent-dir\/q.sock: No such file or directory/],
     [["run", "--qmp", "tcp:127.0.0.1:99999"], /invalid TCP port '99999'/],
     [["run", "-mon", "chardev=nope,mode=control"], /chardev "nope" not found/],
     [["run", "-chardev", "socket,id=a,path=/tmp/x.sock", "-mon", "chardev=a,mode=readline"], /-mon mode 'readline' is not supported/],
