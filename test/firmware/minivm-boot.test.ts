@@ -126,6 +126,31 @@ describe("minivm firmware on minivm", () => {
     }
   });
 
+  it("keeps what disk write wrote across a QMP system_reset, and boots the same again", async () => {
+    const dir = tempDir();
+    const sock = join(dir, "qmp.sock");
+    vm = new SerialConsole(process.execPath, [BIN, "run", "--qmp", `unix:${sock},server=on,wait=off`, "--bios", SBI_ELF, diskCopy()]);
+    await vm.waitFor("QMP monitor listening on");
+    const qmp = await QmpClient.connect(`unix:${sock}`);
+    try {
+      const first = await vm.waitFor(PROMPT, 60_000);
+      expect(await vm.command("disk write 1 0xc0ffee")).toContain("disk write: OK 1 MiB pattern=0x00c0ffee");
+      const reset = qmp.waitEvent("RESET");
+      await qmp.execute("system_reset");
+      await reset;
+      const again = await vm.waitFor(PROMPT, 60_000);
+      expect(again).toContain("minivm-sbi 1.0 (SBI v2.0) on riscv-virtio,qemu");
+      // The machine came back as it started: the same boot, line for line.
+      const boot = (t: string): string => t.slice(t.indexOf("minivm-sbi 1.0"), t.indexOf("Type 'help' for commands."));
+      expect(boot(again)).toBe(boot(first));
+      expect(boot(first)).toContain("paging: Sv32 on");
+      expect(await vm.command("disk verify 1 0xc0ffee")).toContain("disk verify: OK 1 MiB pattern=0x00c0ffee");
+    } finally {
+      qmp.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("runs bench cpu to the same checksum as QEMU", async () => {
     const { vm: c } = await boot();
     // 0x76ac9c6d is what the same 100000 iterations give on qemu-system-riscv32 7.2.
