@@ -194,29 +194,34 @@ export class Cpu {
     const dtag = this.dataPriv() << 20;
     const ftag = this.priv << 20;
     let pc = this.pc | 0;
-    let fetchTag = -1;
-    let fetchBase = 0;
+    // The page being executed: pc is on it while (pc - fetchVa) >>> 0 < fetchLimit (4096
+    // once a RAM page is cached, 0 before), and its words are at ram32[(pc + fetchDelta) >>> 2].
+    let fetchVa = 0;
+    let fetchLimit = 0;
+    let fetchDelta = 0;
     let n = 0;
     let counted = 0;
 
     run: while (n < budget) {
       n++;
       let inst: number;
-      const fvpn = pc >>> 12;
-      if ((fvpn | ftag) === fetchTag) {
-        inst = ram32[(fetchBase + (pc & 0xfff)) >>> 2];
+      if ((pc - fetchVa) >>> 0 < fetchLimit) {
+        inst = ram32[(pc + fetchDelta) >>> 2];
       } else {
+        const fvpn = pc >>> 12;
         const fi = fvpn & TLB_MASK;
         if (xTag[fi] === (fvpn | ftag)) {
-          fetchTag = fvpn | ftag;
-          fetchBase = xOff[fi];
-          inst = ram32[(fetchBase + (pc & 0xfff)) >>> 2];
+          fetchVa = pc & ~0xfff;
+          fetchLimit = 4096;
+          fetchDelta = (xOff[fi] - fetchVa) | 0;
+          inst = ram32[(pc + fetchDelta) >>> 2];
         } else {
           const r = fetchSlow(this, pc);
           if (r === 1) {
-            fetchTag = fvpn | ftag;
-            fetchBase = xOff[fi];
-            inst = ram32[(fetchBase + (pc & 0xfff)) >>> 2];
+            fetchVa = pc & ~0xfff;
+            fetchLimit = 4096;
+            fetchDelta = (xOff[fi] - fetchVa) | 0;
+            inst = ram32[(pc + fetchDelta) >>> 2];
           } else if (r === 2) {
             inst = this.fetched;
           } else {
