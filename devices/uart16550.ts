@@ -181,7 +181,7 @@ export class Uart16550 implements MmioDevice {
     this.updateIrq();
   }
 
-  read(offset: number): number {
+  read(offset: number, _size: 1 | 2 | 4 = 1): number {
     switch (offset & 7) {
       case 0: {
         if (this.lcr & LCR_DLAB) return this.divider & 0xff;
