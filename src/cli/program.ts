@@ -95,6 +95,22 @@ export function parseDevice(text: string): { drive: string; id: string | undefin
   return { drive, id };
 }
 
+/** `--serial stdio|none|unix:PATH[,server=on,wait=off]`. */
+export function parseSerial(text: string): "stdio" | "none" | { unix: string } {
+  if (text === "stdio" || text === "none") return text;
+  if (text.startsWith("unix:")) {
+    const [path = "", ...opts] = splitOptions(text.slice(5));
+    for (const o of opts) {
+      if (o !== "server" && o !== "server=on" && o !== "wait=off" && o !== "nowait") {
+        throw new Error(`--serial ${text}: minivm's serial socket is always server=on,wait=off ('${o}')`);
+      }
+    }
+    if (path === "") throw new Error("--serial unix: needs a path");
+    return { unix: path };
+  }
+  throw new Error(`'${text}' is not a valid char driver: use stdio, none or unix:PATH`);
+}
+
 /** QEMU's -m: a number of MiB, or a number with a K, M, G or T suffix. */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)([KMGT]?)(i?B)?$/i.exec(text.trim());
@@ -147,7 +163,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--kernel <elf>", "load an ELF at its physical addresses (QEMU's -kernel)")
     .option("--bios <file|none>", "firmware at 0x80000000 (default: minivm's SBI), or 'none' to boot --kernel directly in M-mode")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
-    .option("--serial <stdio|none>", "where the guest's serial console goes", "stdio")
+    .option("--serial <stdio|none|unix:PATH>", "where the guest's serial console goes", "stdio")
     .option("--drive <spec>", "file=PATH,format=raw|qcow2,if=virtio|none,id=ID,readonly=on,snapshot=on (repeatable)", collect, [])
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
@@ -163,7 +179,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
       }
       const monitors = monitorsFromFlags(flags);
       const machine = await machineFromFlags(flags);
-      if (flags.serial !== "stdio" && flags.serial !== "none") throw new Error(`--serial '${flags.serial}': use stdio or none`);
+      const serial = parseSerial(flags.serial);
       if (machine === null) {
         process.stderr.write("minivm: --bios none and no --kernel: nothing to run; the machine idles, QMP still answers\n");
       }
@@ -173,7 +189,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
           blockdevs: flags.blockdev.map(parseBlockdev),
           devices: flags.device.map(parseDevice),
           machine,
-          serial: flags.serial,
+          serial,
           monitors,
           startPaused: flags.paused === true,
           noShutdown: !flags.shutdown,

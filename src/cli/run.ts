@@ -8,6 +8,7 @@ import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
 import { createBqlBuffer } from "../core/bql.js";
 import type { CoreToMainMessage, CoreWorkerData, MachineConfig, MainToCoreMessage, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
 import { EscapeDecoder } from "./serial.js";
+import { openSerialSocket } from "./serial-socket.js";
 import { CONTROL, Request, createControlBuffer, kickCore } from "../core/shared.js";
 
 export interface RunOptions {
@@ -15,8 +16,8 @@ export interface RunOptions {
   blockdevs: CoreWorkerData["blockdevs"];
   devices: CoreWorkerData["devices"];
   machine: MachineConfig | null;
-  /** Where the guest's UART0 goes: this process's stdio, or nowhere. */
-  serial: "stdio" | "none";
+  /** Where the guest's UART0 goes: this process's stdio, a unix socket, or nowhere. */
+  serial: "stdio" | "none" | { unix: string };
   monitors: MonitorConfig[];
   startPaused: boolean;
   noShutdown: boolean;
@@ -108,11 +109,15 @@ export async function runVm(o: RunOptions): Promise<number> {
 
   const stdin = process.stdin;
   const rawTty = o.serial === "stdio" && stdin.isTTY === true;
+  const toGuest = (bytes: Uint8Array): void => core.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage);
+  const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
   core.on("message", (m: CoreToMainMessage) => {
-    if (m.kind === "serial" && o.serial === "stdio") process.stdout.write(m.bytes);
+    if (m.kind !== "serial") return;
+    if (o.serial === "stdio") process.stdout.write(m.bytes);
+    else serialSocket?.write(m.bytes);
   });
   const decoder = new EscapeDecoder({
-    toGuest: (bytes) => core.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage),
+    toGuest,
     quit: () => requestShutdown("host-ui"),
     print: (text) => process.stderr.write(text),
   });
@@ -139,6 +144,7 @@ export async function runVm(o: RunOptions): Promise<number> {
     return status;
   } finally {
     stdin.off("data", onInput);
+    serialSocket?.close();
     if (rawTty) stdin.setRawMode(false);
     stdin.pause();
     process.off("SIGINT", onSignal);

@@ -2,10 +2,8 @@
 // negotiates, runs out-of-band commands on the spot and feeds in-band ones, one at a time,
 // to the core thread. It never takes the BQL.
 
-import { chmodSync, mkdtempSync, renameSync, rmdirSync, rmSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { Bql } from "../core/bql.js";
 import { wrapPort } from "../core/channel.js";
@@ -18,6 +16,7 @@ import type {
   MonitorWorkerData,
 } from "../core/protocol.js";
 import { CONTROL, kickCore } from "../core/shared.js";
+import { listenUnixPrivate, strerror } from "../core/unix-socket.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
 import { formatAddress } from "../qmp/address.js";
 import { QmpSession, type SessionHost } from "../qmp/session.js";
@@ -104,43 +103,9 @@ function attach(socket: net.Socket, config: MonitorConfig): void {
   socket.on("error", () => socket.destroy());
 }
 
-/** C's strerror() text for a Node system error, as QEMU words its socket failures. */
-function strerror(e: unknown): string {
-  const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
-  const known: Record<string, string> = {
-    ENOENT: "No such file or directory",
-    EACCES: "Permission denied",
-    EADDRINUSE: "Address already in use",
-    ENOTDIR: "Not a directory",
-    EROFS: "Read-only file system",
-    EADDRNOTAVAIL: "Cannot assign requested address",
-  };
-  return known[code] ?? (e instanceof Error ? e.message : String(e));
-}
-
-/** Bind a unix socket that is mode 0600 from the first moment anyone can see it. */
-function listenUnix(server: net.Server, path: string): Promise<void> {
-  const privateDir = mkdtempSync(join(tmpdir(), "minivm-qmp-"));
-  const tmpPath = join(privateDir, "s");
-  return new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => {
-      rmSync(privateDir, { recursive: true, force: true });
-      reject(e);
-    });
-    server.listen(tmpPath, () => {
-      try {
-        chmodSync(tmpPath, 0o600);
-        renameSync(tmpPath, path);
-        rmdirSync(privateDir);
-        unixPaths.push(path);
-        resolve();
-      } catch (e) {
-        server.close();
-        rmSync(privateDir, { recursive: true, force: true });
-        reject(new Error(`Failed to bind socket to ${path}: ${strerror(e)}`));
-      }
-    });
-  });
+async function listenUnix(server: net.Server, path: string): Promise<void> {
+  await listenUnixPrivate(server, path);
+  unixPaths.push(path);
 }
 
 async function startMonitor(config: MonitorConfig): Promise<{ address: string; firstClient: Promise<void> }> {

@@ -1,4 +1,6 @@
 import { execFile, spawn } from "node:child_process";
+import { statSync } from "node:fs";
+import * as net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
@@ -57,6 +59,23 @@ describe("minivm run", () => {
     expect(await new Promise((r) => p.on("exit", r))).toBe(0);
   });
 
+  it("puts the guest's console on a private unix socket with --serial unix:PATH", async () => {
+    vm = await startVm((dir) => ["--serial", `unix:${dir}/serial.sock`]);
+    const path = join(vm.dir, "serial.sock");
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const s = net.connect(path);
+    let text = "";
+    s.on("data", (d: Buffer) => (text += d.toString()));
+    await new Promise((r) => s.once("connect", r));
+    const c = await vm.connect();
+    await c.execute("cont");
+    await expect.poll(() => text, { timeout: 60_000 }).toMatch(/minivm\$ $/);
+    s.write("uptime\r");
+    await expect.poll(() => text, { timeout: 60_000 }).toMatch(/uptime: \d+\.\d+ s/);
+    s.write("halt\r");
+    expect(await vm.exited).toBe(0);
+  });
+
   it("pairs -chardev with -mon in QEMU's spelling", async () => {
     vm = await startVm((dir) => ["-chardev", `socket,id=qmp0,path=${dir}/c.sock,server=on,wait=off`, "-mon", "chardev=qmp0,mode=control"], { noDefaultQmp: true });
     const c = await vm.connect({}, `unix:${vm.dir}/c.sock`);
@@ -73,6 +92,7 @@ describe("minivm run", () => {
     [["run", "--qmp", "unix:/tmp/x.sock,queue-full=maybe"], /Parameter 'queue-full' expects 'suspend' or 'drop'/],
     [["run", "--qmp", "unix:/tmp/x.sock,bogus=1"], /Invalid parameter 'bogus'/],
     [["run", "-m", "12Q"], /Parameter 'size' expects a size: '12Q'/],
+    [["run", "--serial", "pty"], /'pty' is not a valid char driver/],
     [["run", "--kernel", "/nonexistent.elf", "--bios", "none"], /could not load kernel '\/nonexistent.elf'/],
     [["run", "--bogus"], /unknown option '--bogus'/],
     [["frobnicate"], /unknown command 'frobnicate'/],
