@@ -1,4 +1,4 @@
-/* virtio-blk over virtio-mmio, polled. Register names and the init order are those of the
+/* virtio-blk over virtio-mmio. Register names and the init order are those of the
  * virtio 1.2 spec: §4.2.2 (MMIO registers), §3.1.1 (driver initialisation), §4.2.4 (legacy
  * interface), §5.2.6 (struct virtio_blk_req). */
 #include "virtio-blk.h"

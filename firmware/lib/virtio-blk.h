@@ -1,5 +1,6 @@
-/* A polled virtio-blk driver over virtio-mmio (virtio 1.2 §4.2 MMIO transport, §5.2 block
- * device, §2.7 split virtqueues), for modern (version 2) and legacy (version 1) devices.
+/* A virtio-blk driver over virtio-mmio (virtio 1.2 §4.2 MMIO transport, §5.2 block device,
+ * §2.7 split virtqueues), for modern (version 2) and legacy (version 1) devices. It polls
+ * the used ring, optionally sleeping in a caller's `wait` hook between looks.
  * One queue of up to 8 descriptors, one request in flight; addresses handed to the device
  * are the buffers' own addresses, so callers must run with VA == PA (or paging off). */
 #ifndef MINIVM_VIRTIO_BLK_H
