@@ -1,8 +1,8 @@
 /* The guest's own use of the virtio-blk disk (lib/virtio-blk.c, identity-mapped buffers,
  * completions awaited on the PLIC interrupt): find the data partition of the boot format
- * (MBR type 0xda) and offer `disk write|read|verify`. Data written is position-dependent, so a verify also catches
- * sectors that landed in the wrong place: the 32-bit little-endian word at byte offset o
- * of the partition is PATTERN ^ o. */
+ * (MBR type 0xda) and offer `disk write|read|verify`. Data written is position-dependent,
+ * so a verify also catches sectors that landed in the wrong place: the 32-bit
+ * little-endian word at byte offset o of the partition is PATTERN ^ o. */
 #include "guest.h"
 #include "../lib/mbr.h"
 #include "../lib/string.h"
