@@ -31,7 +31,7 @@ static inline struct sbiret sbi_call(uint32_t eid, uint32_t fid, uint32_t arg0, 
 struct guest_machine {
 	char model[64];
 	uint32_t hartid;
-	uint32_t ram_base, ram_size;
+	uint32_t ram_base, ram_size, ram_mib;
 	uint32_t timebase;
 	uintptr_t dtb;
 	uint32_t dtb_size;

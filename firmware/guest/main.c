@@ -19,6 +19,7 @@ static void read_dtb(uintptr_t dtb)
 	gm.model[n] = '\0';
 	gm.ram_base = m.ram_base;
 	gm.ram_size = m.ram_size;
+	gm.ram_mib = m.ram_mib;
 	gm.timebase = m.timebase;
 	gm.dtb = ok ? dtb : 0;
 	gm.dtb_size = m.size;
@@ -33,7 +34,7 @@ void guest_main(uint32_t hartid, uintptr_t dtb)
 	struct sbiret v = sbi_call(SBI_EXT_BASE, 0, 0, 0, 0);
 	struct sbiret impl = sbi_call(SBI_EXT_BASE, 1, 0, 0, 0);
 	printf("minivm guest 1.0 on %s: hart %u, %u MiB RAM, timebase %u Hz\n", gm.model, hartid,
-	       gm.ram_size >> 20, gm.timebase);
+	       gm.ram_mib, gm.timebase);
 	printf("sbi: v%u.%u, implementation 0x%x\n", (uint32_t)v.value >> 24, (uint32_t)v.value & 0xffffff,
 	       (uint32_t)impl.value);
 	uint32_t satp = paging_init();

@@ -100,6 +100,7 @@ int fdt_read_machine(const void *fdt, struct fdt_machine *m)
 	m->model = "unknown machine";
 	m->ram_base = 0x80000000u;
 	m->ram_size = 128u << 20;
+	m->ram_mib = 128;
 	m->timebase = 10000000u;
 	m->size = 0;
 	if (fdt_check(fdt))
@@ -118,7 +119,9 @@ int fdt_read_machine(const void *fdt, struct fdt_machine *m)
 	p = fdt_prop(fdt, "/memory", "reg", &len);
 	if (p && len >= 4 * (acells + scells)) {
 		m->ram_base = (uint32_t)fdt_cells(p, acells);
-		m->ram_size = (uint32_t)fdt_cells((const uint8_t *)p + 4 * acells, scells);
+		uint64_t size = fdt_cells((const uint8_t *)p + 4 * acells, scells);
+		m->ram_size = size > 0xffffffffu ? 0xffffffffu : (uint32_t)size;
+		m->ram_mib = (uint32_t)(size >> 20);
 	}
 	/* 2 GiB at 0x8000_0000 ends at 2^32, which 32-bit address arithmetic cannot hold:
 	 * give up the last 4 MiB so "base + size" always makes sense. */

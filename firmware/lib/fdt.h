@@ -21,6 +21,7 @@ struct fdt_machine {
 	const char *model;  /* points into the tree */
 	uint32_t ram_base;
 	uint32_t ram_size;  /* trimmed so ram_base + ram_size fits in 32 bits */
+	uint32_t ram_mib;   /* the untrimmed size, for people */
 	uint32_t timebase;  /* Hz */
 	uint32_t size;      /* of the tree itself; 0 without one */
 };

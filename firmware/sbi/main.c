@@ -24,6 +24,7 @@ static void read_dtb(uintptr_t dtb)
 	machine.model = m.model;
 	machine.ram_base = m.ram_base;
 	machine.ram_size = m.ram_size;
+	machine.ram_mib = m.ram_mib;
 	machine.dtb = ok ? dtb : 0;
 	machine.dtb_size = m.size;
 	platform_timebase = m.timebase;
@@ -73,7 +74,7 @@ void sbi_main(uint32_t hartid, uintptr_t dtb, uintptr_t fw_dynamic)
 	printf("\nminivm-sbi %u.%u (SBI v%u.%u) on %s, %u MiB RAM at 0x%08x\n",
 	       SBI_IMPL_VERSION >> 16, SBI_IMPL_VERSION & 0xffff,
 	       SBI_SPEC_VERSION >> 24, SBI_SPEC_VERSION & 0xffffff,
-	       machine.model, machine.ram_size >> 20, machine.ram_base);
+	       machine.model, machine.ram_mib, machine.ram_base);
 	if (!machine.dtb)
 		printf("minivm-sbi: no device tree at 0x%08x, assuming QEMU virt defaults\n", dtb);
 

@@ -22,6 +22,7 @@ struct machine_info {
 	const char *model;
 	uint32_t ram_base;
 	uint32_t ram_size;
+	uint32_t ram_mib;
 	uintptr_t dtb;
 	uint32_t dtb_size;
 };
