@@ -21,17 +21,18 @@ export function hmpInfoBlockstats(list: BlockStats[]): string {
 /** print_block_info for each device (no throttling or detect-zeroes lines: minivm has neither). */
 export function hmpInfoBlock(list: BlockInfo[]): string {
   let out = "";
-  for (const info of list) {
+  list.forEach((info, i) => {
+    // QEMU separates devices with a blank line; there is none after the last.
+    if (i > 0) out += "\n";
     const ins = info.inserted;
     out += info.device;
     if (ins) out += ` (${ins["node-name"]})`;
     out += ins ? `: ${ins.file} (${ins.drv}${ins.ro ? ", read-only" : ""}${ins.encrypted ? ", encrypted" : ""})\n` : ": [not inserted]\n";
     if (info.qdev) out += `    Attached to:      ${info.qdev}\n`;
     if (info["io-status"] && info["io-status"] !== "ok") out += `    I/O status:       ${info["io-status"]}\n`;
-    if (!ins) continue;
+    if (!ins) return;
     out += `    Cache mode:       ${ins.cache.writeback ? "writeback" : "writethrough"}${ins.cache.direct ? ", direct" : ""}${ins.cache["no-flush"] ? ", ignore flushes" : ""}\n`;
     if (ins.backing_file !== undefined) out += `    Backing file:     ${ins.backing_file} (chain depth: ${ins.backing_file_depth})\n`;
-    out += "\n";
-  }
+  });
   return out;
 }

@@ -6,78 +6,18 @@ import { genericError } from "../qmp/errors.js";
 import { BlockAcctStats, BlockAcctType, type LatencyHistogram } from "./accounting.js";
 import type { BlockBackend } from "./backend.js";
 import type { BlockDriver } from "./driver.js";
-import { imageInfo, type ImageInfo } from "./info.js";
+import { imageInfo } from "./info.js";
+import type {
+  BlockDeviceInfo,
+  BlockDeviceStats,
+  BlockInfo,
+  BlockLatencyHistogramInfo,
+  BlockStats,
+  ImageInfo,
+} from "../qapi/generated/types.js";
 
-export interface BlockLatencyHistogramInfo {
-  boundaries: number[];
-  bins: number[];
-}
-
-export interface BlockDeviceTimedStats {
-  interval_length: number;
-  min_rd_latency_ns: number;
-  max_rd_latency_ns: number;
-  avg_rd_latency_ns: number;
-  min_wr_latency_ns: number;
-  max_wr_latency_ns: number;
-  avg_wr_latency_ns: number;
-  min_flush_latency_ns: number;
-  max_flush_latency_ns: number;
-  avg_flush_latency_ns: number;
-  avg_rd_queue_depth: number;
-  avg_wr_queue_depth: number;
-}
-
-/** BlockDeviceStats of QEMU 7.2, members in schema order. */
-export interface BlockDeviceStats {
-  rd_bytes: number;
-  wr_bytes: number;
-  unmap_bytes: number;
-  rd_operations: number;
-  wr_operations: number;
-  flush_operations: number;
-  unmap_operations: number;
-  rd_total_time_ns: number;
-  wr_total_time_ns: number;
-  flush_total_time_ns: number;
-  unmap_total_time_ns: number;
-  wr_highest_offset: number;
-  rd_merged: number;
-  wr_merged: number;
-  unmap_merged: number;
-  idle_time_ns?: number;
-  failed_rd_operations: number;
-  failed_wr_operations: number;
-  failed_flush_operations: number;
-  failed_unmap_operations: number;
-  invalid_rd_operations: number;
-  invalid_wr_operations: number;
-  invalid_flush_operations: number;
-  invalid_unmap_operations: number;
-  account_invalid: boolean;
-  account_failed: boolean;
-  timed_stats: BlockDeviceTimedStats[];
-  rd_latency_histogram?: BlockLatencyHistogramInfo;
-  wr_latency_histogram?: BlockLatencyHistogramInfo;
-  flush_latency_histogram?: BlockLatencyHistogramInfo;
-}
-
-export interface BlockStatsSpecificFile {
-  driver: "file";
-  "discard-nb-ok": number;
-  "discard-nb-failed": number;
-  "discard-bytes-ok": number;
-}
-
-export interface BlockStats {
-  device?: string;
-  qdev?: string;
-  "node-name"?: string;
-  stats: BlockDeviceStats;
-  parent?: BlockStats;
-  backing?: BlockStats;
-  "driver-specific"?: BlockStatsSpecificFile;
-}
+// The wire types come from the schema (schema/block.json); re-exported for the block layer's users.
+export type { BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockLatencyHistogramInfo, BlockStats };
 
 function histogramInfo(h: LatencyHistogram | null): BlockLatencyHistogramInfo | undefined {
   return h ? { boundaries: Array.from(h.boundaries), bins: Array.from(h.bins) } : undefined;
@@ -185,38 +125,8 @@ export function blockstatsInfo(b: BlockBackend): BlockStats {
   return out;
 }
 
-export interface BlockDeviceInfo {
-  file: string;
-  "node-name": string;
-  ro: boolean;
-  drv: string;
-  backing_file?: string;
-  backing_file_depth: number;
-  encrypted: boolean;
-  detect_zeroes: "off";
-  bps: number;
-  bps_rd: number;
-  bps_wr: number;
-  iops: number;
-  iops_rd: number;
-  iops_wr: number;
-  image: ImageInfo;
-  cache: { writeback: boolean; direct: boolean; "no-flush": boolean };
-  write_threshold: number;
-}
-
-export interface BlockInfo {
-  device: string;
-  qdev?: string;
-  type: "unknown";
-  removable: boolean;
-  locked: boolean;
-  inserted?: BlockDeviceInfo;
-  "io-status"?: "ok" | "failed" | "nospace";
-}
-
 /** BlockDeviceInfo of one node (bdrv_block_device_info); `file` nodes have drv "file". */
-async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boolean, withBacking: boolean): Promise<BlockDeviceInfo> {
+async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boolean, withBacking: boolean, backingImage = true): Promise<BlockDeviceInfo> {
   let depth = 0;
   for (let x = d.backing; x; x = x.backing) depth++;
   const inserted: BlockDeviceInfo = {
@@ -236,7 +146,7 @@ async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boo
     iops: 0,
     iops_rd: 0,
     iops_wr: 0,
-    image: drv === "file" ? await fileImageInfo(d) : await imageInfo(d, d.filename, true),
+    image: drv === "file" ? await fileImageInfo(d) : await imageInfo(d, d.filename, backingImage),
     cache: { writeback: true, direct: false, "no-flush": false },
     write_threshold: 0,
   });
@@ -252,14 +162,15 @@ async function fileImageInfo(d: BlockDriver): Promise<ImageInfo> {
 }
 
 /** query-named-block-nodes for one backend's chain: each format node, then its file node. */
-export async function namedBlockNodes(b: BlockBackend): Promise<BlockDeviceInfo[]> {
+/** query-named-block-nodes for one drive's chain; `flat` leaves out each image's backing-image. */
+export async function namedBlockNodes(b: BlockBackend, flat = false): Promise<BlockDeviceInfo[]> {
   const out: BlockDeviceInfo[] = [];
   let d: BlockDriver | null = b.drv;
   for (let i = -1; d; i++, d = d.backing) {
     const names = i < 0 ? { format: b.nodeName, file: b.fileNodeName } : b.backingNodeNames[i];
     const ro = i < 0 ? b.readOnly : true;
-    out.push(await deviceInfo(d, names.format, d.format, ro, true));
-    out.push(await deviceInfo(d, names.file, "file", ro, false));
+    out.push(await deviceInfo(d, names.format, d.format, ro, true, !flat));
+    out.push(await deviceInfo(d, names.file, "file", ro, false, !flat));
   }
   return out;
 }

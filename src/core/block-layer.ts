@@ -9,7 +9,7 @@ import type { BlockDriver } from "../block/driver.js";
 import { openImage } from "../block/image.js";
 import { imageInfo } from "../block/info.js";
 import { IoPool } from "../block/io-pool.js";
-import { blockInfo, blockstatsInfo, setLatencyHistogram } from "../block/qapi-block.js";
+import { blockInfo, blockstatsInfo, namedBlockNodes, setLatencyHistogram } from "../block/qapi-block.js";
 import type { QmpHandlers } from "../qapi/generated/commands.js";
 import type { BlockDeviceInfo, BlockdevOptions, BlockdevRef, BlockdevRefOrNull, BlockStats } from "../qapi/generated/types.js";
 import { QmpError, genericError } from "../qmp/errors.js";
@@ -164,10 +164,7 @@ export class BlockLayer {
 
   private async nodeInfos(flat: boolean): Promise<BlockDeviceInfo[]> {
     const out: BlockDeviceInfo[] = [];
-    for (const a of this.attached) {
-      const info = await blockInfo(a.backend);
-      if (info.inserted !== undefined) out.push(info.inserted as unknown as BlockDeviceInfo);
-    }
+    for (const a of this.attached) out.push(...(await namedBlockNodes(a.backend, flat)));
     for (const n of this.nodes.values()) {
       let depth = 0;
       for (let x = n.drv.backing; x; x = x.backing) depth++;
@@ -213,14 +210,16 @@ export class BlockLayer {
       block_resize: async ({ device, "node-name": nodeName, size }) => {
         const a = this.attached.find((x) => (device !== undefined && x.backend.id === device) || (nodeName !== undefined && x.backend.nodeName === nodeName));
         const n = a === undefined && nodeName !== undefined ? this.nodes.get(nodeName) : undefined;
-        const drv = a?.backend.drv ?? n?.drv;
-        if (drv === undefined) throw genericError(`Cannot find device='${device ?? ""}' nor node-name='${nodeName ?? ""}'`);
-        const bytes = Number(size);
-        if (bytes < 0) throw genericError("Parameter 'size' expects a >0 size");
-        if (drv.readOnly) throw genericError(`Node '${a?.backend.nodeName ?? nodeName}' is read only`);
-        const resizable = drv as BlockDriver & { truncate?: (size: number) => Promise<void> };
-        if (resizable.truncate === undefined) throw genericError("Image format driver does not support resize");
-        await resizable.truncate(bytes);
+        if (a !== undefined) {
+          await a.backend.resize(Number(size));
+          // The guest learns the new capacity through a config-change interrupt.
+          a.device.resized();
+          return {};
+        }
+        if (n === undefined) throw genericError(`Cannot find device='${device ?? ""}' nor node-name='${nodeName ?? ""}'`);
+        const resizable = n.drv as BlockDriver & { truncate?: (size: number) => Promise<void> };
+        if (resizable.truncate === undefined) throw genericError(`Image format '${n.drv.format}' does not support resizing`);
+        await resizable.truncate(Number(size));
         return {};
       },
       "block-latency-histogram-set": (args) => {

@@ -5,7 +5,7 @@
 import type { CoreContext, CoreHandlers } from "../core/handlers.js";
 import { bqlInfo } from "../core/handlers.js";
 import type { Machine } from "../core/machine.js";
-import { formatInfoBlock, formatInfoBlockstats } from "./hmp-block.js";
+import { hmpInfoBlock, hmpInfoBlockstats } from "../block/hmp-block.js";
 import { QmpError } from "../qmp/errors.js";
 import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
 
@@ -99,11 +99,11 @@ const INFO: InfoCommand[] = [
   },
   { name: "registers", help: "show the cpu registers", run: (ctx) => needMachine(ctx).infoRegisters() },
   { name: "mtree", help: "show memory tree", run: (ctx) => needMachine(ctx).mtree() },
-  { name: "block", help: "show the block devices", run: async (ctx) => formatInfoBlock(await ctx.handlers["query-block"]({})) },
+  { name: "block", help: "show the block devices", run: async (ctx) => hmpInfoBlock(await ctx.handlers["query-block"]({})) },
   {
     name: "blockstats",
     help: "show block device statistics",
-    run: async (ctx) => formatInfoBlockstats(await ctx.handlers["query-blockstats"]({})),
+    run: async (ctx) => hmpInfoBlockstats(await ctx.handlers["query-blockstats"]({})),
   },
   {
     name: "bql",

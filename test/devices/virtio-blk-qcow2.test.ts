@@ -118,8 +118,8 @@ describe.runIf(interop)("virtio-blk on qcow2 with many requests in flight", () =
     }
     expect(dev.read(0x70, 4) & 0x40).toBe(0);
     const st = blockstatsInfo(blk).stats;
-    expect(st.rd_operations + st.wr_operations).toBe(3200);
-    expect(st.rd_latency_histogram!.bins.reduce((a, b) => a + b, 0)).toBe(st.rd_operations);
+    expect(Number(st.rd_operations) + Number(st.wr_operations)).toBe(3200);
+    expect(st.rd_latency_histogram!.bins.reduce((a: number, b) => a + Number(b), 0)).toBe(st.rd_operations);
     await blk.flush();
     await blk.close();
     writeFileSync(t.path("model.raw"), model);

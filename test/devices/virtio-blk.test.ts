@@ -262,7 +262,7 @@ describe("virtio-blk over virtio-mmio", () => {
     const st = blockstatsInfo(g.blk).stats;
     expect(st.invalid_rd_operations).toBe(1);
     expect(st.invalid_wr_operations).toBe(1);
-    expect(st.rd_operations + st.wr_operations).toBe(0);
+    expect(Number(st.rd_operations) + Number(st.wr_operations)).toBe(0);
   });
 
   it("refuses a transfer larger than 64 MiB made of repeated descriptors, without allocating it", async () => {

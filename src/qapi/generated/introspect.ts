@@ -131,7 +131,7 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "42" = BlockdevDetectZeroesOptions
   {"name":"42","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
   // "43" = ImageInfo
-  {"name":"43","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"backing-image","type":"43","default":null},{"name":"format-specific","type":"57","default":null}]},
+  {"name":"43","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[57]","default":null},{"name":"backing-image","type":"43","default":null},{"name":"format-specific","type":"58","default":null}]},
   // "44" = BlockdevCacheInfo
   {"name":"44","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
   {"name":"[int]","meta-type":"array","element-type":"int"},
@@ -140,9 +140,9 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "46" = BlockdevOptionsFile
   {"name":"46","meta-type":"object","members":[{"name":"filename","type":"str"}]},
   // "47" = BlockdevOptionsQcow2
-  {"name":"47","meta-type":"object","members":[{"name":"file","type":"58"},{"name":"backing","type":"59","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  {"name":"47","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"backing","type":"60","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
   // "48" = BlockdevOptionsRaw
-  {"name":"48","meta-type":"object","members":[{"name":"file","type":"58"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  {"name":"48","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
   // "49" = JSONType
   {"name":"49","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
   {"name":"[50]","meta-type":"array","element-type":"50"},
@@ -164,20 +164,23 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"55","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
   // "56" = BlockStatsSpecificFile
   {"name":"56","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
-  // "57" = ImageInfoSpecific
-  {"name":"57","meta-type":"object","members":[{"name":"type","type":"60"}],"tag":"type","variants":[{"case":"qcow2","type":"61"}]},
-  // "58" = BlockdevRef
-  {"name":"58","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "59" = BlockdevRefOrNull
-  {"name":"59","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  {"name":"[57]","meta-type":"array","element-type":"57"},
+  // "57" = SnapshotInfo
+  {"name":"57","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
+  // "58" = ImageInfoSpecific
+  {"name":"58","meta-type":"object","members":[{"name":"type","type":"61"}],"tag":"type","variants":[{"case":"qcow2","type":"62"}]},
+  // "59" = BlockdevRef
+  {"name":"59","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "60" = BlockdevRefOrNull
+  {"name":"60","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "60" = ImageInfoSpecificKind
-  {"name":"60","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "61" = ImageInfoSpecificQCow2Wrapper
-  {"name":"61","meta-type":"object","members":[{"name":"data","type":"62"}]},
+  // "61" = ImageInfoSpecificKind
+  {"name":"61","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "62" = ImageInfoSpecificQCow2Wrapper
+  {"name":"62","meta-type":"object","members":[{"name":"data","type":"63"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "62" = ImageInfoSpecificQCow2
-  {"name":"62","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"63"}]},
-  // "63" = Qcow2CompressionType
-  {"name":"63","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "63" = ImageInfoSpecificQCow2
+  {"name":"63","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"64"}]},
+  // "64" = Qcow2CompressionType
+  {"name":"64","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

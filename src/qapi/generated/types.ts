@@ -419,6 +419,26 @@ export interface QObjImageInfoSpecificBase {
 export type ImageInfoSpecific =
   | (Omit<QObjImageInfoSpecificBase, "type"> & { type: "qcow2" } & ImageInfoSpecificQCow2Wrapper);
 
+/** An internal snapshot stored in an image. */
+export interface SnapshotInfo {
+  /** the snapshot's id */
+  id: string;
+  /** the snapshot's name */
+  name: string;
+  /** bytes of saved VM state */
+  "vm-state-size": number | bigint;
+  /** when it was taken, seconds since the epoch */
+  "date-sec": number | bigint;
+  /** the nanoseconds of that time */
+  "date-nsec": number | bigint;
+  /** the guest clock when it was taken, seconds */
+  "vm-clock-sec": number | bigint;
+  /** the nanoseconds of that clock */
+  "vm-clock-nsec": number | bigint;
+  /** the instruction count, when it was recorded */
+  icount?: number | bigint;
+}
+
 /** An image file, as `qemu-img info` describes it. */
 export interface ImageInfo {
   /** the image's file name */
@@ -446,6 +466,8 @@ export interface ImageInfo {
   "full-backing-filename"?: string;
   /** the backing file's format, if recorded */
   "backing-filename-format"?: string;
+  /** the image's internal snapshots, if it has any */
+  snapshots?: SnapshotInfo[];
   /** the backing image, described the same way */
   "backing-image"?: ImageInfo;
   /** what only this format has to say */

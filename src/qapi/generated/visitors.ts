@@ -37,6 +37,7 @@ import type {
   ImageInfoSpecificQCow2Wrapper,
   QObjImageInfoSpecificBase,
   ImageInfoSpecific,
+  SnapshotInfo,
   ImageInfo,
   BlockDeviceInfo,
   BlockInfo,
@@ -651,6 +652,28 @@ export function visit_ImageInfoSpecific(v: InputVisitor, name: string | null): I
   return r;
 }
 
+export function visit_SnapshotInfo_members(v: InputVisitor): SnapshotInfo {
+  const m_id = v.str("id");
+  const m_name = v.str("name");
+  const m_vm_state_size = v.int64("vm-state-size");
+  const m_date_sec = v.int64("date-sec");
+  const m_date_nsec = v.int64("date-nsec");
+  const m_vm_clock_sec = v.int64("vm-clock-sec");
+  const m_vm_clock_nsec = v.int64("vm-clock-nsec");
+  const m_icount = v.optional("icount") ? v.int64("icount") : undefined;
+  const r: SnapshotInfo = { "id": m_id, "name": m_name, "vm-state-size": m_vm_state_size, "date-sec": m_date_sec, "date-nsec": m_date_nsec, "vm-clock-sec": m_vm_clock_sec, "vm-clock-nsec": m_vm_clock_nsec };
+  if (m_icount !== undefined) r["icount"] = m_icount;
+  return r;
+}
+
+export function visit_SnapshotInfo(v: InputVisitor, name: string | null): SnapshotInfo {
+  v.startStruct(name);
+  const r = visit_SnapshotInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
 export function visit_ImageInfo_members(v: InputVisitor): ImageInfo {
   const m_filename = v.str("filename");
   const m_format = v.str("format");
@@ -663,6 +686,7 @@ export function visit_ImageInfo_members(v: InputVisitor): ImageInfo {
   const m_backing_filename = v.optional("backing-filename") ? v.str("backing-filename") : undefined;
   const m_full_backing_filename = v.optional("full-backing-filename") ? v.str("full-backing-filename") : undefined;
   const m_backing_filename_format = v.optional("backing-filename-format") ? v.str("backing-filename-format") : undefined;
+  const m_snapshots = v.optional("snapshots") ? v.list("snapshots", (n) => visit_SnapshotInfo(v, n)) : undefined;
   const m_backing_image = v.optional("backing-image") ? visit_ImageInfo(v, "backing-image") : undefined;
   const m_format_specific = v.optional("format-specific") ? visit_ImageInfoSpecific(v, "format-specific") : undefined;
   const r: ImageInfo = { "filename": m_filename, "format": m_format, "virtual-size": m_virtual_size };
@@ -674,6 +698,7 @@ export function visit_ImageInfo_members(v: InputVisitor): ImageInfo {
   if (m_backing_filename !== undefined) r["backing-filename"] = m_backing_filename;
   if (m_full_backing_filename !== undefined) r["full-backing-filename"] = m_full_backing_filename;
   if (m_backing_filename_format !== undefined) r["backing-filename-format"] = m_backing_filename_format;
+  if (m_snapshots !== undefined) r["snapshots"] = m_snapshots;
   if (m_backing_image !== undefined) r["backing-image"] = m_backing_image;
   if (m_format_specific !== undefined) r["format-specific"] = m_format_specific;
   return r;
