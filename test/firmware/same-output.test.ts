@@ -16,10 +16,7 @@ function normalise(text: string): string[] {
   return text
     .replace(TIMED, "$1=#")
     .replace(/uptime: \d+\.\d{3} s/g, "uptime: #.### s")
-    .split("\n")
-    // minivm today: SEIP latches after csrs/csrc on mip (see docs/teaching-guest.md on the
-    // stuck-line fallback); drop this filter when that is fixed.
-    .filter((line) => !line.startsWith("plic: "));
+    .split("\n");
 }
 
 async function transcript(vm: SerialConsole): Promise<string[]> {
