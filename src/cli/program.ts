@@ -229,6 +229,11 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .helpOption(false)
     .argument("[args...]")
     .action(async (args: string[]) => {
+      if (args[0] === "create" && args.includes("--bootable")) {
+        const { createBootable } = await import("./bootable.js");
+        setStatus(await createBootable(args.slice(1)));
+        return;
+      }
       const { imgMain } = await import("./img.js");
       setStatus(await imgMain(args));
     });

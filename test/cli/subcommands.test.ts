@@ -41,3 +41,21 @@ describe("minivm sub-commands through the real binary", () => {
     expect((await minivm("--version")).stdout).toMatch(/^minivm \d+\.\d+\.\d+\n$/);
   });
 });
+
+describe("minivm img create --bootable", () => {
+  it("makes the same disk the firmware build ships, from the same guest ELF", async () => {
+    const dir = tempDir();
+    const disk = join(dir, "boot.img");
+    const out = await minivm("img", "create", "--bootable", "firmware/build/guest.elf", disk);
+    expect(out.stdout).toContain(`Formatting '${disk}', fmt=raw size=4194304`);
+    const { readFileSync } = await import("node:fs");
+    expect(Buffer.compare(readFileSync(disk), readFileSync("firmware/build/disk.img"))).toBe(0);
+  });
+
+  it("refuses a file that is not an ELF", async () => {
+    const dir = tempDir();
+    const err = (await minivm("img", "create", "--bootable", "package.json", join(dir, "x.img")).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain("'package.json' is not an ELF file");
+  });
+});
