@@ -72,6 +72,9 @@ export class Cpu {
   satp = 0;
   readonly pmpcfg = new Uint32Array(4);
   readonly pmpaddr = new Uint32Array(16);
+  /** Some PMP entry is on / some entry is locked (pmp.ts keeps these in step). */
+  pmpActive = false;
+  pmpLocked = false;
   /** Instructions retired (a double: exact up to 2^53). */
   instret = 0;
   /** mcycle - instret, so that writes to mcycle stick. */
@@ -155,6 +158,8 @@ export class Cpu {
     this.satp = 0;
     this.pmpcfg.fill(0);
     this.pmpaddr.fill(0);
+    this.pmpActive = false;
+    this.pmpLocked = false;
     this.instret = 0;
     this.cycleOffset = 0;
     this.loadRes = -1;

@@ -24,6 +24,7 @@ import {
   PRV_U,
 } from "./constants.js";
 import type { Cpu } from "./cpu.js";
+import { pmpUpdate } from "./pmp.js";
 import { raiseException } from "./trap.js";
 
 // Writable mstatus bits with no F, V or H (QEMU write_mstatus).
@@ -218,12 +219,14 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
       nv |= (nb & 0x9f) << (8 * b);
     }
     cpu.pmpcfg[csr - 0x3a0] = nv;
+    pmpUpdate(cpu);
     return true;
   }
   if (csr >= 0x3b0 && csr <= 0x3bf) {
     const i = csr - 0x3b0;
     const cfg = (cpu.pmpcfg[i >>> 2] >>> (8 * (i & 3))) & 0xff;
     if ((cfg & 0x80) === 0) cpu.pmpaddr[i] = v;
+    pmpUpdate(cpu);
     return true;
   }
   // mhpmcounterN/mhpmeventN: present, hardwired to zero.

@@ -16,26 +16,49 @@ import {
   EXC_LOAD_PAGE_FAULT,
   EXC_STORE_ACCESS,
   EXC_STORE_PAGE_FAULT,
+  PRV_M,
   TLB_SIZE,
 } from "./constants.js";
 import type { Cpu } from "./cpu.js";
 import { translate } from "./mmu.js";
+import { pmpAllows, pmpPageCacheable } from "./pmp.js";
 import { raiseException } from "./trap.js";
 
 const TLB_MASK = TLB_SIZE - 1;
+
+const PAGE_FAULT = [EXC_INST_PAGE_FAULT, EXC_LOAD_PAGE_FAULT, EXC_STORE_PAGE_FAULT];
+const ACCESS_FAULT = [EXC_INST_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS];
+
+/**
+ * Translate `va` and check PMP for `size` bytes. Returns the physical address, or -1 after
+ * raising the page fault or access fault (with `tval`) that QEMU would raise.
+ */
+function translateChecked(cpu: Cpu, va: number, access: number, priv: number, size: number, tval: number, pc: number): number {
+  const pa = translate(cpu, va, access, priv);
+  if (pa === -1) {
+    cpu.pc = raiseException(cpu, PAGE_FAULT[access], tval, pc);
+    return -1;
+  }
+  if (pa === -2 || ((cpu.pmpActive || priv !== PRV_M) && !pmpAllows(cpu, pa, size, access, priv))) {
+    cpu.pc = raiseException(cpu, ACCESS_FAULT[access], tval, pc);
+    return -1;
+  }
+  return pa;
+}
 
 /**
  * Instruction fetch miss. Returns 1 when `pc`'s page is now in the fetch TLB (RAM), 2 when the
  * instruction was read from a device into `cpu.fetched` (boot ROM), 0 after raising a trap.
  */
 export function fetchSlow(cpu: Cpu, pc: number): number {
-  const pa = translate(cpu, pc, ACCESS_FETCH, cpu.priv);
-  if (pa < 0) {
-    cpu.pc = raiseException(cpu, EXC_INST_PAGE_FAULT, pc, pc);
-    return 0;
-  }
+  const pa = translateChecked(cpu, pc, ACCESS_FETCH, cpu.priv, 4, pc, pc);
+  if (pa < 0) return 0;
   const off = pa - cpu.ramBase;
   if (off >= 0 && off < cpu.ramSize) {
+    if (!pmpPageCacheable(cpu, pa, ACCESS_FETCH, cpu.priv)) {
+      cpu.fetched = cpu.ram32[off >>> 2];
+      return 2;
+    }
     const vpn = pc >>> 12;
     const i = vpn & TLB_MASK;
     cpu.tlbXTag[i] = vpn | (cpu.priv << 20);
@@ -107,19 +130,18 @@ function extend(v: number, f3: number): number {
 export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | null {
   const size = 1 << (f3 & 3);
   const priv = cpu.dataPriv();
-  const pa = translate(cpu, a, ACCESS_LOAD, priv);
-  if (pa < 0) {
-    cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
-    return null;
-  }
   const pageLeft = 4096 - (a & 0xfff);
+  const pa = translateChecked(cpu, a, ACCESS_LOAD, priv, pageLeft < size ? pageLeft : size, a, pc);
+  if (pa < 0) return null;
   if ((a & (size - 1)) === 0) {
     const off = pa - cpu.ramBase;
     if (off >= 0 && off + size <= cpu.ramSize) {
-      const vpn = a >>> 12;
-      const i = vpn & TLB_MASK;
-      cpu.tlbRTag[i] = vpn | (priv << 20);
-      cpu.tlbROff[i] = off - (off & 0xfff);
+      if (pmpPageCacheable(cpu, pa, ACCESS_LOAD, priv)) {
+        const vpn = a >>> 12;
+        const i = vpn & TLB_MASK;
+        cpu.tlbRTag[i] = vpn | (priv << 20);
+        cpu.tlbROff[i] = off - (off & 0xfff);
+      }
       let v: number;
       if (size === 4) v = cpu.ram32[off >>> 2];
       else if (size === 2) v = cpu.ram16[off >>> 1];
@@ -167,11 +189,8 @@ export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | 
   let pa2 = -1;
   const a2 = ((a & ~(size - 1)) + size) | 0;
   if (pageLeft < size) {
-    pa2 = translate(cpu, a2, ACCESS_LOAD, priv);
-    if (pa2 < 0) {
-      cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a2, pc);
-      return null;
-    }
+    pa2 = translateChecked(cpu, a2, ACCESS_LOAD, priv, size - pageLeft, a2, pc);
+    if (pa2 < 0) return null;
     pa2 -= a2 & 0xfff;
   }
   let v = 0;
@@ -190,16 +209,13 @@ export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | 
 export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number): boolean {
   const size = 1 << f3;
   const priv = cpu.dataPriv();
-  const pa = translate(cpu, a, ACCESS_STORE, priv);
-  if (pa < 0) {
-    cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, a, pc);
-    return false;
-  }
   const pageLeft = 4096 - (a & 0xfff);
+  const pa = translateChecked(cpu, a, ACCESS_STORE, priv, pageLeft < size ? pageLeft : size, a, pc);
+  if (pa < 0) return false;
   if ((a & (size - 1)) === 0) {
     const off = pa - cpu.ramBase;
     if (off >= 0 && off + size <= cpu.ramSize) {
-      if (off >>> 12 !== cpu.htifPage) {
+      if (off >>> 12 !== cpu.htifPage && pmpPageCacheable(cpu, pa, ACCESS_STORE, priv)) {
         const vpn = a >>> 12;
         const i = vpn & TLB_MASK;
         cpu.tlbWTag[i] = vpn | (priv << 20);
@@ -229,11 +245,8 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
   let pa2 = -1;
   if (pageLeft < size) {
     const page2 = ((a & ~0xfff) + 4096) | 0;
-    pa2 = translate(cpu, page2, ACCESS_STORE, priv);
-    if (pa2 < 0) {
-      cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, page2, pc);
-      return false;
-    }
+    pa2 = translateChecked(cpu, page2, ACCESS_STORE, priv, size - pageLeft, page2, pc);
+    if (pa2 < 0) return false;
   }
   for (let k = 0; k < size; k++) {
     const ok = k < pageLeft ? physStore8(cpu, pa + k, v >>> (8 * k)) : physStore8(cpu, pa2 + k - pageLeft, v >>> (8 * k));
@@ -296,11 +309,8 @@ export function amoInstruction(cpu: Cpu, inst: number, pc: number): boolean {
       cpu.pc = raiseException(cpu, EXC_LOAD_MISALIGNED, a, pc);
       return false;
     }
-    const pa = translate(cpu, a, ACCESS_LOAD, priv);
-    if (pa < 0) {
-      cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
-      return false;
-    }
+    const pa = translateChecked(cpu, a, ACCESS_LOAD, priv, 4, a, pc);
+    if (pa < 0) return false;
     const v = physRead32(cpu, pa);
     if (v === null) {
       cpu.pc = raiseException(cpu, EXC_LOAD_ACCESS, a, pc);
@@ -331,15 +341,9 @@ export function amoInstruction(cpu: Cpu, inst: number, pc: number): boolean {
   }
   // QEMU probes an atomic's page for reading first (a page that cannot be read gives a
   // load page fault), then for writing (store/AMO page fault).
-  if (translate(cpu, a, ACCESS_LOAD, priv) < 0) {
-    cpu.pc = raiseException(cpu, EXC_LOAD_PAGE_FAULT, a, pc);
-    return false;
-  }
-  const pa = translate(cpu, a, ACCESS_STORE, priv);
-  if (pa < 0) {
-    cpu.pc = raiseException(cpu, EXC_STORE_PAGE_FAULT, a, pc);
-    return false;
-  }
+  if (translateChecked(cpu, a, ACCESS_LOAD, priv, 4, a, pc) < 0) return false;
+  const pa = translateChecked(cpu, a, ACCESS_STORE, priv, 4, a, pc);
+  if (pa < 0) return false;
   const old = physRead32(cpu, pa);
   if (old === null) {
     cpu.pc = raiseException(cpu, EXC_STORE_ACCESS, a, pc);

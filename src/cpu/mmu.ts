@@ -2,8 +2,9 @@
 // get_physical_address: two-level walk, permission checks with SUM/MXR, A and D set by
 // "hardware" (an atomic update of the PTE in RAM), a PTE outside RAM is a page fault.
 
-import { ACCESS_FETCH, ACCESS_STORE, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S, PRV_U } from "./constants.js";
+import { ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S, PRV_U } from "./constants.js";
 import type { Cpu } from "./cpu.js";
+import { pmpAllows } from "./pmp.js";
 
 const PTE_V = 1;
 const PTE_R = 2;
@@ -16,7 +17,8 @@ const PTE_D = 128;
 /**
  * Translate `va` for an access of kind `access` at privilege `priv`.
  * Returns the physical address (may exceed 32 bits: Sv32 has 34-bit physical addresses),
- * or -1 for a page fault. A `debug` walk (HMP `x`) leaves the A and D bits alone.
+ * or -1 for a page fault, or -2 when PMP forbids reading a PTE (an access fault, QEMU's
+ * TRANSLATE_PMP_FAIL). A `debug` walk (HMP `x`) leaves the A and D bits alone.
  */
 export function translate(cpu: Cpu, va: number, access: number, priv: number, debug = false): number {
   va = va >>> 0;
@@ -30,6 +32,7 @@ export function translate(cpu: Cpu, va: number, access: number, priv: number, de
     const pteAddr = base + idx * 4;
     const off = pteAddr - cpu.ramBase;
     if (off < 0 || off + 4 > cpu.ramSize) return -1;
+    if (cpu.pmpActive && !pmpAllows(cpu, pteAddr, 4, ACCESS_LOAD, PRV_S)) return -2;
     const pte = cpu.ram32[off >>> 2];
     const ppn = pte >>> 10;
     if ((pte & PTE_V) === 0) return -1;

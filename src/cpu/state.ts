@@ -2,6 +2,7 @@
 // migration (DESIGN.md §6) and snapshots. The soft TLB is not state: it is flushed on load.
 
 import type { Cpu } from "./cpu.js";
+import { pmpUpdate } from "./pmp.js";
 
 export interface CpuStateV1 {
   version: 1;
@@ -72,5 +73,5 @@ export function loadCpu(cpu: Cpu, s: CpuStateV1): void {
   cpu.badaddr = s.badaddr;
   cpu.seipSoftware = s.seipSoftware;
   cpu.seipExternal = s.seipExternal;
-  cpu.flushTlb();
+  pmpUpdate(cpu);
 }

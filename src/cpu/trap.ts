@@ -106,11 +106,7 @@ export function takeInterrupt(cpu: Cpu): boolean {
 
 /** True when some pmpcfg entry has a non-OFF address-matching mode (QEMU pmp_get_num_rules). */
 function pmpHasRules(cpu: Cpu): boolean {
-  for (let i = 0; i < 4; i++) {
-    const c = cpu.pmpcfg[i];
-    for (let b = 0; b < 4; b++) if (((c >>> (8 * b + 3)) & 3) !== 0) return true;
-  }
-  return false;
+  return cpu.pmpActive;
 }
 
 /** MRET, SRET, WFI, SFENCE.VMA (SYSTEM with funct3 = 0 other than ECALL/EBREAK). */

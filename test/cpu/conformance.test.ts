@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { runOnMinivm } from "./harness.js";
 
 const ELF_DIR = new URL("../../firmware/tests/build/", import.meta.url).pathname;
-const TESTS = ["alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart", "boot"];
+const TESTS = ["alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart", "boot", "pmp"];
 
 describe("conformance ELFs on minivm", () => {
   it.each(TESTS)("%s.elf runs to completion and passes", (name) => {

@@ -15,7 +15,7 @@ import { hasQemu, QEMU_CPU, runOnMinivm, type RunResult } from "./harness.js";
 import { generateBatch, type HarnessSymbols } from "./random-program.js";
 
 const ELF_DIR = new URL("../../firmware/tests/build/", import.meta.url).pathname;
-export const CONFORMANCE = ["smoke", "boot", "alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart"];
+export const CONFORMANCE = ["smoke", "boot", "alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart", "pmp"];
 const PROGRAMS_BASE = 0x80100000;
 const BATCHES = Number(process.env.MINIVM_RANDOM_BATCHES ?? 10);
 const PER_BATCH = Number(process.env.MINIVM_RANDOM_PER_BATCH ?? 110);
