@@ -62,43 +62,6 @@ export async function runVm(o: RunOptions): Promise<number> {
   const bql = createBqlBuffer();
   const channel = new MessageChannel();
 
-  const monitorData: MonitorWorkerData = { control: controlBuffer, bql, corePort: channel.port1, monitors: o.monitors };
-  const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
-    workerData: monitorData,
-    transferList: [channel.port1],
-    name: "monitor",
-  });
-  const first = await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "listening" || m.kind === "error");
-  if (first.kind === "error") {
-    await monitor.terminate();
-    throw new Error(first.message);
-  }
-  if (first.kind === "listening" && o.announce) {
-    for (const a of first.addresses) process.stderr.write(`minivm: QMP monitor listening on ${a}\n`);
-  }
-  if (o.monitors.some((m) => m.wait)) {
-    if (o.announce) process.stderr.write("minivm: waiting for a QMP client to connect (wait=on)\n");
-    await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "connected");
-  }
-
-  const coreData: CoreWorkerData = {
-    control: controlBuffer,
-    bql,
-    monitorPort: channel.port2,
-    startPaused: o.startPaused,
-    noShutdown: o.noShutdown,
-    name: o.name,
-    machine: o.machine,
-    drives: o.drives,
-    blockdevs: o.blockdevs,
-    devices: o.devices,
-  };
-  const core = new Worker(workerUrl("../core/core-worker.js"), {
-    workerData: coreData,
-    transferList: [channel.port2],
-    name: "core",
-  });
-
   const requestShutdown = (cause: "host-signal" | "host-ui"): void => {
     Atomics.store(control, CONTROL.REQUEST_CAUSE, ShutdownCause_VALUES.indexOf(cause));
     Atomics.store(control, CONTROL.REQUEST, Request.Shutdown);
@@ -107,31 +70,84 @@ export async function runVm(o: RunOptions): Promise<number> {
   // QEMU's qemu_system_killed(): a shutdown request with cause host-signal.
   const onSignal = (): void => requestShutdown("host-signal");
 
+  // The console's far end exists before the guest can print: output is never dropped.
+  let core: Worker | null = null;
+  const toGuest = (bytes: Uint8Array): void => core?.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage);
+  const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
+  const serialOut = (bytes: Uint8Array): void => {
+    if (o.serial === "stdio") process.stdout.write(bytes);
+    else serialSocket?.write(bytes);
+  };
+
+  const monitorData: MonitorWorkerData = { control: controlBuffer, bql, corePort: channel.port1, monitors: o.monitors };
+  const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
+    workerData: monitorData,
+    transferList: [channel.port1],
+    name: "monitor",
+  });
+
+  let coreExit: Promise<CoreToMainMessage> | null = null;
+  const startCore = (): Worker => {
+    const coreData: CoreWorkerData = {
+      control: controlBuffer,
+      bql,
+      monitorPort: channel.port2,
+      startPaused: o.startPaused,
+      noShutdown: o.noShutdown,
+      name: o.name,
+      machine: o.machine,
+      drives: o.drives,
+      blockdevs: o.blockdevs,
+      devices: o.devices,
+    };
+    const w = new Worker(workerUrl("../core/core-worker.js"), {
+      workerData: coreData,
+      transferList: [channel.port2],
+      name: "core",
+    });
+    // Listen from the first moment: an early message (a failed drive) must not be missed.
+    w.on("message", (m: CoreToMainMessage) => {
+      if (m.kind === "serial") serialOut(m.bytes);
+    });
+    coreExit = nextMessage<CoreToMainMessage>(w, (m) => m.kind === "exit" || m.kind === "fatal");
+    coreExit.catch(() => undefined);
+    return w;
+  };
+
   const stdin = process.stdin;
   const rawTty = o.serial === "stdio" && stdin.isTTY === true;
-  const toGuest = (bytes: Uint8Array): void => core.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage);
-  const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
-  core.on("message", (m: CoreToMainMessage) => {
-    if (m.kind !== "serial") return;
-    if (o.serial === "stdio") process.stdout.write(m.bytes);
-    else serialSocket?.write(m.bytes);
-  });
   const decoder = new EscapeDecoder({
     toGuest,
     quit: () => requestShutdown("host-ui"),
     print: (text) => process.stderr.write(text),
   });
   const onInput = (chunk: Buffer): void => decoder.feed(chunk);
-  if (o.serial === "stdio" && o.machine !== null) {
-    if (rawTty) stdin.setRawMode(true);
-    stdin.on("data", onInput);
-  }
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
 
   try {
-    const exit = await nextMessage<CoreToMainMessage>(core, (m) => m.kind === "exit" || m.kind === "fatal");
+    // Both threads load their modules at the same time, unless a monitor says wait=on:
+    // then the machine must not start before a client is there.
+    const waitForClient = o.monitors.some((m) => m.wait);
+    if (!waitForClient) core = startCore();
+    const first = await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "listening" || m.kind === "error");
+    if (first.kind === "error") throw new Error(first.message);
+    if (first.kind === "listening" && o.announce) {
+      for (const a of first.addresses) process.stderr.write(`minivm: QMP monitor listening on ${a}\n`);
+    }
+    if (waitForClient) {
+      if (o.announce) process.stderr.write("minivm: waiting for a QMP client to connect (wait=on)\n");
+      await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "connected");
+      core = startCore();
+    }
+
+    if (o.serial === "stdio" && o.machine !== null) {
+      if (rawTty) stdin.setRawMode(true);
+      stdin.on("data", onInput);
+    }
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    process.on("SIGHUP", onSignal);
+
+    const exit = await (coreExit as unknown as Promise<CoreToMainMessage>);
     if (exit.kind === "fatal") throw new Error(exit.message);
     const status = exit.kind === "exit" ? exit.status : 1;
     // The monitor closes its sockets when the core's exit reaches it on their shared port,
@@ -150,7 +166,7 @@ export async function runVm(o: RunOptions): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
-    await Promise.all([core.terminate(), monitor.terminate()]);
+    await Promise.all([(core as Worker | null)?.terminate(), monitor.terminate()]);
     // Normally the monitor removed its sockets; after a failed start it never got to.
     for (const m of o.monitors) {
       if (m.address.kind === "unix" && m.server) rmSync(m.address.path, { force: true });
