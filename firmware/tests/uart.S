@@ -74,7 +74,8 @@ main:
   RD 5
   WR 0, 'y'
   RD 5
-  WR 1, 1
+  /* (IIR is not read with IER.RDI on here: whether QEMU's 4-character timeout has fired
+     by then depends on host timing) */
   RD 2
   RD 0
   RD 5
@@ -82,7 +83,6 @@ main:
   RD 5
   RD 0
   RD 5
-  WR 1, 0
   /* without FIFO, a second byte overruns */
   WR 2, 0
   RD 2
