@@ -37,6 +37,8 @@ export class IoPool {
   private scheduled = false;
   /** Ops submitted and not yet completed (for tests and tracing). */
   inFlight = 0;
+  /** A piscina worker has answered: batches go to the workers from now on. */
+  private warm = false;
 
   constructor(opts: { threads?: number; kind?: "piscina" | "uv" } = {}) {
     const url = new URL("./io-worker.js", import.meta.url);
@@ -47,6 +49,13 @@ export class IoPool {
       const threads = opts.threads ?? Math.max(2, Math.min(4, availableParallelism()));
       this.piscina = new Piscina({ filename: url.href, name: "batch", minThreads: threads, maxThreads: threads, idleTimeout: 60_000, concurrentTasksPerWorker: 1 });
       this.kind = "piscina";
+      // An empty batch: it comes back once a worker has loaded.
+      const meta = new Float64Array(0);
+      const payload = new Uint8Array(0);
+      this.piscina.run({ meta, payload }).then(
+        () => (this.warm = true),
+        () => (this.warm = true),
+      );
     } else {
       this.piscina = null;
       this.kind = "uv";
@@ -71,7 +80,10 @@ export class IoPool {
 
   private submit(op: IoOp): Promise<Uint8Array | null> {
     this.inFlight++;
-    if (!this.piscina) return this.runUv(op);
+    // Until a worker has answered once, the libuv path serves: starting the workers takes
+    // a few hundred milliseconds, and boot (opening images, the snapshot overlay) should not
+    // wait for them. Each op is awaited by its caller, so mixing the two paths is safe.
+    if (!this.piscina || !this.warm) return this.runUv(op);
     if (op.op === "inflate" || op.op === "deflate") {
       return this.piscina.run(op, { name: "single" }).then(
         (r: IoResult) => this.settleOne(r),
