@@ -113,7 +113,11 @@ export class Machine {
   private kernelEntry = 0;
   private readonly bios: Uint8Array | null;
   private readonly exitRequest: Int32Array | null;
+  /** The guest's clock in ns (QEMU_CLOCK_VIRTUAL): host time minus time spent stopped. */
   private readonly now: () => number;
+  private readonly hostNow: () => number;
+  private clockOffsetNs = 0;
+  private clockStoppedAt: number | null = null;
   private readonly serialOut: (bytes: Uint8Array) => void;
   private readonly regions: MemoryRegionInfo[] = [];
   private tohost = -1;
@@ -125,7 +129,8 @@ export class Machine {
     const ramSize = opts.ramSize ?? DEFAULT_RAM_SIZE;
     this.ram = new Ram(ramSize, opts.ram, opts.dirtyBitmap);
     this.exitRequest = opts.exitRequest ?? null;
-    this.now = opts.now ?? (() => performance.now() * 1e6);
+    this.hostNow = opts.now ?? (() => performance.now() * 1e6);
+    this.now = () => (this.clockStoppedAt ?? this.hostNow()) - this.clockOffsetNs;
     this.serialOut = opts.serialOut;
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus);
@@ -322,7 +327,28 @@ export class Machine {
     return { kind: "budget" };
   }
 
+  /**
+   * Stop the guest's clock, as QEMU does on `stop`: mtime and the UART's timeouts freeze,
+   * so a paused guest does not find its timers long overdue on `cont`.
+   */
+  stopClock(): void {
+    if (this.clockStoppedAt === null) this.clockStoppedAt = this.hostNow();
+  }
+
+  /** Restart the guest's clock where stopClock() left it. */
+  startClock(): void {
+    if (this.clockStoppedAt === null) return;
+    this.clockOffsetNs += this.hostNow() - this.clockStoppedAt;
+    this.clockStoppedAt = null;
+  }
+
+  /** When the next timer is due, in the host clock (MachineOptions.now), or null. */
   private wakeAt(): number | null {
+    const at = this.wakeAtGuest();
+    return at === null ? null : at + this.clockOffsetNs;
+  }
+
+  private wakeAtGuest(): number | null {
     let at: number | null = null;
     if ((this.cpu.mie & MIP_MTIP) !== 0) at = this.clint.nextDeadlineNs();
     const uartAt = this.uart.nextDeadlineNs();

@@ -255,3 +255,30 @@ describe("Machine boot images", () => {
     expect(bare.readPhys(0x1028 + 8, 4)).toBe(0x80000000);
   });
 });
+
+describe("Machine clock", () => {
+  it("freezes mtime between stopClock() and startClock(), as QEMU's virtual clock stops on stop", () => {
+    let host = 0;
+    const m = new Machine({ serialOut: () => {}, now: () => host });
+    host = 1_000_000;
+    expect(m.clint.mtime()).toBe(10_000);
+    m.stopClock();
+    host = 5_000_000;
+    expect(m.clint.mtime()).toBe(10_000);
+    m.startClock();
+    host = 6_000_000;
+    expect(m.clint.mtime()).toBe(20_000);
+  });
+
+  it("reports WFI wake-up times in the host clock after a pause", () => {
+    let host = 0;
+    const m = new Machine({ serialOut: () => {}, now: () => host, kernel: program([WFI, J_SELF]) });
+    m.stopClock();
+    host = 3_000_000;
+    m.startClock();
+    m.clint.write(0x4000, 4, 100); // mtime 100 = 10 us of guest time
+    m.clint.write(0x4004, 4, 0);
+    m.cpu.mie = 0x80;
+    expect(m.runSlice(1000)).toEqual({ kind: "idle", wakeAtNs: 3_000_000 + 10_000 });
+  });
+});
