@@ -2,54 +2,27 @@
 // replies, text for text, once generated node names and host-dependent sizes are masked.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
+import { RawQmp } from "../helpers/raw-qmp.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc") && requireTool("qemu-img", "qemu-utils");
 
 async function exchange(path: string, requests: string[]): Promise<string[]> {
-  const s = net.connect(path);
-  await new Promise((r, j) => {
-    s.once("connect", r);
-    s.once("error", j);
-  });
-  s.setEncoding("utf8");
-  const lines: string[] = [];
-  let buf = "";
-  let wake: (() => void) | null = null;
-  s.on("data", (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      lines.push(buf.slice(0, i).replace(/\r$/, ""));
-      buf = buf.slice(i + 1);
-    }
-    wake?.();
-  });
-  const waitFor = async (n: number): Promise<void> => {
-    while (lines.length < n) await new Promise<void>((r) => (wake = r));
-  };
-  await waitFor(1);
-  s.write('{"execute": "qmp_capabilities"}');
-  await waitFor(2);
+  const r = await RawQmp.open(path);
+  await r.negotiate();
   // All requests at once: in-band commands must still run one after another, each seeing
   // what the one before it did (block_resize is asynchronous in minivm).
-  s.write(requests.map((r, i) => r.replace(/\}$/, `, "id": ${i}}`)).join(""));
-  const out: string[] = [];
+  r.send(requests.map((q, i) => q.replace(/\}$/, `, "id": ${i}}`)).join(""));
+  const replies = new Map<number, string>();
   for (let i = 0; i < requests.length; i++) {
-    for (;;) {
-      const l = lines.find((x) => (JSON.parse(x) as { id?: unknown }).id === i);
-      if (l !== undefined) {
-        out.push(l);
-        break;
-      }
-      await waitFor(lines.length + 1);
-    }
+    const got = await r.until((l) => (JSON.parse(l) as { id?: unknown }).id === i);
+    replies.set(i, got[got.length - 1] as string);
   }
-  s.destroy();
+  r.close();
+  const out = requests.map((_, i) => replies.get(i) as string);
   return out.map((l) =>
     l
       .replace(/\/(q|m)\/d0\.qcow2/g, "/X/d0.qcow2")
@@ -83,7 +56,7 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
     vm = await startVm(["--drive", drive("m"), "--device", device[0] as string]);
     for (let i = 0; i < 300; i++) {
       try {
-        await exchange(qemuSock, []);
+        (await RawQmp.open(qemuSock)).close();
         return;
       } catch {
         await new Promise((r) => setTimeout(r, 100));

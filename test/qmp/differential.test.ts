@@ -1,11 +1,11 @@
 // The same requests, good and bad, sent to QEMU 7.2 and to minivm: the replies and events
 // must be the same text (timestamps aside). Where minivm differs on purpose, the test says so.
 import { spawn, type ChildProcess } from "node:child_process";
-import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDLE_LOOP, writeTinyElf } from "../helpers/elf.js";
 import { requireTool } from "../helpers/interop.js";
+import { RawQmp } from "../helpers/raw-qmp.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
@@ -13,63 +13,14 @@ const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
 // something harmless to run and memory reads have something to compare.
 let KERNEL = "";
 
-/** A QMP connection that sends text and collects lines until a sentinel reply. */
-class Wire {
-  private buf = "";
-  private lines: string[] = [];
-  private waiter: (() => void) | null = null;
-  private seq = 0;
-  constructor(private readonly socket: net.Socket) {
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf("\n")) >= 0) {
-        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ""));
-        this.buf = this.buf.slice(i + 1);
-      }
-      this.waiter?.();
-    });
-  }
-
-  static async open(path: string): Promise<Wire> {
-    const s = net.connect(path);
-    await new Promise((r, j) => {
-      s.once("connect", r);
-      s.once("error", j);
-    });
-    const w = new Wire(s);
-    await w.until((l) => l.startsWith('{"QMP"'));
-    return w;
-  }
-
-  private async until(done: (line: string) => boolean): Promise<string[]> {
-    for (;;) {
-      const i = this.lines.findIndex(done);
-      if (i >= 0) return this.lines.splice(0, i + 1);
-      await new Promise<void>((r) => (this.waiter = r));
-    }
-  }
-
-  /** Send `text`, then a sentinel; return every line before the sentinel's reply. */
-  async exchange(text: string): Promise<string[]> {
-    const id = `sentinel-${this.seq++}`;
-    this.socket.write(text);
-    this.socket.write(`{"execute": "query-name", "id": "${id}"}`);
-    const got = await this.until((l) => l.includes(`"id": "${id}"`));
-    return got
-      .slice(0, -1)
-      .map((l) =>
-        l
-          .replace(/"timestamp": \{"seconds": \d+, "microseconds": \d+\}/, '"timestamp": T')
-          .replace(/"thread-id": \d+/, '"thread-id": TID')
-          .replace(/thread_id=\d+/, "thread_id=TID"),
-      );
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
+/** Timestamps and host thread ids differ between any two runs. */
+function normalise(lines: string[]): string[] {
+  return lines.map((l) =>
+    l
+      .replace(/"timestamp": \{"seconds": \d+, "microseconds": \d+\}/, '"timestamp": T')
+      .replace(/"thread-id": \d+/, '"thread-id": TID')
+      .replace(/thread_id=\d+/, "thread_id=TID"),
+  );
 }
 
 /** Run before negotiation on a fresh connection. */
@@ -144,14 +95,14 @@ const NEGOTIATED: string[] = [
 ];
 
 async function exchangeAll(path: string): Promise<{ before: string[][]; after: string[][] }> {
-  const fresh = await Wire.open(path);
+  const fresh = await RawQmp.open(path);
   const before: string[][] = [];
-  for (const text of BEFORE_NEGOTIATION) before.push(await fresh.exchange(text));
+  for (const text of BEFORE_NEGOTIATION) before.push(normalise(await fresh.exchange(text)));
   fresh.close();
-  const w = await Wire.open(path);
+  const w = await RawQmp.open(path);
   await w.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
   const after: string[][] = [];
-  for (const text of NEGOTIATED) after.push(await w.exchange(text));
+  for (const text of NEGOTIATED) after.push(normalise(await w.exchange(text)));
   w.close();
   return { before, after };
 }
@@ -168,7 +119,7 @@ describe.skipIf(!haveQemu)("QMP differential test against QEMU 7.2", () => {
     vm = await startVm(["-m", "128M", "--bios", "none", "--kernel", KERNEL]);
     for (let i = 0; i < 300; i++) {
       try {
-        (await Wire.open(qemuPath)).close();
+        (await RawQmp.open(qemuPath)).close();
         return;
       } catch {
         await new Promise((r) => setTimeout(r, 100));
@@ -194,11 +145,11 @@ describe.skipIf(!haveQemu)("QMP differential test against QEMU 7.2", () => {
 
   it("differs on purpose only where minivm keeps the 2018 seed's control member", async () => {
     const text = '{"execute": "query-name", "control": {"run-oob": false}, "id": "ctl"}';
-    const q = await Wire.open(qemuPath);
+    const q = await RawQmp.open(qemuPath);
     await q.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
     expect(await q.exchange(text)).toEqual(['{"id": "ctl", "error": {"class": "GenericError", "desc": "QMP input member \'control\' is unexpected"}}']);
     q.close();
-    const m = await Wire.open(vm.qmpPath);
+    const m = await RawQmp.open(vm.qmpPath);
     await m.exchange('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}');
     expect(await m.exchange(text)).toEqual(['{"return": {}, "id": "ctl"}']);
     m.close();

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
-import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QmpClient } from "../../src/qmp/client.js";
+import { RawQmp } from "../helpers/raw-qmp.js";
 import { startVm, type VmProcess } from "../helpers/vm.js";
 
 let vm: VmProcess;
@@ -12,50 +12,20 @@ afterAll(async () => {
   await vm.kill();
 });
 
-/** A raw connection that returns each line the server writes. */
-async function rawConnection(path: string): Promise<{ send(text: string | Buffer): void; line(): Promise<string>; close(): void }> {
-  const s = net.connect(path);
-  await new Promise((r) => s.once("connect", r));
-  const lines: string[] = [];
-  const waiters: Array<(l: string) => void> = [];
-  let buf = "";
-  s.setEncoding("utf8");
-  s.on("data", (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf("\r\n")) >= 0) {
-      const l = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const w = waiters.shift();
-      if (w) w(l);
-      else lines.push(l);
-    }
-  });
-  return {
-    send: (t) => s.write(t),
-    line: () => {
-      const l = lines.shift();
-      return l !== undefined ? Promise.resolve(l) : new Promise((r) => waiters.push(r));
-    },
-    close: () => s.destroy(),
-  };
-}
-
 describe("QMP session", () => {
   it("creates its unix socket with mode 0600", () => {
     expect(statSync(vm.qmpPath).mode & 0o777).toBe(0o600);
   });
 
   it("greets in QEMU's shape, naming minivm, with the oob capability, ending lines with CRLF", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    const greeting = await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
+    const greeting = r.greeting;
     expect(greeting).toMatch(/^\{"QMP": \{"version": \{"qemu": \{"micro": \d+, "minor": \d+, "major": \d+\}, "package": "minivm \d+\.\d+\.\d+"\}, "capabilities": \["oob"\]\}\}$/);
     r.close();
   });
 
   it("answers everything but qmp_capabilities before negotiation with QEMU's CommandNotFound text", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "query-status", "id": 7}');
     expect(await r.line()).toBe('{"id": 7, "error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with \'qmp_capabilities\'"}}');
     r.send('{"execute": "nosuch"}');
@@ -68,8 +38,7 @@ describe("QMP session", () => {
   });
 
   it("refuses an unknown capability value during negotiation", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "qmp_capabilities", "arguments": {"enable": ["foo"]}, "id": 1}');
     expect(JSON.parse(await r.line())).toEqual({ id: 1, error: { class: "GenericError", desc: "Parameter 'null' does not accept value 'foo'" } });
     r.close();
@@ -92,8 +61,7 @@ describe("QMP session", () => {
     ["{'execute': 'query-status', 'id': 'sq'}", '{"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": "sq"}'],
     ['{"execute": "query-status", "id": 18446744073709551615}', '{"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": 18446744073709551615}'],
   ])("answers %s in QEMU's words", async (input, expected) => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "qmp_capabilities"}');
     await r.line();
     r.send(input);
@@ -102,8 +70,7 @@ describe("QMP session", () => {
   });
 
   it("reports malformed JSON and recovers after a lexical error, as QEMU does", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "qmp_capabilities"}');
     await r.line();
     r.send("{]");
@@ -154,8 +121,7 @@ describe("QMP session", () => {
 
 describe("QMP input limits", () => {
   it("refuses a message over the size cap with QEMU's token-size error and stays usable", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "qmp_capabilities"}');
     await r.line();
     // 2 MiB of string inside one request: over minivm's 1 MiB cap per message.
@@ -175,8 +141,7 @@ describe("QMP input limits", () => {
   });
 
   it("refuses nesting deeper than 1024 with QEMU's error", async () => {
-    const r = await rawConnection(vm.qmpPath);
-    await r.line();
+    const r = await RawQmp.open(vm.qmpPath);
     r.send('{"execute": "qmp_capabilities"}');
     await r.line();
     r.send("[".repeat(1025) + "]".repeat(1025));
