@@ -4,10 +4,11 @@
 
 import type { Machine } from "../core/machine.js";
 import { PRV_M } from "../cpu/constants.js";
+import { formatInsnLine } from "../cpu/disasm.js";
 
 export interface DumpRequest {
   count: number;
-  format: "x" | "d" | "u" | "o" | "c";
+  format: "x" | "d" | "u" | "o" | "c" | "i";
   size: 1 | 2 | 4 | 8;
 }
 
@@ -25,7 +26,7 @@ export function parseDumpFormat(spec: string | undefined, last: DumpDefaults = {
   if (m === null) throw new Error(`invalid format '${spec}'`);
   if (m[1] !== "") r.count = Number(m[1]);
   for (const ch of m[2] ?? "") {
-    if ("xduoc".includes(ch)) r.format = ch as DumpRequest["format"];
+    if ("xduoci".includes(ch)) r.format = ch as DumpRequest["format"];
     else if (ch === "b") r.size = 1;
     else if (ch === "h") r.size = 2;
     else if (ch === "w") r.size = 4;
@@ -75,6 +76,8 @@ function formatValue(v: bigint, r: DumpRequest): string {
       const signed = bits === 64 && v >= 1n << 63n ? v - (1n << 64n) : v;
       return " " + signed.toString().padStart(Math.floor((bits * 10 + 32) / 33), " ");
     }
+    case "i":
+      return "";
     case "c": {
       const c = Number(v);
       return " " + (c >= 32 && c < 127 ? `'${String.fromCharCode(c)}'` : `'\\x${c.toString(16).padStart(2, "0")}'`);
@@ -82,8 +85,22 @@ function formatValue(v: bigint, r: DumpRequest): string {
   }
 }
 
+/** `x/i`: one disassembled instruction a line, as QEMU's monitor prints them. */
+function disassembleDump(machine: Machine, r: DumpRequest, addr: number, physical: boolean): string {
+  let out = "";
+  let a = addr >>> 0;
+  for (let i = 0; i < r.count; i++) {
+    const pa = physical ? a : debugTranslate(machine, a);
+    if (pa === null) return out + "Cannot access memory\n";
+    out += formatInsnLine(a, Number(readValue(machine, pa, 4))) + "\n";
+    a = (a + 4) >>> 0;
+  }
+  return out;
+}
+
 /** `xp` (physical: 16 hex digits of address) or `x` (virtual: 8, the target's word). */
 export function memoryDump(machine: Machine, r: DumpRequest, addr: number, physical: boolean): string {
+  if (r.format === "i") return disassembleDump(machine, r, addr, physical);
   const lineSize = r.size === 1 ? 8 : 16;
   let out = "";
   let remaining = r.count * r.size;

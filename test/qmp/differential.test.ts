@@ -92,6 +92,9 @@ const NEGOTIATED: string[] = [
   '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /10ob 0x1000"}, "id": 37}',
   '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /2xg 0x1000"}, "id": 38}',
   '{"execute": "human-monitor-command", "arguments": {"command-line": "xp 0x80000000"}, "id": 39}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp /6i 0x1000"}, "id": 40}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "x /2i 0x80000000"}, "id": 41}',
+  '{"execute": "human-monitor-command", "arguments": {"command-line": "xp 0x1000"}, "id": 42}',
 ];
 
 async function exchangeAll(path: string): Promise<{ before: string[][]; after: string[][] }> {
