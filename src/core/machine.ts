@@ -198,6 +198,8 @@ export class Machine {
     this.plic.reset();
     this.uart.reset();
     this.rtc.reset();
+    // QEMU's system_reset resets every transport (status 0, queues forgotten).
+    for (const v of this.virtio) v.reset();
     // riscv_find_and_load_firmware: without firmware its "end" is the DRAM base.
     const firmwareEnd = this.bios ? this.loadImage(this.bios) : RAM_BASE;
     this.tohost = -1;
