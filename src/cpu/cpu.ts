@@ -4,8 +4,6 @@
 // (CSRs, traps, page walks, MMIO, AMOs) lives in csr.ts, trap.ts, mmu.ts and memory.ts.
 
 import {
-  ACCESS_LOAD,
-  ACCESS_STORE,
   EXC_BREAKPOINT,
   EXC_ECALL_U,
   EXC_ILLEGAL_INST,
@@ -111,6 +109,8 @@ export class Cpu {
 
   /** Instruction fetched by the slow path from a non-RAM page (the boot ROM). */
   fetched = 0;
+  /** Set by memory.ts when an access reached a device, so the loop returns to the board. */
+  mmioTouched = false;
 
   constructor(
     ram: SharedArrayBuffer,
@@ -459,9 +459,5 @@ export class Cpu {
     this.instret += n - counted;
     return n;
   }
-
-  /** Set by memory.ts when an access reached a device, so the loop returns to the board. */
-  mmioTouched = false;
 }
 
-export { ACCESS_LOAD, ACCESS_STORE };
