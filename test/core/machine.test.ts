@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Machine } from "../../src/core/machine.js";
-import { hasQemu, QEMU_CPU, runOnMinivm } from "../cpu/harness.js";
+import { hasQemu, hasTool, QEMU_CPU, runOnMinivm } from "../cpu/harness.js";
 import { writeElf } from "../cpu/elf-writer.js";
 import { enc, li, lui, sw } from "../cpu/rv-asm.js";
 
 const ELF_DIR = new URL("../../firmware/tests/build/", import.meta.url).pathname;
 const elf = (name: string) => new Uint8Array(readFileSync(`${ELF_DIR}${name}.elf`));
-const hasDtc = spawnSync("dtc", ["--version"]).status === 0;
+const hasDtc = hasTool("dtc");
 const tmp = mkdtempSync(join(tmpdir(), "minivm-machine-"));
 
 /** A flat program at 0x80000000 as an ELF. */

@@ -14,9 +14,21 @@ export interface RunResult {
 /** QEMU's CPU model trimmed to what minivm implements (RV32IMA, Zicsr, Zifencei, S, U). */
 export const QEMU_CPU = "rv32,c=false,f=false,d=false,h=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false";
 
+/**
+ * Is `tool` installed? A missing tool skips interop tests, unless MINIVM_REQUIRE_INTEROP=1
+ * (CI) makes it a failure.
+ */
+export function hasTool(tool: string, args = ["--version"]): boolean {
+  const r = spawnSync(tool, args, { encoding: "utf8" });
+  const ok = r.status === 0;
+  if (!ok && process.env.MINIVM_REQUIRE_INTEROP === "1") {
+    throw new Error(`${tool} is not installed but MINIVM_REQUIRE_INTEROP=1`);
+  }
+  return ok;
+}
+
 export function hasQemu(): boolean {
-  const r = spawnSync("qemu-system-riscv32", ["--version"], { encoding: "utf8" });
-  return r.status === 0;
+  return hasTool("qemu-system-riscv32");
 }
 
 export function runOnMinivm(elf: Uint8Array, maxInstructions = 200_000_000): RunResult {
