@@ -59,6 +59,35 @@ main:
   PROBE pmpaddr1
   PROBE pmpaddr15
   NL
+  PROBE menvcfg
+  PROBE senvcfg
+  PROBE 0x31a
+  PROBE mcountinhibit
+  NL
+  PROBE tselect
+
+  PROBE mcycleh
+  PROBE 0xb03
+  NL
+  csrr s5, marchid
+  PHEX s5
+  csrr s5, mimpid
+  PHEX s5
+  csrr s5, mvendorid
+  PHEX s5
+  csrr s5, 0xf15
+  PHEX s5
+  csrr s5, 0x323
+  PHEX s5
+  NL
+  /* counters beyond QEMU's 16 programmable ones */
+  csrr s5, 0xb13
+  csrr s5, 0xb93
+  csrr s5, 0x333
+  csrr s5, 0xc13
+  csrr s5, 0xc12
+  csrr s5, 0xc92
+  NL
   /* mip: only SSIP/STIP/SEIP are writable by software (MTIP is the CLINT's, still set
      because mtimecmp resets to 0). */
   li s6, 0x222

@@ -68,6 +68,11 @@ export class Cpu {
   scounteren = 0;
   senvcfg = 0;
   satp = 0;
+  menvcfgh = 0;
+  /** mhpmcounter3..18 / mhpmevent3..18 (indexed by counter number): storage only. */
+  readonly mhpmcounter = new Uint32Array(32);
+  readonly mhpmcounterh = new Uint32Array(32);
+  readonly mhpmevent = new Uint32Array(32);
   readonly pmpcfg = new Uint32Array(4);
   readonly pmpaddr = new Uint32Array(16);
   /** Some PMP entry is on / some entry is locked (pmp.ts keeps these in step). */
@@ -156,6 +161,10 @@ export class Cpu {
     this.scounteren = 0;
     this.senvcfg = 0;
     this.satp = 0;
+    this.menvcfgh = 0;
+    this.mhpmcounter.fill(0);
+    this.mhpmcounterh.fill(0);
+    this.mhpmevent.fill(0);
     this.pmpcfg.fill(0);
     this.pmpaddr.fill(0);
     this.pmpActive = false;

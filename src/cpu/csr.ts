@@ -62,6 +62,14 @@ export const CSR = {
 } as const;
 
 /** Does the counter CSR (cycle/time/instret/hpmcounterN and their h halves) answer here? */
+/** marchid and mimpid: QEMU reports its own version, 7.2.22 for the reference build. */
+const QEMU_ARCHID = (7 << 16) | (2 << 8) | 22;
+
+/** Programmable counters QEMU 7.2's default PMU provides (pmu-num = 16: 3..18). */
+function hpm(n: number): boolean {
+  return n >= 3 && n <= 18;
+}
+
 function counterAllowed(cpu: Cpu, csr: number): boolean {
   const index = csr & 0x1f;
   if (cpu.priv === PRV_M) return true;
@@ -99,7 +107,8 @@ export function readCsr(cpu: Cpu, csr: number): number | null {
     case CSR.mcounteren: return cpu.mcounteren;
     case CSR.menvcfg: return cpu.menvcfg;
     case CSR.mstatush: return cpu.mstatush;
-    case CSR.menvcfgh: return 0;
+    case CSR.marchid: case CSR.mimpid: return QEMU_ARCHID;
+    case CSR.menvcfgh: return cpu.menvcfgh;
     case CSR.mcountinhibit: return cpu.mcountinhibit;
     case CSR.mscratch: return cpu.mscratch;
     case CSR.mepc: return cpu.mepc;
@@ -112,12 +121,15 @@ export function readCsr(cpu: Cpu, csr: number): number | null {
     case CSR.mcycleh: return high(cpu.instret + cpu.cycleOffset);
     case CSR.minstret: return cpu.instret | 0;
     case CSR.minstreth: return high(cpu.instret);
-    case CSR.mvendorid: case CSR.marchid: case CSR.mimpid: case CSR.mhartid: case CSR.mconfigptr:
+    case CSR.mvendorid: case CSR.mhartid: case CSR.mconfigptr:
       return 0;
   }
   if (csr >= 0x3a0 && csr <= 0x3a3) return cpu.pmpcfg[csr - 0x3a0] | 0;
   if (csr >= 0x3b0 && csr <= 0x3bf) return cpu.pmpaddr[csr - 0x3b0] | 0;
-  if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0xb83 && csr <= 0xb9f) || (csr >= 0x323 && csr <= 0x33f)) return 0;
+  // mhpmcounter19..31 do not exist on QEMU's default PMU (the events CSRs all do).
+  if (csr >= 0xb03 && csr <= 0xb1f) return hpm(csr - 0xb00) ? cpu.mhpmcounter[csr - 0xb00] | 0 : null;
+  if (csr >= 0xb83 && csr <= 0xb9f) return hpm(csr - 0xb80) ? cpu.mhpmcounterh[csr - 0xb80] | 0 : null;
+  if (csr >= 0x323 && csr <= 0x33f) return hpm(csr - 0x320) ? cpu.mhpmevent[csr - 0x320] | 0 : 0;
   if ((csr >= 0xc00 && csr <= 0xc1f) || (csr >= 0xc80 && csr <= 0xc9f)) {
     if (!counterAllowed(cpu, csr)) return null;
     switch (csr) {
@@ -127,7 +139,12 @@ export function readCsr(cpu: Cpu, csr: number): number | null {
       case CSR.instreth: return high(cpu.instret);
       case CSR.time: return cpu.bus.mtime() % 4294967296 | 0;
       case CSR.timeh: return high(cpu.bus.mtime());
-      default: return 0;
+      default: {
+        // hpmcounterN: QEMU 7.2 has 3..18 (pmu-num=16); the others do not exist.
+        const n = csr & 0x1f;
+        if (!hpm(n)) return null;
+        return (csr >= 0xc80 ? cpu.mhpmcounterh[n] : cpu.mhpmcounter[n]) | 0;
+      }
     }
   }
   return null;
@@ -175,7 +192,7 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
     case CSR.mcounteren: cpu.mcounteren = v; return true;
     case CSR.menvcfg: cpu.menvcfg = v & 0xf1; return true;
     case CSR.mstatush: cpu.mstatush = v & 0xc0; return true; // GVA/MPV stick in QEMU 7.2 even without H
-    case CSR.menvcfgh: return true;
+    case CSR.menvcfgh: cpu.menvcfgh = v & 0xc0000000; return true; // PBMTE, STCE
     case CSR.mcountinhibit: cpu.mcountinhibit = v; return true;
     case CSR.mscratch: cpu.mscratch = v; return true;
     case CSR.mepc: cpu.mepc = v; return true;
@@ -229,7 +246,10 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
     pmpUpdate(cpu);
     return true;
   }
-  // mhpmcounterN/mhpmeventN: present, hardwired to zero.
+  // mhpmcounterN/mhpmeventN: counters 3..18 hold what is written (no events are counted).
+  if (csr >= 0xb03 && csr <= 0xb1f && hpm(csr - 0xb00)) cpu.mhpmcounter[csr - 0xb00] = v;
+  else if (csr >= 0xb83 && csr <= 0xb9f && hpm(csr - 0xb80)) cpu.mhpmcounterh[csr - 0xb80] = v;
+  else if (csr >= 0x323 && csr <= 0x33f && hpm(csr - 0x320)) cpu.mhpmevent[csr - 0x320] = v;
   return true;
 }
 

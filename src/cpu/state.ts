@@ -12,6 +12,7 @@ export interface CpuStateV1 {
   csr: Record<string, number>;
   pmpcfg: number[];
   pmpaddr: number[];
+  hpm: { counter: number[]; counterh: number[]; event: number[] };
   instret: number;
   cycleOffset: number;
   loadRes: number;
@@ -25,7 +26,7 @@ export interface CpuStateV1 {
 const CSR_FIELDS = [
   "mstatus", "mstatush", "misa", "medeleg", "mideleg", "mie", "mip", "mtvec", "mepc", "mcause", "mtval",
   "mscratch", "mcounteren", "mcountinhibit", "menvcfg", "stvec", "sepc", "scause", "stval", "sscratch",
-  "scounteren", "senvcfg", "satp",
+  "scounteren", "senvcfg", "satp", "menvcfgh",
 ] as const;
 
 export function saveCpu(cpu: Cpu): CpuStateV1 {
@@ -39,6 +40,7 @@ export function saveCpu(cpu: Cpu): CpuStateV1 {
     csr,
     pmpcfg: Array.from(cpu.pmpcfg),
     pmpaddr: Array.from(cpu.pmpaddr),
+    hpm: { counter: Array.from(cpu.mhpmcounter), counterh: Array.from(cpu.mhpmcounterh), event: Array.from(cpu.mhpmevent) },
     instret: cpu.instret,
     cycleOffset: cpu.cycleOffset,
     loadRes: cpu.loadRes,
@@ -65,6 +67,9 @@ export function loadCpu(cpu: Cpu, s: CpuStateV1): void {
   }
   cpu.pmpcfg.set(s.pmpcfg);
   cpu.pmpaddr.set(s.pmpaddr);
+  cpu.mhpmcounter.set(s.hpm.counter);
+  cpu.mhpmcounterh.set(s.hpm.counterh);
+  cpu.mhpmevent.set(s.hpm.event);
   cpu.instret = s.instret;
   cpu.cycleOffset = s.cycleOffset;
   cpu.loadRes = s.loadRes;
