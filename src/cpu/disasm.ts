@@ -16,15 +16,15 @@ export interface Disassembly {
 
 const CSR_NAMES: Record<number, string> = {
   0x001: "fflags", 0x002: "frm", 0x003: "fcsr",
-  0x100: "sstatus", 0x104: "sie", 0x105: "stvec", 0x106: "scounteren", 0x10a: "senvcfg",
+  0x100: "sstatus", 0x104: "sie", 0x105: "stvec", 0x106: "scounteren",
   0x140: "sscratch", 0x141: "sepc", 0x142: "scause", 0x143: "stval", 0x144: "sip", 0x180: "satp",
   0x300: "mstatus", 0x301: "misa", 0x302: "medeleg", 0x303: "mideleg", 0x304: "mie", 0x305: "mtvec",
-  0x306: "mcounteren", 0x30a: "menvcfg", 0x31a: "menvcfgh", 0x320: "mcountinhibit",
+  0x306: "mcounteren", 0x320: "mcountinhibit",
   0x340: "mscratch", 0x341: "mepc", 0x342: "mcause", 0x343: "mtval", 0x344: "mip",
   0x7a0: "tselect", 0x7a1: "tdata1", 0x7a2: "tdata2", 0x7a3: "tdata3",
   0xb00: "mcycle", 0xb02: "minstret", 0xb80: "mcycleh", 0xb82: "minstreth",
   0xc00: "cycle", 0xc01: "time", 0xc02: "instret", 0xc80: "cycleh", 0xc81: "timeh", 0xc82: "instreth",
-  0xf11: "mvendorid", 0xf12: "marchid", 0xf13: "mimpid", 0xf14: "mhartid", 0xf15: "mconfigptr",
+  0xf11: "mvendorid", 0xf12: "marchid", 0xf13: "mimpid", 0xf14: "mhartid",
 };
 for (let i = 0; i < 4; i++) CSR_NAMES[0x3a0 + i] = `pmpcfg${i}`;
 for (let i = 0; i < 16; i++) CSR_NAMES[0x3b0 + i] = `pmpaddr${i}`;
