@@ -31,8 +31,8 @@ export interface ClintState {
 export class Clint implements MmioDevice {
   readonly name = "riscv.aclint.swi+mtimer";
   private msip = 0;
-  private cmpLo = 0xffffffff;
-  private cmpHi = 0xffffffff;
+  private cmpLo = 0;
+  private cmpHi = 0;
   /** mtime = floor(now() / 100 ns) + delta. */
   private delta = 0;
   /** Host ns at which mtime reaches mtimecmp (Infinity: never). */
@@ -46,10 +46,12 @@ export class Clint implements MmioDevice {
     this.reset();
   }
 
+  /**
+   * Device reset (QEMU riscv_aclint_*_reset_enter): mtime and msip go to 0. mtimecmp is left
+   * as it was ("unknown" per the ACLINT spec); it is 0 only at power-on.
+   */
   reset(): void {
     this.msip = 0;
-    this.cmpLo = 0;
-    this.cmpHi = 0;
     this.delta = -Math.floor(this.now() / NS_PER_TICK);
     this.lines.setMsip(false);
     // Drive MTIP afresh: the hart's reset cleared its copy of the line.

@@ -38,3 +38,17 @@ describe("CLINT", () => {
     expect(clint.read(0, 4)).toBe(1);
   });
 });
+
+describe("CLINT reset", () => {
+  it("clears mtime and msip but keeps mtimecmp, as QEMU's device reset does", () => {
+    const { clint, state, advance } = setup();
+    clint.write(0x4000, 4, 123);
+    clint.write(0, 4, 1);
+    advance(1_000_000);
+    clint.reset();
+    expect(clint.read(0xbff8, 4)).toBe(0);
+    expect(clint.read(0x4000, 4)).toBe(123);
+    expect(state.msip).toBe(false);
+    expect(state.mtip).toBe(false);
+  });
+});
