@@ -17,6 +17,9 @@ export type { SliceResult };
 export interface GuestEngine {
   runSlice(maxInstructions: number): SliceResult;
   reset(): void;
+  /** The guest's clock stands still while the VM is not running (QEMU_CLOCK_VIRTUAL). */
+  stopClock(): void;
+  startClock(): void;
 }
 
 export interface LoopEvents {
@@ -62,6 +65,7 @@ export class CoreLoop {
   }
 
   start(): void {
+    if (!this.o.runState.running) this.o.engine?.stopClock();
     this.schedule();
   }
 
@@ -87,6 +91,7 @@ export class CoreLoop {
   vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" = "paused"): void {
     if (!this.o.runState.running) return;
     this.o.runState.set(state);
+    this.o.engine?.stopClock();
     this.o.events.STOP();
   }
 
@@ -94,6 +99,7 @@ export class CoreLoop {
   vmStart(): void {
     if (this.o.runState.running) return;
     this.o.runState.set("running");
+    this.o.engine?.startClock();
     this.o.events.RESUME();
     this.wake();
   }
