@@ -15,6 +15,7 @@ import type {
   MonitorToMainMessage,
   MonitorWorkerData,
 } from "../core/protocol.js";
+import { runStateIndex } from "../core/runstate.js";
 import { CONTROL, kickCore } from "../core/shared.js";
 import { listenUnixPrivate, strerror } from "../core/unix-socket.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
@@ -39,10 +40,11 @@ function toMain(msg: MonitorToMainMessage): void {
   parentPort?.postMessage(msg);
 }
 
+const RUNNING = runStateIndex("running");
 const dispatcher = new InbandDispatcher((name, args) => {
-  // End the vCPU's slice early so the command does not wait for it (QEMU's qemu_cpu_kick
-  // when the main loop wants the BQL).
-  kickCore(control);
+  // End a running vCPU's slice early so the command does not wait for it (QEMU's
+  // qemu_cpu_kick when the main loop wants the BQL). A stopped VM has no slice to end.
+  if (Atomics.load(control, CONTROL.RUN_STATE) === RUNNING) kickCore(control);
   return core.execute(name, args as Record<string, unknown>);
 });
 
