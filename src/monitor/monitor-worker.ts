@@ -69,10 +69,11 @@ function attach(socket: net.Socket, config: MonitorConfig): void {
     {
       write: (text) => {
         if (!socket.writable) return;
-        // Replies finished in one turn of the event loop leave in one write.
+        // Replies finished in one turn of the event loop (several core messages are handled
+        // per turn) leave in one write.
         if (socket.writableCorked === 0) {
           socket.cork();
-          process.nextTick(() => socket.uncork());
+          setImmediate(() => socket.uncork());
         }
         const ok = socket.write(text);
         if (!ok && !outputBlocked && socket.writableLength > MAX_PENDING_OUTPUT) {
