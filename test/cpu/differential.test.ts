@@ -30,7 +30,7 @@ function qemuRun(elfPath: string, timeoutMs = 60_000): Promise<RunResult> {
     // QEMU writes the UART to a file, not a pipe: while minivm runs a batch synchronously
     // nobody reads a pipe, QEMU's writes would stall, and QEMU 7.2's finisher exit()s
     // with the stalled tail of the output still queued (seen as a truncated dump in CI).
-    const outPath = `${elfPath}.qemu-out`;
+    const outPath = join(mkdtempSync(join(tmpdir(), "minivm-qemu-out-")), "uart.txt");
     const fd = openSync(outPath, "w");
     const p = spawn("qemu-system-riscv32", args, { stdio: ["ignore", fd, "ignore"] });
     closeSync(fd);
