@@ -77,14 +77,23 @@ export function parseDrive(spec: string, index = 0): Omit<DriveOptions, "pool"> 
     throw new Error(`Parameter '${k}' expects 'on' or 'off'`);
   };
   const known = new Set(["file", "format", "if", "id", "readonly", "snapshot", "cache", "media", "node-name"]);
-  for (const k of fields.keys()) if (!known.has(k)) throw new Error(`Invalid parameter '${k}'`);
+  // QEMU's list syntax: stats-intervals.0=60,stats-intervals.1=3600 (seconds).
+  const statsIntervals: number[] = [];
+  for (const [k, v] of fields) {
+    const m = /^stats-intervals\.(\d+)$/.exec(k);
+    if (m === null) continue;
+    const secs = Number(v);
+    if (!Number.isInteger(secs) || secs <= 0) throw new Error(`Invalid interval length: ${v}`);
+    statsIntervals[Number(m[1])] = secs;
+  }
+  for (const k of fields.keys()) if (!known.has(k) && !/^stats-intervals\.\d+$/.test(k)) throw new Error(`Invalid parameter '${k}'`);
   const file = fields.get("file");
   if (!file) throw new Error("Parameter 'file' is missing");
   const format = fields.get("format");
   if (format !== undefined && format !== "raw" && format !== "qcow2") throw new Error(`'${format}' invalid format`);
   const iface = fields.get("if") ?? "virtio";
   if (iface !== "virtio" && iface !== "none") throw new Error(`Invalid parameter 'if': minivm has virtio only`);
-  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name") };
+  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name"), statsIntervals: statsIntervals.filter((x) => x !== undefined) };
 }
 
 /** Thrown for a request the backend rejects before submission (counted as invalid). */

@@ -49,7 +49,7 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
       execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, side, "d0.qcow2"), "16M"]);
     }
     execFileSync("qemu-img", ["create", "-q", "-f", "raw", join(dir, "n.raw"), "8M"]);
-    const drive = (side: string): string => `file=${join(dir, side, "d0.qcow2")},format=qcow2,if=none,id=d0`;
+    const drive = (side: string): string => `file=${join(dir, side, "d0.qcow2")},format=qcow2,if=none,id=d0,stats-intervals.0=60,stats-intervals.1=3600`;
     const device = ["virtio-blk-device,drive=d0,id=vd0"];
     qemuSock = join(dir, "q.sock");
     qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-drive", drive("q"), "-device", device[0] as string, "-qmp", `unix:${qemuSock},server=on,wait=off`], { stdio: "ignore" });
