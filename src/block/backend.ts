@@ -93,7 +93,7 @@ export function parseDrive(spec: string, index = 0): Omit<DriveOptions, "pool"> 
   if (format !== undefined && format !== "raw" && format !== "qcow2") throw new Error(`'${format}' invalid format`);
   const iface = fields.get("if") ?? "virtio";
   if (iface !== "virtio" && iface !== "none") throw new Error(`Invalid parameter 'if': minivm has virtio only`);
-  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name"), statsIntervals: statsIntervals.filter((x) => x !== undefined) };
+  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name"), ...(statsIntervals.length > 0 ? { statsIntervals: statsIntervals.filter((x) => x !== undefined) } : {}) };
 }
 
 /** Thrown for a request the backend rejects before submission (counted as invalid). */
