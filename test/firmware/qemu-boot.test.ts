@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
 import { GUEST_ELF, PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "./console.js";
+import { expectDiskSurvivesReboot, expectPacedDirty } from "./shared-checks.js";
 import { DIRTY_BASE, PAGE, checkDirtyImage } from "./dirty-image.js";
 
 const QEMU = "qemu-system-riscv32";
@@ -101,24 +102,12 @@ describe.skipIf(!haveQemu)("minivm firmware on QEMU's virt board", () => {
 
   it("holds dirty to the rate asked for and stops by itself after SECONDS", async () => {
     const { vm: c } = await boot();
-    const out = await c.command("dirty 4 8 1", 60_000);
-    expect(out).toContain("dirty: 4 MiB (1024 pages) at 0x81000000, 8 MiB/s, for 1 s or until a key is pressed");
-    const m = /dirty: stopped sweeps=(\d+) pages=(\d+) ms=(\d+) mib_s=(\d+)/.exec(out);
-    expect(m).not.toBeNull();
-    const [pages, ms] = [Number(m?.[2]), Number(m?.[3])];
-    expect(ms).toBeGreaterThanOrEqual(1000);
-    // Pacing is checked every 64 pages (256 KiB), so at most that much ahead of 8 MiB/s.
-    expect(pages * 4096).toBeLessThanOrEqual((8 * 1024 * 1024 * ms) / 1000 + 64 * 4096);
-    expect(await c.command("check")).toMatch(/check: OK pages=1024/);
+    await expectPacedDirty(c);
   });
 
   it("keeps what disk write wrote across a reboot", async () => {
     const { vm: c } = await boot();
-    expect(await c.command("disk write 2 0xfeed")).toContain("disk write: OK 2 MiB pattern=0x0000feed");
-    c.type("reboot\n");
-    await c.waitFor("minivm-sbi: reboot");
-    await c.waitFor(PROMPT, 60_000);
-    expect(await c.command("disk verify 2 0xfeed")).toContain("disk verify: OK 2 MiB pattern=0x0000feed");
+    await expectDiskSurvivesReboot(c);
   });
 
   it("prints machine-readable bench results with a checksum that pins the work done", async () => {
