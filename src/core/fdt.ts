@@ -3,6 +3,9 @@
 // minivm virt board: QEMU 7.2's node names, compatibles, reg and interrupts
 // (hw/riscv/virt.c create_fdt*), restricted to the devices minivm emulates.
 
+import { FINISHER_PASS, FINISHER_RESET } from "../../devices/sifive-test.js";
+import { BOARD, PHANDLE, reg64, TIMEBASE_FREQ, type BoardRow } from "./board.js";
+
 const FDT_MAGIC = 0xd00dfeed;
 const FDT_BEGIN_NODE = 1;
 const FDT_END_NODE = 2;
@@ -101,56 +104,38 @@ export interface VirtFdtOptions {
   isa?: string;
 }
 
-const PHANDLE_CPU = 1;
-const PHANDLE_INTC = 2;
-const PHANDLE_PLIC = 3;
-const PHANDLE_TEST = 4;
-
-function reg64(base: number, size: number): number[] {
-  return [Math.floor(base / 2 ** 32), base >>> 0, Math.floor(size / 2 ** 32), size >>> 0];
-}
-
-/** The device tree of the board minivm emulates, in QEMU's node order. */
-export function buildVirtFdt(o: VirtFdtOptions): FdtNode {
+/**
+ * The device tree of the board minivm emulates, in QEMU's node order: the fixed nodes here,
+ * one node per board-table row that has one (placed by its `fdt.order`).
+ */
+export function buildVirtFdt(o: VirtFdtOptions, rows: readonly BoardRow[] = BOARD): FdtNode {
   const root = new FdtNode("");
   root.prop("#address-cells", [2]).prop("#size-cells", [2]).prop("compatible", "riscv-virtio").prop("model", "riscv-virtio,qemu");
 
   const chosen = root.child("chosen");
   if (o.bootargs !== undefined) chosen.prop("bootargs", o.bootargs);
-  chosen.prop("stdout-path", "/soc/serial@10000000");
+  const console = rows.find((r) => r.id === "uart0");
+  if (console !== undefined) chosen.prop("stdout-path", `/soc/serial@${console.base.toString(16)}`);
 
-  root.child("poweroff").prop("value", [0x5555]).prop("offset", [0]).prop("regmap", [PHANDLE_TEST]).prop("compatible", "syscon-poweroff");
-  root.child("reboot").prop("value", [0x7777]).prop("offset", [0]).prop("regmap", [PHANDLE_TEST]).prop("compatible", "syscon-reboot");
+  // syscon-poweroff/-reboot write the finisher's codes into the test device (virt.c create_fdt_reset).
+  root.child("poweroff").prop("value", [FINISHER_PASS]).prop("offset", [0]).prop("regmap", [PHANDLE.test]).prop("compatible", "syscon-poweroff");
+  root.child("reboot").prop("value", [FINISHER_RESET]).prop("offset", [0]).prop("regmap", [PHANDLE.test]).prop("compatible", "syscon-reboot");
 
   root.child(`memory@${o.ramBase.toString(16)}`).prop("device_type", "memory").prop("reg", reg64(o.ramBase, o.ramSize));
 
   const cpus = root.child("cpus");
-  cpus.prop("#address-cells", [1]).prop("#size-cells", [0]).prop("timebase-frequency", [10_000_000]);
+  cpus.prop("#address-cells", [1]).prop("#size-cells", [0]).prop("timebase-frequency", [TIMEBASE_FREQ]);
   const cpu = cpus.child("cpu@0");
-  cpu.prop("phandle", [PHANDLE_CPU]).prop("device_type", "cpu").prop("reg", [0]).prop("status", "okay")
+  cpu.prop("phandle", [PHANDLE.cpu]).prop("device_type", "cpu").prop("reg", [0]).prop("status", "okay")
     .prop("compatible", "riscv").prop("riscv,isa", o.isa ?? "rv32ima_zicsr_zifencei").prop("mmu-type", "riscv,sv32");
   cpu.child("interrupt-controller").prop("#interrupt-cells", [1]).prop("interrupt-controller", null)
-    .prop("compatible", "riscv,cpu-intc").prop("phandle", [PHANDLE_INTC]);
-  cpus.child("cpu-map").child("cluster0").child("core0").prop("cpu", [PHANDLE_CPU]);
+    .prop("compatible", "riscv,cpu-intc").prop("phandle", [PHANDLE.intc]);
+  cpus.child("cpu-map").child("cluster0").child("core0").prop("cpu", [PHANDLE.cpu]);
 
   const soc = root.child("soc");
   soc.prop("#address-cells", [2]).prop("#size-cells", [2]).prop("compatible", "simple-bus").prop("ranges", null);
-  soc.child("rtc@101000").prop("interrupts", [11]).prop("interrupt-parent", [PHANDLE_PLIC])
-    .prop("reg", reg64(0x101000, 0x1000)).prop("compatible", "google,goldfish-rtc");
-  soc.child("serial@10000000").prop("interrupts", [10]).prop("interrupt-parent", [PHANDLE_PLIC])
-    .prop("clock-frequency", [3686400]).prop("reg", reg64(0x10000000, 0x100)).prop("compatible", "ns16550a");
-  soc.child("test@100000").prop("phandle", [PHANDLE_TEST]).prop("reg", reg64(0x100000, 0x1000))
-    .prop("compatible", ["sifive,test1", "sifive,test0", "syscon"]);
-  for (let n = 7; n >= 0; n--) {
-    const base = 0x10001000 + n * 0x1000;
-    soc.child(`virtio_mmio@${base.toString(16)}`).prop("interrupts", [1 + n]).prop("interrupt-parent", [PHANDLE_PLIC])
-      .prop("reg", reg64(base, 0x1000)).prop("compatible", "virtio,mmio");
-  }
-  soc.child("plic@c000000").prop("phandle", [PHANDLE_PLIC]).prop("riscv,ndev", [96]).prop("reg", reg64(0xc000000, 0x600000))
-    .prop("interrupts-extended", [PHANDLE_INTC, 11, PHANDLE_INTC, 9]).prop("interrupt-controller", null)
-    .prop("compatible", ["sifive,plic-1.0.0", "riscv,plic0"]).prop("#address-cells", [0]).prop("#interrupt-cells", [1]);
-  soc.child("clint@2000000").prop("interrupts-extended", [PHANDLE_INTC, 3, PHANDLE_INTC, 7])
-    .prop("reg", reg64(0x2000000, 0x10000)).prop("compatible", ["sifive,clint0", "riscv,clint0"]);
+  const withNodes = rows.filter((r) => r.fdt !== undefined).sort((a, b) => (a.fdt?.order ?? 0) - (b.fdt?.order ?? 0));
+  for (const r of withNodes) r.fdt?.node(soc, r);
   return root;
 }
 

@@ -3,25 +3,26 @@
 // a generated device tree, and direct ELF boot with `-bios none` semantics (QEMU 7.2
 // hw/riscv/virt.c virt_machine_done, boot.c). The core thread drives it with runSlice().
 
-import { BootRom, BOOTROM_BASE, BOOTROM_SIZE } from "../../devices/bootrom.js";
-import { Clint, CLINT_BASE, type ClintState } from "../../devices/clint.js";
+import type { BootRom } from "../../devices/bootrom.js";
+import type { Clint, ClintState } from "../../devices/clint.js";
 import type { GuestRam, MmioDevice } from "../../devices/device.js";
-import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ, type GoldfishRtcState } from "../../devices/goldfish-rtc.js";
-import { Plic, PLIC_BASE, PLIC_SIZE, type PlicState } from "../../devices/plic.js";
-import { SifiveTest, SIFIVE_TEST_BASE, type FinisherEvent } from "../../devices/sifive-test.js";
-import { Uart16550, UART0_BASE, UART0_IRQ, type Uart16550State } from "../../devices/uart16550.js";
-import { VirtioMmio, type VirtioBackend, type VirtioMmioState } from "../../devices/virtio-mmio.js";
+import type { GoldfishRtc, GoldfishRtcState } from "../../devices/goldfish-rtc.js";
+import type { Plic, PlicState } from "../../devices/plic.js";
+import type { FinisherEvent, SifiveTest } from "../../devices/sifive-test.js";
+import type { Uart16550, Uart16550State } from "../../devices/uart16550.js";
+import type { VirtioBackend, VirtioMmio, VirtioMmioState } from "../../devices/virtio-mmio.js";
 import { MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, PRV_M, PRV_S } from "../cpu/constants.js";
 import { Cpu } from "../cpu/cpu.js";
 import { loadCpu, saveCpu, type CpuStateV1 } from "../cpu/state.js";
 import { translate } from "../cpu/mmu.js";
 import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
-import { Bus, SIZES_16_32, SIZES_32, SIZES_ANY } from "./bus.js";
+import { BOARD, RAM_BASE, RESET_VECTOR, VIRTIO_MMIO_COUNT, type BoardContext, type BoardRow } from "./board.js";
+import { Bus } from "./bus.js";
 import { parseElf, type ElfImage } from "./elf.js";
 import { buildVirtFdt, encodeFdt, fdtLoadAddress } from "./fdt.js";
 import { formatInfoRegisters } from "./info-registers.js";
-import { Ram, RAM_BASE } from "./ram.js";
+import { Ram } from "./ram.js";
 
 export interface MachineOptions {
   /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
@@ -82,17 +83,14 @@ export interface MachineState {
 }
 
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
-export const VIRTIO_MMIO_BASE = 0x10001000;
-export const VIRTIO_MMIO_COUNT = 8;
-const RESET_VECTOR = BOOTROM_BASE;
+export { VIRTIO_MMIO_COUNT };
 /** Instructions between looks at the clock and the exit flag. */
 const BATCH = 4096;
 
-interface MemoryRegionInfo {
-  base: number;
-  size: number;
-  kind: "rom" | "ram" | "i/o";
-  name: string;
+/** A board-table row and the device built from it. */
+interface Placed {
+  readonly row: BoardRow;
+  readonly dev: MmioDevice;
 }
 
 export class Machine {
@@ -105,7 +103,12 @@ export class Machine {
   readonly uart: Uart16550;
   readonly rtc: GoldfishRtc;
   readonly finisher: SifiveTest;
-  readonly virtio: VirtioMmio[] = [];
+  /** virtio-mmio transports by slot. */
+  readonly virtio: VirtioMmio[];
+  /** Every row of the board table with its device, in table order. */
+  private readonly placed: Placed[];
+  private readonly pollers: Placed[];
+  private readonly deadlines: Placed[];
   private readonly dtb: Uint8Array;
   private readonly fdtAddr: number;
   private readonly kernel: ElfImage | null;
@@ -119,7 +122,6 @@ export class Machine {
   private clockOffsetNs = 0;
   private clockStoppedAt: number | null = null;
   private readonly serialOut: (bytes: Uint8Array) => void;
-  private readonly regions: MemoryRegionInfo[] = [];
   private tohost = -1;
   private event: SliceResult | null = null;
   /** A shutdown stays in force until reset(). */
@@ -149,44 +151,52 @@ export class Machine {
     this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
-    this.bootRom = new BootRom({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: 0 });
-    this.finisher = new SifiveTest((e) => this.finisherEvent(e));
-    this.plic = new Plic((ctx, level) => {
-      if (ctx === 0) {
-        setMip(MIP_MEIP, level);
-      } else {
-        cpu.seipExternal = level;
-        setMip(MIP_SEIP, level || cpu.seipSoftware);
-      }
+    const built = new Map<string, MmioDevice>();
+    let plic: Plic | null = null;
+    const ctx: BoardContext = {
+      ram: this.ram as GuestRam,
+      hart: {
+        setMsip: (l) => setMip(MIP_MSIP, l),
+        setMtip: (l) => setMip(MIP_MTIP, l),
+        setMeip: (l) => setMip(MIP_MEIP, l),
+        setSeipExternal: (l) => {
+          cpu.seipExternal = l;
+          setMip(MIP_SEIP, l || cpu.seipSoftware);
+        },
+      },
+      now: () => this.now(),
+      serialOut: (b) => this.serialOut(b),
+      finisher: (e) => this.finisherEvent(e),
+      irqLine: (irq) => {
+        if (plic === null) throw new Error(`interrupt ${irq} wired before the PLIC exists: order the board table`);
+        return plic.line(irq);
+      },
+      virtioBackend: (slot) => opts.virtio?.[slot] ?? null,
+    };
+    this.placed = BOARD.map((row) => {
+      const dev = row.create(ctx);
+      if (built.has(row.id)) throw new Error(`board table names "${row.id}" twice`);
+      built.set(row.id, dev);
+      if (row.id === "plic") plic = dev as Plic;
+      // Region sizes are QEMU 7.2's MemoryRegions (`info mtree`), not the DTB's reg sizes.
+      this.bus.map(row.base, row.size, dev, row.sizes, row.kind === "rom");
+      return { row, dev };
     });
-    this.rtc = new GoldfishRtc(this.plic.line(GOLDFISH_RTC_IRQ));
-    this.clint = new Clint(
-      { setMsip: (l) => setMip(MIP_MSIP, l), setMtip: (l) => setMip(MIP_MTIP, l) },
-      this.now,
-    );
-    this.uart = new Uart16550(this.plic.line(UART0_IRQ), this.serialOut, this.now);
-    for (let n = 0; n < VIRTIO_MMIO_COUNT; n++) {
-      this.virtio.push(new VirtioMmio(this.ram as GuestRam, this.plic.line(1 + n), opts.virtio?.[n] ?? null));
-    }
-
-    // Region sizes are QEMU 7.2's MemoryRegions (`info mtree`), not the DTB's reg sizes.
-    this.mapDevice(BOOTROM_BASE, BOOTROM_SIZE, this.bootRom, SIZES_ANY, "rom");
-    this.mapDevice(SIFIVE_TEST_BASE, 0x1000, this.finisher, SIZES_16_32);
-    this.mapDevice(GOLDFISH_RTC_BASE, 0x24, this.rtc, SIZES_32);
-    this.mapDevice(CLINT_BASE, 0xc000, this.clint, SIZES_32);
-    this.mapDevice(PLIC_BASE, PLIC_SIZE, this.plic, SIZES_32);
-    this.mapDevice(UART0_BASE, 8, this.uart, SIZES_ANY);
-    for (let n = 0; n < VIRTIO_MMIO_COUNT; n++) {
-      this.mapDevice(VIRTIO_MMIO_BASE + n * 0x1000, 0x200, this.virtio[n], SIZES_ANY);
-    }
-    this.regions.push({ base: RAM_BASE, size: ramSize, kind: "ram", name: "riscv_virt_board.ram" });
-    this.regions.sort((a, b) => a.base - b.base);
+    this.pollers = this.placed.filter((p) => p.row.poll !== undefined);
+    this.deadlines = this.placed.filter((p) => p.row.deadline !== undefined);
+    const get = <D extends MmioDevice>(id: string): D => {
+      const d = built.get(id);
+      if (d === undefined) throw new Error(`the board table has no "${id}"`);
+      return d as D;
+    };
+    this.bootRom = get<BootRom>("mrom");
+    this.finisher = get<SifiveTest>("test");
+    this.plic = get<Plic>("plic");
+    this.clint = get<Clint>("clint");
+    this.rtc = get<GoldfishRtc>("rtc");
+    this.uart = get<Uart16550>("uart0");
+    this.virtio = Array.from({ length: VIRTIO_MMIO_COUNT }, (_, n) => get<VirtioMmio>(`virtio${n}`));
     this.reset();
-  }
-
-  private mapDevice(base: number, size: number, dev: MmioDevice, sizes: number, kind: "rom" | "i/o" = "i/o"): void {
-    this.bus.map(base, size, dev, sizes, kind === "rom");
-    this.regions.push({ base, size, kind, name: dev.name });
   }
 
   /** system_reset: hart and devices to power-on state; ROM, firmware, kernel and DTB reloaded. */
@@ -194,12 +204,8 @@ export class Machine {
     this.event = null;
     this.stopped = null;
     this.cpu.reset(RESET_VECTOR);
-    this.clint.reset();
-    this.plic.reset();
-    this.uart.reset();
-    this.rtc.reset();
-    // QEMU's system_reset resets every transport (status 0, queues forgotten).
-    for (const v of this.virtio) v.reset();
+    // QEMU's system_reset resets every device, virtio transports included (status 0, queues forgotten).
+    for (const p of this.placed) p.row.reset?.(p.dev);
     // riscv_find_and_load_firmware: without firmware its "end" is the DRAM base.
     const firmwareEnd = this.bios ? this.loadImage(this.bios) : RAM_BASE;
     this.tohost = -1;
@@ -309,9 +315,8 @@ export class Machine {
     while (done < maxInstructions) {
       if (exit !== null && Atomics.load(exit, 0) !== 0) return { kind: "exit-request" };
       const now = this.now();
-      this.clint.update(now);
-      this.uart.poll(now);
-      this.rtc.poll();
+      const pollers = this.pollers;
+      for (let i = 0; i < pollers.length; i++) pollers[i].row.poll?.(pollers[i].dev, now);
       if (cpu.wfi) {
         if ((cpu.mip & cpu.mie) === 0) return { kind: "idle", wakeAtNs: this.wakeAt() };
         cpu.wfi = false;
@@ -352,13 +357,10 @@ export class Machine {
 
   private wakeAtGuest(): number | null {
     let at: number | null = null;
-    if ((this.cpu.mie & MIP_MTIP) !== 0) at = this.clint.nextDeadlineNs();
-    const uartAt = this.uart.nextDeadlineNs();
-    if (uartAt !== null) at = at === null ? uartAt : Math.min(at, uartAt);
-    const rtcDelay = this.rtc.alarmDelayNs();
-    if (rtcDelay !== null) {
-      const t = this.now() + rtcDelay;
-      at = at === null ? t : Math.min(at, t);
+    const now = this.now();
+    for (const p of this.deadlines) {
+      const t = p.row.deadline?.(p.dev, now, this.cpu.mie) ?? null;
+      if (t !== null) at = at === null ? t : Math.min(at, t);
     }
     return at;
   }
@@ -443,7 +445,10 @@ export class Machine {
   mtree(): string {
     const hex = (v: number) => v.toString(16).padStart(16, "0");
     const lines = ["address-space: memory", "  0000000000000000-ffffffffffffffff (prio 0, i/o): system"];
-    for (const r of this.regions) {
+    const regions = this.placed.map((p) => ({ base: p.row.base, size: p.row.size, kind: p.row.kind as string, name: p.dev.name }));
+    regions.push({ base: RAM_BASE, size: this.ram.size, kind: "ram", name: "riscv_virt_board.ram" });
+    regions.sort((a, b) => a.base - b.base);
+    for (const r of regions) {
       lines.push(`    ${hex(r.base)}-${hex(r.base + r.size - 1)} (prio 0, ${r.kind}): ${r.name}`);
     }
     return lines.join("\n") + "\n";
