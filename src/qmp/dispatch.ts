@@ -3,8 +3,8 @@
 // command is looked up, its OOB permission checked, and finally its arguments visited.
 
 import type { CommandSpec } from "../qapi/generated/commands.js";
-import { QmpError, genericError } from "./errors.js";
-import { qdictKeyOrder } from "./qdict-order.js";
+import { QmpError, genericError } from "../qapi/error.js";
+import { qdictKeyOrder } from "../qapi/qdict-order.js";
 
 export interface CheckedRequest {
   name: string;
