@@ -8,7 +8,7 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { createEventEmitters } from "../qapi/generated/events.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
-import { QmpError } from "../qmp/errors.js";
+import { QmpError } from "../qapi/error.js";
 import { Bql } from "./bql.js";
 import { exposeOn } from "./channel.js";
 import { createCoreHandlers, type CoreHandlers } from "./handlers.js";

@@ -6,7 +6,7 @@ import type { QmpHandlers } from "../qapi/generated/commands.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { QMP_SCHEMA_INFO } from "../qapi/generated/introspect.js";
 import type { BqlInfo } from "../qapi/generated/types.js";
-import { genericError } from "../qmp/errors.js";
+import { genericError } from "../qapi/error.js";
 import { runHmp, type HmpState } from "../monitor/hmp.js";
 import { VERSION_INFO } from "../version.js";
 import type { BlockHandlers } from "./block-layer.js";

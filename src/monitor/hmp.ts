@@ -6,7 +6,7 @@ import type { CoreContext, CoreHandlers } from "../core/handlers.js";
 import { bqlInfo } from "../core/handlers.js";
 import type { Machine } from "../core/machine.js";
 import { hmpInfoBlock, hmpInfoBlockstats } from "../block/hmp-block.js";
-import { QmpError } from "../qmp/errors.js";
+import { QmpError } from "../qapi/error.js";
 import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
 
 /** What HMP remembers between commands; QEMU keeps it for the whole process, not per monitor. */

@@ -3,7 +3,7 @@
 
 import type { Bql } from "../core/bql.js";
 import { bqlInfo, oobTestPost } from "../core/handlers.js";
-import { genericError } from "../qmp/errors.js";
+import { genericError } from "../qapi/error.js";
 
 export interface OobContext {
   control: Int32Array;
