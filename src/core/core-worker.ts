@@ -7,7 +7,7 @@ import { readlinkSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { createEventEmitters } from "../qapi/generated/events.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
-import { QmpError } from "../qapi/error.js";
+import { QmpError } from "../qmp/errors.js";
 import { Bql } from "./bql.js";
 import { exposeOn } from "./channel.js";
 import { createCommandTable, type CommandTable } from "./handlers.js";

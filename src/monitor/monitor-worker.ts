@@ -17,12 +17,12 @@ import type {
 } from "../core/protocol.js";
 import { runStateIndex } from "../core/runstate.js";
 import { CONTROL, kickCore } from "../core/shared.js";
-import { runOobCommand } from "../core/oob-commands.js";
 import { listenUnixPrivate, strerror } from "../core/unix-socket.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
 import { formatAddress } from "../qmp/address.js";
 import { QmpSession, type SessionHost } from "../qmp/session.js";
 import { InbandDispatcher } from "./dispatcher.js";
+import { runOobCommand } from "../core/oob-commands.js";
 
 const data = workerData as MonitorWorkerData;
 const control = new Int32Array(data.control);
