@@ -3,7 +3,7 @@ import { BlockAcctStats, BlockAcctType, LatencyHistogram, nowNs } from "../../sr
 import { BlockBackend } from "../../src/block/backend.js";
 import type { BlockDriver } from "../../src/block/driver.js";
 import { blockDeviceStats, blockstatsInfo, setLatencyHistogram } from "../../src/block/qapi-block.js";
-import { QmpError } from "../../src/qapi/error.js";
+import { QmpError } from "../../src/qmp/errors.js";
 
 function bins(boundaries: number[], latencies: number[]): number[] {
   const h = new LatencyHistogram(boundaries);
