@@ -29,6 +29,16 @@ describe("the monitor thread's import closure", () => {
     expect(closure.has("src/core/oob-commands.ts")).toBe(true);
   });
 
+  it("loads, for the OOB handlers, only lock-free shared state and the generated types and errors", () => {
+    // Both threads run these handlers; the monitor thread must be able to run them while the
+    // core thread holds the BQL, so they may see the control words and the BQL, nothing else.
+    const lockFree = (m: ModulePath): boolean =>
+      ["src/core/oob-commands.ts", "src/core/shared.ts", "src/core/regions.ts", "src/core/bql.ts", "src/qapi/error.ts"].includes(m) ||
+      m.startsWith("src/qapi/generated/");
+    const closure = importClosure(graph, "src/core/oob-commands.ts");
+    expect([...closure].filter(([m]) => !lockFree(m)).map(([, chain]) => chain.join(" > "))).toEqual([]);
+  });
+
   it("would notice HMP if the core's command table were pulled in", () => {
     const closure = importClosure(graph, "src/core/handlers.ts");
     expect([...closure.keys()].filter((m) => forbidden(m) !== null)).toContain("src/hmp/hmp.ts");
