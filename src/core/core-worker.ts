@@ -5,17 +5,16 @@
 
 import { readlinkSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { createEventEmitters } from "../qapi/generated/events.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
 import { QmpError } from "../qmp/errors.js";
 import { Bql } from "./bql.js";
 import { exposeOn } from "./channel.js";
-import { createCoreHandlers, type CoreHandlers } from "./handlers.js";
+import { createCommandTable, type CommandTable } from "./handlers.js";
 import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
 import { CONTROL } from "./shared.js";
-import { createHmpState } from "../monitor/hmp.js";
+import { createHmpState } from "../hmp/hmp.js";
 import { BlockLayer } from "./block-layer.js";
 import { Machine } from "./machine.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
@@ -109,7 +108,7 @@ wakeForInterrupt = () => {
   if (!vcpuBql.held()) loop.wake();
 };
 
-const handlers: CoreHandlers = createCoreHandlers(blockLayer.handlers(), {
+const commands: CommandTable = createCommandTable(blockLayer.handlers(), {
   control,
   runState,
   loop,
@@ -128,15 +127,15 @@ function errorResult(e: unknown): ExecResult {
 }
 
 async function runInband(name: string, args: Record<string, unknown>): Promise<ExecResult> {
-  const handler = (handlers as unknown as Record<string, ((a: unknown) => unknown) | undefined>)[name];
-  if (handler === undefined || !QMP_COMMANDS.has(name)) {
+  const command = commands.get(name);
+  if (command === undefined) {
     return { ok: false, error: { class: "CommandNotFound", desc: `The command ${name} has not been found` } };
   }
   mainBql.lock();
   Atomics.store(control, CONTROL.INBAND_RUNNING, 1);
   let result: unknown;
   try {
-    result = handler(args);
+    result = command.run(args);
     loop.processRequests();
   } catch (e) {
     return errorResult(e);

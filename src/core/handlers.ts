@@ -1,20 +1,25 @@
-// The in-band QMP commands, as they run on the core thread with the BQL held (QEMU runs
-// them in the main loop under the BQL too). Arguments arrive already checked by the
-// generated visitors; these functions only act.
+// The one table of QMP command handlers, built on the core thread. Each command of the
+// schema has exactly one entry: the allow-oob ones come from ./oob-commands.ts (the same
+// functions the monitor thread runs out of band), the rest from the core handlers below,
+// the block layer and HMP. In-band commands run with the BQL held (QEMU runs them in the
+// main loop under the BQL too); arguments arrive already checked by the generated visitors,
+// so the handlers only act. composeCommandTable() refuses a table that disagrees with the
+// schema, so the core thread cannot start with a command missing, doubled or misplaced.
 
-import type { QmpHandlers } from "../qapi/generated/commands.js";
+import type { CommandSpec, QmpCommandMap, QmpHandlers, QmpOobCommandName } from "../qapi/generated/commands.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { QMP_SCHEMA_INFO } from "../qapi/generated/introspect.js";
-import type { BqlInfo } from "../qapi/generated/types.js";
-import { genericError } from "../qmp/errors.js";
-import { runHmp, type HmpState } from "../monitor/hmp.js";
+import { genericError } from "../qapi/error.js";
+import { SESSION_COMMANDS, type SessionCommandName } from "../qmp/dispatch.js";
+import { createHmpHandlers, type HmpState } from "../hmp/hmp.js";
 import { VERSION_INFO } from "../version.js";
 import type { BlockHandlers } from "./block-layer.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
+import { OOB_HANDLERS, type OobContext } from "./oob-commands.js";
 import type { RunStateMachine } from "./runstate.js";
-import { CONTROL, Request } from "./shared.js";
+import { Request } from "./shared.js";
 
 export interface CoreContext {
   control: Int32Array;
@@ -28,45 +33,75 @@ export interface CoreContext {
   hmpState: HmpState;
 }
 
-export type CoreHandlers = Omit<QmpHandlers, "qmp_capabilities">;
+/** Every command the core thread can run: the whole schema but what the session answers. */
+export type InbandCommandName = Exclude<keyof QmpCommandMap, SessionCommandName>;
 
-/** x-oob-test's in-band half: block this thread, BQL and all, until the semaphore is posted. */
-export function oobTestWait(control: Int32Array): void {
-  for (;;) {
-    const v = Atomics.load(control, CONTROL.OOB_TEST_SEM);
-    if (v > 0 && Atomics.compareExchange(control, CONTROL.OOB_TEST_SEM, v, v - 1) === v) return;
-    if (v <= 0) Atomics.wait(control, CONTROL.OOB_TEST_SEM, v);
-  }
+/** The handlers defined in this file: not the session's, the OOB module's, the block layer's or HMP's. */
+export type CoreHandlers = Omit<QmpHandlers, SessionCommandName | QmpOobCommandName | keyof BlockHandlers | "human-monitor-command">;
+
+/** Run another command of the table from inside a handler (HMP is text over these). */
+export type CommandCaller = <K extends InbandCommandName>(name: K, args: QmpCommandMap[K]["args"]) => ReturnType<QmpHandlers[K]>;
+
+/** Where a command's handler is defined. */
+export type CommandSource = "oob" | "core" | "block" | "hmp";
+
+export interface CommandEntry {
+  /** The generated registry's entry: allow-oob and the other flags come only from there. */
+  readonly spec: CommandSpec;
+  readonly source: CommandSource;
+  /** The handler as its module defines it, before it is bound to this thread's context. */
+  readonly handler: (...args: never[]) => unknown;
+  run(args: unknown): unknown;
 }
 
-/** x-oob-test's out-of-band half (also usable in-band): post the semaphore. Lock-free. */
-export function oobTestPost(control: Int32Array): void {
-  Atomics.add(control, CONTROL.OOB_TEST_SEM, 1);
-  Atomics.notify(control, CONTROL.OOB_TEST_SEM, 1);
+export type CommandTable = ReadonlyMap<string, CommandEntry>;
+
+/** A group of in-band handlers and the module they come from. */
+export interface CommandPart {
+  source: Exclude<CommandSource, "oob">;
+  handlers: Readonly<Record<string, (args: never) => unknown>>;
 }
 
-export function bqlInfo(bql: Bql): BqlInfo {
-  const s = bql.snapshot();
-  const info: BqlInfo = {
-    acquisitions: s.acquisitions,
-    contended: s.contended,
-    threads: s.threads.map((t) => ({
-      thread: t.thread,
-      acquisitions: t.acquisitions,
-      contended: t.contended,
-      "total-hold-ns": t.totalHoldNs,
-      "longest-hold-ns": t.longestHoldNs,
-      "total-wait-ns": t.totalWaitNs,
-    })),
+function isSessionCommand(name: string): boolean {
+  return (SESSION_COMMANDS as readonly string[]).includes(name);
+}
+
+/**
+ * Build the table: every allow-oob command from the lock-free OOB module, bound to `oob`,
+ * and the in-band parts. Throws when a command of the schema has no handler or two, when
+ * an in-band part defines an allow-oob command or the OOB module one that is not, and when
+ * a handler names a command the schema does not have.
+ */
+export function composeCommandTable(oob: OobContext, parts: readonly CommandPart[]): CommandTable {
+  const table = new Map<string, CommandEntry>();
+  const add = (name: string, source: CommandSource, handler: (...args: never[]) => unknown, run: (args: unknown) => unknown): void => {
+    const spec = QMP_COMMANDS.get(name);
+    if (spec === undefined) throw new Error(`${source} handler for ${name}, a command the schema does not define`);
+    if (isSessionCommand(name)) throw new Error(`${source} handler for ${name}, which the QMP session answers itself`);
+    if (spec.allowOob && source !== "oob") {
+      throw new Error(`${name} is allow-oob in the schema, so its handler belongs in oob-commands.ts, not in ${source}`);
+    }
+    if (!spec.allowOob && source === "oob") throw new Error(`oob-commands.ts defines ${name}, which the schema does not mark allow-oob`);
+    const other = table.get(name);
+    if (other !== undefined) throw new Error(`${name} has two handlers, from ${other.source} and from ${source}`);
+    table.set(name, { spec, source, handler, run });
   };
-  if (s.holder !== null) info.holder = s.holder;
-  if (s.heldNs !== null) info["held-ns"] = s.heldNs;
-  return info;
+  for (const [name, handler] of Object.entries(OOB_HANDLERS)) {
+    const h = handler as (args: unknown, ctx: OobContext) => unknown;
+    add(name, "oob", handler, (args) => h(args, oob));
+  }
+  for (const part of parts) {
+    for (const [name, handler] of Object.entries(part.handlers)) {
+      add(name, part.source, handler, handler as (args: unknown) => unknown);
+    }
+  }
+  const missing = [...QMP_COMMANDS.keys()].filter((name) => !table.has(name) && !isSessionCommand(name));
+  if (missing.length > 0) throw new Error(`no handler for ${missing.join(", ")}`);
+  return table;
 }
 
-export function createCoreHandlers(block: BlockHandlers, ctx: CoreContext): CoreHandlers {
-  const handlers: CoreHandlers = {
-    ...block,
+export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
+  return {
     "query-version": () => structuredClone(VERSION_INFO),
     "query-commands": () => [...QMP_COMMANDS.keys()].map((name) => ({ name })),
     "query-qmp-schema": () => QMP_SCHEMA_INFO as ReturnType<QmpHandlers["query-qmp-schema"]>,
@@ -101,17 +136,20 @@ export function createCoreHandlers(block: BlockHandlers, ctx: CoreContext): Core
       ctx.loop.request(Request.Shutdown, "host-qmp-quit");
       return {};
     },
-    "x-oob-test": ({ lock }) => {
-      if (lock) oobTestWait(ctx.control);
-      else oobTestPost(ctx.control);
-      return {};
-    },
-    "x-query-bql": () => bqlInfo(ctx.bql),
     "query-cpus-fast": () =>
       ctx.machine === null
         ? []
         : [{ "cpu-index": 0, "qom-path": "/machine/soc0/harts[0]", "thread-id": ctx.coreThreadId, props: { "core-id": 0 }, target: "riscv32" }],
-    "human-monitor-command": ({ "command-line": line }) => runHmp(line, { ...ctx, handlers }),
   };
-  return handlers;
+}
+
+/** The core thread's table: the OOB module bound in-band, the core handlers, the block layer and HMP. */
+export function createCommandTable(block: BlockHandlers, ctx: CoreContext): CommandTable {
+  const call: CommandCaller = (name, args) => (table.get(name) as CommandEntry).run(args) as ReturnType<QmpHandlers[typeof name]>;
+  const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false }, [
+    { source: "core", handlers: createCoreHandlers(ctx) },
+    { source: "block", handlers: block },
+    { source: "hmp", handlers: createHmpHandlers({ ...ctx, call }) },
+  ]);
+  return table;
 }

@@ -2,11 +2,7 @@
 // rv32 CPU without H or F/D: the CSR block, then x0..x31 four per line with ABI names.
 
 import type { Cpu } from "../cpu/cpu.js";
-
-export const ABI_NAMES = [
-  "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
-  "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
-];
+import { ABI_NAMES } from "../cpu/registers.js";
 
 const hex8 = (v: number) => (v >>> 0).toString(16).padStart(8, "0");
 

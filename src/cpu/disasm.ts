@@ -3,7 +3,7 @@
 // value), branch and jump offsets with the target in a comment, and its pseudo-instruction
 // lifts (mv, nop, j, ret, beqz, not, neg, seqz, snez, ...).
 
-import { ABI_NAMES } from "../core/info-registers.js";
+import { ABI_NAMES } from "./registers.js";
 
 export interface Disassembly {
   /** Bytes the instruction occupies (2 for a compressed encoding, reported as illegal). */

@@ -22,7 +22,7 @@ import { eventTimestamp } from "../qmp/dispatch.js";
 import { formatAddress } from "../qmp/address.js";
 import { QmpSession, type SessionHost } from "../qmp/session.js";
 import { InbandDispatcher } from "./dispatcher.js";
-import { runOobCommand } from "./oob.js";
+import { runOobCommand } from "../core/oob-commands.js";
 
 const data = workerData as MonitorWorkerData;
 const control = new Int32Array(data.control);
@@ -56,7 +56,7 @@ const host: SessionHost = {
   wakeDispatcher: () => dispatcher.wake(),
   runOob: (name, args) => {
     Atomics.add(control, CONTROL.OOB_DISPATCHED, 1);
-    return runOobCommand(name, args, { control, bql: bqlObserver });
+    return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true });
   },
   broadcast: (event, eventData) => broadcast(event, eventData),
 };

@@ -6,8 +6,8 @@
 // full path ('a.b', 'list[0]'), while enum and integer-range errors name only
 // the innermost member, and 'null' for list elements.
 
-import { genericError, QmpError } from "../qmp/errors.js";
-import { qdictKeyOrder } from "../qmp/qdict-order.js";
+import { genericError, QmpError } from "./error.js";
+import { qdictKeyOrder } from "./qdict-order.js";
 import { GHashTableModel } from "./ghash.js";
 
 type DictFrame = {

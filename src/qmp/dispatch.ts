@@ -3,8 +3,16 @@
 // command is looked up, its OOB permission checked, and finally its arguments visited.
 
 import type { CommandSpec } from "../qapi/generated/commands.js";
-import { QmpError, genericError } from "./errors.js";
-import { qdictKeyOrder } from "./qdict-order.js";
+import { QmpError, genericError } from "../qapi/error.js";
+import { qdictKeyOrder } from "../qapi/qdict-order.js";
+
+/**
+ * Commands the QMP session answers itself, because they change the session rather than the
+ * machine (QEMU's qmp_capabilities, monitor/qmp-cmds-control.c). Every other command has its
+ * handler in the one command table the core thread builds (src/core/handlers.ts).
+ */
+export const SESSION_COMMANDS = ["qmp_capabilities"] as const;
+export type SessionCommandName = (typeof SESSION_COMMANDS)[number];
 
 export interface CheckedRequest {
   name: string;

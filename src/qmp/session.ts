@@ -5,7 +5,7 @@
 
 import type { CommandSpec } from "../qapi/generated/commands.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
-import { QmpError, genericError } from "./errors.js";
+import { QmpError, genericError } from "../qapi/error.js";
 import {
   checkRequest,
   errorReply,
@@ -17,7 +17,7 @@ import {
 } from "./dispatch.js";
 import { JsonStreamer, type JsonResult } from "./json-streamer.js";
 import { toQmpJson } from "./json-writer.js";
-import { inQdictOrder } from "./qdict-order.js";
+import { inQdictOrder } from "../qapi/qdict-order.js";
 import { VERSION_INFO } from "../version.js";
 
 /** QEMU's QMP_REQ_QUEUE_LEN_MAX. */

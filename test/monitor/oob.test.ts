@@ -78,6 +78,16 @@ describe("out-of-band execution", () => {
     b.close();
   });
 
+  it("runs an allow-oob command in-band too when it comes with execute, under the BQL", async () => {
+    vm = await startVm();
+    const c = await vm.connect();
+    // In-band, the core thread runs the same handler with the main loop holding the lock.
+    expect((await c.execute("x-query-bql")).holder).toBe("main-loop");
+    // Out of band nobody holds it: the monitor thread only looks.
+    expect((await c.execOob("x-query-bql")).holder).toBeUndefined();
+    c.close();
+  });
+
   it("refuses exec-oob for a command without allow-oob in QEMU's words", async () => {
     vm = await startVm();
     const c = await vm.connect();

@@ -56,8 +56,7 @@ export async function generateIntoTemp(schemaFile: string, defined: string[] = [
   const root = tempDir("minivm-qapi-gen-");
   const repo = path.resolve(import.meta.dirname, "../..");
   mkdirSync(path.join(root, "src/qapi/generated"), { recursive: true });
-  mkdirSync(path.join(root, "src/qmp"), { recursive: true });
-  for (const f of ["src/qapi/runtime.ts", "src/qapi/ghash.ts", "src/qmp/errors.ts", "src/qmp/qdict-order.ts"]) {
+  for (const f of ["src/qapi/runtime.ts", "src/qapi/ghash.ts", "src/qapi/error.ts", "src/qapi/qdict-order.ts"]) {
     copyFileSync(path.join(repo, f), path.join(root, f));
   }
   const files = generateFiles(Schema.load(schemaFile), { defined: new Set(defined) });

@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QMP_COMMANDS } from "../../src/qapi/generated/commands.js";
 import { createEventEmitters } from "../../src/qapi/generated/events.js";
-import { QmpError } from "../../src/qmp/errors.js";
+import { QmpError } from "../../src/qapi/error.js";
 import { generateIntoTemp, removeTempDirs } from "./helpers.js";
 
 /** The desc of the QmpError that parsing ARGS for COMMAND throws. */

@@ -56,9 +56,14 @@ export interface QmpCommandMap {
     out += jsdoc(summary(c.doc), "  ");
     out += `  ${str(c.name)}: { args: ${argsType(c)}; ret: ${retType(c)} };\n`;
   }
+  const oob = commands.filter((c) => c.flags.allowOob).map((c) => str(c.name));
+  const oobUnion = oob.length > 0 ? oob.join(" | ") : "never";
   out += `}
 
 export type QmpCommandName = keyof QmpCommandMap;
+
+/** The commands the schema marks 'allow-oob': their handlers may run without the big lock. */
+export type QmpOobCommandName = ${oobUnion};
 
 export type QmpHandlers = {
   [K in QmpCommandName]: (args: QmpCommandMap[K]["args"]) => QmpCommandMap[K]["ret"] | Promise<QmpCommandMap[K]["ret"]>;

@@ -125,6 +125,9 @@ export interface QmpCommandMap {
 
 export type QmpCommandName = keyof QmpCommandMap;
 
+/** The commands the schema marks 'allow-oob': their handlers may run without the big lock. */
+export type QmpOobCommandName = "x-oob-test" | "x-query-bql";
+
 export type QmpHandlers = {
   [K in QmpCommandName]: (args: QmpCommandMap[K]["args"]) => QmpCommandMap[K]["ret"] | Promise<QmpCommandMap[K]["ret"]>;
 };

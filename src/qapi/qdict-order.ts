@@ -1,7 +1,8 @@
 // QEMU prints a JSON object in the order its QDict iterates: by bucket of a hash of the key
 // (qobject/qdict.c: tdb_hash modulo 512 buckets), and within a bucket the key inserted last
 // first. Reproducing it makes minivm's replies byte-identical to QEMU's, which keeps
-// differential tests simple and clients that (wrongly) depend on order happy.
+// differential tests simple and clients that (wrongly) depend on order happy. The visitor
+// runtime reports leftover members in this order too, so it sits below the wire layer.
 
 const QDICT_BUCKET_MAX = 512;
 const bucketCache = new Map<string, number>();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { toQmpJson } from "../../src/qmp/json-writer.js";
-import { inQdictOrder, qdictBucket, qdictKeyOrder } from "../../src/qmp/qdict-order.js";
+import { inQdictOrder, qdictBucket, qdictKeyOrder } from "../../src/qapi/qdict-order.js";
 
 // The orders below were seen on the wire from QEMU 7.2 (see test/qmp/differential.test.ts).
 describe("QEMU's QDict key order", () => {

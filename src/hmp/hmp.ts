@@ -1,12 +1,14 @@
 // The human monitor (HMP), reached over QMP through `human-monitor-command`. Like QEMU's,
 // it is a thin layer of text over the same commands QMP runs; output lines end "\r\n"
-// because QEMU's monitor turns every "\n" into "\r\n".
+// because QEMU's monitor turns every "\n" into "\r\n". HMP runs on the core thread, in-band
+// under the BQL, and reaches other commands only through the command table (ctx.call), so
+// it needs nothing from the core at runtime and the monitor thread never loads it.
 
-import type { CoreContext, CoreHandlers } from "../core/handlers.js";
-import { bqlInfo } from "../core/handlers.js";
+import type { CommandCaller, CoreContext } from "../core/handlers.js";
 import type { Machine } from "../core/machine.js";
+import type { QmpHandlers } from "../qapi/generated/commands.js";
 import { hmpInfoBlock, hmpInfoBlockstats } from "../block/hmp-block.js";
-import { QmpError } from "../qmp/errors.js";
+import { QmpError } from "../qapi/error.js";
 import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
 
 /** What HMP remembers between commands; QEMU keeps it for the whole process, not per monitor. */
@@ -20,7 +22,7 @@ export function createHmpState(): HmpState {
 import { VERSION_INFO } from "../version.js";
 
 export interface HmpContext extends CoreContext {
-  handlers: CoreHandlers;
+  call: CommandCaller;
 }
 
 interface HmpCommand {
@@ -99,17 +101,17 @@ const INFO: InfoCommand[] = [
   },
   { name: "registers", help: "show the cpu registers", run: (ctx) => needMachine(ctx).infoRegisters() },
   { name: "mtree", help: "show memory tree", run: (ctx) => needMachine(ctx).mtree() },
-  { name: "block", help: "show the block devices", run: async (ctx) => hmpInfoBlock(await ctx.handlers["query-block"]({})) },
+  { name: "block", help: "show the block devices", run: async (ctx) => hmpInfoBlock(await ctx.call("query-block", {})) },
   {
     name: "blockstats",
     help: "show block device statistics",
-    run: async (ctx) => hmpInfoBlockstats(await ctx.handlers["query-blockstats"]({})),
+    run: async (ctx) => hmpInfoBlockstats(await ctx.call("query-blockstats", {})),
   },
   {
     name: "bql",
     help: "show who holds the big lock and how it has been used",
-    run: (ctx) => {
-      const info = bqlInfo(ctx.bql);
+    run: async (ctx) => {
+      const info = await ctx.call("x-query-bql", {});
       let out = info.holder === undefined ? "BQL: free\n" : `BQL: held by ${info.holder} for ${formatNs(Number(info["held-ns"] ?? 0))}\n`;
       out += `acquisitions: ${info.acquisitions}, contended: ${info.contended}\n`;
       out += "thread           acquisitions  contended  total hold    longest hold  total wait\n";
@@ -122,11 +124,11 @@ const INFO: InfoCommand[] = [
 ];
 
 const COMMANDS: HmpCommand[] = [
-  { names: ["cont", "c"], args: "", help: "resume emulation", run: (ctx) => (ctx.handlers.cont({}), "") },
-  { names: ["stop", "s"], args: "", help: "stop emulation", run: (ctx) => (ctx.handlers.stop({}), "") },
-  { names: ["system_reset"], args: "", help: "reset the system", run: (ctx) => (ctx.handlers.system_reset({}), "") },
-  { names: ["system_powerdown"], args: "", help: "send system power down event", run: (ctx) => (ctx.handlers.system_powerdown({}), "") },
-  { names: ["quit", "q"], args: "", help: "quit the emulator", run: (ctx) => (ctx.handlers.quit({}), "") },
+  { names: ["cont", "c"], args: "", help: "resume emulation", run: (ctx) => (ctx.call("cont", {}), "") },
+  { names: ["stop", "s"], args: "", help: "stop emulation", run: (ctx) => (ctx.call("stop", {}), "") },
+  { names: ["system_reset"], args: "", help: "reset the system", run: (ctx) => (ctx.call("system_reset", {}), "") },
+  { names: ["system_powerdown"], args: "", help: "send system power down event", run: (ctx) => (ctx.call("system_powerdown", {}), "") },
+  { names: ["quit", "q"], args: "", help: "quit the emulator", run: (ctx) => (ctx.call("quit", {}), "") },
   { names: ["x"], args: "/fmt addr", help: "virtual memory dump starting at 'addr'", run: dumpCommand(false) },
   { names: ["xp"], args: "/fmt addr", help: "physical memory dump starting at 'addr'", run: dumpCommand(true) },
   {
@@ -172,6 +174,11 @@ export async function runHmp(line: string, ctx: HmpContext): Promise<string> {
     }
   }
   return out.replace(/\r?\n/g, "\r\n");
+}
+
+/** The `human-monitor-command` entry of the command table. */
+export function createHmpHandlers(ctx: HmpContext): Pick<QmpHandlers, "human-monitor-command"> {
+  return { "human-monitor-command": ({ "command-line": line }) => runHmp(line, ctx) };
 }
 
 /** Every HMP command and info subcommand name, for completion in `minivm qmp --hmp`. */

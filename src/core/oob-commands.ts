@@ -1,0 +1,89 @@
+// The handlers of every command the schema marks 'allow-oob', defined once for both threads.
+// The monitor thread runs them out of band the moment a request with exec-oob is parsed,
+// without the BQL; the core thread runs the same functions when the request comes in-band
+// with execute (QEMU, too, runs an allow-oob command in the main loop when it is not asked
+// for out of band: qapi/qmp-dispatch.c). So this module may import only lock-free shared
+// state: the control words, the BQL's read-only view, and the generated types and errors.
+// test/monitor/import-closure.test.ts and test/core/handlers.test.ts hold it to that.
+
+import type { QmpCommandMap, QmpOobCommandName } from "../qapi/generated/commands.js";
+import type { BqlInfo } from "../qapi/generated/types.js";
+import { genericError } from "../qapi/error.js";
+import type { Bql } from "./bql.js";
+import { CONTROL } from "./shared.js";
+
+/** What an OOB handler may look at: the BQL is observed, never taken. */
+export type BqlView = Pick<Bql, "snapshot">;
+
+export interface OobContext {
+  control: Int32Array;
+  bql: BqlView;
+  /**
+   * True on the monitor thread (exec-oob); false on the core thread, where the command came
+   * in-band and runs under the BQL like any other.
+   */
+  outOfBand: boolean;
+}
+
+export type OobHandlers = {
+  [K in QmpOobCommandName]: (args: QmpCommandMap[K]["args"], ctx: OobContext) => QmpCommandMap[K]["ret"];
+};
+
+/** x-oob-test's in-band half: block this thread, BQL and all, until the semaphore is posted. */
+function oobTestWait(control: Int32Array): void {
+  for (;;) {
+    const v = Atomics.load(control, CONTROL.OOB_TEST_SEM);
+    if (v > 0 && Atomics.compareExchange(control, CONTROL.OOB_TEST_SEM, v, v - 1) === v) return;
+    if (v <= 0) Atomics.wait(control, CONTROL.OOB_TEST_SEM, v);
+  }
+}
+
+/** x-oob-test's other half: post the semaphore. Lock-free, so it may run out of band. */
+function oobTestPost(control: Int32Array): void {
+  Atomics.add(control, CONTROL.OOB_TEST_SEM, 1);
+  Atomics.notify(control, CONTROL.OOB_TEST_SEM, 1);
+}
+
+/** The BQL's state and statistics in the schema's BqlInfo shape, read without taking it. */
+export function bqlInfo(bql: BqlView): BqlInfo {
+  const s = bql.snapshot();
+  const info: BqlInfo = {
+    acquisitions: s.acquisitions,
+    contended: s.contended,
+    threads: s.threads.map((t) => ({
+      thread: t.thread,
+      acquisitions: t.acquisitions,
+      contended: t.contended,
+      "total-hold-ns": t.totalHoldNs,
+      "longest-hold-ns": t.longestHoldNs,
+      "total-wait-ns": t.totalWaitNs,
+    })),
+  };
+  if (s.holder !== null) info.holder = s.holder;
+  if (s.heldNs !== null) info["held-ns"] = s.heldNs;
+  return info;
+}
+
+export const OOB_HANDLERS: OobHandlers = {
+  "x-oob-test": ({ lock }, ctx) => {
+    if (!lock) {
+      oobTestPost(ctx.control);
+      return {};
+    }
+    // Waiting on the monitor thread would stop the thread that must post the semaphore.
+    if (ctx.outOfBand) throw genericError("x-oob-test with lock=true blocks the thread that runs it; run it in-band");
+    oobTestWait(ctx.control);
+    return {};
+  },
+  "x-query-bql": (_args, ctx) => bqlInfo(ctx.bql),
+};
+
+/**
+ * Run an allow-oob command on the monitor thread. The name has passed the session's checks,
+ * which let only commands with allow-oob through exec-oob, so a miss here is a minivm bug.
+ */
+export function runOobCommand(name: string, args: unknown, ctx: OobContext): unknown {
+  if (!Object.hasOwn(OOB_HANDLERS, name)) throw new Error(`no out-of-band handler for allow-oob command ${name}`);
+  const handler = OOB_HANDLERS[name as QmpOobCommandName] as (args: unknown, ctx: OobContext) => unknown;
+  return handler(args, ctx);
+}

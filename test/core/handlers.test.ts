@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { Bql, createBqlBuffer } from "../../src/core/bql.js";
+import {
+  composeCommandTable,
+  createCommandTable,
+  createCoreHandlers,
+  type CommandPart,
+  type CommandTable,
+  type CoreContext,
+} from "../../src/core/handlers.js";
+import { CoreLoop } from "../../src/core/loop.js";
+import { OOB_HANDLERS, type OobContext } from "../../src/core/oob-commands.js";
+import { RunStateMachine } from "../../src/core/runstate.js";
+import { CONTROL, createControlBuffer } from "../../src/core/shared.js";
+import { createHmpHandlers, createHmpState } from "../../src/hmp/hmp.js";
+import { QMP_COMMANDS } from "../../src/qapi/generated/commands.js";
+import { SESSION_COMMANDS } from "../../src/qmp/dispatch.js";
+
+type BlockHandlers = Parameters<typeof createCommandTable>[0];
+
+function notCalled(): never {
+  throw new Error("not called in this test");
+}
+
+// Typed as the block layer's handlers, so the compiler keeps this list equal to theirs.
+const block: BlockHandlers = {
+  "query-block": notCalled,
+  "query-blockstats": notCalled,
+  "query-named-block-nodes": notCalled,
+  block_resize: notCalled,
+  "block-latency-histogram-set": notCalled,
+  "blockdev-add": notCalled,
+  "blockdev-del": notCalled,
+};
+
+function coreContext(): CoreContext {
+  const control = new Int32Array(createControlBuffer());
+  const bqlBuffer = createBqlBuffer();
+  const runState = new RunStateMachine(control, "prelaunch");
+  const loop = new CoreLoop({
+    control,
+    runState,
+    vcpuBql: new Bql(bqlBuffer, "vcpu0"),
+    mainBql: new Bql(bqlBuffer, "main-loop"),
+    engine: null,
+    events: { SHUTDOWN: () => undefined, RESET: () => undefined, POWERDOWN: () => undefined, STOP: () => undefined, RESUME: () => undefined },
+    noShutdown: false,
+    onExit: () => undefined,
+  });
+  return {
+    control,
+    runState,
+    loop,
+    bql: new Bql(bqlBuffer, "main-loop"),
+    name: "t",
+    machine: null,
+    coreThreadId: 1,
+    hmpState: createHmpState(),
+  };
+}
+
+const oobContext = (): OobContext => ({ control: new Int32Array(createControlBuffer()), bql: new Bql(createBqlBuffer(), "x"), outOfBand: true });
+const OOB_FUNCTIONS: ReadonlySet<unknown> = new Set(Object.values(OOB_HANDLERS));
+
+describe("the command table", () => {
+  const table: CommandTable = createCommandTable(block, coreContext());
+
+  it("has exactly one handler for every command of the schema but those the session answers", () => {
+    const session: readonly string[] = SESSION_COMMANDS;
+    expect([...table.keys()].sort()).toEqual([...QMP_COMMANDS.keys()].filter((n) => !session.includes(n)).sort());
+    for (const name of session) expect(QMP_COMMANDS.has(name)).toBe(true);
+  });
+
+  it("takes every allow-oob command's handler, and only those, from the lock-free OOB module", () => {
+    for (const [name, entry] of table) {
+      const allowOob = QMP_COMMANDS.get(name)?.allowOob;
+      expect(entry.spec).toBe(QMP_COMMANDS.get(name));
+      expect({ name, fromOobModule: OOB_FUNCTIONS.has(entry.handler), source: entry.source }).toEqual({
+        name,
+        fromOobModule: allowOob,
+        source: allowOob ? "oob" : expect.not.stringMatching(/^oob$/),
+      });
+    }
+    expect(Object.keys(OOB_HANDLERS).sort()).toEqual([...QMP_COMMANDS.values()].filter((s) => s.allowOob).map((s) => s.name).sort());
+  });
+
+  it("runs an allow-oob command in-band with the same function: x-oob-test lock=false posts the semaphore", () => {
+    const ctx = coreContext();
+    const t = createCommandTable(block, ctx);
+    expect(t.get("x-oob-test")?.run({ lock: false })).toEqual({});
+    expect(Atomics.load(ctx.control, CONTROL.OOB_TEST_SEM)).toBe(1);
+    // In-band, lock=true takes the posted token instead of refusing as it does out of band.
+    expect(t.get("x-oob-test")?.run({ lock: true })).toEqual({});
+    expect(Atomics.load(ctx.control, CONTROL.OOB_TEST_SEM)).toBe(0);
+  });
+
+  it("answers HMP through the same table", async () => {
+    expect(await table.get("human-monitor-command")?.run({ "command-line": "info status" })).toBe("VM status: paused (prelaunch)\r\n");
+    expect(await table.get("human-monitor-command")?.run({ "command-line": "info bql" })).toMatch(/^BQL: free\r\nacquisitions: 0, contended: 0\r\n/);
+  });
+});
+
+describe("composeCommandTable", () => {
+  const ctx = coreContext();
+  const realParts = (): CommandPart[] => [
+    { source: "core", handlers: createCoreHandlers(ctx) },
+    { source: "block", handlers: block },
+    { source: "hmp", handlers: createHmpHandlers({ ...ctx, call: notCalled }) },
+  ];
+
+  it("accepts the real parts", () => {
+    expect(composeCommandTable(oobContext(), realParts()).size).toBe(QMP_COMMANDS.size - SESSION_COMMANDS.length);
+  });
+
+  it("refuses a command defined twice", () => {
+    expect(() => composeCommandTable(oobContext(), [...realParts(), { source: "hmp", handlers: { "query-status": notCalled } }])).toThrow(
+      "query-status has two handlers, from core and from hmp",
+    );
+  });
+
+  it("refuses an allow-oob command defined outside the OOB module", () => {
+    expect(() => composeCommandTable(oobContext(), [...realParts(), { source: "core", handlers: { "x-query-bql": notCalled } }])).toThrow(
+      "x-query-bql is allow-oob in the schema, so its handler belongs in oob-commands.ts, not in core",
+    );
+  });
+
+  it("refuses a missing command, an unknown one and one the session answers", () => {
+    const parts = realParts().filter((p) => p.source !== "hmp");
+    expect(() => composeCommandTable(oobContext(), parts)).toThrow("no handler for human-monitor-command");
+    expect(() => composeCommandTable(oobContext(), [...realParts(), { source: "core", handlers: { "no-such": notCalled } }])).toThrow(
+      "core handler for no-such, a command the schema does not define",
+    );
+    expect(() => composeCommandTable(oobContext(), [...realParts(), { source: "core", handlers: { qmp_capabilities: notCalled } }])).toThrow(
+      "core handler for qmp_capabilities, which the QMP session answers itself",
+    );
+  });
+});
+
+describe("the OOB handlers out of band", () => {
+  it("refuse x-oob-test lock=true, which would stop the monitor thread", () => {
+    expect(() => OOB_HANDLERS["x-oob-test"]({ lock: true }, oobContext())).toThrow(/run it in-band/);
+  });
+});
