@@ -67,6 +67,11 @@ export interface VMStateDescription<S extends object> {
   readonly subsections?: readonly VMStateDescription<S>[];
   /** A subsection is written only when this says so (QEMU's .needed). */
   needed?(s: S): boolean;
+  /**
+   * Runs on the new state before fields are read: the place to set defaults for
+   * subsections the source may not send (QEMU devices do this in pre_load).
+   */
+  pre_load?(s: S): void;
   /** Runs on the state before it is written. */
   pre_save?(s: S): void;
   /** Runs on the freshly decoded state; a string refuses the load with that reason. */
@@ -305,6 +310,7 @@ function loadInto(vmsd: VMStateDescription<never>, versionId: number, r: ByteRea
   // QEMU's words (vmstate_load_state).
   if (versionId > vmsd.version_id) throw new VMStateError(vmsd.name, "", `incoming version_id ${versionId} is too new for local version_id ${vmsd.version_id}`);
   if (versionId < vmsd.minimum_version_id) throw new VMStateError(vmsd.name, "", `incoming version_id ${versionId} is too old for local minimum version_id ${vmsd.minimum_version_id}`);
+  (vmsd as VMStateDescription<Bag>).pre_load?.(s);
   for (const f of vmsd.fields) {
     if (!fieldExists(f, versionId)) continue;
     const path = prefix + f.name;
