@@ -4,16 +4,17 @@
 // hw/riscv/virt.c virt_machine_done, boot.c). The core thread drives it with runSlice().
 
 import { BootRom, BOOTROM_BASE, BOOTROM_SIZE } from "../../devices/bootrom.js";
-import { Clint, CLINT_BASE, type ClintState } from "../../devices/clint.js";
+import { Clint, CLINT_BASE } from "../../devices/clint.js";
 import type { GuestRam, MmioDevice } from "../../devices/device.js";
-import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ, type GoldfishRtcState } from "../../devices/goldfish-rtc.js";
-import { Plic, PLIC_BASE, PLIC_SIZE, type PlicState } from "../../devices/plic.js";
+import { GoldfishRtc, GOLDFISH_RTC_BASE, GOLDFISH_RTC_IRQ } from "../../devices/goldfish-rtc.js";
+import { Plic, PLIC_BASE, PLIC_SIZE } from "../../devices/plic.js";
 import { SifiveTest, SIFIVE_TEST_BASE, type FinisherEvent } from "../../devices/sifive-test.js";
-import { Uart16550, UART0_BASE, UART0_IRQ, type Uart16550State } from "../../devices/uart16550.js";
-import { VirtioMmio, type VirtioBackend, type VirtioMmioState } from "../../devices/virtio-mmio.js";
+import { Uart16550, UART0_BASE, UART0_IRQ } from "../../devices/uart16550.js";
+import { VirtioMmio, type VirtioBackend } from "../../devices/virtio-mmio.js";
 import { MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, PRV_M, PRV_S } from "../cpu/constants.js";
 import { Cpu } from "../cpu/cpu.js";
-import { loadCpu, saveCpu, type CpuStateV1 } from "../cpu/state.js";
+import { cpuMigratable } from "../cpu/state.js";
+import { loadSections, saveSections, type SavedSection, type SectionEntry } from "../migration/sections.js";
 import { translate } from "../cpu/mmu.js";
 import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
@@ -67,18 +68,6 @@ export interface CpuState {
   /** In WFI with nothing pending (QEMU's CPUState.halted). */
   halted: boolean;
   instret: number;
-}
-
-/** Everything but RAM (which migrates page by page): plain JSON, versioned. */
-export interface MachineState {
-  version: 1;
-  ramSize: number;
-  cpu: CpuStateV1;
-  clint: ClintState;
-  plic: PlicState;
-  uart: Uart16550State;
-  rtc: GoldfishRtcState;
-  virtio: VirtioMmioState[];
 }
 
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
@@ -400,33 +389,32 @@ export class Machine {
     return v;
   }
 
-  /** Device and CPU state for migration; RAM travels separately (this.ram, dirty bitmap). */
-  save(): MachineState {
-    return {
-      version: 1,
-      ramSize: this.ram.size,
-      cpu: saveCpu(this.cpu),
-      clint: this.clint.save(),
-      plic: this.plic.save(),
-      uart: this.uart.save(),
-      rtc: this.rtc.save(),
-      virtio: this.virtio.map((v) => v.save()),
-    };
+  /** The sections that migrate, in save order (the board table will list these). */
+  private sectionEntries(): SectionEntry[] {
+    const cpu = cpuMigratable(this.cpu);
+    return [
+      { idstr: cpu.vmsd.name, instanceId: 0, owner: cpu },
+      { idstr: this.clint.vmsd.name, instanceId: 0, owner: this.clint },
+      { idstr: this.plic.vmsd.name, instanceId: 0, owner: this.plic },
+      { idstr: this.uart.vmsd.name, instanceId: 0, owner: this.uart },
+      { idstr: this.rtc.vmsd.name, instanceId: 0, owner: this.rtc },
+      ...this.virtio.map((v, n) => ({ idstr: v.vmsd.name, instanceId: n, owner: v })),
+    ];
   }
 
-  /** Restore what save() produced on a machine built with the same options. */
-  load(s: MachineState): void {
-    if (s.version !== 1) throw new Error(`machine state version ${String(s.version)} is not supported (expected 1)`);
-    if (s.ramSize !== this.ram.size) throw new Error(`machine state is for ${s.ramSize} bytes of RAM, this machine has ${this.ram.size}`);
+  /** Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap). */
+  save(): SavedSection[] {
+    return saveSections(this.sectionEntries());
+  }
+
+  /**
+   * Restore what save() produced on a machine built with the same options. Every section is
+   * decoded and checked before any is adopted: on error nothing changed.
+   */
+  load(sections: readonly SavedSection[]): void {
+    loadSections(this.sectionEntries(), sections);
     this.event = null;
     this.stopped = null;
-    loadCpu(this.cpu, s.cpu);
-    // Device loads re-drive their interrupt lines, which land in the freshly loaded mip.
-    this.plic.load(s.plic);
-    this.clint.load(s.clint);
-    this.uart.load(s.uart);
-    this.rtc.load(s.rtc);
-    s.virtio.forEach((v, i) => this.virtio[i].load(v));
   }
 
   /**
