@@ -361,7 +361,13 @@ function loadField(f: VMStateField<never>, r: ByteReader, s: Bag, path: string, 
     return arr;
   }
   const get = (p: string): number | bigint | boolean => {
-    const v = getScalar(r, f.type);
+    let v: number | bigint | boolean;
+    try {
+      v = getScalar(r, f.type);
+    } catch (e) {
+      if (e instanceof TruncatedInput) throw new FieldProblem(p, `truncated: ${e.message}`);
+      throw e;
+    }
     const why = checkScalar(f, v);
     if (why) throw new FieldProblem(p, why);
     return v;
