@@ -1,11 +1,10 @@
-// The virt board's mask ROM at 0x1000 (QEMU 7.2 hw/riscv/boot.c riscv_setup_rom_reset_vec
+// The virt board's mask ROM (QEMU 7.2 hw/riscv/boot.c riscv_setup_rom_reset_vec
 // and riscv_rom_copy_firmware_info): a six-instruction reset vector that loads a0 = hartid,
 // a1 = FDT address, a2 = &fw_dynamic_info and jumps to the start address, followed by the
 // OpenSBI fw_dynamic_info block. Writes are ignored, as they are to QEMU's ROM.
 
 import type { MmioDevice } from "./device.js";
 
-export const BOOTROM_BASE = 0x1000;
 export const BOOTROM_SIZE = 0xf000;
 
 /** fw_dynamic_info (OpenSBI include/sbi/fw_dynamic.h): magic "OSBI", version 2. */

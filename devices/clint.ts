@@ -1,12 +1,11 @@
-// The SiFive CLINT at 0x2000000 (QEMU hw/intc/riscv_aclint.c with aclint=off): msip at +0
+// The SiFive CLINT (QEMU hw/intc/riscv_aclint.c with aclint=off): msip at +0
 // (MSWI), mtimecmp at +0x4000 and mtime at +0xBFF8 (MTIMER), one hart. mtime counts at
 // 10 MHz from the host clock; MTIP is the level mtime >= mtimecmp, re-evaluated on every
 // write and by `update()`, which the board calls between instruction batches.
 
-import type { MmioDevice } from "./device.js";
+import type { Migratable, MmioDevice } from "./device.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
-export const CLINT_BASE = 0x2000000;
-export const CLINT_SIZE = 0x10000;
 export const CLINT_TIMEBASE_FREQ = 10_000_000;
 const NS_PER_TICK = 1e9 / CLINT_TIMEBASE_FREQ;
 
@@ -20,19 +19,52 @@ export interface ClintLines {
   setMtip(level: boolean): void;
 }
 
+/** The CLINT's migratable state (one hart). */
 export interface ClintState {
-  version: 1;
+  /** MSWI msip bit for hart 0. */
   msip: number;
-  mtimecmpLo: number;
-  mtimecmpHi: number;
-  mtime: number;
+  /** MTIMER mtimecmp, all 64 bits. */
+  mtimecmp: bigint;
+  /**
+   * mtime when the state was taken (filled in by saveState). The counter itself is not state:
+   * it runs from the destination's clock, offset so that it continues from this value.
+   */
+  mtime: bigint;
 }
 
-export class Clint implements MmioDevice {
+/**
+ * QEMU's riscv_mtimer description keeps mtimecmp (and, later, the time delta); minivm saves
+ * mtime itself, and the MSWI bit in a subsection sent only while it is set.
+ */
+export const CLINT_VMSD: VMStateDescription<ClintState> = {
+  name: "riscv_mtimer",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [
+    { name: "mtime", type: "uint64" },
+    { name: "mtimecmp", type: "uint64" },
+  ],
+  // Without the subsection, msip was 0 (QEMU devices set such defaults in pre_load).
+  pre_load: (s) => {
+    s.msip = 0;
+  },
+  subsections: [
+    {
+      name: "riscv_mtimer/msip",
+      version_id: 1,
+      minimum_version_id: 1,
+      needed: (s) => s.msip !== 0,
+      fields: [{ name: "msip", type: "uint32", range: [0, 1] }],
+    },
+  ],
+};
+
+const MASK32 = 0xffffffffn;
+
+export class Clint implements MmioDevice, Migratable<ClintState> {
   readonly name = "riscv.aclint.swi+mtimer";
-  private msip = 0;
-  private cmpLo = 0;
-  private cmpHi = 0;
+  readonly vmsd = CLINT_VMSD;
+  private s: ClintState = { msip: 0, mtimecmp: 0n, mtime: 0n };
   /** mtime = floor(now() / 100 ns) + delta. */
   private delta = 0;
   /** Host ns at which mtime reaches mtimecmp (Infinity: never). */
@@ -51,7 +83,7 @@ export class Clint implements MmioDevice {
    * as it was ("unknown" per the ACLINT spec); it is 0 only at power-on.
    */
   reset(): void {
-    this.msip = 0;
+    this.s.msip = 0;
     this.delta = -Math.floor(this.now() / NS_PER_TICK);
     this.lines.setMsip(false);
     // Drive MTIP afresh: the hart's reset cleared its copy of the line.
@@ -64,8 +96,9 @@ export class Clint implements MmioDevice {
     return Math.floor(this.now() / NS_PER_TICK) + this.delta;
   }
 
+  /** mtimecmp as a number (exact below 2^53, which is all a deadline needs). */
   mtimecmp(): number {
-    return this.cmpHi * TWO32 + this.cmpLo;
+    return Number(this.s.mtimecmp);
   }
 
   /** Re-evaluate MTIP against the clock; cheap when no deadline is near. */
@@ -78,12 +111,13 @@ export class Clint implements MmioDevice {
     return this.mtip || this.deadlineNs === Infinity ? null : this.deadlineNs;
   }
 
-  private recompute(): void {
+  /** Re-evaluate MTIP and its deadline; `force` drives the line even when it did not change. */
+  private recompute(force = false): void {
     const cmp = this.mtimecmp();
     const t = this.mtime();
     const level = t >= cmp;
     this.deadlineNs = level || cmp >= 2 ** 53 ? Infinity : (cmp - this.delta) * NS_PER_TICK;
-    if (level !== this.mtip) {
+    if (level !== this.mtip || force) {
       this.mtip = level;
       this.lines.setMtip(level);
     }
@@ -91,9 +125,9 @@ export class Clint implements MmioDevice {
 
   read(offset: number, size: 1 | 2 | 4): number {
     if (size !== 4) return 0;
-    if (offset === MSIP) return this.msip;
-    if (offset === MTIMECMP) return this.cmpLo;
-    if (offset === MTIMECMP + 4) return this.cmpHi;
+    if (offset === MSIP) return this.s.msip;
+    if (offset === MTIMECMP) return Number(this.s.mtimecmp & MASK32);
+    if (offset === MTIMECMP + 4) return Number(this.s.mtimecmp >> 32n);
     if (offset === MTIME) return this.mtime() % TWO32;
     if (offset === MTIME + 4) return Math.floor(this.mtime() / TWO32);
     return 0;
@@ -103,13 +137,13 @@ export class Clint implements MmioDevice {
     if (size !== 4) return;
     value >>>= 0;
     if (offset === MSIP) {
-      this.msip = value & 1;
-      this.lines.setMsip(this.msip !== 0);
+      this.s.msip = value & 1;
+      this.lines.setMsip(this.s.msip !== 0);
     } else if (offset === MTIMECMP) {
-      this.cmpLo = value;
+      this.s.mtimecmp = (this.s.mtimecmp & ~MASK32) | BigInt(value);
       this.recompute();
     } else if (offset === MTIMECMP + 4) {
-      this.cmpHi = value;
+      this.s.mtimecmp = (BigInt(value) << 32n) | (this.s.mtimecmp & MASK32);
       this.recompute();
     } else if (offset === MTIME || offset === MTIME + 4) {
       const cur = this.mtime();
@@ -125,16 +159,16 @@ export class Clint implements MmioDevice {
     return size === 4;
   }
 
-  save(): ClintState {
-    return { version: 1, msip: this.msip, mtimecmpLo: this.cmpLo, mtimecmpHi: this.cmpHi, mtime: this.mtime() };
+  saveState(): ClintState {
+    this.s.mtime = BigInt.asUintN(64, BigInt(Math.trunc(this.mtime())));
+    return this.s;
   }
 
-  load(s: ClintState): void {
-    this.msip = s.msip;
-    this.cmpLo = s.mtimecmpLo;
-    this.cmpHi = s.mtimecmpHi;
-    this.delta = s.mtime - Math.floor(this.now() / NS_PER_TICK);
-    this.lines.setMsip(this.msip !== 0);
-    this.recompute();
+  /** Continue mtime from the saved value on this machine's clock; re-drive MSIP and MTIP. */
+  adoptState(s: ClintState): void {
+    this.s = s;
+    this.delta = Number(s.mtime) - Math.floor(this.now() / NS_PER_TICK);
+    this.lines.setMsip(s.msip !== 0);
+    this.recompute(true);
   }
 }

@@ -1,6 +1,8 @@
 // The narrow interfaces every device model implements or is given (Firecracker style):
 // MMIO access from the bus, an interrupt line into the PLIC, DMA into guest RAM, and
-// save/load of a plain state object for migration.
+// a VMState description of the device's plain state object for migration.
+
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
 /** A memory-mapped device: offsets are relative to the device's base address. */
 export interface MmioDevice {
@@ -32,8 +34,21 @@ export interface GuestRam {
   store32(addr: number, value: number): void;
 }
 
-/** Migration: a device's state is a plain, JSON-serialisable object with a version. */
-export interface Migratable<S> {
-  save(): S;
-  load(state: S): void;
+/**
+ * Migration (DESIGN.md §6): a device keeps its migratable state in one plain object that its
+ * VMState description walks. Saving writes that object; loading decodes a *new* one
+ * (src/migration/vmstate.ts loadState), and the device adopts it only once every section of
+ * the machine decoded and passed its checks, so a failed load changes nothing.
+ */
+export interface Migratable<S extends object> {
+  readonly vmsd: VMStateDescription<S>;
+  /** The live state the description walks when saving (snapshot values such as mtime filled in). */
+  saveState(): S;
+  /**
+   * Checks that need the device (RAM bounds, queue counts) on a decoded state, before any
+   * device adopts anything; a string refuses the load with that reason.
+   */
+  checkState?(s: S): string | null;
+  /** Adopt a state that loadState() decoded and checkState() accepted: re-drive lines, recompute deadlines. */
+  adoptState(s: S): void;
 }

@@ -1,12 +1,11 @@
-// Goldfish RTC at 0x101000, PLIC source 11 (QEMU hw/rtc/goldfish_rtc.c): nanoseconds since
+// Goldfish RTC (QEMU hw/rtc/goldfish_rtc.c): nanoseconds since
 // the Unix epoch from the host's real-time clock plus a guest-settable offset, and one alarm.
 // Reading TIME_LOW latches the high half for the next TIME_HIGH read. Registers are 32-bit.
 // The counter is 64-bit and beyond 2^53, so this (rare) path computes with BigInt.
 
-import type { IrqLine, MmioDevice } from "./device.js";
+import type { IrqLine, Migratable, MmioDevice } from "./device.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
-export const GOLDFISH_RTC_BASE = 0x101000;
-export const GOLDFISH_RTC_IRQ = 11;
 
 const TIME_LOW = 0x00;
 const TIME_HIGH = 0x04;
@@ -18,29 +17,44 @@ const ALARM_STATUS = 0x18;
 const CLEAR_INTERRUPT = 0x1c;
 const MASK32 = 0xffffffffn;
 
+/** The RTC's migratable state; names follow QEMU's GoldfishRTCState. */
 export interface GoldfishRtcState {
-  version: 1;
-  tickOffset: string;
-  alarmNext: string;
-  alarmRunning: boolean;
-  irqPending: boolean;
-  irqEnabled: boolean;
-  timeHigh: number;
+  /** Guest time minus host real time, ns (signed: the guest may set a time in the past). */
+  tick_offset: bigint;
+  alarm_next: bigint;
+  alarm_running: boolean;
+  irq_pending: boolean;
+  irq_enabled: boolean;
+  time_high: number;
 }
+
+/**
+ * QEMU's goldfish_rtc description saves the same registers. Both ends count from the host's
+ * real-time clock, so the offset carries over as it is.
+ */
+export const GOLDFISH_RTC_VMSD: VMStateDescription<GoldfishRtcState> = {
+  name: "goldfish_rtc",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [
+    { name: "tick_offset", type: "int64" },
+    { name: "alarm_next", type: "uint64" },
+    { name: "alarm_running", type: "bool" },
+    { name: "irq_pending", type: "bool" },
+    { name: "irq_enabled", type: "bool" },
+    { name: "time_high", type: "uint32" },
+  ],
+};
 
 /** Host real time in ns since the epoch (microsecond resolution). */
 export function hostRealtimeNs(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
 }
 
-export class GoldfishRtc implements MmioDevice {
+export class GoldfishRtc implements MmioDevice, Migratable<GoldfishRtcState> {
   readonly name = "goldfish_rtc";
-  private tickOffset = 0n;
-  private alarmNext = 0n;
-  private alarmRunning = false;
-  private irqPending = false;
-  private irqEnabled = false;
-  private timeHigh = 0;
+  readonly vmsd = GOLDFISH_RTC_VMSD;
+  private s: GoldfishRtcState = { tick_offset: 0n, alarm_next: 0n, alarm_running: false, irq_pending: false, irq_enabled: false, time_high: 0 };
 
   constructor(
     private readonly irq: IrqLine,
@@ -49,44 +63,44 @@ export class GoldfishRtc implements MmioDevice {
 
   reset(): void {
     // QEMU keeps tick_offset across reset (the wall clock does not jump); alarm and IRQ clear.
-    this.alarmNext = 0n;
-    this.alarmRunning = false;
-    this.irqPending = false;
-    this.irqEnabled = false;
-    this.timeHigh = 0;
+    this.s.alarm_next = 0n;
+    this.s.alarm_running = false;
+    this.s.irq_pending = false;
+    this.s.irq_enabled = false;
+    this.s.time_high = 0;
     this.update();
   }
 
   private count(): bigint {
-    return (this.realtimeNs() + this.tickOffset) & 0xffffffffffffffffn;
+    return (this.realtimeNs() + this.s.tick_offset) & 0xffffffffffffffffn;
   }
 
   private update(): void {
-    this.irq.set(this.irqPending && this.irqEnabled);
+    this.irq.set(this.s.irq_pending && this.s.irq_enabled);
   }
 
   /** Fire the alarm if its time has come; the board calls this between batches. */
   poll(): void {
-    if (this.alarmRunning && this.count() >= this.alarmNext) {
-      this.alarmRunning = false;
-      this.irqPending = true;
+    if (this.s.alarm_running && this.count() >= this.s.alarm_next) {
+      this.s.alarm_running = false;
+      this.s.irq_pending = true;
       this.update();
     }
   }
 
   /** Nanoseconds of real time until the alarm fires, or null when none is armed. */
   alarmDelayNs(): number | null {
-    if (!this.alarmRunning) return null;
-    const d = this.alarmNext - this.count();
+    if (!this.s.alarm_running) return null;
+    const d = this.s.alarm_next - this.count();
     return d <= 0n ? 0 : Number(d);
   }
 
   private setAlarm(): void {
-    if (this.alarmNext <= this.count()) {
-      this.alarmRunning = false;
-      this.irqPending = true;
+    if (this.s.alarm_next <= this.count()) {
+      this.s.alarm_running = false;
+      this.s.irq_pending = true;
     } else {
-      this.alarmRunning = true;
+      this.s.alarm_running = true;
     }
     this.update();
   }
@@ -96,14 +110,14 @@ export class GoldfishRtc implements MmioDevice {
     switch (offset) {
       case TIME_LOW: {
         const c = this.count();
-        this.timeHigh = Number(c >> 32n);
+        this.s.time_high = Number(c >> 32n);
         return Number(c & MASK32);
       }
-      case TIME_HIGH: return this.timeHigh;
-      case ALARM_LOW: return Number(this.alarmNext & MASK32);
-      case ALARM_HIGH: return Number(this.alarmNext >> 32n);
-      case IRQ_ENABLED: return this.irqEnabled ? 1 : 0;
-      case ALARM_STATUS: return this.alarmRunning ? 1 : 0;
+      case TIME_HIGH: return this.s.time_high;
+      case ALARM_LOW: return Number(this.s.alarm_next & MASK32);
+      case ALARM_HIGH: return Number(this.s.alarm_next >> 32n);
+      case IRQ_ENABLED: return this.s.irq_enabled ? 1 : 0;
+      case ALARM_STATUS: return this.s.alarm_running ? 1 : 0;
       default: return 0;
     }
   }
@@ -114,54 +128,43 @@ export class GoldfishRtc implements MmioDevice {
     switch (offset) {
       case TIME_LOW: {
         const cur = this.count();
-        this.tickOffset += ((cur & ~MASK32) | v) - cur;
+        this.s.tick_offset = BigInt.asIntN(64, this.s.tick_offset + ((cur & ~MASK32) | v) - cur);
         break;
       }
       case TIME_HIGH: {
         const cur = this.count();
-        this.tickOffset += ((v << 32n) | (cur & MASK32)) - cur;
+        // Kept within int64: the count is taken modulo 2^64 anyway.
+        this.s.tick_offset = BigInt.asIntN(64, this.s.tick_offset + ((v << 32n) | (cur & MASK32)) - cur);
         break;
       }
       case ALARM_LOW:
-        this.alarmNext = (this.alarmNext & ~MASK32) | v;
+        this.s.alarm_next = (this.s.alarm_next & ~MASK32) | v;
         this.setAlarm();
         break;
       case ALARM_HIGH:
-        this.alarmNext = (v << 32n) | (this.alarmNext & MASK32);
+        this.s.alarm_next = (v << 32n) | (this.s.alarm_next & MASK32);
         break;
       case IRQ_ENABLED:
-        this.irqEnabled = (value & 1) !== 0;
+        this.s.irq_enabled = (value & 1) !== 0;
         this.update();
         break;
       case CLEAR_ALARM:
-        this.alarmRunning = false;
+        this.s.alarm_running = false;
         break;
       case CLEAR_INTERRUPT:
-        this.irqPending = false;
+        this.s.irq_pending = false;
         this.update();
         break;
     }
   }
 
-  save(): GoldfishRtcState {
-    return {
-      version: 1,
-      tickOffset: this.tickOffset.toString(),
-      alarmNext: this.alarmNext.toString(),
-      alarmRunning: this.alarmRunning,
-      irqPending: this.irqPending,
-      irqEnabled: this.irqEnabled,
-      timeHigh: this.timeHigh,
-    };
+  saveState(): GoldfishRtcState {
+    return this.s;
   }
 
-  load(s: GoldfishRtcState): void {
-    this.tickOffset = BigInt(s.tickOffset);
-    this.alarmNext = BigInt(s.alarmNext);
-    this.alarmRunning = s.alarmRunning;
-    this.irqPending = s.irqPending;
-    this.irqEnabled = s.irqEnabled;
-    this.timeHigh = s.timeHigh;
+  /** Take the loaded registers and re-drive the interrupt line. */
+  adoptState(s: GoldfishRtcState): void {
+    this.s = s;
     this.update();
   }
 }

@@ -1,13 +1,12 @@
-// The SiFive PLIC at 0xC000000 (QEMU hw/intc/sifive_plic.c, virt's "MS" hart config):
+// The SiFive PLIC (QEMU hw/intc/sifive_plic.c, virt's "MS" hart config):
 // 96 sources (0 reserved), priorities 0..7, per-context enable bits and threshold,
 // claim/complete. Context 0 drives the hart's MEIP, context 1 its SEIP. Sources are
 // level-triggered: pending follows the line, and a completed source whose line is still
 // high becomes pending again.
 
-import type { IrqLine, MmioDevice } from "./device.js";
+import type { IrqLine, Migratable, MmioDevice } from "./device.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
-export const PLIC_BASE = 0xc000000;
-export const PLIC_SIZE = 0x600000;
 export const PLIC_NUM_SOURCES = 96;
 const WORDS = PLIC_NUM_SOURCES / 32;
 const CONTEXTS = 2;
@@ -18,36 +17,61 @@ const ENABLE_STRIDE = 0x80;
 const CONTEXT_BASE = 0x200000;
 const CONTEXT_STRIDE = 0x1000;
 
+/** The PLIC's migratable state; field names follow QEMU's SiFivePLICState. */
 export interface PlicState {
-  version: 1;
-  priority: number[];
-  pending: number[];
-  claimed: number[];
-  enable: number[];
-  threshold: number[];
-  level: number[];
+  source_priority: Uint32Array;
+  /** Per-context threshold. */
+  target_priority: Uint32Array;
+  pending: Uint32Array;
+  claimed: Uint32Array;
+  /** CONTEXTS x WORDS enable bits. */
+  enable: Uint32Array;
+  /** The input lines' levels (QEMU re-derives these from its devices; minivm keeps them). */
+  level: Uint32Array;
 }
 
-export class Plic implements MmioDevice {
+/** QEMU's vmstate_sifive_plic (hw/intc/sifive_plic.c), plus the line levels. */
+export const PLIC_VMSD: VMStateDescription<PlicState> = {
+  name: "riscv_sifive_plic",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [
+    { name: "source_priority", type: "uint32", array: PLIC_NUM_SOURCES, range: [0, PRIORITY_MASK] },
+    { name: "target_priority", type: "uint32", array: CONTEXTS, range: [0, PRIORITY_MASK] },
+    { name: "pending", type: "uint32", array: WORDS },
+    { name: "claimed", type: "uint32", array: WORDS },
+    { name: "enable", type: "uint32", array: WORDS * CONTEXTS },
+    { name: "level", type: "uint32", array: WORDS },
+  ],
+};
+
+function plicPowerOn(): PlicState {
+  return {
+    source_priority: new Uint32Array(PLIC_NUM_SOURCES),
+    target_priority: new Uint32Array(CONTEXTS),
+    pending: new Uint32Array(WORDS),
+    claimed: new Uint32Array(WORDS),
+    enable: new Uint32Array(WORDS * CONTEXTS),
+    level: new Uint32Array(WORDS),
+  };
+}
+
+export class Plic implements MmioDevice, Migratable<PlicState> {
   readonly name = "riscv.sifive.plic";
-  private readonly priority = new Uint32Array(PLIC_NUM_SOURCES);
-  private readonly pending = new Uint32Array(WORDS);
-  private readonly claimed = new Uint32Array(WORDS);
-  private readonly level = new Uint32Array(WORDS);
-  private readonly enable = new Uint32Array(WORDS * CONTEXTS);
-  private readonly threshold = new Uint32Array(CONTEXTS);
+  readonly vmsd = PLIC_VMSD;
+  private s = plicPowerOn();
 
   /** `contextLine(ctx, level)` drives MEIP (ctx 0) or SEIP (ctx 1). */
   constructor(private readonly contextLine: (ctx: number, level: boolean) => void) {}
 
   reset(): void {
-    this.priority.fill(0);
-    this.pending.fill(0);
-    this.claimed.fill(0);
-    this.enable.fill(0);
-    this.threshold.fill(0);
+    this.s.source_priority.fill(0);
+    this.s.pending.fill(0);
+    this.s.claimed.fill(0);
+    this.s.enable.fill(0);
+    this.s.target_priority.fill(0);
     // Line levels belong to the devices and survive; re-derive pending from them.
-    this.pending.set(this.level);
+    this.s.pending.set(this.s.level);
     this.update();
   }
 
@@ -61,11 +85,11 @@ export class Plic implements MmioDevice {
     const w = irq >>> 5;
     const bit = 1 << (irq & 31);
     if (lvl) {
-      this.level[w] |= bit;
-      this.pending[w] |= bit;
+      this.s.level[w] |= bit;
+      this.s.pending[w] |= bit;
     } else {
-      this.level[w] &= ~bit;
-      this.pending[w] &= ~bit;
+      this.s.level[w] &= ~bit;
+      this.s.pending[w] &= ~bit;
     }
     this.update();
   }
@@ -73,16 +97,16 @@ export class Plic implements MmioDevice {
   /** Best source for a context: pending, enabled, unclaimed, priority above threshold; ties go to the lowest id. */
   private best(ctx: number): number {
     let maxIrq = 0;
-    let maxPrio = this.threshold[ctx];
+    let maxPrio = this.s.target_priority[ctx];
     for (let i = 0; i < WORDS; i++) {
-      const cand = this.pending[i] & ~this.claimed[i] & this.enable[ctx * WORDS + i];
+      const cand = this.s.pending[i] & ~this.s.claimed[i] & this.s.enable[ctx * WORDS + i];
       if (cand === 0) continue;
       for (let j = 0; j < 32; j++) {
         if (((cand >>> j) & 1) === 0) continue;
         const irq = i * 32 + j;
-        if (this.priority[irq] > maxPrio) {
+        if (this.s.source_priority[irq] > maxPrio) {
           maxIrq = irq;
-          maxPrio = this.priority[irq];
+          maxPrio = this.s.source_priority[irq];
         }
       }
     }
@@ -97,21 +121,21 @@ export class Plic implements MmioDevice {
     if (size !== 4) return 0;
     if (offset < PENDING_BASE) {
       const irq = offset >>> 2;
-      return irq < PLIC_NUM_SOURCES ? this.priority[irq] : 0;
+      return irq < PLIC_NUM_SOURCES ? this.s.source_priority[irq] : 0;
     }
     if (offset < ENABLE_BASE) {
       const w = (offset - PENDING_BASE) >>> 2;
-      return w < WORDS ? this.pending[w] : 0;
+      return w < WORDS ? this.s.pending[w] : 0;
     }
     if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const w = ((offset - ENABLE_BASE) & (ENABLE_STRIDE - 1)) >>> 2;
-      return ctx < CONTEXTS && w < WORDS ? this.enable[ctx * WORDS + w] : 0;
+      return ctx < CONTEXTS && w < WORDS ? this.s.enable[ctx * WORDS + w] : 0;
     }
     const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
     if (ctx >= CONTEXTS) return 0;
     const reg = (offset - CONTEXT_BASE) & (CONTEXT_STRIDE - 1);
-    if (reg === 0) return this.threshold[ctx];
+    if (reg === 0) return this.s.target_priority[ctx];
     if (reg === 4) return this.claim(ctx);
     return 0;
   }
@@ -120,8 +144,8 @@ export class Plic implements MmioDevice {
   private claim(ctx: number): number {
     const irq = this.best(ctx);
     if (irq !== 0) {
-      this.pending[irq >>> 5] &= ~(1 << (irq & 31));
-      this.claimed[irq >>> 5] |= 1 << (irq & 31);
+      this.s.pending[irq >>> 5] &= ~(1 << (irq & 31));
+      this.s.claimed[irq >>> 5] |= 1 << (irq & 31);
     }
     this.update();
     return irq;
@@ -132,7 +156,7 @@ export class Plic implements MmioDevice {
     value >>>= 0;
     if (offset < PENDING_BASE) {
       const irq = offset >>> 2;
-      if (irq < PLIC_NUM_SOURCES) this.priority[irq] = value & PRIORITY_MASK;
+      if (irq < PLIC_NUM_SOURCES) this.s.source_priority[irq] = value & PRIORITY_MASK;
       this.update();
       return;
     }
@@ -140,7 +164,7 @@ export class Plic implements MmioDevice {
     if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const w = ((offset - ENABLE_BASE) & (ENABLE_STRIDE - 1)) >>> 2;
-      if (ctx < CONTEXTS && w < WORDS) this.enable[ctx * WORDS + w] = value;
+      if (ctx < CONTEXTS && w < WORDS) this.s.enable[ctx * WORDS + w] = value;
       this.update();
       return;
     }
@@ -148,37 +172,25 @@ export class Plic implements MmioDevice {
     if (ctx >= CONTEXTS) return;
     const reg = (offset - CONTEXT_BASE) & (CONTEXT_STRIDE - 1);
     if (reg === 0) {
-      this.threshold[ctx] = value & PRIORITY_MASK;
+      this.s.target_priority[ctx] = value & PRIORITY_MASK;
       this.update();
     } else if (reg === 4 && value < PLIC_NUM_SOURCES) {
       // Complete. QEMU does not check that the source is enabled for this context.
       const w = value >>> 5;
       const bit = 1 << (value & 31);
-      this.claimed[w] &= ~bit;
-      if (this.level[w] & bit) this.pending[w] |= bit;
+      this.s.claimed[w] &= ~bit;
+      if (this.s.level[w] & bit) this.s.pending[w] |= bit;
       this.update();
     }
   }
 
-  save(): PlicState {
-    return {
-      version: 1,
-      priority: [...this.priority],
-      pending: [...this.pending],
-      claimed: [...this.claimed],
-      enable: [...this.enable],
-      threshold: [...this.threshold],
-      level: [...this.level],
-    };
+  saveState(): PlicState {
+    return this.s;
   }
 
-  load(s: PlicState): void {
-    this.priority.set(s.priority);
-    this.pending.set(s.pending);
-    this.claimed.set(s.claimed);
-    this.enable.set(s.enable);
-    this.threshold.set(s.threshold);
-    this.level.set(s.level);
+  /** Take the loaded registers and re-drive both context lines from them. */
+  adoptState(s: PlicState): void {
+    this.s = s;
     this.update();
   }
 }

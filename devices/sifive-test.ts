@@ -1,10 +1,9 @@
-// SiFive test finisher ("sifive,test0") at 0x100000 (QEMU hw/misc/sifive_test.c): a write
+// SiFive test finisher ("sifive,test0") (QEMU hw/misc/sifive_test.c): a write
 // to offset 0 with status 0x5555 powers off with exit status 0, 0x3333 powers off with the
 // code in the upper 16 bits (QEMU: guest-panic, exit status = code), 0x7777 resets.
 
 import type { MmioDevice } from "./device.js";
 
-export const SIFIVE_TEST_BASE = 0x100000;
 export const FINISHER_FAIL = 0x3333;
 export const FINISHER_PASS = 0x5555;
 export const FINISHER_RESET = 0x7777;

@@ -1,14 +1,12 @@
-// NS16550A UART0 at 0x10000000, PLIC source 10 (QEMU hw/char/serial.c): 16-byte receive
+// NS16550A UART (QEMU hw/char/serial.c): 16-byte receive
 // FIFO with trigger levels, an instant transmitter (LSR always shows THRE|TEMT after a
 // write), IER/IIR/LSR/MSR/SCR, divisor latch and loopback. The MMIO window is 0x100 bytes
 // and, as QEMU's serial_mm ops do, every access of any size hits the byte register at
 // offset & 7.
 
-import type { IrqLine, MmioDevice } from "./device.js";
+import type { IrqLine, Migratable, MmioDevice } from "./device.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
-export const UART0_BASE = 0x10000000;
-export const UART0_SIZE = 0x100;
-export const UART0_IRQ = 10;
 const FIFO_LENGTH = 16;
 
 const IER_RDI = 0x01;
@@ -40,30 +38,114 @@ const FCR_XFR = 0x04;
 const LCR_DLAB = 0x80;
 const ITL = [1, 4, 8, 14];
 
+/** The UART's migratable state; register names follow QEMU's SerialState. */
 export interface Uart16550State {
-  version: 1;
-  regs: { rbr: number; ier: number; iir: number; lcr: number; mcr: number; lsr: number; msr: number; scr: number; fcr: number; divider: number };
-  thrIpending: boolean;
-  timeoutIpending: boolean;
-  rxFifo: number[];
-  pendingInput: number[];
+  divider: number;
+  rbr: number;
+  ier: number;
+  iir: number;
+  lcr: number;
+  mcr: number;
+  lsr: number;
+  msr: number;
+  scr: number;
+  fcr: number;
+  thr_ipending: boolean;
+  timeout_ipending: boolean;
+  /** The receive FIFO as QEMU's Fifo8: a ring of FIFO_LENGTH bytes, head index and count. */
+  recv_fifo: Uint8Array;
+  recv_fifo_head: number;
+  recv_fifo_num: number;
+  /** Expiry of the FIFO character timeout on the guest clock in ns; -1 when not armed. */
+  fifo_timeout_timer: bigint;
+  /** Console bytes the receiver had no room for yet (filled in by saveState). */
+  pending_input_len: number;
+  pending_input: Uint8Array;
 }
 
-export class Uart16550 implements MmioDevice {
+/** Console backlog carried across a migration at most (bytes). */
+const MAX_PENDING_INPUT = 1 << 20;
+
+/**
+ * QEMU's vmstate_serial (hw/char/serial.c) keeps the same registers, with the FIFO, the
+ * pending-interrupt flags and the FIFO timeout timer in subsections; minivm sends the timer
+ * and the console backlog as subsections only while they are armed / non-empty.
+ */
+export const UART16550_VMSD: VMStateDescription<Uart16550State> = {
+  name: "serial",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [
+    { name: "divider", type: "uint16" },
+    { name: "rbr", type: "uint8" },
+    { name: "ier", type: "uint8", range: [0, 0x0f] },
+    { name: "iir", type: "uint8" },
+    { name: "lcr", type: "uint8" },
+    { name: "mcr", type: "uint8", range: [0, 0x1f] },
+    { name: "lsr", type: "uint8" },
+    { name: "msr", type: "uint8" },
+    { name: "scr", type: "uint8" },
+    { name: "fcr", type: "uint8" },
+    { name: "thr_ipending", type: "bool" },
+    { name: "timeout_ipending", type: "bool" },
+    { name: "recv_fifo", type: "buffer", size: FIFO_LENGTH },
+    { name: "recv_fifo_head", type: "uint32", range: [0, FIFO_LENGTH - 1] },
+    { name: "recv_fifo_num", type: "uint32", range: [0, FIFO_LENGTH] },
+  ],
+  pre_load: (s) => {
+    s.fifo_timeout_timer = -1n;
+    s.pending_input_len = 0;
+    s.pending_input = new Uint8Array(0);
+  },
+  post_load: (s) => ((s.fcr & ~0xc9) !== 0 ? `fcr 0x${s.fcr.toString(16)} has bits the FCR never keeps` : null),
+  subsections: [
+    {
+      name: "serial/fifo_timeout_timer",
+      version_id: 1,
+      minimum_version_id: 1,
+      needed: (s) => s.fifo_timeout_timer !== -1n,
+      fields: [{ name: "fifo_timeout_timer", type: "timer" }],
+    },
+    {
+      name: "serial/pending_input",
+      version_id: 1,
+      minimum_version_id: 1,
+      needed: (s) => s.pending_input_len > 0,
+      fields: [
+        { name: "pending_input_len", type: "uint32", range: [0, MAX_PENDING_INPUT] },
+        { name: "pending_input", type: "vbuffer", lengthField: "pending_input_len", max: MAX_PENDING_INPUT },
+      ],
+    },
+  ],
+};
+
+function uartPowerOn(): Uart16550State {
+  return {
+    divider: 0x0c,
+    rbr: 0,
+    ier: 0,
+    iir: IIR_NO_INT,
+    lcr: 0,
+    mcr: MCR_OUT2,
+    lsr: LSR_TEMT | LSR_THRE,
+    msr: MSR_DCD | MSR_DSR | MSR_CTS,
+    scr: 0,
+    fcr: 0,
+    thr_ipending: false,
+    timeout_ipending: false,
+    recv_fifo: new Uint8Array(FIFO_LENGTH),
+    recv_fifo_head: 0,
+    recv_fifo_num: 0,
+    fifo_timeout_timer: -1n,
+    pending_input_len: 0,
+    pending_input: new Uint8Array(0),
+  };
+}
+
+export class Uart16550 implements MmioDevice, Migratable<Uart16550State> {
   readonly name = "serial";
-  private rbr = 0;
-  private ier = 0;
-  private iir = IIR_NO_INT;
-  private lcr = 0;
-  private mcr = MCR_OUT2;
-  private lsr = LSR_TEMT | LSR_THRE;
-  private msr = MSR_DCD | MSR_DSR | MSR_CTS;
-  private scr = 0;
-  private fcr = 0;
-  private divider = 0x0c;
-  private thrIpending = false;
-  private timeoutIpending = false;
-  private rxFifo: number[] = [];
+  readonly vmsd = UART16550_VMSD;
+  private s = uartPowerOn();
   /** Bytes typed at the console that the FIFO has no room for yet. */
   private pendingInput: number[] = [];
   /** Host ns when the FIFO character timeout fires (QEMU fifo_timeout_timer), or Infinity. */
@@ -77,8 +159,8 @@ export class Uart16550 implements MmioDevice {
 
   /** serial_update_parameters: one frame at 399193 / divisor baud (virt's baudbase). */
   private charTransmitTimeNs(): number {
-    const speed = 399193 / (this.divider === 0 ? 1 : this.divider);
-    const frame = 1 + 5 + (this.lcr & 3) + (this.lcr & 0x08 ? 1 : 0) + (this.lcr & 0x04 ? 2 : 1);
+    const speed = 399193 / (this.s.divider === 0 ? 1 : this.s.divider);
+    const frame = 1 + 5 + (this.s.lcr & 3) + (this.s.lcr & 0x08 ? 1 : 0) + (this.s.lcr & 0x04 ? 2 : 1);
     return (1e9 / speed) * frame;
   }
 
@@ -86,8 +168,8 @@ export class Uart16550 implements MmioDevice {
   poll(nowNs: number): void {
     if (nowNs < this.timeoutAtNs) return;
     this.timeoutAtNs = Infinity;
-    if (this.rxFifo.length > 0) {
-      this.timeoutIpending = true;
+    if (this.s.recv_fifo_num > 0) {
+      this.s.timeout_ipending = true;
       this.updateIrq();
     }
   }
@@ -98,21 +180,27 @@ export class Uart16550 implements MmioDevice {
   }
 
   reset(): void {
-    this.rbr = 0;
-    this.ier = 0;
-    this.iir = IIR_NO_INT;
-    this.lcr = 0;
-    this.mcr = MCR_OUT2;
-    this.lsr = LSR_TEMT | LSR_THRE;
-    this.msr = MSR_DCD | MSR_DSR | MSR_CTS;
-    this.scr = 0;
-    this.fcr = 0;
-    this.divider = 0x0c;
-    this.thrIpending = false;
-    this.timeoutIpending = false;
-    this.rxFifo = [];
+    // The console backlog is the host's, not the device's: it survives a reset.
+    this.s = uartPowerOn();
     this.timeoutAtNs = Infinity;
     this.updateIrq();
+  }
+
+  private fifoPush(b: number): void {
+    this.s.recv_fifo[(this.s.recv_fifo_head + this.s.recv_fifo_num) % FIFO_LENGTH] = b;
+    this.s.recv_fifo_num++;
+  }
+
+  private fifoPop(): number {
+    const b = this.s.recv_fifo[this.s.recv_fifo_head];
+    this.s.recv_fifo_head = (this.s.recv_fifo_head + 1) % FIFO_LENGTH;
+    this.s.recv_fifo_num--;
+    return b;
+  }
+
+  private fifoClear(): void {
+    this.s.recv_fifo_head = 0;
+    this.s.recv_fifo_num = 0;
   }
 
   /** Bytes from the host console; queued and fed to the FIFO as the guest drains it. */
@@ -127,12 +215,12 @@ export class Uart16550 implements MmioDevice {
   }
 
   private fifoOn(): boolean {
-    return (this.fcr & FCR_FE) !== 0;
+    return (this.s.fcr & FCR_FE) !== 0;
   }
 
   private canReceive(): boolean {
-    if (this.fifoOn()) return this.rxFifo.length < FIFO_LENGTH;
-    return (this.lsr & LSR_DR) === 0;
+    if (this.fifoOn()) return this.s.recv_fifo_num < FIFO_LENGTH;
+    return (this.s.lsr & LSR_DR) === 0;
   }
 
   private feed(): void {
@@ -146,95 +234,95 @@ export class Uart16550 implements MmioDevice {
 
   private receiveByte(b: number): void {
     if (this.fifoOn()) {
-      if (this.rxFifo.length >= FIFO_LENGTH) this.lsr |= LSR_OE;
-      else this.rxFifo.push(b);
-      this.lsr |= LSR_DR;
+      if (this.s.recv_fifo_num >= FIFO_LENGTH) this.s.lsr |= LSR_OE;
+      else this.fifoPush(b);
+      this.s.lsr |= LSR_DR;
       // The character timeout: 4 character times after the last byte arrived.
       this.timeoutAtNs = this.now() + 4 * this.charTransmitTimeNs();
     } else {
-      if (this.lsr & LSR_DR) this.lsr |= LSR_OE;
-      this.rbr = b;
-      this.lsr |= LSR_DR;
+      if (this.s.lsr & LSR_DR) this.s.lsr |= LSR_OE;
+      this.s.rbr = b;
+      this.s.lsr |= LSR_DR;
     }
   }
 
   private updateIrq(): void {
     let id = IIR_NO_INT;
-    if (this.ier & IER_RLSI && this.lsr & LSR_INT_ANY) id = IIR_RLSI;
-    else if (this.ier & IER_RDI && this.timeoutIpending) id = IIR_CTI;
-    else if (this.ier & IER_RDI && this.lsr & LSR_DR && (!this.fifoOn() || this.rxFifo.length >= ITL[this.fcr >>> 6])) id = IIR_RDI;
-    else if (this.ier & IER_THRI && this.thrIpending) id = IIR_THRI;
-    else if (this.ier & IER_MSI && this.msr & MSR_ANY_DELTA) id = IIR_MSI;
-    this.iir = id | (this.iir & 0xf0);
+    if (this.s.ier & IER_RLSI && this.s.lsr & LSR_INT_ANY) id = IIR_RLSI;
+    else if (this.s.ier & IER_RDI && this.s.timeout_ipending) id = IIR_CTI;
+    else if (this.s.ier & IER_RDI && this.s.lsr & LSR_DR && (!this.fifoOn() || this.s.recv_fifo_num >= ITL[this.s.fcr >>> 6])) id = IIR_RDI;
+    else if (this.s.ier & IER_THRI && this.s.thr_ipending) id = IIR_THRI;
+    else if (this.s.ier & IER_MSI && this.s.msr & MSR_ANY_DELTA) id = IIR_MSI;
+    this.s.iir = id | (this.s.iir & 0xf0);
     this.irq.set(id !== IIR_NO_INT);
   }
 
   private transmit(b: number): void {
-    if (this.mcr & MCR_LOOP) {
+    if (this.s.mcr & MCR_LOOP) {
       // QEMU loops the byte straight into the receiver: an unread byte is overrun.
       this.receiveByte(b);
     } else {
       this.output(Uint8Array.of(b));
     }
-    this.lsr |= LSR_THRE | LSR_TEMT;
-    this.thrIpending = true;
+    this.s.lsr |= LSR_THRE | LSR_TEMT;
+    this.s.thr_ipending = true;
     this.updateIrq();
   }
 
   read(offset: number, _size: 1 | 2 | 4 = 1): number {
     switch (offset & 7) {
       case 0: {
-        if (this.lcr & LCR_DLAB) return this.divider & 0xff;
+        if (this.s.lcr & LCR_DLAB) return this.s.divider & 0xff;
         let ret: number;
         if (this.fifoOn()) {
-          ret = this.rxFifo.length > 0 ? (this.rxFifo.shift() as number) : 0;
-          if (this.rxFifo.length === 0) this.lsr &= ~(LSR_DR | LSR_BI);
+          ret = this.s.recv_fifo_num > 0 ? this.fifoPop() : 0;
+          if (this.s.recv_fifo_num === 0) this.s.lsr &= ~(LSR_DR | LSR_BI);
           else this.timeoutAtNs = this.now() + 4 * this.charTransmitTimeNs();
         } else {
-          ret = this.rbr;
-          this.lsr &= ~(LSR_DR | LSR_BI);
+          ret = this.s.rbr;
+          this.s.lsr &= ~(LSR_DR | LSR_BI);
         }
-        this.timeoutIpending = false;
+        this.s.timeout_ipending = false;
         this.updateIrq();
         this.feed();
         return ret;
       }
       case 1:
-        return this.lcr & LCR_DLAB ? (this.divider >>> 8) & 0xff : this.ier;
+        return this.s.lcr & LCR_DLAB ? (this.s.divider >>> 8) & 0xff : this.s.ier;
       case 2: {
-        const ret = this.iir;
+        const ret = this.s.iir;
         if ((ret & IIR_ID) === IIR_THRI) {
-          this.thrIpending = false;
+          this.s.thr_ipending = false;
           this.updateIrq();
         }
         return ret;
       }
       case 3:
-        return this.lcr;
+        return this.s.lcr;
       case 4:
-        return this.mcr;
+        return this.s.mcr;
       case 5: {
-        const ret = this.lsr;
-        if (this.lsr & (LSR_BI | LSR_OE)) {
-          this.lsr &= ~(LSR_BI | LSR_OE);
+        const ret = this.s.lsr;
+        if (this.s.lsr & (LSR_BI | LSR_OE)) {
+          this.s.lsr &= ~(LSR_BI | LSR_OE);
           this.updateIrq();
         }
         return ret;
       }
       case 6: {
-        if (this.mcr & MCR_LOOP) {
+        if (this.s.mcr & MCR_LOOP) {
           // Loopback: outputs appear on the modem status inputs.
-          return ((this.mcr & 0x0c) << 4) | ((this.mcr & 0x02) << 3) | ((this.mcr & 0x01) << 5);
+          return ((this.s.mcr & 0x0c) << 4) | ((this.s.mcr & 0x02) << 3) | ((this.s.mcr & 0x01) << 5);
         }
-        const ret = this.msr;
-        if (this.msr & MSR_ANY_DELTA) {
-          this.msr &= 0xf0;
+        const ret = this.s.msr;
+        if (this.s.msr & MSR_ANY_DELTA) {
+          this.s.msr &= 0xf0;
           this.updateIrq();
         }
         return ret;
       }
       default:
-        return this.scr;
+        return this.s.scr;
     }
   }
 
@@ -242,78 +330,72 @@ export class Uart16550 implements MmioDevice {
     value &= 0xff;
     switch (offset & 7) {
       case 0:
-        if (this.lcr & LCR_DLAB) {
-          this.divider = (this.divider & 0xff00) | value;
+        if (this.s.lcr & LCR_DLAB) {
+          this.s.divider = (this.s.divider & 0xff00) | value;
           return;
         }
-        this.thrIpending = false;
-        this.lsr &= ~(LSR_THRE | LSR_TEMT);
+        this.s.thr_ipending = false;
+        this.s.lsr &= ~(LSR_THRE | LSR_TEMT);
         this.updateIrq();
         this.transmit(value);
         return;
       case 1: {
-        if (this.lcr & LCR_DLAB) {
-          this.divider = (this.divider & 0xff) | (value << 8);
+        if (this.s.lcr & LCR_DLAB) {
+          this.s.divider = (this.s.divider & 0xff) | (value << 8);
           return;
         }
-        const changed = (this.ier ^ value) & 0x0f;
-        this.ier = value & 0x0f;
-        if (changed & IER_THRI) this.thrIpending = (this.ier & IER_THRI) !== 0 && (this.lsr & LSR_THRE) !== 0;
+        const changed = (this.s.ier ^ value) & 0x0f;
+        this.s.ier = value & 0x0f;
+        if (changed & IER_THRI) this.s.thr_ipending = (this.s.ier & IER_THRI) !== 0 && (this.s.lsr & LSR_THRE) !== 0;
         if (changed) this.updateIrq();
         return;
       }
       case 2: {
-        if (this.fcr === value) return;
-        if ((value ^ this.fcr) & FCR_FE) value |= FCR_XFR | FCR_RFR;
+        if (this.s.fcr === value) return;
+        if ((value ^ this.s.fcr) & FCR_FE) value |= FCR_XFR | FCR_RFR;
         if (value & FCR_RFR) {
-          this.lsr &= ~(LSR_DR | LSR_BI);
-          this.timeoutIpending = false;
+          this.s.lsr &= ~(LSR_DR | LSR_BI);
+          this.s.timeout_ipending = false;
           this.timeoutAtNs = Infinity;
-          this.rxFifo = [];
+          this.fifoClear();
         }
         if (value & FCR_XFR) {
-          this.lsr |= LSR_THRE;
-          this.thrIpending = true;
+          this.s.lsr |= LSR_THRE;
+          this.s.thr_ipending = true;
         }
-        this.fcr = value & 0xc9;
-        if (this.fcr & FCR_FE) this.iir |= 0xc0;
-        else this.iir &= ~0xc0;
+        this.s.fcr = value & 0xc9;
+        if (this.s.fcr & FCR_FE) this.s.iir |= 0xc0;
+        else this.s.iir &= ~0xc0;
         this.updateIrq();
         this.feed();
         return;
       }
       case 3:
-        this.lcr = value;
+        this.s.lcr = value;
         return;
       case 4:
-        this.mcr = value & 0x1f;
+        this.s.mcr = value & 0x1f;
         return;
       case 7:
-        this.scr = value;
+        this.s.scr = value;
         return;
       default:
         return; // LSR and MSR are read-only
     }
   }
 
-  save(): Uart16550State {
-    return {
-      version: 1,
-      regs: { rbr: this.rbr, ier: this.ier, iir: this.iir, lcr: this.lcr, mcr: this.mcr, lsr: this.lsr, msr: this.msr, scr: this.scr, fcr: this.fcr, divider: this.divider },
-      thrIpending: this.thrIpending,
-      timeoutIpending: this.timeoutIpending,
-      rxFifo: [...this.rxFifo],
-      pendingInput: [...this.pendingInput],
-    };
+  saveState(): Uart16550State {
+    this.s.fifo_timeout_timer = this.timeoutAtNs === Infinity ? -1n : BigInt(Math.ceil(this.timeoutAtNs));
+    this.s.pending_input = Uint8Array.from(this.pendingInput);
+    this.s.pending_input_len = this.pendingInput.length;
+    return this.s;
   }
 
-  load(s: Uart16550State): void {
-    ({ rbr: this.rbr, ier: this.ier, iir: this.iir, lcr: this.lcr, mcr: this.mcr, lsr: this.lsr, msr: this.msr, scr: this.scr, fcr: this.fcr, divider: this.divider } = s.regs);
-    this.thrIpending = s.thrIpending;
-    this.timeoutIpending = s.timeoutIpending;
-    this.rxFifo = [...s.rxFifo];
-    this.pendingInput = [...s.pendingInput];
+  /** Take the loaded registers, re-arm the FIFO timeout and re-drive the interrupt line. */
+  adoptState(s: Uart16550State): void {
+    this.s = s;
+    this.timeoutAtNs = s.fifo_timeout_timer === -1n ? Infinity : Number(s.fifo_timeout_timer);
+    this.pendingInput = [...s.pending_input];
     this.updateIrq();
   }
 }
-

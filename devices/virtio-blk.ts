@@ -5,6 +5,7 @@
 
 import type { BlockBackend } from "../src/block/backend.js";
 import { BlockAcctType, nowNs } from "../src/block/accounting.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 import type { VirtioBackend, VirtioTransport } from "./virtio-mmio.js";
 import { VirtqueueBroken, type VirtqChain, type Virtqueue } from "./virtqueue.js";
 
@@ -58,20 +59,32 @@ interface RwRequest {
   epoch: number;
 }
 
+/** virtio-blk's own migratable state: the guest-set write cache mode. */
 export interface VirtioBlkState {
-  version: 1;
   writeback: boolean;
 }
 
+/**
+ * Nested in the transport's description. Requests in flight are not state: the board drains
+ * them before saving (QEMU instead re-queues them in its own virtio-blk subsections).
+ */
+export const VIRTIO_BLK_VMSD: VMStateDescription<VirtioBlkState> = {
+  name: "virtio-blk",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [{ name: "writeback", type: "bool" }],
+};
+
 export class VirtioBlk implements VirtioBackend {
   readonly deviceId = VIRTIO_ID_BLOCK;
+  readonly vmsd = VIRTIO_BLK_VMSD;
   readonly numQueues = 1;
   readonly configSize = VIRTIO_BLK_CONFIG_SIZE;
   readonly features: readonly [number, number];
   /** QEMU's request-merging property (default on). */
   readonly mergeRequests: boolean;
-  /** The write cache flag (config `writeback`, changeable with CONFIG_WCE). */
-  writeback = true;
+  /** The migratable state; `writeback` is the config-space write cache flag (CONFIG_WCE). */
+  private s: VirtioBlkState = { writeback: true };
   private transport: VirtioTransport | null = null;
   private readonly config = new Uint8Array(VIRTIO_BLK_CONFIG_SIZE);
   private inFlight = 0;
@@ -100,7 +113,7 @@ export class VirtioBlk implements VirtioBackend {
     dv.setUint32(0x04, Math.floor(sectors / 0x100000000), true);
     dv.setUint32(0x0c, VIRTIO_BLK_QUEUE_SIZE - 2, true); // seg_max
     dv.setUint32(0x14, SECTOR, true); // blk_size
-    this.config[0x20] = this.writeback ? 1 : 0;
+    this.config[0x20] = this.s.writeback ? 1 : 0;
     dv.setUint16(0x22, 1, true); // num_queues
     dv.setUint32(0x24, BDRV_REQUEST_MAX_SECTORS, true); // max_discard_sectors
     dv.setUint32(0x28, 1, true); // max_discard_seg
@@ -124,13 +137,13 @@ export class VirtioBlk implements VirtioBackend {
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     // Only `writeback` is writable, and only with CONFIG_WCE (virtio_blk_set_config).
     if (offset === 0x20 && size === 1 && this.transport?.driverHasFeature(VIRTIO_BLK_F_CONFIG_WCE)) {
-      this.writeback = value !== 0;
-      this.config[0x20] = this.writeback ? 1 : 0;
+      this.s.writeback = value !== 0;
+      this.config[0x20] = this.s.writeback ? 1 : 0;
     }
   }
 
   reset(): void {
-    this.writeback = true;
+    this.s.writeback = true;
     this.updateConfig();
   }
 
@@ -197,7 +210,7 @@ export class VirtioBlk implements VirtioBackend {
       });
     };
     if (first.write) {
-      const writethrough = !this.writeback || !t.driverHasFeature(VIRTIO_BLK_F_FLUSH);
+      const writethrough = !this.s.writeback || !t.driverHasFeature(VIRTIO_BLK_F_FLUSH);
       const io = group.length === 1 ? this.blk.write(offset, first.data!, t0) : this.blk.writeMerged(offset, group.map((r) => r.data!), t0);
       settle(io.then(() => (writethrough ? this.blk.flush() : undefined)));
     } else {
@@ -317,15 +330,18 @@ export class VirtioBlk implements VirtioBackend {
     return sector <= total && size / SECTOR <= total - sector;
   }
 
-  save(): VirtioBlkState {
-    if (this.inFlight) throw new Error("virtio-blk: requests still in flight; drain() before saving");
-    return { version: 1, writeback: this.writeback };
+  /** The write cache flag (config `writeback`, changeable with CONFIG_WCE). */
+  get writeback(): boolean {
+    return this.s.writeback;
   }
 
-  load(state: unknown): void {
-    const s = state as VirtioBlkState | null;
-    if (!s || s.version !== 1) throw new Error("virtio-blk: unsupported state version");
-    this.writeback = s.writeback;
+  saveState(): VirtioBlkState {
+    if (this.inFlight) throw new Error("virtio-blk: requests still in flight; drain() before saving");
+    return this.s;
+  }
+
+  adoptState(s: VirtioBlkState): void {
+    this.s = s;
     this.updateConfig();
   }
 }

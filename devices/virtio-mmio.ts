@@ -4,7 +4,8 @@
 // writes are ignored, so a driver probes it and finds device id 0 ("nothing here").
 
 import type { GuestRam, IrqLine, Migratable, MmioDevice } from "./device.js";
-import { Virtqueue, VirtqueueBroken, VIRTQUEUE_MAX_SIZE, type VirtqueueState } from "./virtqueue.js";
+import type { VMStateDescription, VMStateField } from "../src/migration/vmstate.js";
+import { validateRing, Virtqueue, VirtqueueBroken, VIRTQUEUE_MAX_SIZE, VIRTQUEUE_VMSD, type VirtqueueState } from "./virtqueue.js";
 
 export const VIRT_MAGIC = 0x74726976; // "virt"
 export const VIRT_VERSION = 2;
@@ -55,6 +56,8 @@ export const VIRTIO_CONFIG_S_FAILED = 0x80;
 export const VIRTIO_MMIO_INT_VRING = 1;
 export const VIRTIO_MMIO_INT_CONFIG = 2;
 
+const MASK32 = 0xffffffffn;
+
 // Transport feature bits (§6), numbered from 0 across both 32-bit words.
 export const VIRTIO_RING_F_INDIRECT_DESC = 28;
 export const VIRTIO_F_VERSION_1 = 32;
@@ -76,8 +79,10 @@ export interface VirtioBackend {
   queueNotify(index: number): void;
   /** Device reset (status 0): forget in-flight work; late completions are dropped by epoch. */
   reset(): void;
-  save?(): unknown;
-  load?(state: unknown): void;
+  /** The device's own migratable state, nested in the transport's description. */
+  readonly vmsd?: VMStateDescription<never>;
+  saveState?(): object;
+  adoptState?(s: never): void;
 }
 
 /** What the transport offers a backend. */
@@ -99,31 +104,64 @@ export interface VirtioTransport {
   driverHasFeature(bit: number): boolean;
 }
 
+/** The transport's migratable state (QEMU's VirtIOMMIOProxy registers plus the queues). */
 export interface VirtioMmioState {
-  version: 1;
   status: number;
   isr: number;
-  configGeneration: number;
-  deviceFeaturesSel: number;
-  driverFeaturesSel: number;
-  driverFeatures: [number, number];
-  queueSel: number;
+  config_generation: number;
+  device_features_sel: number;
+  driver_features_sel: number;
+  /** Driver-accepted feature bits, words 0 and 1 (QEMU's guest_features[2]). */
+  driver_features: number[];
+  queue_sel: number;
+  /** The same objects the Virtqueues hold. */
   queues: VirtqueueState[];
-  backend: unknown;
+  /** The backend's state object, or null for an empty slot. */
+  backend: object | null;
+}
+
+/**
+ * The transport's description for a slot with `numQueues` queues and the given backend
+ * description (QEMU's virtio_mmio with its virtio_mmio/state subsection; the device's own
+ * state, which QEMU sends through the virtio bus, is nested here as a struct).
+ */
+export function virtioMmioVmsd(numQueues: number, backend: VMStateDescription<never> | null): VMStateDescription<VirtioMmioState> {
+  const fields: VMStateField<VirtioMmioState>[] = [
+    { name: "status", type: "uint32", range: [0, 0xff] },
+    { name: "isr", type: "uint32", range: [0, VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG] },
+    { name: "config_generation", type: "uint32" },
+    { name: "device_features_sel", type: "uint32" },
+    { name: "driver_features_sel", type: "uint32" },
+    { name: "driver_features", type: "uint32", array: 2 },
+    { name: "queue_sel", type: "uint32", range: [0, VIRTQUEUE_MAX_SIZE - 1] },
+  ];
+  if (numQueues > 0) fields.push({ name: "queues", type: "struct", vmsd: VIRTQUEUE_VMSD, array: numQueues });
+  if (backend) fields.push({ name: "backend", type: "struct", vmsd: backend });
+  return { name: "virtio_mmio", version_id: 1, minimum_version_id: 1, fields };
+}
+
+function transportPowerOn(): VirtioMmioState {
+  return {
+    status: 0,
+    isr: 0,
+    config_generation: 0,
+    device_features_sel: 0,
+    driver_features_sel: 0,
+    driver_features: [0, 0],
+    queue_sel: 0,
+    queues: [],
+    backend: null,
+  };
 }
 
 export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<VirtioMmioState> {
   readonly name: string;
-  status = 0;
-  isr = 0;
-  configGeneration = 0;
+  readonly vmsd: VMStateDescription<VirtioMmioState>;
+  private s = transportPowerOn();
+  /** Increases on every reset, so that completions for requests from before it are dropped. */
   epoch = 0;
   /** Last reason the device entered NEEDS_RESET (for tracing and tests). */
   brokenReason: string | null = null;
-  private deviceFeaturesSel = 0;
-  private driverFeaturesSel = 0;
-  private driverFeatures: [number, number] = [0, 0];
-  private queueSel = 0;
   private readonly queues: Virtqueue[] = [];
   private readonly offered: [number, number];
 
@@ -139,6 +177,16 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       for (let i = 0; i < backend.numQueues; i++) this.queues.push(new Virtqueue(ram, i));
       backend.attach(this);
     }
+    this.s.queues = this.queues.map((q) => q.s);
+    this.vmsd = virtioMmioVmsd(this.queues.length, backend?.vmsd ?? null);
+  }
+
+  get status(): number {
+    return this.s.status;
+  }
+
+  get isr(): number {
+    return this.s.isr;
   }
 
   read(offset: number, size: 1 | 2 | 4): number {
@@ -150,7 +198,7 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       return this.backend.configRead(off, size) >>> 0;
     }
     if (size !== 4) return 0;
-    const q = this.queues[this.queueSel];
+    const q = this.queues[this.s.queue_sel];
     switch (offset) {
       case VIRTIO_MMIO_MAGIC_VALUE:
         return VIRT_MAGIC;
@@ -161,27 +209,27 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       case VIRTIO_MMIO_VENDOR_ID:
         return VIRT_VENDOR;
       case VIRTIO_MMIO_DEVICE_FEATURES:
-        return this.deviceFeaturesSel < 2 ? this.offered[this.deviceFeaturesSel] : 0;
+        return this.s.device_features_sel < 2 ? this.offered[this.s.device_features_sel] : 0;
       case VIRTIO_MMIO_QUEUE_NUM_MAX:
         return q ? VIRTQUEUE_MAX_SIZE : 0;
       case VIRTIO_MMIO_QUEUE_READY:
         return q?.ready ? 1 : 0;
       case VIRTIO_MMIO_INTERRUPT_STATUS:
-        return this.isr;
+        return this.s.isr;
       case VIRTIO_MMIO_STATUS:
-        return this.status;
+        return this.s.status;
       case VIRTIO_MMIO_QUEUE_DESC_LOW:
-        return q ? q.desc >>> 0 : 0;
+        return q ? Number(q.s.desc & MASK32) : 0;
       case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
-        return q ? q.avail >>> 0 : 0;
+        return q ? Number(q.s.avail & MASK32) : 0;
       case VIRTIO_MMIO_QUEUE_USED_LOW:
-        return q ? q.used >>> 0 : 0;
+        return q ? Number(q.s.used & MASK32) : 0;
       case VIRTIO_MMIO_SHM_LEN_LOW:
       case VIRTIO_MMIO_SHM_LEN_HIGH:
         // No shared memory regions: QEMU answers -1, which Linux reads as "none".
         return 0xffffffff;
       case VIRTIO_MMIO_CONFIG_GENERATION:
-        return this.configGeneration;
+        return this.s.config_generation;
       default:
         return 0;
     }
@@ -196,22 +244,22 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       return;
     }
     if (size !== 4) return;
-    const q = this.queues[this.queueSel];
+    const q = this.queues[this.s.queue_sel];
     switch (offset) {
       case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
-        this.deviceFeaturesSel = value;
+        this.s.device_features_sel = value;
         break;
       case VIRTIO_MMIO_DRIVER_FEATURES:
-        if (this.driverFeaturesSel < 2 && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) this.driverFeatures[this.driverFeaturesSel] = value;
+        if (this.s.driver_features_sel < 2 && !(this.s.status & VIRTIO_CONFIG_S_FEATURES_OK)) this.s.driver_features[this.s.driver_features_sel] = value;
         break;
       case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
-        this.driverFeaturesSel = value;
+        this.s.driver_features_sel = value;
         break;
       case VIRTIO_MMIO_QUEUE_SEL:
-        if (value < VIRTQUEUE_MAX_SIZE) this.queueSel = value;
+        if (value < VIRTQUEUE_MAX_SIZE) this.s.queue_sel = value;
         break;
       case VIRTIO_MMIO_QUEUE_NUM:
-        if (q && !q.ready) q.num = value;
+        if (q && !q.ready) q.s.num = value;
         break;
       case VIRTIO_MMIO_QUEUE_READY:
         if (q) this.setQueueReady(q, value !== 0);
@@ -220,7 +268,7 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
         this.notify(value);
         break;
       case VIRTIO_MMIO_INTERRUPT_ACK:
-        this.isr &= ~value;
+        this.s.isr &= ~value;
         this.updateIrq();
         break;
       case VIRTIO_MMIO_STATUS:
@@ -230,19 +278,24 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
       case VIRTIO_MMIO_QUEUE_USED_LOW:
         if (q && !q.ready) {
-          if (offset === VIRTIO_MMIO_QUEUE_DESC_LOW) q.desc = value;
-          else if (offset === VIRTIO_MMIO_QUEUE_AVAIL_LOW) q.avail = value;
-          else q.used = value;
+          const lo = BigInt(value);
+          if (offset === VIRTIO_MMIO_QUEUE_DESC_LOW) q.s.desc = (q.s.desc & ~MASK32) | lo;
+          else if (offset === VIRTIO_MMIO_QUEUE_AVAIL_LOW) q.s.avail = (q.s.avail & ~MASK32) | lo;
+          else q.s.used = (q.s.used & ~MASK32) | lo;
+          q.refresh();
         }
         break;
       case VIRTIO_MMIO_QUEUE_DESC_HIGH:
       case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
       case VIRTIO_MMIO_QUEUE_USED_HIGH:
-        // RV32 guest RAM is below 4 GiB: a non-zero high word can only point outside it.
-        if (q && !q.ready && value !== 0) {
-          if (offset === VIRTIO_MMIO_QUEUE_DESC_HIGH) q.desc = -1;
-          else if (offset === VIRTIO_MMIO_QUEUE_AVAIL_HIGH) q.avail = -1;
-          else q.used = -1;
+        // Kept as written; RV32 guest RAM is below 4 GiB, so a non-zero high word makes the
+        // ring fail validation when the driver sets it ready.
+        if (q && !q.ready) {
+          const hi = BigInt(value) << 32n;
+          if (offset === VIRTIO_MMIO_QUEUE_DESC_HIGH) q.s.desc = hi | (q.s.desc & MASK32);
+          else if (offset === VIRTIO_MMIO_QUEUE_AVAIL_HIGH) q.s.avail = hi | (q.s.avail & MASK32);
+          else q.s.used = hi | (q.s.used & MASK32);
+          q.refresh();
         }
         break;
       default:
@@ -256,34 +309,34 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
   }
 
   complete(queue: Virtqueue, head: number, len: number, epoch: number): void {
-    if (epoch !== this.epoch || !queue.ready || this.status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
+    if (epoch !== this.epoch || !queue.ready || this.s.status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
     queue.pushUsed(head, len);
     if (queue.wantsInterrupt()) {
-      this.isr |= VIRTIO_MMIO_INT_VRING;
+      this.s.isr |= VIRTIO_MMIO_INT_VRING;
       this.updateIrq();
     }
   }
 
   needsReset(reason: string): void {
     this.brokenReason = reason;
-    if (this.status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
-    this.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-    if (this.status & VIRTIO_CONFIG_S_DRIVER_OK) this.configChanged();
+    if (this.s.status & VIRTIO_CONFIG_S_NEEDS_RESET) return;
+    this.s.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+    if (this.s.status & VIRTIO_CONFIG_S_DRIVER_OK) this.configChanged();
   }
 
   configChanged(): void {
-    this.configGeneration = (this.configGeneration + 1) >>> 0;
-    this.isr |= VIRTIO_MMIO_INT_CONFIG;
+    this.s.config_generation = (this.s.config_generation + 1) >>> 0;
+    this.s.isr |= VIRTIO_MMIO_INT_CONFIG;
     this.updateIrq();
   }
 
   driverHasFeature(bit: number): boolean {
-    return ((this.driverFeatures[bit >> 5] >>> (bit & 31)) & 1) === 1;
+    return ((this.s.driver_features[bit >> 5] >>> (bit & 31)) & 1) === 1;
   }
 
   private setQueueReady(q: Virtqueue, ready: boolean): void {
     if (!ready) {
-      q.ready = false;
+      q.s.ready = false;
       return;
     }
     const why = q.validate();
@@ -291,11 +344,11 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       this.needsReset(`queue ${q.index}: ${why}`);
       return;
     }
-    q.ready = true;
+    q.s.ready = true;
   }
 
   private notify(index: number): void {
-    if (this.status & VIRTIO_CONFIG_S_NEEDS_RESET || !(this.status & VIRTIO_CONFIG_S_DRIVER_OK)) return;
+    if (this.s.status & VIRTIO_CONFIG_S_NEEDS_RESET || !(this.s.status & VIRTIO_CONFIG_S_DRIVER_OK)) return;
     if (!this.queue(index) || !this.backend) return;
     try {
       this.backend.queueNotify(index);
@@ -312,61 +365,55 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Migratable<Virti
       return;
     }
     // §2.2.2 / §3.1.1: FEATURES_OK sticks only for a subset of what we offered, with VERSION_1.
-    if (value & VIRTIO_CONFIG_S_FEATURES_OK && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+    if (value & VIRTIO_CONFIG_S_FEATURES_OK && !(this.s.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
       const ok =
-        (this.driverFeatures[0] & ~this.offered[0]) === 0 &&
-        (this.driverFeatures[1] & ~this.offered[1]) === 0 &&
+        (this.s.driver_features[0] & ~this.offered[0]) === 0 &&
+        (this.s.driver_features[1] & ~this.offered[1]) === 0 &&
         this.driverHasFeature(VIRTIO_F_VERSION_1);
       if (!ok) value &= ~VIRTIO_CONFIG_S_FEATURES_OK;
     }
-    this.status = (value & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    this.s.status = (value & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (this.s.status & VIRTIO_CONFIG_S_NEEDS_RESET);
   }
 
   /** Device reset (status written 0), also what a machine reset does. */
   reset(): void {
     this.epoch++;
-    this.status = 0;
-    this.isr = 0;
+    this.s.status = 0;
+    this.s.isr = 0;
     this.brokenReason = null;
-    this.deviceFeaturesSel = this.driverFeaturesSel = 0;
-    this.driverFeatures = [0, 0];
-    this.queueSel = 0;
+    this.s.device_features_sel = this.s.driver_features_sel = 0;
+    this.s.driver_features = [0, 0];
+    this.s.queue_sel = 0;
     for (const q of this.queues) q.reset();
+    this.s.queues = this.queues.map((q) => q.s);
     this.backend?.reset();
     this.updateIrq();
   }
 
   private updateIrq(): void {
-    this.irq.set(this.isr !== 0);
+    this.irq.set(this.s.isr !== 0);
   }
 
-  save(): VirtioMmioState {
-    return {
-      version: 1,
-      status: this.status,
-      isr: this.isr,
-      configGeneration: this.configGeneration,
-      deviceFeaturesSel: this.deviceFeaturesSel,
-      driverFeaturesSel: this.driverFeaturesSel,
-      driverFeatures: [this.driverFeatures[0], this.driverFeatures[1]],
-      queueSel: this.queueSel,
-      queues: this.queues.map((q) => q.save()),
-      backend: this.backend?.save?.() ?? null,
-    };
+  saveState(): VirtioMmioState {
+    this.s.queues = this.queues.map((q) => q.s);
+    this.s.backend = this.backend?.saveState?.() ?? null;
+    return this.s;
   }
 
-  load(s: VirtioMmioState): void {
-    if (s.version !== 1) throw new Error(`virtio-mmio state version ${String(s.version)}, expected 1`);
-    if (s.queues.length !== this.queues.length) throw new Error(`virtio-mmio state has ${s.queues.length} queues, device has ${this.queues.length}`);
-    this.status = s.status;
-    this.isr = s.isr;
-    this.configGeneration = s.configGeneration;
-    this.deviceFeaturesSel = s.deviceFeaturesSel;
-    this.driverFeaturesSel = s.driverFeaturesSel;
-    this.driverFeatures = [s.driverFeatures[0], s.driverFeatures[1]];
-    this.queueSel = s.queueSel;
-    s.queues.forEach((qs, i) => this.queues[i].load(qs));
-    if (this.backend?.load) this.backend.load(s.backend);
+  /** A queue that claims to be ready must pass the checks QueueReady makes, against this RAM. */
+  checkState(s: VirtioMmioState): string | null {
+    for (let i = 0; i < s.queues.length; i++) {
+      if (!s.queues[i].ready) continue;
+      const why = validateRing(this.ram, s.queues[i]);
+      if (why) return `queues[${i}]: ${why}`;
+    }
+    return null;
+  }
+
+  adoptState(s: VirtioMmioState): void {
+    this.s = s;
+    this.queues.forEach((q, i) => q.adopt(s.queues[i]));
+    if (this.backend?.adoptState && s.backend) this.backend.adoptState(s.backend as never);
     this.updateIrq();
   }
 }

@@ -3,6 +3,7 @@
 // memory is checked, because the driver may lie (§2.6.5: loops, out-of-range indices).
 
 import type { GuestRam } from "./device.js";
+import type { VMStateDescription } from "../src/migration/vmstate.js";
 
 /** VIRTQUEUE_MAX_SIZE in QEMU (include/hw/virtio/virtio.h): also what QueueNumMax reports. */
 export const VIRTQUEUE_MAX_SIZE = 1024;
@@ -29,39 +30,82 @@ export interface VirtqChain {
   bad: string | null;
 }
 
-/** The ring state that migrates with the device. */
+/** The ring state that migrates with the device (QEMU's VirtIOMMIOQueue plus the ring indices). */
 export interface VirtqueueState {
   num: number;
   ready: boolean;
-  desc: number;
-  avail: number;
-  used: number;
-  lastAvailIdx: number;
-  usedIdx: number;
+  /** Guest-physical ring addresses, all 64 bits the driver wrote (low and high registers). */
+  desc: bigint;
+  avail: bigint;
+  used: bigint;
+  last_avail_idx: number;
+  used_idx: number;
+}
+
+/** One queue of a virtio-mmio transport, nested in its description. */
+export const VIRTQUEUE_VMSD: VMStateDescription<VirtqueueState> = {
+  name: "virtio_mmio/queue_state",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [
+    { name: "num", type: "uint32", range: [0, VIRTQUEUE_MAX_SIZE] },
+    { name: "ready", type: "bool" },
+    { name: "desc", type: "uint64" },
+    { name: "avail", type: "uint64" },
+    { name: "used", type: "uint64" },
+    { name: "last_avail_idx", type: "uint16" },
+    { name: "used_idx", type: "uint16" },
+  ],
+};
+
+export function virtqueuePowerOn(): VirtqueueState {
+  return { num: 0, ready: false, desc: 0n, avail: 0n, used: 0n, last_avail_idx: 0, used_idx: 0 };
+}
+
+/** A 64-bit ring address as a number, or -1 when it lies above 4 GiB (never RV32 RAM). */
+function addr32(a: bigint): number {
+  return a <= 0xffffffffn ? Number(a) : -1;
 }
 
 /** Thrown (and caught by the transport) when the driver broke the ring itself: NEEDS_RESET. */
 export class VirtqueueBroken extends Error {}
 
 export class Virtqueue {
-  num = 0;
-  ready = false;
-  desc = 0;
-  avail = 0;
-  used = 0;
-  lastAvailIdx = 0;
-  usedIdx = 0;
+  /** The migratable state; the transport's state object holds the same object. */
+  s: VirtqueueState = virtqueuePowerOn();
+  // Ring addresses as numbers, refreshed whenever the state's addresses may have changed.
+  private descN = 0;
+  private availN = 0;
+  private usedN = 0;
 
   constructor(
     private readonly ram: GuestRam,
     readonly index: number,
   ) {}
 
+  get num(): number {
+    return this.s.num;
+  }
+
+  get ready(): boolean {
+    return this.s.ready;
+  }
+
+  /** Take a (loaded or reset) state object and re-derive the cached addresses. */
+  adopt(s: VirtqueueState): void {
+    this.s = s;
+    this.refresh();
+  }
+
+  /** Re-derive the cached ring addresses from the state (after the driver wrote one). */
+  refresh(): void {
+    this.descN = addr32(this.s.desc);
+    this.availN = addr32(this.s.avail);
+    this.usedN = addr32(this.s.used);
+  }
+
   reset(): void {
-    this.num = 0;
-    this.ready = false;
-    this.desc = this.avail = this.used = 0;
-    this.lastAvailIdx = this.usedIdx = 0;
+    this.adopt(virtqueuePowerOn());
   }
 
   /**
@@ -69,32 +113,26 @@ export class Virtqueue {
    * rings need a power-of-2 size). Returns a reason string when it is unusable.
    */
   validate(): string | null {
-    const n = this.num;
-    if (n === 0 || n > VIRTQUEUE_MAX_SIZE || (n & (n - 1)) !== 0) return `queue size ${n} is not a power of 2 up to ${VIRTQUEUE_MAX_SIZE}`;
-    if (this.desc % 16 !== 0 || this.avail % 2 !== 0 || this.used % 4 !== 0) return "misaligned ring";
-    if (!this.ram.contains(this.desc, 16 * n)) return "descriptor table outside RAM";
-    if (!this.ram.contains(this.avail, 6 + 2 * n)) return "available ring outside RAM";
-    if (!this.ram.contains(this.used, 6 + 8 * n)) return "used ring outside RAM";
-    return null;
+    return validateRing(this.ram, this.s);
   }
 
   /** Number of chains the driver has made available and the device not yet taken. */
   pending(): number {
-    const idx = this.ram.load16(this.avail + 2);
-    const n = (idx - this.lastAvailIdx) & 0xffff;
-    if (n > this.num) throw new VirtqueueBroken(`avail idx ${idx} is ${n} ahead of ${this.lastAvailIdx}, queue size ${this.num}`);
+    const idx = this.ram.load16(this.availN + 2);
+    const n = (idx - this.s.last_avail_idx) & 0xffff;
+    if (n > this.num) throw new VirtqueueBroken(`avail idx ${idx} is ${n} ahead of ${this.s.last_avail_idx}, queue size ${this.num}`);
     return n;
   }
 
   /** Takes the next available chain, or null when the ring is empty. */
   pop(): VirtqChain | null {
     if (!this.ready || this.pending() === 0) return null;
-    const slot = this.lastAvailIdx % this.num;
-    const head = this.ram.load16(this.avail + 4 + 2 * slot);
-    this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
+    const slot = this.s.last_avail_idx % this.num;
+    const head = this.ram.load16(this.availN + 4 + 2 * slot);
+    this.s.last_avail_idx = (this.s.last_avail_idx + 1) & 0xffff;
     if (head >= this.num) throw new VirtqueueBroken(`descriptor head ${head} >= queue size ${this.num}`);
     const chain: VirtqChain = { head, buffers: [], bad: null };
-    this.walk(this.desc, this.num, head, chain, false);
+    this.walk(this.descN, this.num, head, chain, false);
     return chain;
   }
 
@@ -141,27 +179,35 @@ export class Virtqueue {
    * ring is written with dmaWrite, like any device write, so migration sees its pages dirty.
    */
   pushUsed(head: number, len: number): void {
-    const slot = this.usedIdx % this.num;
+    const slot = this.s.used_idx % this.num;
     this.scratchView.setUint32(0, head, true);
     this.scratchView.setUint32(4, len >>> 0, true);
-    this.ram.dmaWrite(this.used + 4 + 8 * slot, this.scratch);
-    this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    this.ram.dmaWrite(this.usedN + 4 + 8 * slot, this.scratch);
+    this.s.used_idx = (this.s.used_idx + 1) & 0xffff;
     // The element is in place before the index that publishes it (§2.6.8).
-    this.scratchView.setUint16(0, this.usedIdx, true);
-    this.ram.dmaWrite(this.used + 2, this.scratch.subarray(0, 2));
+    this.scratchView.setUint16(0, this.s.used_idx, true);
+    this.ram.dmaWrite(this.usedN + 2, this.scratch.subarray(0, 2));
   }
 
   /** §2.6.7.2 without EVENT_IDX: interrupt unless the driver set NO_INTERRUPT. */
   wantsInterrupt(): boolean {
-    return (this.ram.load16(this.avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    return (this.ram.load16(this.availN) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
+}
 
-  save(): VirtqueueState {
-    const { num, ready, desc, avail, used, lastAvailIdx, usedIdx } = this;
-    return { num, ready, desc, avail, used, lastAvailIdx, usedIdx };
-  }
-
-  load(s: VirtqueueState): void {
-    Object.assign(this, s);
-  }
+/**
+ * The checks QueueReady makes (§2.6: sizes and alignments; split rings need a power-of-2
+ * size; every ring inside RAM). Also applied to a loaded queue that claims to be ready.
+ */
+export function validateRing(ram: GuestRam, s: VirtqueueState): string | null {
+  const n = s.num;
+  if (n === 0 || n > VIRTQUEUE_MAX_SIZE || (n & (n - 1)) !== 0) return `queue size ${n} is not a power of 2 up to ${VIRTQUEUE_MAX_SIZE}`;
+  const desc = addr32(s.desc);
+  const avail = addr32(s.avail);
+  const used = addr32(s.used);
+  if (desc % 16 !== 0 || avail % 2 !== 0 || used % 4 !== 0) return "misaligned ring";
+  if (desc < 0 || !ram.contains(desc, 16 * n)) return "descriptor table outside RAM";
+  if (avail < 0 || !ram.contains(avail, 6 + 2 * n)) return "available ring outside RAM";
+  if (used < 0 || !ram.contains(used, 6 + 8 * n)) return "used ring outside RAM";
+  return null;
 }

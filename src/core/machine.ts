@@ -4,16 +4,18 @@
 // hw/riscv/virt.c virt_machine_done, boot.c). The core thread drives it with runSlice().
 
 import type { BootRom } from "../../devices/bootrom.js";
-import type { Clint, ClintState } from "../../devices/clint.js";
-import type { GuestRam, MmioDevice } from "../../devices/device.js";
-import type { GoldfishRtc, GoldfishRtcState } from "../../devices/goldfish-rtc.js";
-import type { Plic, PlicState } from "../../devices/plic.js";
+import type { Clint } from "../../devices/clint.js";
+import type { GuestRam, Migratable, MmioDevice } from "../../devices/device.js";
+import type { GoldfishRtc } from "../../devices/goldfish-rtc.js";
+import type { Plic } from "../../devices/plic.js";
 import type { FinisherEvent, SifiveTest } from "../../devices/sifive-test.js";
-import type { Uart16550, Uart16550State } from "../../devices/uart16550.js";
-import type { VirtioBackend, VirtioMmio, VirtioMmioState } from "../../devices/virtio-mmio.js";
+import type { Uart16550 } from "../../devices/uart16550.js";
+import type { VirtioBackend, VirtioMmio } from "../../devices/virtio-mmio.js";
 import { MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, PRV_M, PRV_S } from "../cpu/constants.js";
 import { Cpu } from "../cpu/cpu.js";
-import { loadCpu, saveCpu, type CpuStateV1 } from "../cpu/state.js";
+import { cpuMigratable } from "../cpu/state.js";
+import { loadSections, saveSections, type SavedSection, type SectionEntry } from "../migration/sections.js";
+import type { VMStateDescription } from "../migration/vmstate.js";
 import { translate } from "../cpu/mmu.js";
 import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
@@ -70,16 +72,20 @@ export interface CpuState {
   instret: number;
 }
 
-/** Everything but RAM (which migrates page by page): plain JSON, versioned. */
-export interface MachineState {
-  version: 1;
-  ramSize: number;
-  cpu: CpuStateV1;
-  clint: ClintState;
-  plic: PlicState;
-  uart: Uart16550State;
-  rtc: GoldfishRtcState;
-  virtio: VirtioMmioState[];
+/** The guest clock's migratable state: QEMU_CLOCK_VIRTUAL's value when the state was saved. */
+interface GuestClockState {
+  clock_ns: bigint;
+}
+
+const GUEST_CLOCK_VMSD: VMStateDescription<GuestClockState> = {
+  name: "timer",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [{ name: "clock_ns", type: "int64", range: [0n, 2n ** 62n] }],
+};
+
+function isMigratable(dev: MmioDevice): dev is MmioDevice & Migratable<object> {
+  return "vmsd" in dev && "adoptState" in dev;
 }
 
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
@@ -402,33 +408,50 @@ export class Machine {
     return v;
   }
 
-  /** Device and CPU state for migration; RAM travels separately (this.ram, dirty bitmap). */
-  save(): MachineState {
+  /**
+   * The sections that migrate, in load order: the guest clock first (devices' timers are
+   * absolute guest times), then the hart, then every board row whose device has a VMState
+   * description, in table order (the PLIC before the devices that drive its lines).
+   */
+  private sectionEntries(): SectionEntry[] {
+    const cpu = cpuMigratable(this.cpu);
+    const entries: SectionEntry[] = [
+      { idstr: GUEST_CLOCK_VMSD.name, instanceId: 0, owner: this.clockMigratable() },
+      { idstr: cpu.vmsd.name, instanceId: 0, owner: cpu },
+    ];
+    for (const p of this.placed) {
+      if (!isMigratable(p.dev)) continue;
+      entries.push({ idstr: p.dev.vmsd.name, instanceId: p.row.instanceId ?? 0, owner: p.dev });
+    }
+    return entries;
+  }
+
+  /** The guest clock as a section (QEMU's "timer" section carries cpu_clock_offset the same way). */
+  private clockMigratable(): Migratable<GuestClockState> {
     return {
-      version: 1,
-      ramSize: this.ram.size,
-      cpu: saveCpu(this.cpu),
-      clint: this.clint.save(),
-      plic: this.plic.save(),
-      uart: this.uart.save(),
-      rtc: this.rtc.save(),
-      virtio: this.virtio.map((v) => v.save()),
+      vmsd: GUEST_CLOCK_VMSD,
+      saveState: () => ({ clock_ns: BigInt(Math.round(this.now())) }),
+      adoptState: (s) => {
+        // Continue from the saved instant: whatever the host clock reads here, now() == clock_ns.
+        const host = this.clockStoppedAt ?? this.hostNow();
+        this.clockOffsetNs = host - Number(s.clock_ns);
+      },
     };
   }
 
-  /** Restore what save() produced on a machine built with the same options. */
-  load(s: MachineState): void {
-    if (s.version !== 1) throw new Error(`machine state version ${String(s.version)} is not supported (expected 1)`);
-    if (s.ramSize !== this.ram.size) throw new Error(`machine state is for ${s.ramSize} bytes of RAM, this machine has ${this.ram.size}`);
+  /** Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap). */
+  save(): SavedSection[] {
+    return saveSections(this.sectionEntries());
+  }
+
+  /**
+   * Restore what save() produced on a machine built with the same options. Every section is
+   * decoded and checked before any is adopted: on error nothing changed.
+   */
+  load(sections: readonly SavedSection[]): void {
+    loadSections(this.sectionEntries(), sections);
     this.event = null;
     this.stopped = null;
-    loadCpu(this.cpu, s.cpu);
-    // Device loads re-drive their interrupt lines, which land in the freshly loaded mip.
-    this.plic.load(s.plic);
-    this.clint.load(s.clint);
-    this.uart.load(s.uart);
-    this.rtc.load(s.rtc);
-    s.virtio.forEach((v, i) => this.virtio[i].load(v));
   }
 
   /**

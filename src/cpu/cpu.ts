@@ -32,6 +32,40 @@ export interface CpuBus {
   htifStore(pa: number): void;
 }
 
+/**
+ * The hart's plain 32-bit CSR fields with their reset values (null: reset leaves the field
+ * alone, as QEMU's riscv_cpu_reset leaves misa). The one list of them: Cpu.reset() and the
+ * hart's VMState description (state.ts) both walk it.
+ */
+export const CPU_CSRS = {
+  mstatus: 0,
+  mstatush: 0,
+  misa: null,
+  medeleg: 0,
+  mideleg: 0,
+  mie: 0,
+  mip: 0,
+  mtvec: 0,
+  mepc: 0,
+  mcause: 0,
+  mtval: 0,
+  mscratch: 0,
+  mcounteren: 0,
+  mcountinhibit: 0,
+  menvcfg: 0,
+  stvec: 0,
+  sepc: 0,
+  scause: 0,
+  stval: 0,
+  sscratch: 0,
+  scounteren: 0,
+  senvcfg: 0,
+  satp: 0,
+  menvcfgh: 0,
+} as const satisfies Record<string, number | null>;
+
+export type CpuCsrName = keyof typeof CPU_CSRS;
+export const CPU_CSR_NAMES = Object.keys(CPU_CSRS) as CpuCsrName[];
 
 const TLB_MASK = TLB_SIZE - 1;
 
@@ -137,31 +171,12 @@ export class Cpu {
     this.x.fill(0);
     this.pc = resetVector;
     this.priv = PRV_M;
-    this.mstatus = 0;
-    this.mstatush = 0;
+    for (const name of CPU_CSR_NAMES) {
+      const v = CPU_CSRS[name];
+      if (v !== null) this[name] = v;
+    }
     this.seipSoftware = false;
     this.seipExternal = false;
-    this.medeleg = 0;
-    this.mideleg = 0;
-    this.mie = 0;
-    this.mip = 0;
-    this.mtvec = 0;
-    this.mepc = 0;
-    this.mcause = 0;
-    this.mtval = 0;
-    this.mscratch = 0;
-    this.mcounteren = 0;
-    this.mcountinhibit = 0;
-    this.menvcfg = 0;
-    this.stvec = 0;
-    this.sepc = 0;
-    this.scause = 0;
-    this.stval = 0;
-    this.sscratch = 0;
-    this.scounteren = 0;
-    this.senvcfg = 0;
-    this.satp = 0;
-    this.menvcfgh = 0;
     this.mhpmcounter.fill(0);
     this.mhpmcounterh.fill(0);
     this.mhpmevent.fill(0);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Clint } from "../../devices/clint.js";
+import { CLINT_VMSD } from "../../devices/clint.js";
+import { loadStateBytes, saveStateBytes } from "../../src/migration/vmstate.js";
 
 function setup() {
   let now = 5_000_000;
@@ -50,5 +52,26 @@ describe("CLINT reset", () => {
     expect(clint.read(0x4000, 4)).toBe(123);
     expect(state.msip).toBe(false);
     expect(state.mtip).toBe(false);
+  });
+});
+
+describe("CLINT migration", () => {
+  it("continues mtime from the saved value and re-drives MTIP and MSIP on the new CLINT", () => {
+    const a = setup();
+    a.clint.write(0xbff8, 4, 5000);
+    a.clint.write(0x4004, 4, 0);
+    a.clint.write(0x4000, 4, 6000);
+    a.clint.write(0, 4, 1);
+    const bytes = saveStateBytes(CLINT_VMSD, a.clint.saveState());
+
+    const b = setup();
+    b.advance(123_456_789);
+    expect(b.state.mtip).toBe(true);
+    b.clint.adoptState(loadStateBytes(CLINT_VMSD, 1, bytes, b.clint.saveState()));
+    expect(b.clint.read(0xbff8, 4)).toBe(5000);
+    expect(b.state.mtip).toBe(false);
+    expect(b.state.msip).toBe(true);
+    // 1000 ticks after the tick the state was adopted in.
+    expect(b.clint.nextDeadlineNs()).toBe(Math.floor(b.now() / 100) * 100 + 100_000);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Uart16550 } from "../../devices/uart16550.js";
+import { UART16550_VMSD } from "../../devices/uart16550.js";
+import { loadStateBytes, saveStateBytes } from "../../src/migration/vmstate.js";
 
 function setup() {
   let now = 0;
@@ -51,5 +53,29 @@ describe("NS16550A", () => {
     expect(irq.level).toBe(false);
     uart.input(new TextEncoder().encode("vw"));
     expect(uart.read(2, 1)).toBe(0xc4);
+  });
+});
+
+describe("NS16550A migration", () => {
+  it("carries an armed FIFO character timeout and the FIFO contents to a second UART", () => {
+    const a = setup();
+    a.uart.write(2, 1, 0x41); // FIFO on, trigger level 4: two bytes will not reach it
+    a.uart.write(1, 1, 0x01);
+    a.uart.input(new TextEncoder().encode("hi"));
+    const due = a.uart.nextDeadlineNs();
+    expect(due).not.toBeNull();
+    const bytes = saveStateBytes(UART16550_VMSD, a.uart.saveState());
+
+    const b = setup();
+    b.uart.adoptState(loadStateBytes(UART16550_VMSD, 1, bytes, b.uart.saveState()));
+    // Timers carry whole nanoseconds, as QEMU's do.
+    expect(b.uart.nextDeadlineNs()).toBe(Math.ceil(due!));
+    expect(b.irq.level).toBe(false);
+    b.advance(Math.ceil(due!) - b.now());
+    b.uart.poll(b.now());
+    expect(b.irq.level).toBe(true);
+    expect(b.uart.read(2, 1) & 0x0f).toBe(0x0c); // character timeout
+    expect(b.uart.read(0, 1)).toBe(0x68);
+    expect(b.uart.read(0, 1)).toBe(0x69);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { VirtioMmio } from "../../devices/virtio-mmio.js";
 import { TestIrq, TestRam } from "./virtio-test-ram.js";
+import { loadStateBytes, saveStateBytes } from "../../src/migration/vmstate.js";
 
 describe("virtio-mmio empty slot", () => {
   const slot = new VirtioMmio(new TestRam(0x80000000, 4096), new TestIrq(), null);
@@ -119,12 +120,12 @@ describe("virtio-mmio with a device", () => {
     expect(ram.load16(0x80003002)).toBe(1);
     w(0x64, 1);
     expect(irq.level).toBe(false);
-    const saved = dev.save();
+    const saved = saveStateBytes(dev.vmsd, dev.saveState());
     w(0x70, 0);
     expect(be.resets).toBe(1);
     expect(dev.read(0x44, 4)).toBe(0);
     expect(dev.read(0x70, 4)).toBe(0);
-    dev.load(saved);
+    dev.adoptState(loadStateBytes(dev.vmsd, dev.vmsd.version_id, saved, dev.saveState()));
     expect(dev.read(0x44, 4)).toBe(1);
     expect(dev.read(0x70, 4)).toBe(15);
   });
