@@ -28,6 +28,7 @@ interface RunFlags {
   mon: string[];
   name?: string;
   shutdown: boolean;
+  dumpVmstate?: string;
 }
 
 /** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
@@ -168,8 +169,14 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
+    .option("--dump-vmstate <file>", "write every VMState description as JSON (QEMU's -dump-vmstate, for scripts/vmstate-static-checker.py) and exit")
     .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio; default: the teaching disk, copy-on-write")
     .action(async (disk: string | undefined, flags: RunFlags) => {
+      if (flags.dumpVmstate !== undefined) {
+        const { writeVmstateDump } = await import("./dump-vmstate.js");
+        writeVmstateDump(flags.dumpVmstate);
+        return;
+      }
       const { runVm } = await import("./run.js");
       let drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
       // Nothing to boot named at all: the teaching disk, behind a throw-away overlay so the

@@ -58,6 +58,8 @@ const IRQ_M_EXT = 11;
 export interface BoardRow<D extends MmioDevice = MmioDevice> {
   /** The row's name, QEMU's memmap entry in lower case (VIRT_UART0 -> "uart0"). */
   readonly id: string;
+  /** QEMU's QOM type name for the device (`-dump-vmstate` keys descriptions by it). */
+  readonly type: string;
   readonly base: number;
   /** The MemoryRegion's size, as QEMU 7.2's `info mtree` shows it. */
   readonly size: number;
@@ -106,6 +108,7 @@ const VIRTIO_FIRST_IRQ = 1;
 function virtioRow(slot: number): BoardRow {
   return row<VirtioMmio>({
     id: `virtio${slot}`,
+    type: "virtio-mmio",
     base: VIRTIO_BASE + slot * VIRTIO_STRIDE,
     size: 0x200,
     regSize: VIRTIO_STRIDE,
@@ -132,6 +135,7 @@ function virtioRow(slot: number): BoardRow {
 export const BOARD: readonly BoardRow[] = [
   row<BootRom>({
     id: "mrom",
+    type: "riscv.mrom",
     base: RESET_VECTOR,
     size: 0xf000,
     sizes: SIZES_ANY,
@@ -140,6 +144,7 @@ export const BOARD: readonly BoardRow[] = [
   }),
   row<SifiveTest>({
     id: "test",
+    type: "riscv.sifive.test",
     base: 0x100000,
     size: 0x1000,
     sizes: SIZES_16_32,
@@ -154,6 +159,7 @@ export const BOARD: readonly BoardRow[] = [
   }),
   row<Plic>({
     id: "plic",
+    type: "riscv.sifive.plic",
     base: 0xc000000,
     size: 0x600000,
     sizes: SIZES_32,
@@ -175,6 +181,7 @@ export const BOARD: readonly BoardRow[] = [
   }),
   row<Clint>({
     id: "clint",
+    type: "riscv.aclint.mtimer",
     base: 0x2000000,
     size: 0xc000,
     regSize: 0x10000,
@@ -194,6 +201,7 @@ export const BOARD: readonly BoardRow[] = [
   }),
   row<GoldfishRtc>({
     id: "rtc",
+    type: "goldfish_rtc",
     base: 0x101000,
     size: 0x24,
     regSize: 0x1000,
@@ -216,6 +224,7 @@ export const BOARD: readonly BoardRow[] = [
   }),
   row<Uart16550>({
     id: "uart0",
+    type: "serial-mm",
     base: 0x10000000,
     size: 8,
     regSize: 0x100,

@@ -88,6 +88,9 @@ function isMigratable(dev: MmioDevice): dev is MmioDevice & Migratable<object> {
   return "vmsd" in dev && "adoptState" in dev;
 }
 
+/** QEMU 7.2's QOM type of the riscv32 virt board's hart. */
+const CPU_TYPE = "rv32-riscv-cpu";
+
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
 export { VIRTIO_MMIO_COUNT };
 /** Instructions between looks at the clock and the exit flag. */
@@ -424,6 +427,21 @@ export class Machine {
       entries.push({ idstr: p.dev.vmsd.name, instanceId: p.row.instanceId ?? 0, owner: p.dev });
     }
     return entries;
+  }
+
+  /**
+   * Every VMState description this machine migrates, keyed by QOM type name as QEMU's
+   * `-dump-vmstate` keys them (the guest clock under its section name, "timer").
+   */
+  vmstateTypes(): { typeName: string; vmsd: VMStateDescription<never> }[] {
+    const out: { typeName: string; vmsd: VMStateDescription<never> }[] = [
+      { typeName: GUEST_CLOCK_VMSD.name, vmsd: GUEST_CLOCK_VMSD as VMStateDescription<never> },
+      { typeName: CPU_TYPE, vmsd: cpuMigratable(this.cpu).vmsd as VMStateDescription<never> },
+    ];
+    for (const p of this.placed) {
+      if (isMigratable(p.dev)) out.push({ typeName: p.row.type, vmsd: p.dev.vmsd as VMStateDescription<never> });
+    }
+    return out;
   }
 
   /** The guest clock as a section (QEMU's "timer" section carries cpu_clock_offset the same way). */

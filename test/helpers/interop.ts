@@ -21,3 +21,18 @@ export function requireTool(tool: string, debianPackage: string): boolean {
   }
   return false;
 }
+
+/**
+ * A file from QEMU 7.2's source package (e.g. "scripts/vmstate-static-checker.py"), which
+ * .ci/qemu-source unpacks outside the repository and names in MINIVM_QEMU_SRC. Null when it
+ * is not there; a failure instead under MINIVM_REQUIRE_INTEROP=1.
+ */
+export function qemuSourceFile(rel: string): string | null {
+  const root = process.env.MINIVM_QEMU_SRC;
+  const file = root === undefined || root === "" ? null : `${root}/${rel}`;
+  if (file !== null && existsSync(file) && present("python3")) return file;
+  if (process.env.MINIVM_REQUIRE_INTEROP === "1") {
+    throw new Error(`QEMU's ${rel} is missing (run .ci/qemu-source and set MINIVM_QEMU_SRC) and MINIVM_REQUIRE_INTEROP=1`);
+  }
+  return null;
+}
