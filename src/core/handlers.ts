@@ -9,7 +9,7 @@ import type { BqlInfo } from "../qapi/generated/types.js";
 import { genericError } from "../qmp/errors.js";
 import { runHmp, type HmpState } from "../monitor/hmp.js";
 import { VERSION_INFO } from "../version.js";
-import type { BlockHandlers } from "./block-layer.js";
+import type { BlockHandlers } from "../block/qmp-block.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
