@@ -111,14 +111,14 @@ export class BlockLayer {
   }
 
   /** A reference to a node by name, or an inline `file` node (minivm takes only those). */
-  private refFilename(ref: BlockdevRef, what: string): { filename: string; node?: BlockNode } {
+  private refFilename(ref: BlockdevRef, what: string): { filename: string; node?: BlockNode; nodeName?: string } {
     if (typeof ref === "string") {
       const n = this.graph.get(ref);
-      if (n === undefined) throw genericError(`Cannot find device='' nor node-name='${ref}'`);
+      if (n === undefined) throw genericError(`Cannot find device='${ref}' nor node-name='${ref}'`);
       return { filename: n.drv.filename, node: n };
     }
     if (ref.driver !== "file") throw genericError(`${what}: minivm takes a 'file' node here, not '${ref.driver}'`);
-    return { filename: ref.filename };
+    return { filename: ref.filename, nodeName: ref["node-name"] };
   }
 
   /** blockdev-add / -blockdev: opens the image and adds its nodes, the top one owned by the monitor. */
@@ -126,7 +126,7 @@ export class BlockLayer {
     const nodeName = o["node-name"];
     if (nodeName !== undefined) this.graph.checkFree(nodeName);
     const readOnly = o["read-only"] ?? false;
-    let file: { filename: string; node?: BlockNode };
+    let file: { filename: string; node?: BlockNode; nodeName?: string };
     let backing: BlockdevRefOrNull | undefined;
     let format: "raw" | "qcow2" = "raw";
     switch (o.driver) {
@@ -161,7 +161,7 @@ export class BlockLayer {
       const node =
         o.driver === "file"
           ? this.graph.addProtocolNode(nodeName, drv, readOnly)
-          : this.graph.addChain(drv, { nodeName, readOnly, file: file.node, backing: backingNode });
+          : this.graph.addChain(drv, { nodeName, fileNodeName: file.nodeName, readOnly, file: file.node, backing: backingNode });
       node.monitorOwned = true;
       return node;
     } catch (e) {

@@ -98,8 +98,9 @@ export class BlockGraph {
    * node itself gets its name. Returns the top format node. `file` and `backing` name existing
    * nodes to use as the top's children instead (blockdev-add with a node-name reference).
    */
-  addChain(drv: BlockDriver, opts: { nodeName?: string; readOnly: boolean; file?: BlockNode; backing?: BlockNode }): BlockNode {
+  addChain(drv: BlockDriver, opts: { nodeName?: string; fileNodeName?: string; readOnly: boolean; file?: BlockNode; backing?: BlockNode }): BlockNode {
     if (opts.nodeName !== undefined) this.checkFree(opts.nodeName);
+    if (opts.fileNodeName !== undefined) this.checkFree(opts.fileNodeName);
     const created: BlockNode[] = [];
     try {
       let top: BlockNode | null = null;
@@ -111,7 +112,8 @@ export class BlockGraph {
         let file: BlockNode;
         if (isTop && opts.file !== undefined) file = opts.file;
         else {
-          file = this.add(new BlockNode(this.generateName(), "file", d, ro, false));
+          const fileName = isTop && opts.fileNodeName !== undefined ? opts.fileNodeName : this.generateName();
+          file = this.add(new BlockNode(fileName, "file", d, ro, false));
           created.push(file);
         }
         const name = isTop && opts.nodeName !== undefined ? opts.nodeName : this.generateName();

@@ -8,6 +8,7 @@ import { stat } from "node:fs/promises";
 import { BlockBackend } from "./backend.js";
 import type { BlockGraph, BlockNode } from "./node.js";
 import type { BlockDriver } from "./driver.js";
+import { backingPath } from "./image.js";
 import { imageInfo } from "./info.js";
 import type {
   BlockDeviceInfo,
@@ -143,7 +144,8 @@ async function deviceInfo(node: BlockNode, flat: boolean): Promise<BlockDeviceIn
     ro: node.readOnly,
     drv: node.driverName,
   } as BlockDeviceInfo;
-  if (node.driverName !== "file" && d.backingFilename !== undefined) inserted.backing_file = d.backingFilename;
+  // bs->backing_file: the header's name resolved against the overlay's (path_combine).
+  if (node.driverName !== "file" && d.backingFilename !== undefined) inserted.backing_file = backingPath(d.filename, d.backingFilename);
   Object.assign(inserted, {
     backing_file_depth: flat ? 0 : node.backingDepth,
     encrypted: false,

@@ -98,7 +98,7 @@ describe("BlockBackend", () => {
     expect(nodes.map((n) => n.drv)).toEqual(["raw", "file", "qcow2", "file"]);
     expect(new Set(nodes.map((n) => n["node-name"])).size).toBe(4);
     expect(st.backing?.["node-name"]).toBe(nodes[0]["node-name"]);
-    expect(hmpInfoBlock([info])).toContain(`drive0 (${b.nodeName}): ${top} (qcow2)\n    Attached to:      /machine/peripheral/virtio-disk0/virtio-backend\n    Cache mode:       writeback\n    Backing file:     qb-base.raw (chain depth: 1)\n`);
+    expect(hmpInfoBlock([info])).toContain(`drive0 (${b.nodeName}): ${top} (qcow2)\n    Attached to:      /machine/peripheral/virtio-disk0/virtio-backend\n    Cache mode:       writeback\n    Backing file:     ${base} (chain depth: 1)\n`);
     await b.close();
   });
 
