@@ -148,8 +148,13 @@ export class BlockBackend {
       await base.close();
       tempDir = await mkdtemp(join(tmpdir(), "minivm-snapshot-"));
       const overlay = join(tempDir, "overlay.qcow2");
-      await createImage({ filename: overlay, format: "qcow2", pool: o.pool, backingFile: resolve(o.file), backingFormat: fmt });
-      drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false });
+      try {
+        await createImage({ filename: overlay, format: "qcow2", pool: o.pool, backingFile: resolve(o.file), backingFormat: fmt });
+        drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false });
+      } catch (e) {
+        await rm(tempDir, { recursive: true, force: true });
+        throw e;
+      }
     } else {
       drv = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: o.readonly ?? false, backing: o.backing });
     }
