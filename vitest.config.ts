@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Every FileHandle is closed on every path: a file that leaves one to the GC fails.
+    setupFiles: ["test/helpers/fd-leak-guard.ts"],
+    poolOptions: { forks: { execArgv: ["--expose-gc"] } },
   },
 });

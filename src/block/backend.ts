@@ -11,14 +11,7 @@ import type { BlockDriver } from "./driver.js";
 import { openImage } from "./image.js";
 import { QmpError, genericError } from "../qmp/errors.js";
 import type { IoPool } from "./io-pool.js";
-
-/** QEMU's auto-generated node names ("#block123"): one counter per machine. */
-export class NodeNames {
-  private next = 0;
-  generate(): string {
-    return `#block${String(this.next++).padStart(3, "0")}`;
-  }
-}
+import { BlockGraph, type BlockNode } from "./node.js";
 
 /** `--drive file=...,format=...,id=...,readonly=on,snapshot=on`, already split into fields. */
 export interface DriveOptions {
@@ -31,7 +24,8 @@ export interface DriveOptions {
   backing?: string | null;
   nodeName?: string;
   pool: IoPool;
-  nodeNames?: NodeNames;
+  /** The machine's node graph; a private one when absent (tests, tools). */
+  graph?: BlockGraph;
   /** The device's QOM path, for query-block/query-blockstats `qdev`. */
   qdev?: string;
   /** stats-intervals (seconds) for timed statistics. */
@@ -101,11 +95,14 @@ export class InvalidRequestError extends Error {}
 
 export class BlockBackend {
   readonly stats = new BlockAcctStats();
-  readonly nodeName: string;
-  readonly fileNodeName: string;
-  /** Auto-generated names of the backing chain's format and protocol nodes, top first. */
-  readonly backingNodeNames: Array<{ format: string; file: string }> = [];
+  /** The node this backend is attached to (blk_bs): the top of the image chain. */
+  readonly root: BlockNode;
+  /** What query-block reports as `qdev`: the device's id, or its QOM path without one. */
   qdev: string | undefined;
+  /** The attached device's QOM path (/machine/peripheral/ID or /machine/peripheral-anon/...). */
+  qomPath: string | undefined;
+  /** The device's side of the backend (QEMU's BlockDevOps): told when the disk changes size. */
+  devOps: { resized(): void } | null = null;
   /** Highest byte offset written + 1 (bs->wr_highest_offset). */
   wrHighestOffset = 0;
   /** Requests submitted and not completed. */
@@ -118,17 +115,27 @@ export class BlockBackend {
   /** Temporary overlay for snapshot=on, deleted on close. */
   private tempDir: string | null = null;
 
+  /**
+   * Attaches a new backend to `opts.root`, or registers `drv`'s chain in `opts.graph` (a
+   * private graph when absent) and attaches to its top node.
+   */
   constructor(
     readonly id: string,
-    public drv: BlockDriver,
-    opts: { nodeName?: string; nodeNames?: NodeNames; qdev?: string; statsIntervals?: number[] } = {},
+    drv: BlockDriver,
+    opts: { nodeName?: string; graph?: BlockGraph; root?: BlockNode; qdev?: string; statsIntervals?: number[] } = {},
   ) {
-    const names = opts.nodeNames ?? new NodeNames();
-    this.nodeName = opts.nodeName ?? names.generate();
-    this.fileNodeName = names.generate();
-    for (let d = drv.backing; d; d = d.backing) this.backingNodeNames.push({ format: names.generate(), file: names.generate() });
+    this.root = opts.root ?? (opts.graph ?? new BlockGraph()).addChain(drv, { nodeName: opts.nodeName, readOnly: drv.readOnly });
+    if (this.root.backend !== null) throw new Error(`node '${this.root.nodeName}' already has a backend`);
+    this.root.backend = this;
     this.qdev = opts.qdev;
     for (const s of opts.statsIntervals ?? []) this.stats.addInterval(s);
+  }
+
+  get drv(): BlockDriver {
+    return this.root.drv;
+  }
+  get nodeName(): string {
+    return this.root.nodeName;
   }
 
   /** Opens the drive as `--drive` describes it. snapshot=on writes go to a temporary qcow2 overlay. */
@@ -141,12 +148,24 @@ export class BlockBackend {
       await base.close();
       tempDir = await mkdtemp(join(tmpdir(), "minivm-snapshot-"));
       const overlay = join(tempDir, "overlay.qcow2");
-      await createImage({ filename: overlay, format: "qcow2", pool: o.pool, backingFile: resolve(o.file), backingFormat: fmt });
-      drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false });
+      try {
+        await createImage({ filename: overlay, format: "qcow2", pool: o.pool, backingFile: resolve(o.file), backingFormat: fmt });
+        drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false });
+      } catch (e) {
+        await rm(tempDir, { recursive: true, force: true });
+        throw e;
+      }
     } else {
       drv = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: o.readonly ?? false, backing: o.backing });
     }
-    const b = new BlockBackend(o.id, drv, { nodeName: o.nodeName, nodeNames: o.nodeNames, qdev: o.qdev, statsIntervals: o.statsIntervals });
+    let b: BlockBackend;
+    try {
+      b = new BlockBackend(o.id, drv, { nodeName: o.nodeName, graph: o.graph, qdev: o.qdev, statsIntervals: o.statsIntervals });
+    } catch (e) {
+      await drv.close().catch(() => undefined);
+      if (tempDir) await rm(tempDir, { recursive: true, force: true });
+      throw e;
+    }
     b.tempDir = tempDir;
     b.snapshotOf = o.snapshot ? o.file : null;
     return b;

@@ -25,8 +25,12 @@ export function hmpInfoBlock(list: BlockInfo[]): string {
     // QEMU separates devices with a blank line; there is none after the last.
     if (i > 0) out += "\n";
     const ins = info.inserted;
-    out += info.device;
-    if (ins) out += ` (${ins["node-name"]})`;
+    // A device on a -blockdev node has an anonymous backend: QEMU names the node instead.
+    if (info.device === "" && ins) out += ins["node-name"];
+    else {
+      out += info.device;
+      if (ins) out += ` (${ins["node-name"]})`;
+    }
     out += ins ? `: ${ins.file} (${ins.drv}${ins.ro ? ", read-only" : ""}${ins.encrypted ? ", encrypted" : ""})\n` : ": [not inserted]\n";
     if (info.qdev) out += `    Attached to:      ${info.qdev}\n`;
     if (info["io-status"] && info["io-status"] !== "ok") out += `    I/O status:       ${info["io-status"]}\n`;

@@ -59,16 +59,16 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
   const fh = await open(filename, readOnly ? "r" : "r+").catch((e: NodeJS.ErrnoException) => {
     throw new ImageOpenError(`Could not open '${filename}': ${e.code === "EACCES" ? "Permission denied" : e.message}`);
   });
+  let d: Qcow2Driver | null = null;
   try {
     if (format === "raw") return await RawDriver.open(filename, fh, opts.pool, readOnly);
-    const d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck });
+    d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck });
     const name = opts.backing === undefined ? d.backingFilename : opts.backing;
     if (name) {
       const path = opts.backing === undefined ? backingPath(filename, name) : name;
       try {
         d.backing = await openImage(path, { pool: opts.pool, readOnly: true, format: opts.backing === undefined ? d.backingFormat : opts.backingFormat }, seen);
       } catch (e) {
-        await fh.close();
         if (e instanceof ImageOpenError && /loops back/.test(e.message)) throw e;
         throw new ImageOpenError(`Could not open backing file: ${(e as Error).message}`);
       }
@@ -76,12 +76,18 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
     if (!readOnly && !opts.forCheck && d.dirty()) {
       const r = await checkQcow2(d, { repair: "all" });
       if (r.checkErrors || r.corruptions - r.corruptionsFixed > 0) {
-        await d.close();
+        // The repair may have queued metadata: close() settles it and releases the chain.
+        const failed = d;
+        d = null;
+        await failed.close().catch(() => undefined);
         throw new ImageOpenError("Could not repair dirty image: Input/output error");
       }
     }
     return d;
   } catch (e) {
+    // Nothing half-opened survives a failed open: this image's file and any backing chain
+    // already opened below it are closed here (the image is not written: it failed to open).
+    await d?.backing?.close().catch(() => undefined);
     await fh.close().catch(() => undefined);
     throw e;
   }

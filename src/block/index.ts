@@ -12,12 +12,13 @@ export { checkQcow2, type CheckResult } from "./qcow2-check.js";
 export { Qcow2Driver } from "./qcow2.js";
 export { RawDriver } from "./raw.js";
 export { ImageOpenError } from "./qcow2-format.js";
-export { BlockBackend, NodeNames, InvalidRequestError, parseDrive, splitKeyValues, type DriveOptions } from "./backend.js";
+export { BlockBackend, InvalidRequestError, parseDrive, splitKeyValues, type DriveOptions } from "./backend.js";
 export { BlockAcctStats, BlockAcctType, LatencyHistogram, TimedAverage, nowNs } from "./accounting.js";
 export {
   blockstatsInfo,
   blockInfo,
   namedBlockNodes,
+  nodeBlockstats,
   setLatencyHistogram,
   blockDeviceStats,
   type BlockStats,
@@ -26,5 +27,8 @@ export {
   type BlockDeviceStats,
   type LatencyHistogramSetArgs,
 } from "./qapi-block.js";
+export { BlockGraph, BlockNode } from "./node.js";
+export { BlockLayer, type DeviceSpec, type DrivePlug, type DeviceAttachment } from "./blockdev.js";
+export { blockHandlers, type BlockHandlers } from "./qmp-block.js";
 export { hmpInfoBlock, hmpInfoBlockstats } from "./hmp-block.js";
 export { imageInfo, type ImageInfo } from "./info.js";

@@ -4,8 +4,11 @@
 
 import { genericError } from "../qmp/errors.js";
 import { BlockAcctStats, BlockAcctType, type LatencyHistogram } from "./accounting.js";
-import type { BlockBackend } from "./backend.js";
+import { stat } from "node:fs/promises";
+import { BlockBackend } from "./backend.js";
+import type { BlockGraph, BlockNode } from "./node.js";
 import type { BlockDriver } from "./driver.js";
+import { backingPath } from "./image.js";
 import { imageInfo } from "./info.js";
 import type {
   BlockDeviceInfo,
@@ -92,52 +95,59 @@ function histograms(ds: BlockDeviceStats, s: BlockAcctStats): BlockDeviceStats {
   return ds;
 }
 
-/** A node below the backend: counters are zero, as QEMU reports nodes without a BlockBackend. */
-function nodeStats(nodeName: string | undefined, wrHighest: number, file: boolean): BlockStats {
-  const zero = blockDeviceStats(emptyStats, wrHighest);
-  const out = {} as BlockStats;
-  if (nodeName) out["node-name"] = nodeName;
-  out.stats = zero;
-  if (file) out["driver-specific"] = { driver: "file", "discard-nb-ok": 0, "discard-nb-failed": 0, "discard-bytes-ok": 0 };
-  return out;
-}
-
 const emptyStats = new BlockAcctStats();
 emptyStats.accountInvalid = false;
 emptyStats.accountFailed = false;
 
-function chainStats(b: BlockBackend, d: BlockDriver, depth: number): BlockStats {
-  const names = b.backingNodeNames[depth];
-  const s = nodeStats(names?.format, 0, false);
-  s.parent = nodeStats(names?.file, 0, true);
-  if (d.backing) s.backing = chainStats(b, d.backing, depth + 1);
-  return s;
-}
-
-/** One element of query-blockstats for a backend (bdrv_query_stats with blk_level). */
-export function blockstatsInfo(b: BlockBackend): BlockStats {
-  const out: BlockStats = { device: b.id } as BlockStats;
-  if (b.qdev) out.qdev = b.qdev;
-  out["node-name"] = b.nodeName;
-  out.stats = blockDeviceStats(b.stats, b.wrHighestOffset);
-  out.parent = nodeStats(b.fileNodeName, b.drv.format === "raw" ? b.wrHighestOffset : 0, true);
-  if (b.drv.backing) out.backing = chainStats(b, b.drv.backing, 0);
+/**
+ * bdrv_query_bds_stats: a node's own statistics (counters zero: they belong to a
+ * BlockBackend), its data child as `parent`, and at backend level its `backing` too.
+ */
+function nodeStats(node: BlockNode, blkLevel: boolean, wrHighest: number): BlockStats {
+  const out = {} as BlockStats;
+  out["node-name"] = node.nodeName;
+  out.stats = blockDeviceStats(emptyStats, wrHighest);
+  if (node.driverName === "file") out["driver-specific"] = { driver: "file", "discard-nb-ok": 0, "discard-nb-failed": 0, "discard-bytes-ok": 0 };
+  if (node.file) out.parent = nodeStats(node.file, blkLevel, fileWrHighest(node, wrHighest));
+  if (blkLevel && node.backing) out.backing = nodeStats(node.backing, blkLevel, 0);
   return out;
 }
 
-/** BlockDeviceInfo of one node (bdrv_block_device_info); `file` nodes have drv "file". */
-async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boolean, withBacking: boolean, backingImage = true): Promise<BlockDeviceInfo> {
-  let depth = 0;
-  for (let x = d.backing; x; x = x.backing) depth++;
+/** The protocol child's wr_highest_offset: the same as its raw parent's, 0 below qcow2. */
+function fileWrHighest(parent: BlockNode, parentWrHighest: number): number {
+  return parent.driverName === "raw" ? parentWrHighest : 0;
+}
+
+/** One element of query-blockstats for a backend (qmp_query_blockstats at BlockBackend level). */
+export function blockstatsInfo(b: BlockBackend): BlockStats {
+  const node = nodeStats(b.root, true, b.wrHighestOffset);
+  const out: BlockStats = { device: b.id } as BlockStats;
+  if (b.qdev) out.qdev = b.qdev;
+  // The backend's counters replace the node's zeros (bdrv_query_blk_stats).
+  return Object.assign(out, node, { stats: blockDeviceStats(b.stats, b.wrHighestOffset) });
+}
+
+/** query-blockstats with query-nodes: every node in creation order, each without its backing. */
+export function nodeBlockstats(graph: BlockGraph): BlockStats[] {
+  return graph.all().map((n) => nodeStats(n, false, n.backend instanceof BlockBackend ? n.backend.wrHighestOffset : 0));
+}
+
+/**
+ * bdrv_block_device_info for one node. Without `flat` the image's backing chain is
+ * described too and counted in backing_file_depth; with it, neither.
+ */
+async function deviceInfo(node: BlockNode, flat: boolean): Promise<BlockDeviceInfo> {
+  const d = node.drv;
   const inserted: BlockDeviceInfo = {
     file: d.filename,
-    "node-name": nodeName,
-    ro,
-    drv,
+    "node-name": node.nodeName,
+    ro: node.readOnly,
+    drv: node.driverName,
   } as BlockDeviceInfo;
-  if (withBacking && d.backingFilename !== undefined) inserted.backing_file = d.backingFilename;
+  // bs->backing_file: the header's name resolved against the overlay's (path_combine).
+  if (node.driverName !== "file" && d.backingFilename !== undefined) inserted.backing_file = backingPath(d.filename, d.backingFilename);
   Object.assign(inserted, {
-    backing_file_depth: depth,
+    backing_file_depth: flat ? 0 : node.backingDepth,
     encrypted: false,
     detect_zeroes: "off",
     bps: 0,
@@ -146,38 +156,29 @@ async function deviceInfo(d: BlockDriver, nodeName: string, drv: string, ro: boo
     iops: 0,
     iops_rd: 0,
     iops_wr: 0,
-    image: drv === "file" ? await fileImageInfo(d) : await imageInfo(d, d.filename, backingImage),
+    image: node.driverName === "file" ? await fileImageInfo(d) : await imageInfo(d, d.filename, !flat),
     cache: { writeback: true, direct: false, "no-flush": false },
     write_threshold: 0,
   });
-  if (!withBacking) inserted.backing_file_depth = 0;
   return inserted;
 }
 
 /** The protocol node's ImageInfo: the file seen as raw bytes. */
 async function fileImageInfo(d: BlockDriver): Promise<ImageInfo> {
-  const { stat } = await import("node:fs/promises");
   const st = await stat(d.filename);
   return { "virtual-size": st.size, filename: d.filename, format: "file", "actual-size": st.blocks * 512, "dirty-flag": false };
 }
 
-/** query-named-block-nodes for one backend's chain: each format node, then its file node. */
-/** query-named-block-nodes for one drive's chain; `flat` leaves out each image's backing-image. */
-export async function namedBlockNodes(b: BlockBackend, flat = false): Promise<BlockDeviceInfo[]> {
+/** query-named-block-nodes: every node, newest first, as QEMU lists graph_bdrv_states. */
+export async function namedBlockNodes(graph: BlockGraph, flat = false): Promise<BlockDeviceInfo[]> {
   const out: BlockDeviceInfo[] = [];
-  let d: BlockDriver | null = b.drv;
-  for (let i = -1; d; i++, d = d.backing) {
-    const names = i < 0 ? { format: b.nodeName, file: b.fileNodeName } : b.backingNodeNames[i];
-    const ro = i < 0 ? b.readOnly : true;
-    out.push(await deviceInfo(d, names.format, d.format, ro, true, !flat));
-    out.push(await deviceInfo(d, names.file, "file", ro, false, !flat));
-  }
+  for (const n of graph.all().reverse()) out.push(await deviceInfo(n, flat));
   return out;
 }
 
 /** One element of query-block (bdrv_query_info). */
 export async function blockInfo(b: BlockBackend): Promise<BlockInfo> {
-  const inserted = await deviceInfo(b.drv, b.nodeName, b.drv.format, b.readOnly, true);
+  const inserted = await deviceInfo(b.root, false);
   const info: BlockInfo = { device: b.id } as BlockInfo;
   if (b.qdev) info.qdev = b.qdev;
   Object.assign(info, { type: "unknown", removable: false, locked: false, inserted });

@@ -828,22 +828,30 @@ export class Qcow2Driver implements BlockDriver {
 
   /** A clean close writes back lazy refcounts and clears the dirty bit (qcow2_mark_clean). */
   async close(): Promise<void> {
-    if (!this.readOnly && !this.dead) {
-      await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
-        await this.writeback();
-        await this.refs.writeDirty();
-        if (this.lazyDirtySet) {
+    try {
+      if (!this.readOnly && !this.dead) {
+        await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
+          await this.writeback();
+          await this.refs.writeDirty();
+          if (this.lazyDirtySet) {
+            await this.pool.fdatasync(this.fd);
+            this.header.incompatible &= ~INCOMPAT_DIRTY;
+            await this.writeFeatureWords();
+          }
           await this.pool.fdatasync(this.fd);
-          this.header.incompatible &= ~INCOMPAT_DIRTY;
-          await this.writeFeatureWords();
-        }
-        await this.pool.fdatasync(this.fd);
-      });
+        });
+      }
+    } finally {
+      // A write-back that fails (a corrupt image, a full disk) is reported, but the file and
+      // the backing chain are released all the same: the caller cannot retry a close.
+      if (this.writebackTimer) clearTimeout(this.writebackTimer);
+      await this.refs.settle().catch(() => undefined);
+      try {
+        await this.fh.close();
+      } finally {
+        await this.backing?.close();
+      }
     }
-    if (this.writebackTimer) clearTimeout(this.writebackTimer);
-    await this.refs.settle().catch(() => undefined);
-    await this.fh.close();
-    await this.backing?.close();
   }
 
   /**

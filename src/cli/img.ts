@@ -280,8 +280,12 @@ async function compare(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
     io.err(`minivm img: ${(e as Error).message}\n`);
     return 4;
   } finally {
-    await a.close();
-    await b.close();
+    // Both images are released even when the first close fails.
+    try {
+      await a.close();
+    } finally {
+      await b.close();
+    }
   }
 }
 

@@ -15,7 +15,9 @@ import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
 import { CONTROL } from "./shared.js";
 import { createHmpState } from "../hmp/hmp.js";
-import { BlockLayer } from "./block-layer.js";
+import { BlockLayer } from "../block/blockdev.js";
+import { blockHandlers } from "../block/qmp-block.js";
+import { plugVirtioDrives } from "./virtio-plug.js";
 import { Machine } from "./machine.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
 
@@ -49,8 +51,17 @@ function flushSerial(): void {
 }
 
 let blockLayer: BlockLayer;
+let virtio: ReturnType<typeof plugVirtioDrives>["virtio"];
 try {
   blockLayer = await BlockLayer.open(data.drives, data.blockdevs, data.devices);
+  try {
+    const plugged = plugVirtioDrives(blockLayer.plugs);
+    blockLayer.attachDevices(plugged.attachments);
+    virtio = plugged.virtio;
+  } catch (e) {
+    await blockLayer.close();
+    throw e;
+  }
 } catch (e) {
   parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
   throw e;
@@ -63,7 +74,7 @@ const machine =
   data.machine === null
     ? null
     : new Machine({
-        virtio: blockLayer.virtio,
+        virtio,
         // Outside a slice (an I/O completion, say) a rising line must wake an idle loop.
         onInterrupt: () => wakeForInterrupt(),
         ramSize: data.machine.ramSize,
@@ -108,7 +119,7 @@ wakeForInterrupt = () => {
   if (!vcpuBql.held()) loop.wake();
 };
 
-const commands: CommandTable = createCommandTable(blockLayer.handlers(), {
+const commands: CommandTable = createCommandTable(blockHandlers(blockLayer), {
   control,
   runState,
   loop,

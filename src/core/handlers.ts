@@ -13,7 +13,7 @@ import { genericError } from "../qapi/error.js";
 import { SESSION_COMMANDS, type SessionCommandName } from "../qmp/dispatch.js";
 import { createHmpHandlers, type HmpState } from "../hmp/hmp.js";
 import { VERSION_INFO } from "../version.js";
-import type { BlockHandlers } from "./block-layer.js";
+import type { BlockHandlers } from "../block/qmp-block.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";

@@ -1,6 +1,6 @@
 // A generated corpus of damaged images: every one must open with an error or read, write and
 // check without taking the process down; named hostile headers get QEMU's messages.
-import { copyFileSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createImage } from "../../src/block/create.js";
 import type { BlockDriver } from "../../src/block/driver.js";
@@ -11,6 +11,8 @@ import { Qcow2Driver } from "../../src/block/qcow2.js";
 import { rng, tempDir } from "./helpers.js";
 
 const pool = new IoPool();
+/** Open descriptors of this process (Linux), to prove no path leaves a file open. */
+const openFds = (): number => (process.platform === "linux" ? readdirSync("/proc/self/fd").length : 0);
 const t = tempDir();
 afterAll(async () => {
   await pool.close();
@@ -112,7 +114,10 @@ describe("corrupt and hostile qcow2 images", () => {
       }
       writeFileSync(f, img);
       if (kind === 5) truncateSync(f, Math.floor(rnd() * img.length));
+      const before = openFds();
       const out = await exercise(f);
+      // Whatever failed, every file the exercise opened is closed again.
+      expect({ n, open: openFds() }).toEqual({ n, open: before });
       results.set(out, (results.get(out) ?? 0) + 1);
     }
     // Both refusals and successful opens occur: the corpus is not trivially rejected.

@@ -25,7 +25,7 @@ async function exchange(path: string, requests: string[]): Promise<string[]> {
   const out = requests.map((_, i) => replies.get(i) as string);
   return out.map((l) =>
     l
-      .replace(/\/(q|m)\/d0\.qcow2/g, "/X/d0.qcow2")
+      .replace(/\/(q|m)\//g, "/X/")
       .replace(/\(#block\d+\)/g, "(#blockN)")
       .replace(/#block\d+/g, "#blockN")
       .replace(/"actual-size": \d+/g, '"actual-size": S')
@@ -33,6 +33,21 @@ async function exchange(path: string, requests: string[]): Promise<string[]> {
       .replace(/"virtual-size": \d+(, "filename": "[^"]*", "format": "file")/g, '"virtual-size": F$1')
       .replace(/"idle_time_ns": \d+, /g, ""),
   );
+}
+
+/** QEMU 7.2 with `args` and a QMP socket at `sock`, once the socket answers. */
+async function startQemu(args: string[], sock: string): Promise<ChildProcess> {
+  const qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", ...args, "-qmp", `unix:${sock},server=on,wait=off`], { stdio: "ignore" });
+  for (let i = 0; i < 300; i++) {
+    try {
+      (await RawQmp.open(sock)).close();
+      return qemu;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  qemu.kill("SIGKILL");
+  throw new Error("QEMU's QMP socket never answered");
 }
 
 describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () => {
@@ -97,6 +112,71 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
     ];
     const q = await exchange(qemuSock, requests);
     const m = await exchange(vm.qmpPath, requests);
+    for (let i = 0; i < requests.length; i++) {
+      expect({ request: requests[i], reply: m[i] }).toEqual({ request: requests[i], reply: q[i] });
+    }
+  });
+});
+
+describe.skipIf(!haveQemu)("the block node graph, differential against QEMU 7.2", () => {
+  let qemu: ChildProcess;
+  let vm: VmProcess;
+  let dir: string;
+  let qemuSock: string;
+  const side = (s: string, f: string): string => join(dir, s, f);
+  beforeAll(async () => {
+    dir = tempDir("minivm-graph-");
+    for (const s of ["q", "m"]) {
+      mkdirSync(join(dir, s));
+      execFileSync("qemu-img", ["create", "-q", "-f", "raw", side(s, "base.raw"), "1M"]);
+      // A relative backing name, as users write it: resolved beside the overlay.
+      execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", side(s, "top.qcow2")]);
+      for (const n of ["bd.raw", "n1.raw", "n2.raw"]) execFileSync("qemu-img", ["create", "-q", "-f", "raw", side(s, n), "1M"]);
+    }
+    const args = (s: string): string[] => [
+      "-blockdev", `driver=raw,node-name=bd0,file.driver=file,file.filename=${side(s, "bd.raw")}`,
+      "-drive", `file=${side(s, "top.qcow2")},format=qcow2,if=none,id=d0,node-name=top0`,
+      "-device", "virtio-blk-device,drive=d0,id=vd0",
+      "-device", "virtio-blk-device,drive=bd0,id=vd1",
+    ];
+    qemuSock = join(dir, "q.sock");
+    qemu = await startQemu(args("q"), qemuSock);
+    vm = await startVm(args("m").map((a) => (a.startsWith("-") ? `-${a}` : a)));
+  }, 60_000);
+  afterAll(async () => {
+    qemu?.kill("SIGKILL");
+    await vm?.kill();
+  });
+
+  it("lists, counts and deletes nodes the same way, backing chains and references included", async () => {
+    const file = (s: string): string => join(dir, "SIDE", s);
+    const requests = [
+      '{"execute": "query-named-block-nodes"}',
+      '{"execute": "query-named-block-nodes", "arguments": {"flat": true}}',
+      '{"execute": "query-blockstats", "arguments": {"query-nodes": true}}',
+      '{"execute": "query-blockstats"}',
+      '{"execute": "query-block"}',
+      '{"execute": "human-monitor-command", "arguments": {"command-line": "info block"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "top0"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "bd0"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "d0"}}',
+      `{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": {"driver": "file", "node-name": "f1", "filename": "${file("n1.raw")}"}}}`,
+      '{"execute": "blockdev-del", "arguments": {"node-name": "f1"}}',
+      `{"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "f2", "filename": "${file("n2.raw")}"}}`,
+      '{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r2", "file": "f2"}}',
+      '{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r3", "file": "nope"}}',
+      '{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "top0", "file": "f2"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "f2"}}',
+      '{"execute": "query-named-block-nodes", "arguments": {"flat": true}}',
+      '{"execute": "query-blockstats", "arguments": {"query-nodes": true}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "r2"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "f2"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "r1"}}',
+      '{"execute": "blockdev-del", "arguments": {"node-name": "r1"}}',
+      '{"execute": "query-named-block-nodes", "arguments": {"flat": true}}',
+    ];
+    const q = await exchange(qemuSock, requests.map((r) => r.replaceAll("/SIDE/", "/q/")));
+    const m = await exchange(vm.qmpPath, requests.map((r) => r.replaceAll("/SIDE/", "/m/")));
     for (let i = 0; i < requests.length; i++) {
       expect({ request: requests[i], reply: m[i] }).toEqual({ request: requests[i], reply: q[i] });
     }
