@@ -1,15 +1,17 @@
-// `minivm run`: the main thread. It parses nothing itself (main.ts did), sets up the shared
-// buffers, starts the monitor thread (QMP sockets) and the core thread (machine + main loop),
-// relays signals, and ends the process with the status the core thread reports.
+// `minivm run`: the main thread. It parses nothing itself (main.ts did), allocates the shared
+// regions (core/regions.ts) and hands them to the monitor thread (QMP sockets) and the core
+// thread (machine + main loop), moves console bytes between stdio and the serial rings, relays
+// signals, and ends the process with the status the core thread reports.
 
 import { rmSync } from "node:fs";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
-import { createBqlBuffer } from "../core/bql.js";
-import type { CoreToMainMessage, CoreWorkerData, MachineConfig, MainToCoreMessage, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
+import { pumpRing, type ByteRing } from "../core/byte-ring.js";
+import type { CoreToMainMessage, CoreWorkerData, MachineConfig, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
+import { controlView, createSharedRegions, serialInRing, serialOutRing } from "../core/regions.js";
 import { EscapeDecoder } from "./serial.js";
 import { openSerialSocket } from "./serial-socket.js";
-import { CONTROL, Request, createControlBuffer, kickCore } from "../core/shared.js";
+import { CONTROL, Request, kickCore } from "../core/shared.js";
 
 export interface RunOptions {
   drives: string[];
@@ -57,9 +59,9 @@ function nextMessage<T>(worker: Worker, accept: (m: T) => boolean): Promise<T> {
 }
 
 export async function runVm(o: RunOptions): Promise<number> {
-  const controlBuffer = createControlBuffer();
-  const control = new Int32Array(controlBuffer);
-  const bql = createBqlBuffer();
+  // With nothing to run the core thread builds no Machine; one page of RAM keeps the layout whole.
+  const regions = createSharedRegions({ ramSize: o.machine?.ramSize ?? 4096 });
+  const control = controlView(regions);
   const channel = new MessageChannel();
 
   const requestShutdown = (cause: "host-signal" | "host-ui"): void => {
@@ -72,14 +74,19 @@ export async function runVm(o: RunOptions): Promise<number> {
 
   // The console's far end exists before the guest can print: output is never dropped.
   let core: Worker | null = null;
-  const toGuest = (bytes: Uint8Array): void => core?.postMessage({ kind: "serial-input", bytes } satisfies MainToCoreMessage);
+  const input = new RingFeeder(serialInRing(regions), () => kickCore(control));
+  const toGuest = (bytes: Uint8Array): void => {
+    if (core !== null) input.feed(bytes);
+  };
   const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
   const serialOut = (bytes: Uint8Array): void => {
     if (o.serial === "stdio") process.stdout.write(bytes);
     else serialSocket?.write(bytes);
   };
+  const outputRing = serialOutRing(regions);
+  const output = pumpRing(outputRing, serialOut);
 
-  const monitorData: MonitorWorkerData = { control: controlBuffer, bql, corePort: channel.port1, monitors: o.monitors };
+  const monitorData: MonitorWorkerData = { regions, corePort: channel.port1, monitors: o.monitors };
   const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
     workerData: monitorData,
     transferList: [channel.port1],
@@ -89,8 +96,7 @@ export async function runVm(o: RunOptions): Promise<number> {
   let coreExit: Promise<CoreToMainMessage> | null = null;
   const startCore = (): Worker => {
     const coreData: CoreWorkerData = {
-      control: controlBuffer,
-      bql,
+      regions,
       monitorPort: channel.port2,
       startPaused: o.startPaused,
       noShutdown: o.noShutdown,
@@ -106,9 +112,6 @@ export async function runVm(o: RunOptions): Promise<number> {
       name: "core",
     });
     // Listen from the first moment: an early message (a failed drive) must not be missed.
-    w.on("message", (m: CoreToMainMessage) => {
-      if (m.kind === "serial") serialOut(m.bytes);
-    });
     coreExit = nextMessage<CoreToMainMessage>(w, (m) => m.kind === "exit" || m.kind === "fatal");
     coreExit.catch(() => undefined);
     return w;
@@ -148,6 +151,8 @@ export async function runVm(o: RunOptions): Promise<number> {
     process.on("SIGHUP", onSignal);
 
     const exit = await (coreExit as unknown as Promise<CoreToMainMessage>);
+    // Everything the guest printed was in the ring before the core thread said it exited.
+    output.drain();
     if (exit.kind === "fatal") throw new Error(exit.message);
     const status = exit.kind === "exit" ? exit.status : 1;
     // The monitor closes its sockets when the core's exit reaches it on their shared port,
@@ -159,6 +164,10 @@ export async function runVm(o: RunOptions): Promise<number> {
     clearTimeout(fallback);
     return status;
   } finally {
+    output.stop();
+    input.stop();
+    // A vCPU still blocked on a full ring must not wait for a reader that is gone.
+    outputRing.close();
     stdin.off("data", onInput);
     serialSocket?.close();
     if (rawTty) stdin.setRawMode(false);
@@ -170,6 +179,57 @@ export async function runVm(o: RunOptions): Promise<number> {
     // Normally the monitor removed its sockets; after a failed start it never got to.
     for (const m of o.monitors) {
       if (m.address.kind === "unix" && m.server) rmSync(m.address.path, { force: true });
+    }
+  }
+}
+
+/**
+ * Writes console input into the serial-in ring from the main thread, which must never block:
+ * bytes that do not fit wait here, in order, until the core thread makes room.
+ */
+class RingFeeder {
+  private queue: Uint8Array[] = [];
+  private waiting = false;
+  private stopped = false;
+
+  constructor(
+    private readonly ring: ByteRing,
+    private readonly kick: () => void,
+  ) {}
+
+  feed(bytes: Uint8Array): void {
+    if (this.stopped) return;
+    this.queue.push(bytes.slice());
+    this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue = [];
+  }
+
+  private pump(): void {
+    if (this.waiting) return;
+    let wrote = false;
+    while (this.queue.length > 0) {
+      const head = this.queue[0];
+      const n = this.ring.write(head);
+      if (n > 0) wrote = true;
+      if (n === head.length) {
+        this.queue.shift();
+        continue;
+      }
+      this.queue[0] = head.subarray(n);
+      this.waiting = true;
+      void this.ring.waitForSpace().then(() => {
+        this.waiting = false;
+        if (!this.stopped) this.pump();
+      });
+      break;
+    }
+    if (wrote) {
+      this.ring.notifyReader();
+      this.kick();
     }
   }
 }

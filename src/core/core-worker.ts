@@ -8,7 +8,6 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { createEventEmitters } from "../qapi/generated/events.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
 import { QmpError } from "../qmp/errors.js";
-import { Bql } from "./bql.js";
 import { exposeOn } from "./channel.js";
 import { createCommandTable, type CommandTable } from "./handlers.js";
 import { CoreLoop } from "./loop.js";
@@ -18,15 +17,18 @@ import { createHmpState } from "../hmp/hmp.js";
 import { BlockLayer } from "../block/blockdev.js";
 import { blockHandlers } from "../block/qmp-block.js";
 import { plugVirtioDrives } from "./virtio-plug.js";
+import { pumpRing } from "./byte-ring.js";
+import { bqlHandle, checkRegions, controlView, serialInRing, serialOutRing } from "./regions.js";
 import { Machine } from "./machine.js";
-import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult, MainToCoreMessage } from "./protocol.js";
+import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
 
 const data = workerData as CoreWorkerData;
-const control = new Int32Array(data.control);
+const regions = checkRegions(data.regions);
+const control = controlView(regions);
 const monitorPort: MessagePort = data.monitorPort;
 
-const mainBql = new Bql(data.bql, "main-loop");
-const vcpuBql = new Bql(data.bql, "vcpu0");
+const mainBql = bqlHandle(regions, "main-loop");
+const vcpuBql = bqlHandle(regions, "vcpu0");
 
 function post(msg: CoreToMonitorMessage): void {
   monitorPort.postMessage(msg);
@@ -36,18 +38,21 @@ const events = createEventEmitters((event, eventData) => {
   post({ kind: "event", event, data: eventData, timestamp: eventTimestamp() });
 });
 
-// Guest output is batched per turn of the event loop: one message per byte would cost more
-// than the guest's whole slice.
-let serialChunks: Uint8Array[] = [];
+// Guest output goes into the shared serial ring at once; the main thread is woken once per
+// turn of the event loop (a wake-up per byte would cost more than the guest's whole slice).
+// A full ring makes the vCPU wait for the main thread to read, so no byte is lost.
+const serialOutput = serialOutRing(regions);
+let serialWakePending = false;
 function serialOut(bytes: Uint8Array): void {
-  if (serialChunks.length === 0) setImmediate(flushSerial);
-  serialChunks.push(bytes.slice());
+  serialOutput.writeAll(bytes);
+  if (!serialWakePending) {
+    serialWakePending = true;
+    setImmediate(flushSerial);
+  }
 }
 function flushSerial(): void {
-  if (serialChunks.length === 0) return;
-  const all = Buffer.concat(serialChunks);
-  serialChunks = [];
-  parentPort?.postMessage({ kind: "serial", bytes: new Uint8Array(all.buffer, all.byteOffset, all.length) });
+  serialWakePending = false;
+  serialOutput.notifyReader();
 }
 
 let blockLayer: BlockLayer;
@@ -77,11 +82,10 @@ const machine =
         virtio,
         // Outside a slice (an I/O completion, say) a rising line must wake an idle loop.
         onInterrupt: () => wakeForInterrupt(),
-        ramSize: data.machine.ramSize,
         kernel: data.machine.kernel ?? undefined,
         bios: data.machine.bios,
         append: data.machine.append,
-        exitRequest: new Int32Array(data.control, CONTROL.EXIT_REQUEST * 4, 1),
+        regions,
         serialOut,
         now: () => performance.now() * 1e6,
       });
@@ -178,11 +182,12 @@ const api: CoreApi = {
 };
 
 exposeOn(api, monitorPort);
-parentPort?.on("message", (msg: MainToCoreMessage) => {
-  if (msg.kind === "serial-input" && machine !== null) {
-    mainBql.with(() => machine.serialInput(msg.bytes));
-    loop.wake();
-  }
+// Console input arrives in the shared serial-in ring; the main thread notifies its write
+// counter (and kicks the loop), which wakes this event loop as a message used to.
+pumpRing(serialInRing(regions), (bytes) => {
+  if (machine === null) return;
+  mainBql.with(() => machine.serialInput(bytes));
+  loop.wake();
 });
 loop.start();
 parentPort?.postMessage({ kind: "ready" });

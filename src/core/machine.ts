@@ -24,17 +24,18 @@ import { Bus } from "./bus.js";
 import { parseElf, type ElfImage } from "./elf.js";
 import { buildVirtFdt, encodeFdt, fdtLoadAddress } from "./fdt.js";
 import { formatInfoRegisters } from "./info-registers.js";
-import { Ram } from "./ram.js";
+import { Ram } from "../memory/ram.js";
+import { createSharedRegions, hartWord, ramView, type SharedRegions } from "./regions.js";
+import { HART } from "./shared.js";
 
 export interface MachineOptions {
   /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
   ramSize?: number;
-  /** Guest RAM, shared with other threads; allocated when absent. */
-  ram?: SharedArrayBuffer;
-  /** Dirty-page bitmap (1 bit per 4 KiB page, Int32 words); allocated when absent. */
-  dirtyBitmap?: SharedArrayBuffer;
-  /** Slot 0 nonzero ends the current slice early (QEMU's cpu_exit). minivm never clears it. */
-  exitRequest?: Int32Array;
+  /**
+   * The shared regions (RAM, dirty bitmap, hart 0's exit request and LR/SC word), from the
+   * main thread; a Machine built without them (unit tests) allocates its own.
+   */
+  regions?: SharedRegions;
   /** Bytes the guest writes to UART0 (and HTIF console output). */
   serialOut: (bytes: Uint8Array) => void;
   /**
@@ -137,14 +138,18 @@ export class Machine {
   private stopped: SliceResult | null = null;
 
   constructor(opts: MachineOptions) {
-    const ramSize = opts.ramSize ?? DEFAULT_RAM_SIZE;
-    this.ram = new Ram(ramSize, opts.ram, opts.dirtyBitmap);
-    this.exitRequest = opts.exitRequest ?? null;
+    const regions = opts.regions ?? createSharedRegions({ ramSize: opts.ramSize ?? DEFAULT_RAM_SIZE });
+    if (opts.ramSize !== undefined && opts.ramSize !== regions.ramSize) {
+      throw new Error(`ramSize ${opts.ramSize} does not match the shared regions' ${regions.ramSize} bytes`);
+    }
+    const ramSize = regions.ramSize;
+    this.ram = ramView(regions, RAM_BASE);
+    this.exitRequest = hartWord(regions, 0, HART.EXIT_REQUEST);
     this.hostNow = opts.now ?? (() => performance.now() * 1e6);
     this.now = () => (this.clockStoppedAt ?? this.hostNow()) - this.clockOffsetNs;
     this.serialOut = opts.serialOut;
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
-    this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus);
+    this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {

@@ -2,8 +2,8 @@
 
 /** What the main thread hands the core thread at start. */
 export interface CoreWorkerData {
-  control: SharedArrayBuffer;
-  bql: SharedArrayBuffer;
+  /** Every shared buffer (control words, BQL, RAM, bitmaps, serial rings): regions.ts. */
+  regions: import("./regions.js").SharedRegions;
   monitorPort: import("node:worker_threads").MessagePort;
   startPaused: boolean;
   noShutdown: boolean;
@@ -46,11 +46,10 @@ export type CoreToMonitorMessage =
 export type CoreToMainMessage =
   | { kind: "ready" }
   | { kind: "exit"; status: number }
-  | { kind: "serial"; bytes: Uint8Array }
   | { kind: "fatal"; message: string };
 
-/** Messages the main thread posts to the core thread. */
-export type MainToCoreMessage = { kind: "serial-input"; bytes: Uint8Array };
+// Serial bytes travel in the shared regions' serial rings, not in messages: the main thread
+// posts nothing to the core thread.
 
 /** One QMP monitor as configured on the command line. */
 export interface MonitorConfig {
@@ -70,8 +69,8 @@ export type SocketAddress = { kind: "unix"; path: string } | { kind: "tcp"; host
 
 /** What the main thread hands the monitor thread at start. */
 export interface MonitorWorkerData {
-  control: SharedArrayBuffer;
-  bql: SharedArrayBuffer;
+  /** The same regions object the core thread gets; the monitor uses the control words and BQL. */
+  regions: import("./regions.js").SharedRegions;
   corePort: import("node:worker_threads").MessagePort;
   monitors: MonitorConfig[];
 }

@@ -15,6 +15,7 @@ import {
 import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "./arith.js";
 import { csrInstruction } from "./csr.js";
 import { amoInstruction, fetchSlow, loadSlow, storeSlow } from "./memory.js";
+import { markPageDirty, WriteTracker } from "../memory/write-tracking.js";
 import { raiseException, systemInstruction } from "./trap.js";
 
 /** What the hart needs from the board: the physical bus and the timer. */
@@ -117,8 +118,16 @@ export class Cpu {
   /** mcycle - instret, so that writes to mcycle stick. */
   cycleOffset = 0;
 
-  /** LR/SC reservation: the virtual address reserved by LR.W, or -1, and the value LR saw. */
-  loadRes = -1;
+  /**
+   * LR/SC reservation: the virtual address reserved by LR.W, or -1 (kept in this hart's
+   * shared word, so that another thread can see it), and the value LR saw.
+   */
+  get loadRes(): number {
+    return Atomics.load(this.reservation, 0);
+  }
+  set loadRes(va: number) {
+    Atomics.store(this.reservation, 0, va);
+  }
   loadVal = 0;
   /** QEMU's env->badaddr: the address of the last memory exception. */
   badaddr = 0;
@@ -133,6 +142,12 @@ export class Cpu {
   readonly ramSize: number;
   /** One bit per 4 KiB RAM page, set on every store (migration). */
   readonly dirty: Int32Array;
+  /** RAM's write tracking: the slow paths report every RAM write here. */
+  readonly tracking: WriteTracker;
+  /** Bit p set = page p is watched; such pages never enter the write TLB. */
+  readonly watched: Int32Array;
+  /** This hart's LR/SC reservation word (the per-hart block of the shared regions). */
+  private readonly reservation: Int32Array;
   /** RAM page index (offset >>> 12) that holds HTIF tohost, or -1. Never cached in the write TLB. */
   htifPage = -1;
 
@@ -157,6 +172,8 @@ export class Cpu {
     ramSize: number,
     dirty: Int32Array,
     readonly bus: CpuBus,
+    tracking?: WriteTracker,
+    reservation?: Int32Array,
   ) {
     this.ram8 = new Uint8Array(ram, 0, ramSize);
     this.ram16 = new Uint16Array(ram, 0, ramSize >>> 1);
@@ -164,6 +181,19 @@ export class Cpu {
     this.ramBase = ramBase;
     this.ramSize = ramSize;
     this.dirty = dirty;
+    this.tracking = tracking ?? new WriteTracker(dirty, ramSize);
+    if (this.tracking.dirty !== dirty) throw new Error("Cpu: the write tracker must own the dirty bitmap the CPU marks");
+    this.watched = this.tracking.watched;
+    this.reservation = reservation ?? new Int32Array(new SharedArrayBuffer(4));
+    this.loadRes = -1;
+    // A page that becomes watched must leave the write TLB, so its stores take the slow path.
+    this.tracking.onWatch((page) => this.dropWritePage(page));
+  }
+
+  /** Forget write-TLB entries that map RAM page `page`. */
+  private dropWritePage(page: number): void {
+    const off = page << 12;
+    for (let i = 0; i < TLB_SIZE; i++) if (this.tlbWOff[i] === off) this.tlbWTag[i] = -1;
   }
 
   /** Power-on state (QEMU riscv_cpu_reset): M-mode at the reset vector, MIE/MPRV clear. */
@@ -371,10 +401,8 @@ export class Cpu {
             if (f3 === 2) ram32[off >>> 2] = v;
             else if (f3 === 0) ram8[off] = v;
             else ram16[off >>> 1] = v;
-            // Store first, then mark: a concurrent clear-then-copy cannot lose this store.
-            const w = off >>> 17;
-            const bit = 1 << ((off >>> 12) & 31);
-            if ((dirty[w] & bit) === 0) Atomics.or(dirty, w, bit);
+            // Watched pages never reach the write TLB, so the dirty bit is all there is to do.
+            markPageDirty(dirty, off >>> 12);
             pc = (pc + 4) | 0;
             continue;
           }

@@ -93,7 +93,7 @@ function physStore8(cpu: Cpu, pa: number, v: number): boolean {
   const off = pa - cpu.ramBase;
   if (off >= 0 && off < cpu.ramSize) {
     cpu.ram8[off] = v;
-    markDirty(cpu, off);
+    cpu.tracking.written(off, 1);
     if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
     return true;
   }
@@ -105,12 +105,6 @@ function physStore8(cpu: Cpu, pa: number, v: number): boolean {
     return false;
   }
   return true;
-}
-
-export function markDirty(cpu: Cpu, off: number): void {
-  const w = off >>> 17;
-  const bit = 1 << ((off >>> 12) & 31);
-  if ((cpu.dirty[w] & bit) === 0) Atomics.or(cpu.dirty, w, bit);
 }
 
 function extend(v: number, f3: number): number {
@@ -215,7 +209,9 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
   if ((a & (size - 1)) === 0) {
     const off = pa - cpu.ramBase;
     if (off >= 0 && off + size <= cpu.ramSize) {
-      if (off >>> 12 !== cpu.htifPage && pmpPageCacheable(cpu, pa, ACCESS_STORE, priv)) {
+      const page = off >>> 12;
+      // HTIF's page and watched pages stay out of the write TLB: their stores need this path.
+      if (page !== cpu.htifPage && (cpu.watched[page >>> 5] & (1 << (page & 31))) === 0 && pmpPageCacheable(cpu, pa, ACCESS_STORE, priv)) {
         const vpn = a >>> 12;
         const i = vpn & TLB_MASK;
         cpu.tlbWTag[i] = vpn | (priv << 20);
@@ -224,7 +220,7 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
       if (size === 4) cpu.ram32[off >>> 2] = v;
       else if (size === 2) cpu.ram16[off >>> 1] = v;
       else cpu.ram8[off] = v;
-      markDirty(cpu, off);
+      cpu.tracking.written(off, size);
       if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
       return true;
     }
@@ -277,7 +273,7 @@ function physWrite32(cpu: Cpu, pa: number, v: number): boolean {
   const off = pa - cpu.ramBase;
   if (off >= 0 && off + 4 <= cpu.ramSize) {
     cpu.ram32[off >>> 2] = v;
-    markDirty(cpu, off);
+    cpu.tracking.written(off, 4);
     if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
     return true;
   }

@@ -62,9 +62,8 @@ export function translate(cpu: Cpu, va: number, access: number, priv: number, de
       // QEMU does a compare-and-swap on the PTE; another hart (a DMA device here) may race.
       const old = Atomics.compareExchange(cpu.ram32, off >>> 2, pte, updated);
       if (old !== pte) return translate(cpu, va, access, priv);
-      const w = off >>> 17;
-      const bit = 1 << ((off >>> 12) & 31);
-      if ((cpu.dirty[w] & bit) === 0) Atomics.or(cpu.dirty, w, bit);
+      // A/D updates are RAM writes like any other: migration and a code cache must see them.
+      cpu.tracking.written(off, 4);
     }
     if (level === 1) return ppn * 4096 + (va & 0x3fffff);
     return ppn * 4096 + (va & 0xfff);

@@ -115,7 +115,8 @@ export function saveCpuState(cpu: Cpu): CpuVmState {
     priv: cpu.priv,
     instret: BigInt(cpu.instret),
     mcycle: BigInt.asUintN(64, BigInt(Math.trunc(cpu.instret + cpu.cycleOffset))),
-    load_res: BigInt(cpu.loadRes),
+    // The reservation word is an Int32 (shared with other harts): addresses come back signed.
+    load_res: BigInt(cpu.loadRes === -1 ? -1 : cpu.loadRes >>> 0),
     load_val: BigInt(cpu.loadVal),
     badaddr: BigInt(cpu.badaddr),
     wfi: cpu.wfi,
@@ -139,7 +140,7 @@ export function adoptCpuState(cpu: Cpu, s: CpuVmState): void {
   for (const name of CPU_CSR_NAMES) cpu[name] = s[name] | 0;
   cpu.instret = Number(s.instret);
   cpu.cycleOffset = Number(s.mcycle) - cpu.instret;
-  cpu.loadRes = Number(s.load_res);
+  cpu.loadRes = Number(s.load_res) | 0;
   cpu.loadVal = Number(s.load_val);
   cpu.badaddr = Number(s.badaddr);
   cpu.wfi = s.wfi;

@@ -5,7 +5,6 @@
 import { unlinkSync } from "node:fs";
 import * as net from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
-import { Bql } from "../core/bql.js";
 import { wrapPort } from "../core/channel.js";
 import type {
   CoreApi,
@@ -16,6 +15,7 @@ import type {
   MonitorWorkerData,
 } from "../core/protocol.js";
 import { runStateIndex } from "../core/runstate.js";
+import { bqlHandle, checkRegions, controlView } from "../core/regions.js";
 import { CONTROL, kickCore } from "../core/shared.js";
 import { listenUnixPrivate, strerror } from "../core/unix-socket.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
@@ -25,9 +25,10 @@ import { InbandDispatcher } from "./dispatcher.js";
 import { runOobCommand } from "../core/oob-commands.js";
 
 const data = workerData as MonitorWorkerData;
-const control = new Int32Array(data.control);
+const regions = checkRegions(data.regions);
+const control = controlView(regions);
 const core = wrapPort<CoreApi>(data.corePort);
-const bqlObserver = new Bql(data.bql, "monitor");
+const bqlObserver = bqlHandle(regions, "monitor");
 const sessions = new Set<QmpSession>();
 const sockets = new Set<net.Socket>();
 const servers: net.Server[] = [];

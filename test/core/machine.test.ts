@@ -6,7 +6,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Machine } from "../../src/core/machine.js";
+import { DEFAULT_RAM_SIZE, Machine } from "../../src/core/machine.js";
+import { createSharedRegions } from "../../src/core/regions.js";
+import { kickCore } from "../../src/core/shared.js";
 import { hasQemu, hasTool, QEMU_CPU, runOnMinivm } from "../cpu/harness.js";
 import { writeElf } from "../cpu/elf-writer.js";
 import { enc, li, lui, sw } from "../cpu/rv-asm.js";
@@ -95,11 +97,12 @@ describe("Machine", () => {
   });
 
   it("ends a slice on budget and on an exit request", () => {
-    const exitRequest = new Int32Array(new SharedArrayBuffer(4));
-    const m = new Machine({ serialOut: () => {}, exitRequest, kernel: program([J_SELF]) });
+    const regions = createSharedRegions({ ramSize: DEFAULT_RAM_SIZE });
+    const m = new Machine({ serialOut: () => {}, regions, kernel: program([J_SELF]) });
     expect(m.runSlice(10_000)).toEqual({ kind: "budget" });
     const before = m.cpu.instret;
-    Atomics.store(exitRequest, 0, 1);
+    // What another thread's kick does: hart 0's exit request in the shared control words.
+    kickCore(new Int32Array(regions.control));
     expect(m.runSlice(10_000)).toEqual({ kind: "exit-request" });
     expect(m.cpu.instret).toBe(before);
   });
@@ -121,13 +124,11 @@ describe("Machine", () => {
   });
 
   it("marks pages dirty on guest stores and on DMA, in a bitmap other threads can share", () => {
-    const dirtyBitmap = new SharedArrayBuffer(128);
-    const ram = new SharedArrayBuffer(4 * 1024 * 1024);
+    const regions = createSharedRegions({ ramSize: 4 * 1024 * 1024 });
+    const { dirty: dirtyBitmap, ram } = regions;
     const m = new Machine({
       serialOut: () => {},
-      ramSize: 4 * 1024 * 1024,
-      ram,
-      dirtyBitmap,
+      regions,
       kernel: program([lui(5, 0x80123), sw(5, 0, 0x10), lui(6, 0x80200), sw(6, 5, -4), J_SELF]),
     });
     const bits = new Int32Array(dirtyBitmap);

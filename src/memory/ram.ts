@@ -1,32 +1,37 @@
-// Guest RAM: one SharedArrayBuffer at guest-physical 0x8000_0000 (QEMU virt's DRAM base),
-// plus the dirty-page bitmap (1 bit per 4 KiB page) that the interpreter sets on every store
-// and DMA sets here, so that migration can find what changed. Other threads read and clear
-// the bitmap with Atomics on its Int32Array view.
+// Guest RAM: one SharedArrayBuffer at the board's DRAM base (src/core/board.ts),
+// readable and writable from any thread that holds the buffer (src/core/regions.ts hands it
+// to every worker). Writes by devices (DMA, ring updates) go through the RAM's WriteTracker,
+// the same write-tracking path the interpreter uses, so migration and a code cache see them.
 
 import type { GuestRam } from "../../devices/device.js";
+import { PAGE_SHIFT, WriteTracker, pageBitmapBytes } from "./write-tracking.js";
 
-export const RAM_BASE = 0x80000000;
-export const PAGE_SHIFT = 12;
+export { PAGE_SHIFT };
 
 /** Bytes needed for the dirty bitmap of `ramSize` bytes (whole Int32 words). */
-export function dirtyBitmapBytes(ramSize: number): number {
-  const pages = Math.ceil(ramSize / 4096);
-  return Math.ceil(pages / 32) * 4;
+export const dirtyBitmapBytes = pageBitmapBytes;
+
+/** A RAM size the riscv32 virt board can map, or an Error saying why not. */
+export function checkRamSize(size: number): void {
+  if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new Error(`RAM size ${size} must be a positive multiple of 4096 bytes`);
+  if (size > 0x80000000) throw new Error(`RAM size ${size} exceeds 2 GiB, the most a riscv32 virt board can map`);
 }
 
 export class Ram implements GuestRam {
-  readonly base = RAM_BASE;
+  readonly base: number;
   readonly size: number;
   readonly buffer: SharedArrayBuffer;
   readonly bytes: Uint8Array;
   readonly view: DataView;
   readonly dirtyBuffer: SharedArrayBuffer;
-  /** Bit p of word p>>5 is page p (offset p*4096 from RAM_BASE). */
+  /** Bit p of word p>>5 is page p (offset p*4096 from `base`). */
   readonly dirty: Int32Array;
+  /** The one write-tracking path: dirty bits plus this thread's watched pages. */
+  readonly tracking: WriteTracker;
 
-  constructor(size: number, buffer?: SharedArrayBuffer, dirtyBuffer?: SharedArrayBuffer) {
-    if (size <= 0 || size % 4096 !== 0) throw new Error(`RAM size ${size} must be a positive multiple of 4096 bytes`);
-    if (size > 0x80000000) throw new Error(`RAM size ${size} exceeds 2 GiB, the most a riscv32 virt board can map`);
+  constructor(base: number, size: number, buffer?: SharedArrayBuffer, dirtyBuffer?: SharedArrayBuffer) {
+    checkRamSize(size);
+    this.base = base;
     this.size = size;
     this.buffer = buffer ?? new SharedArrayBuffer(size);
     if (this.buffer.byteLength < size) throw new Error(`RAM buffer holds ${this.buffer.byteLength} bytes, expected at least ${size}`);
@@ -36,22 +41,17 @@ export class Ram implements GuestRam {
     this.bytes = new Uint8Array(this.buffer, 0, size);
     this.view = new DataView(this.buffer, 0, size);
     this.dirty = new Int32Array(this.dirtyBuffer, 0, need / 4);
+    this.tracking = new WriteTracker(this.dirty, size);
   }
 
   contains(addr: number, len: number): boolean {
-    const off = addr - RAM_BASE;
+    const off = addr - this.base;
     return off >= 0 && len >= 0 && off + len <= this.size;
   }
 
-  /** Mark [off, off+len) (RAM offsets) dirty. */
+  /** Mark [off, off+len) (RAM offsets) written: dirty bits and watched-page listener. */
   markDirty(off: number, len: number): void {
-    if (len <= 0) return;
-    const first = off >>> PAGE_SHIFT;
-    const last = (off + len - 1) >>> PAGE_SHIFT;
-    for (let p = first; p <= last; p++) {
-      const bit = 1 << (p & 31);
-      if ((this.dirty[p >>> 5] & bit) === 0) Atomics.or(this.dirty, p >>> 5, bit);
-    }
+    this.tracking.written(off, len);
   }
 
   isDirty(page: number): boolean {
@@ -60,36 +60,36 @@ export class Ram implements GuestRam {
 
   dmaRead(addr: number, dst: Uint8Array): boolean {
     if (!this.contains(addr, dst.length)) return false;
-    const off = addr - RAM_BASE;
+    const off = addr - this.base;
     dst.set(this.bytes.subarray(off, off + dst.length));
     return true;
   }
 
   dmaWrite(addr: number, src: Uint8Array): boolean {
     if (!this.contains(addr, src.length)) return false;
-    const off = addr - RAM_BASE;
+    const off = addr - this.base;
     this.bytes.set(src, off);
-    this.markDirty(off, src.length);
+    this.tracking.written(off, src.length);
     return true;
   }
 
   load16(addr: number): number {
-    return this.view.getUint16(addr - RAM_BASE, true);
+    return this.view.getUint16(addr - this.base, true);
   }
 
   load32(addr: number): number {
-    return this.view.getUint32(addr - RAM_BASE, true);
+    return this.view.getUint32(addr - this.base, true);
   }
 
   store16(addr: number, value: number): void {
-    const off = addr - RAM_BASE;
+    const off = addr - this.base;
     this.view.setUint16(off, value, true);
-    this.markDirty(off, 2);
+    this.tracking.written(off, 2);
   }
 
   store32(addr: number, value: number): void {
-    const off = addr - RAM_BASE;
+    const off = addr - this.base;
     this.view.setUint32(off, value >>> 0, true);
-    this.markDirty(off, 4);
+    this.tracking.written(off, 4);
   }
 }
