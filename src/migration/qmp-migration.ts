@@ -133,9 +133,6 @@ export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
       if (rs === "postmigrate") throw genericError("Can't migrate the vm that was paused due to previous migration");
       // Shared storage is minivm's only model (and QEMU dropped blk/inc in 9.1).
       if (blk === true || inc === true) throw genericError("minivm does not migrate disk contents: use shared storage");
-      for (const c of UNIMPLEMENTED_CAPABILITIES) {
-        if (m.capabilities[c]) throw genericError(`minivm cannot migrate with the '${c}' capability on`);
-      }
       m.beginOutgoing(uri);
       let parsed: MigrationUri | null;
       try {
@@ -149,6 +146,13 @@ export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
         // QEMU fails the migration here without recording why.
         m.transition("setup", "failed");
         throw genericError("Parameter 'uri' expects a valid migration protocol");
+      }
+      // After the URI, as QEMU meets a missing feature only once it starts the transfer.
+      const unsupported = UNIMPLEMENTED_CAPABILITIES.find((c) => m.capabilities[c]);
+      if (unsupported !== undefined) {
+        const message = `minivm cannot migrate with the '${unsupported}' capability on`;
+        m.fail(message, "setup");
+        throw genericError(message);
       }
       try {
         ctx.engine.startOutgoing(uri, m);
