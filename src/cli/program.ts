@@ -23,6 +23,7 @@ interface RunFlags {
   append?: string;
   serial: string;
   paused?: boolean;
+  incoming?: string;
   qmp: string[];
   chardev: string[];
   mon: string[];
@@ -156,6 +157,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .command("run")
     .description("start a virtual machine")
     .option("-S, --paused", "do not start the CPU (QEMU's -S): the VM waits in 'prelaunch' for `cont`")
+    .option("--incoming <uri>", "wait in 'inmigrate' for a migration from tcp:HOST:PORT, unix:PATH, exec:CMD or file:PATH, or 'defer' to name it later with migrate-incoming (QEMU's -incoming)")
     .option("--qmp <address>", "QMP monitor: unix:PATH or tcp:HOST:PORT, with ,server=on,wait=off,queue-full=suspend|drop (repeatable)", collect, [])
     .option("--chardev <spec>", "socket,id=ID,path=PATH|host=H,port=N,server=on,wait=off (repeatable)", collect, [])
     .option("--mon <spec>", "chardev=ID,mode=control[,queue-full=suspend|drop] (repeatable)", collect, [])
@@ -199,6 +201,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
           serial,
           monitors,
           startPaused: flags.paused === true,
+          incoming: flags.incoming ?? null,
           noShutdown: !flags.shutdown,
           name: flags.name,
           announce: true,

@@ -22,6 +22,8 @@ export interface RunOptions {
   serial: "stdio" | "none" | { unix: string };
   monitors: MonitorConfig[];
   startPaused: boolean;
+  /** `--incoming URI|defer` (QEMU's -incoming), or null. */
+  incoming: string | null;
   noShutdown: boolean;
   name: string | undefined;
   /** Print where the monitors listen (to stderr) once they do. */
@@ -99,6 +101,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       regions,
       monitorPort: channel.port2,
       startPaused: o.startPaused,
+      incoming: o.incoming,
       noShutdown: o.noShutdown,
       name: o.name,
       machine: o.machine,

@@ -20,6 +20,9 @@ import { plugVirtioDrives } from "./virtio-plug.js";
 import { pumpRing } from "./byte-ring.js";
 import { bqlHandle, checkRegions, controlView, serialInRing, serialOutRing } from "./regions.js";
 import { Machine } from "./machine.js";
+import { MigrationState } from "../migration/state.js";
+import { StubMigrationEngine } from "../migration/engine.js";
+import { startIncoming } from "../migration/qmp-migration.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
 
 const data = workerData as CoreWorkerData;
@@ -90,7 +93,11 @@ const machine =
         now: () => performance.now() * 1e6,
       });
 
-const runState = new RunStateMachine(control, data.startPaused ? "prelaunch" : "running");
+// QEMU's -incoming puts the VM in 'inmigrate' whatever -S says; -S only clears autostart.
+const runState = new RunStateMachine(control, data.incoming !== null ? "inmigrate" : data.startPaused ? "prelaunch" : "running");
+const migration = new MigrationState({ events, incoming: data.incoming, autostart: !data.startPaused });
+// The real engine replaces this stub when it lands; the stub fails every outgoing migration.
+const migrationEngine = new StubMigrationEngine();
 
 const loop = new CoreLoop({
   control,
@@ -132,6 +139,8 @@ const commands: CommandTable = createCommandTable(blockHandlers(blockLayer), {
   machine,
   coreThreadId: hostThreadId(),
   hmpState: createHmpState(),
+  migration,
+  migrationEngine,
 });
 
 function errorResult(e: unknown): ExecResult {
@@ -189,5 +198,14 @@ pumpRing(serialInRing(regions), (bytes) => {
   mainBql.with(() => machine.serialInput(bytes));
   loop.wake();
 });
+// QEMU's qemu_start_incoming_migration() for -incoming URI runs before the main loop.
+if (data.incoming !== null) {
+  try {
+    mainBql.with(() => startIncoming(migration, migrationEngine, data.incoming as string));
+  } catch (e) {
+    parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
+}
 loop.start();
 parentPort?.postMessage({ kind: "ready" });

@@ -14,6 +14,9 @@ import { SESSION_COMMANDS, type SessionCommandName } from "../qmp/dispatch.js";
 import { createHmpHandlers, type HmpState } from "../hmp/hmp.js";
 import { VERSION_INFO } from "../version.js";
 import type { BlockHandlers } from "../block/qmp-block.js";
+import type { MigrationEngine } from "../migration/engine.js";
+import { migrationHandlers, type MigrationHandlers } from "../migration/qmp-migration.js";
+import type { MigrationState } from "../migration/state.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
@@ -31,19 +34,25 @@ export interface CoreContext {
   /** The host thread id of the core thread, which runs the vCPU (Linux tid). */
   coreThreadId: number;
   hmpState: HmpState;
+  /** The VM's migration state (both directions) and the engine that moves the bytes. */
+  migration: MigrationState;
+  migrationEngine: MigrationEngine;
 }
 
 /** Every command the core thread can run: the whole schema but what the session answers. */
 export type InbandCommandName = Exclude<keyof QmpCommandMap, SessionCommandName>;
 
-/** The handlers defined in this file: not the session's, the OOB module's, the block layer's or HMP's. */
-export type CoreHandlers = Omit<QmpHandlers, SessionCommandName | QmpOobCommandName | keyof BlockHandlers | "human-monitor-command">;
+/** The handlers defined in this file: not the session's, the OOB module's, the block layer's, migration's or HMP's. */
+export type CoreHandlers = Omit<
+  QmpHandlers,
+  SessionCommandName | QmpOobCommandName | keyof BlockHandlers | keyof MigrationHandlers | "human-monitor-command"
+>;
 
 /** Run another command of the table from inside a handler (HMP is text over these). */
 export type CommandCaller = <K extends InbandCommandName>(name: K, args: QmpCommandMap[K]["args"]) => ReturnType<QmpHandlers[K]>;
 
 /** Where a command's handler is defined. */
-export type CommandSource = "oob" | "core" | "block" | "hmp";
+export type CommandSource = "oob" | "core" | "block" | "migration" | "hmp";
 
 export interface CommandEntry {
   /** The generated registry's entry: allow-oob and the other flags come only from there. */
@@ -113,7 +122,8 @@ export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
     "query-name": () => (ctx.name === undefined ? {} : { name: ctx.name }),
     stop: () => {
       // QEMU's qmp_stop: during incoming migration it only cancels autostart.
-      ctx.loop.vmStop("paused");
+      if (ctx.runState.is("inmigrate")) ctx.migration.incoming.autostart = false;
+      else ctx.loop.vmStop("paused");
       return {};
     },
     cont: () => {
@@ -121,6 +131,13 @@ export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
       if (rs.needsReset) throw genericError("Resetting the Virtual Machine is required");
       if (rs.is("suspended")) return {};
       if (rs.is("finish-migrate")) throw genericError("Migration is not finalized yet");
+      // QEMU 7.2's qmp_cont: a destination still waiting for its stream only remembers to
+      // start when the migration completes. A 'postmigrate' source may be continued (QEMU
+      // reactivates its disks first), as may 'paused' after a failed migration.
+      if (rs.is("inmigrate")) {
+        ctx.migration.incoming.autostart = true;
+        return {};
+      }
       ctx.loop.vmStart();
       return {};
     },
@@ -149,6 +166,7 @@ export function createCommandTable(block: BlockHandlers, ctx: CoreContext): Comm
   const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false }, [
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
+    { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },
     { source: "hmp", handlers: createHmpHandlers({ ...ctx, call }) },
   ]);
   return table;

@@ -76,6 +76,15 @@ export const OOB_HANDLERS: OobHandlers = {
     return {};
   },
   "x-query-bql": (_args, ctx) => bqlInfo(ctx.bql),
+  // Postcopy recovery is part 2 of the migration work. Until then no migration is ever in
+  // postcopy, so both commands meet QEMU 7.2's wrong-state refusal (migration/migration.c),
+  // which they can give without looking at anything.
+  "migrate-recover": () => {
+    throw genericError("Migrate recover can only be run when postcopy is paused.");
+  },
+  "migrate-pause": () => {
+    throw genericError("migrate-pause is currently only supported during postcopy-active state");
+  },
 };
 
 /**

@@ -6,6 +6,8 @@ export interface CoreWorkerData {
   regions: import("./regions.js").SharedRegions;
   monitorPort: import("node:worker_threads").MessagePort;
   startPaused: boolean;
+  /** QEMU's -incoming: a URI to receive a migration from, "defer", or null. */
+  incoming: string | null;
   noShutdown: boolean;
   name: string | undefined;
   /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */

@@ -10,6 +10,14 @@ import type { QmpHandlers } from "../qapi/generated/commands.js";
 import { hmpInfoBlock, hmpInfoBlockstats } from "../block/hmp-block.js";
 import { QmpError } from "../qapi/error.js";
 import { memoryDump, parseDumpFormat, type DumpDefaults } from "./hmp-memory.js";
+import {
+  HmpUsageError,
+  formatInfoMigrate,
+  formatInfoMigrateCapabilities,
+  formatInfoMigrateParameters,
+  parseSetCapability,
+  parseSetParameter,
+} from "./hmp-migration.js";
 
 /** What HMP remembers between commands; QEMU keeps it for the whole process, not per monitor. */
 export interface HmpState {
@@ -121,7 +129,30 @@ const INFO: InfoCommand[] = [
       return out;
     },
   },
+  { name: "migrate", help: "show migration status", run: async (ctx) => formatInfoMigrate(await ctx.call("query-migrate", {})) },
+  {
+    name: "migrate_capabilities",
+    help: "show current migration capabilities",
+    run: async (ctx) => formatInfoMigrateCapabilities(await ctx.call("query-migrate-capabilities", {})),
+  },
+  {
+    name: "migrate_parameters",
+    help: "show current migration parameters",
+    run: async (ctx) => formatInfoMigrateParameters(await ctx.call("query-migrate-parameters", {})),
+  },
 ];
+
+/** HMP's `migrate [-d] [-b] [-i] [-r] uri`. */
+function hmpMigrate(ctx: HmpContext, args: string[]): string {
+  const flags = new Set<string>();
+  while (args[0] !== undefined && /^-[dbir]$/.test(args[0])) flags.add(args.shift() as string);
+  const uri = args[0];
+  if (uri === undefined) throw new HmpUsageError("migrate: string expected");
+  ctx.call("migrate", { uri, blk: flags.has("-b"), inc: flags.has("-i"), resume: flags.has("-r") });
+  // QEMU waits for the end of a migration by suspending the monitor, which a monitor reached
+  // through human-monitor-command cannot do; it says so and goes on detached.
+  return flags.has("-d") ? "" : "terminal does not allow synchronous migration, continuing detached\n";
+}
 
 const COMMANDS: HmpCommand[] = [
   { names: ["cont", "c"], args: "", help: "resume emulation", run: (ctx) => (ctx.call("cont", {}), "") },
@@ -129,6 +160,25 @@ const COMMANDS: HmpCommand[] = [
   { names: ["system_reset"], args: "", help: "reset the system", run: (ctx) => (ctx.call("system_reset", {}), "") },
   { names: ["system_powerdown"], args: "", help: "send system power down event", run: (ctx) => (ctx.call("system_powerdown", {}), "") },
   { names: ["quit", "q"], args: "", help: "quit the emulator", run: (ctx) => (ctx.call("quit", {}), "") },
+  { names: ["migrate"], args: "[-d] [-b] [-i] [-r] uri", help: "migrate to URI (using -d to not wait for completion)", run: hmpMigrate },
+  { names: ["migrate_cancel"], args: "", help: "cancel the current VM migration", run: (ctx) => (ctx.call("migrate_cancel", {}), "") },
+  {
+    names: ["migrate_set_capability"],
+    args: "capability state",
+    help: "Enable/Disable the usage of a capability for migration",
+    run: (ctx, args) => (ctx.call("migrate-set-capabilities", { capabilities: [parseSetCapability(args)] }), ""),
+  },
+  {
+    names: ["migrate_set_parameter"],
+    args: "parameter value",
+    help: "Set the parameter for migration",
+    run: (ctx, args) => {
+      const [name, value] = args;
+      if (name === undefined || value === undefined) throw new HmpUsageError("migrate_set_parameter: string expected");
+      ctx.call("migrate-set-parameters", parseSetParameter(name, value));
+      return "";
+    },
+  },
   { names: ["x"], args: "/fmt addr", help: "virtual memory dump starting at 'addr'", run: dumpCommand(false) },
   { names: ["xp"], args: "/fmt addr", help: "physical memory dump starting at 'addr'", run: dumpCommand(true) },
   {
@@ -170,6 +220,7 @@ export async function runHmp(line: string, ctx: HmpContext): Promise<string> {
     } catch (e) {
       // HMP prints a command's error as "Error: desc", it does not fail the QMP call.
       if (e instanceof QmpError) out = `Error: ${e.message}\n`;
+      else if (e instanceof HmpUsageError) out = `${e.message}\nTry "help ${name}" for more information\n`;
       else throw e;
     }
   }

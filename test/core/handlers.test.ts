@@ -15,6 +15,9 @@ import { CONTROL, createControlBuffer } from "../../src/core/shared.js";
 import { createHmpHandlers, createHmpState } from "../../src/hmp/hmp.js";
 import { QMP_COMMANDS } from "../../src/qapi/generated/commands.js";
 import { SESSION_COMMANDS } from "../../src/qmp/dispatch.js";
+import { StubMigrationEngine } from "../../src/migration/engine.js";
+import { migrationHandlers } from "../../src/migration/qmp-migration.js";
+import { MigrationState } from "../../src/migration/state.js";
 
 type BlockHandlers = Parameters<typeof createCommandTable>[0];
 
@@ -56,6 +59,8 @@ function coreContext(): CoreContext {
     machine: null,
     coreThreadId: 1,
     hmpState: createHmpState(),
+    migration: new MigrationState({ events: { MIGRATION: () => undefined, MIGRATION_PASS: () => undefined } }),
+    migrationEngine: new StubMigrationEngine(),
   };
 }
 
@@ -105,6 +110,7 @@ describe("composeCommandTable", () => {
   const realParts = (): CommandPart[] => [
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
+    { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },
     { source: "hmp", handlers: createHmpHandlers({ ...ctx, call: notCalled }) },
   ];
 

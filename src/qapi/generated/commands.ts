@@ -10,11 +10,20 @@ import type {
   BqlInfo,
   CommandInfo,
   CpuInfoFast,
+  MigrateSetParameters,
+  MigrationCapabilityStatus,
+  MigrationInfo,
+  MigrationParameters,
   NameInfo,
   QObjBlockLatencyHistogramSetArg,
   QObjBlockResizeArg,
   QObjBlockdevDelArg,
   QObjHumanMonitorCommandArg,
+  QObjMigrateArg,
+  QObjMigrateContinueArg,
+  QObjMigrateIncomingArg,
+  QObjMigrateRecoverArg,
+  QObjMigrateSetCapabilitiesArg,
   QObjQmpCapabilitiesArg,
   QObjQueryBlockstatsArg,
   QObjQueryNamedBlockNodesArg,
@@ -25,10 +34,16 @@ import type {
 } from "./types.js";
 import {
   visit_BlockdevOptions_members,
+  visit_MigrateSetParameters_members,
   visit_QObjBlockLatencyHistogramSetArg_members,
   visit_QObjBlockResizeArg_members,
   visit_QObjBlockdevDelArg_members,
   visit_QObjHumanMonitorCommandArg_members,
+  visit_QObjMigrateArg_members,
+  visit_QObjMigrateContinueArg_members,
+  visit_QObjMigrateIncomingArg_members,
+  visit_QObjMigrateRecoverArg_members,
+  visit_QObjMigrateSetCapabilitiesArg_members,
   visit_QObjQmpCapabilitiesArg_members,
   visit_QObjQueryBlockstatsArg_members,
   visit_QObjQueryNamedBlockNodesArg_members,
@@ -121,12 +136,65 @@ export interface QmpCommandMap {
   "blockdev-add": { args: BlockdevOptions; ret: Record<string, never> };
   /** Removes a node that blockdev-add added and nothing uses. */
   "blockdev-del": { args: QObjBlockdevDelArg; ret: Record<string, never> };
+  /** Reports the state and progress of the current (or last) migration. */
+  "query-migrate": { args: Record<string, never>; ret: MigrationInfo };
+  /**
+   * Switches capabilities on or off.  Refused while a migration runs, and
+   * when the result breaks one of QEMU's rules (postcopy-preempt needs
+   * postcopy-ram, and so on); then nothing changes.
+   */
+  "migrate-set-capabilities": { args: QObjMigrateSetCapabilitiesArg; ret: Record<string, never> };
+  /** Lists every capability and whether it is on. */
+  "query-migrate-capabilities": { args: Record<string, never>; ret: MigrationCapabilityStatus[] };
+  /**
+   * Changes migration parameters.  The new set is checked whole, with
+   * QEMU's rules and words; if any value is out of range nothing changes.
+   * Allowed during a migration: the engine reads the bandwidth and
+   * downtime limits at every pass.
+   */
+  "migrate-set-parameters": { args: MigrateSetParameters; ret: Record<string, never> };
+  /** Reports every migration parameter. */
+  "query-migrate-parameters": { args: Record<string, never>; ret: MigrationParameters };
+  /**
+   * Switches a running precopy migration to postcopy at the next
+   * opportunity.  Needs the postcopy-ram capability, set before the
+   * migration started.
+   */
+  "migrate-start-postcopy": { args: Record<string, never>; ret: Record<string, never> };
+  /**
+   * Cancels the outgoing migration.  The source keeps running.  Without
+   * a migration in progress it does nothing.
+   */
+  "migrate_cancel": { args: Record<string, never>; ret: Record<string, never> };
+  /** Lets a migration paused by pause-before-switchover go on. */
+  "migrate-continue": { args: QObjMigrateContinueArg; ret: Record<string, never> };
+  /**
+   * Starts migrating the guest to the destination named by @uri; the
+   * command returns at once and the migration proceeds in the
+   * background (see query-migrate and the MIGRATION event).
+   */
+  "migrate": { args: QObjMigrateArg; ret: Record<string, never> };
+  /**
+   * Starts listening for an incoming migration on @uri.  Only for a VM
+   * started with --incoming defer, and only once.
+   */
+  "migrate-incoming": { args: QObjMigrateIncomingArg; ret: Record<string, never> };
+  /**
+   * On a destination whose postcopy migration is paused, listens on
+   * @uri for the source to reconnect.  Runs out of band.
+   */
+  "migrate-recover": { args: QObjMigrateRecoverArg; ret: Record<string, never> };
+  /**
+   * Pauses a postcopy migration by breaking its channel, on either side.
+   * Runs out of band.
+   */
+  "migrate-pause": { args: Record<string, never>; ret: Record<string, never> };
 }
 
 export type QmpCommandName = keyof QmpCommandMap;
 
 /** The commands the schema marks 'allow-oob': their handlers may run without the big lock. */
-export type QmpOobCommandName = "x-oob-test" | "x-query-bql";
+export type QmpOobCommandName = "x-oob-test" | "x-query-bql" | "migrate-recover" | "migrate-pause";
 
 export type QmpHandlers = {
   [K in QmpCommandName]: (args: QmpCommandMap[K]["args"]) => QmpCommandMap[K]["ret"] | Promise<QmpCommandMap[K]["ret"]>;
@@ -396,6 +464,150 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
       gen: true,
       features: [],
       parseArgs: (args: Record<string, unknown>): QObjBlockdevDelArg => visitArguments(args, visit_QObjBlockdevDelArg_members),
+    },
+  ],
+  [
+    "query-migrate",
+    {
+      name: "query-migrate",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "migrate-set-capabilities",
+    {
+      name: "migrate-set-capabilities",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjMigrateSetCapabilitiesArg => visitArguments(args, visit_QObjMigrateSetCapabilitiesArg_members),
+    },
+  ],
+  [
+    "query-migrate-capabilities",
+    {
+      name: "query-migrate-capabilities",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "migrate-set-parameters",
+    {
+      name: "migrate-set-parameters",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): MigrateSetParameters => visitArguments(args, visit_MigrateSetParameters_members),
+    },
+  ],
+  [
+    "query-migrate-parameters",
+    {
+      name: "query-migrate-parameters",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "migrate-start-postcopy",
+    {
+      name: "migrate-start-postcopy",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "migrate_cancel",
+    {
+      name: "migrate_cancel",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "migrate-continue",
+    {
+      name: "migrate-continue",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjMigrateContinueArg => visitArguments(args, visit_QObjMigrateContinueArg_members),
+    },
+  ],
+  [
+    "migrate",
+    {
+      name: "migrate",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjMigrateArg => visitArguments(args, visit_QObjMigrateArg_members),
+    },
+  ],
+  [
+    "migrate-incoming",
+    {
+      name: "migrate-incoming",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjMigrateIncomingArg => visitArguments(args, visit_QObjMigrateIncomingArg_members),
+    },
+  ],
+  [
+    "migrate-recover",
+    {
+      name: "migrate-recover",
+      allowOob: true,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjMigrateRecoverArg => visitArguments(args, visit_QObjMigrateRecoverArg_members),
+    },
+  ],
+  [
+    "migrate-pause",
+    {
+      name: "migrate-pause",
+      allowOob: true,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
     },
   ],
 ]);

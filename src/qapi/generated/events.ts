@@ -3,6 +3,8 @@
 
 import type {
   QObjCOMMANDDROPPEDArg,
+  QObjMIGRATIONArg,
+  QObjMIGRATIONPASSArg,
   QObjRESETArg,
   QObjSHUTDOWNArg,
 } from "./types.js";
@@ -24,6 +26,16 @@ export interface QmpEventMap {
    * first out-of-band series; QEMU 4.0 and later suspend reading instead).
    */
   COMMAND_DROPPED: QObjCOMMANDDROPPEDArg;
+  /**
+   * Sent on each change of the migration status, on both sides, when the
+   * events capability is on.
+   */
+  MIGRATION: QObjMIGRATIONArg;
+  /**
+   * Sent by the source at each dirty bitmap sync, i.e. when a new pass
+   * over RAM begins, when the events capability is on.
+   */
+  MIGRATION_PASS: QObjMIGRATIONPASSArg;
 }
 
 export type QmpEventName = keyof QmpEventMap;
@@ -43,5 +55,7 @@ export function createEventEmitters(
     STOP: () => emit("STOP"),
     RESUME: () => emit("RESUME"),
     COMMAND_DROPPED: (data: QObjCOMMANDDROPPEDArg) => emit("COMMAND_DROPPED", { ...data }),
+    MIGRATION: (data: QObjMIGRATIONArg) => emit("MIGRATION", { ...data }),
+    MIGRATION_PASS: (data: QObjMIGRATIONPASSArg) => emit("MIGRATION_PASS", { ...data }),
   };
 }

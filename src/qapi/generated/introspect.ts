@@ -31,156 +31,203 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"block-latency-histogram-set","meta-type":"command","arg-type":"20","ret-type":"0"},
   {"name":"blockdev-add","meta-type":"command","arg-type":"21","ret-type":"0"},
   {"name":"blockdev-del","meta-type":"command","arg-type":"22","ret-type":"0"},
+  {"name":"query-migrate","meta-type":"command","arg-type":"0","ret-type":"23"},
+  {"name":"migrate-set-capabilities","meta-type":"command","arg-type":"24","ret-type":"0"},
+  {"name":"query-migrate-capabilities","meta-type":"command","arg-type":"0","ret-type":"[25]"},
+  {"name":"migrate-set-parameters","meta-type":"command","arg-type":"26","ret-type":"0"},
+  {"name":"query-migrate-parameters","meta-type":"command","arg-type":"0","ret-type":"27"},
+  {"name":"migrate-start-postcopy","meta-type":"command","arg-type":"0","ret-type":"0"},
+  {"name":"MIGRATION","meta-type":"event","arg-type":"28"},
+  {"name":"MIGRATION_PASS","meta-type":"event","arg-type":"29"},
+  {"name":"migrate_cancel","meta-type":"command","arg-type":"0","ret-type":"0"},
+  {"name":"migrate-continue","meta-type":"command","arg-type":"30","ret-type":"0"},
+  {"name":"migrate","meta-type":"command","arg-type":"31","ret-type":"0"},
+  {"name":"migrate-incoming","meta-type":"command","arg-type":"32","ret-type":"0"},
+  {"name":"migrate-recover","meta-type":"command","arg-type":"33","ret-type":"0","allow-oob":true},
+  {"name":"migrate-pause","meta-type":"command","arg-type":"0","ret-type":"0","allow-oob":true},
   // "0" = q_empty
   {"name":"0","meta-type":"object","members":[]},
   // "1" = StatusInfo
-  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"23"}]},
+  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"34"}]},
   // "2" = q_obj_SHUTDOWN-arg
-  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"24"}]},
+  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"35"}]},
   // "3" = q_obj_RESET-arg
-  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"24"}]},
+  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"35"}]},
   // "4" = q_obj_qmp_capabilities-arg
-  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[25]","default":null}]},
+  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[36]","default":null}]},
   // "5" = VersionInfo
-  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"26"},{"name":"package","type":"str"}]},
+  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"37"},{"name":"package","type":"str"}]},
   {"name":"[6]","meta-type":"array","element-type":"6"},
   // "6" = CommandInfo
   {"name":"6","meta-type":"object","members":[{"name":"name","type":"str"}]},
   // "7" = q_obj_x-oob-test-arg
   {"name":"7","meta-type":"object","members":[{"name":"lock","type":"bool"}]},
   // "8" = q_obj_COMMAND_DROPPED-arg
-  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"27"}]},
+  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"38"}]},
   {"name":"[9]","meta-type":"array","element-type":"9"},
   // "9" = SchemaInfo
-  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"28"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"29"},{"case":"enum","type":"30"},{"case":"array","type":"31"},{"case":"object","type":"32"},{"case":"alternate","type":"33"},{"case":"command","type":"34"},{"case":"event","type":"35"}]},
+  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"39"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"40"},{"case":"enum","type":"41"},{"case":"array","type":"42"},{"case":"object","type":"43"},{"case":"alternate","type":"44"},{"case":"command","type":"45"},{"case":"event","type":"46"}]},
   // "10" = NameInfo
   {"name":"10","meta-type":"object","members":[{"name":"name","type":"str","default":null}]},
   // "11" = q_obj_human-monitor-command-arg
   {"name":"11","meta-type":"object","members":[{"name":"command-line","type":"str"},{"name":"cpu-index","type":"int","default":null}]},
   {"name":"str","meta-type":"builtin","json-type":"string"},
   // "12" = BqlInfo
-  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[36]"}]},
+  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[47]"}]},
   {"name":"[13]","meta-type":"array","element-type":"13"},
   // "13" = CpuInfoFast
-  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"37","default":null},{"name":"target","type":"38"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
+  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"48","default":null},{"name":"target","type":"49"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
   {"name":"[14]","meta-type":"array","element-type":"14"},
   // "14" = BlockInfo
-  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"39","default":null}]},
+  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"50","default":null}]},
   // "15" = q_obj_query-blockstats-arg
   {"name":"15","meta-type":"object","members":[{"name":"query-nodes","type":"bool","default":null}]},
   {"name":"[16]","meta-type":"array","element-type":"16"},
   // "16" = BlockStats
-  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"40"},{"name":"driver-specific","type":"41","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
+  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"51"},{"name":"driver-specific","type":"52","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
   // "17" = q_obj_query-named-block-nodes-arg
   {"name":"17","meta-type":"object","members":[{"name":"flat","type":"bool","default":null}]},
   {"name":"[18]","meta-type":"array","element-type":"18"},
   // "18" = BlockDeviceInfo
-  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"42"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"43"},{"name":"cache","type":"44"},{"name":"write_threshold","type":"int"}]},
+  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"53"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"54"},{"name":"cache","type":"55"},{"name":"write_threshold","type":"int"}]},
   // "19" = q_obj_block_resize-arg
   {"name":"19","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"size","type":"int"}]},
   // "20" = q_obj_block-latency-histogram-set-arg
   {"name":"20","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"boundaries","type":"[int]","default":null},{"name":"boundaries-read","type":"[int]","default":null},{"name":"boundaries-write","type":"[int]","default":null},{"name":"boundaries-flush","type":"[int]","default":null}]},
   // "21" = BlockdevOptions
-  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"45"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"46"},{"case":"qcow2","type":"47"},{"case":"raw","type":"48"}]},
+  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"56"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"57"},{"case":"qcow2","type":"58"},{"case":"raw","type":"59"}]},
   // "22" = q_obj_blockdev-del-arg
   {"name":"22","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
-  {"name":"bool","meta-type":"builtin","json-type":"boolean"},
-  // "23" = RunState
-  {"name":"23","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
-  // "24" = ShutdownCause
-  {"name":"24","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
+  // "23" = MigrationInfo
+  {"name":"23","meta-type":"object","members":[{"name":"status","type":"60","default":null},{"name":"ram","type":"61","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null}]},
+  // "24" = q_obj_migrate-set-capabilities-arg
+  {"name":"24","meta-type":"object","members":[{"name":"capabilities","type":"[25]"}]},
   {"name":"[25]","meta-type":"array","element-type":"25"},
-  // "25" = QMPCapability
-  {"name":"25","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
-  // "26" = VersionTriple
-  {"name":"26","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
-  {"name":"any","meta-type":"builtin","json-type":"value"},
-  // "27" = CommandDropReason
-  {"name":"27","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
-  // "28" = SchemaMetaType
-  {"name":"28","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
-  {"name":"[str]","meta-type":"array","element-type":"str"},
-  // "29" = SchemaInfoBuiltin
-  {"name":"29","meta-type":"object","members":[{"name":"json-type","type":"49"}]},
-  // "30" = SchemaInfoEnum
-  {"name":"30","meta-type":"object","members":[{"name":"members","type":"[50]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
-  // "31" = SchemaInfoArray
-  {"name":"31","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
-  // "32" = SchemaInfoObject
-  {"name":"32","meta-type":"object","members":[{"name":"members","type":"[51]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[52]","default":null}]},
-  // "33" = SchemaInfoAlternate
-  {"name":"33","meta-type":"object","members":[{"name":"members","type":"[53]"}]},
-  // "34" = SchemaInfoCommand
-  {"name":"34","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
-  // "35" = SchemaInfoEvent
-  {"name":"35","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
-  {"name":"int","meta-type":"builtin","json-type":"int"},
+  // "25" = MigrationCapabilityStatus
+  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"62"},{"name":"state","type":"bool"}]},
+  // "26" = MigrateSetParameters
+  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"63","default":null},{"name":"tls-hostname","type":"63","default":null},{"name":"tls-authz","type":"63","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"64","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  // "27" = MigrationParameters
+  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"64","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  // "28" = q_obj_MIGRATION-arg
+  {"name":"28","meta-type":"object","members":[{"name":"status","type":"60"}]},
+  // "29" = q_obj_MIGRATION_PASS-arg
+  {"name":"29","meta-type":"object","members":[{"name":"pass","type":"int"}]},
+  // "30" = q_obj_migrate-continue-arg
+  {"name":"30","meta-type":"object","members":[{"name":"state","type":"60"}]},
+  // "31" = q_obj_migrate-arg
+  {"name":"31","meta-type":"object","members":[{"name":"uri","type":"str"},{"name":"blk","type":"bool","default":null},{"name":"inc","type":"bool","default":null},{"name":"detach","type":"bool","default":null},{"name":"resume","type":"bool","default":null}]},
+  // "32" = q_obj_migrate-incoming-arg
+  {"name":"32","meta-type":"object","members":[{"name":"uri","type":"str"}]},
+  // "33" = q_obj_migrate-recover-arg
+  {"name":"33","meta-type":"object","members":[{"name":"uri","type":"str"}]},
+  {"name":"bool","meta-type":"builtin","json-type":"boolean"},
+  // "34" = RunState
+  {"name":"34","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
+  // "35" = ShutdownCause
+  {"name":"35","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
   {"name":"[36]","meta-type":"array","element-type":"36"},
-  // "36" = BqlThreadInfo
-  {"name":"36","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
-  // "37" = CpuInstanceProperties
-  {"name":"37","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
-  // "38" = SysEmuTarget
-  {"name":"38","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
-  // "39" = BlockDeviceIoStatus
-  {"name":"39","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
-  // "40" = BlockDeviceStats
-  {"name":"40","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[54]"},{"name":"rd_latency_histogram","type":"55","default":null},{"name":"wr_latency_histogram","type":"55","default":null},{"name":"flush_latency_histogram","type":"55","default":null}]},
-  // "41" = BlockStatsSpecific
-  {"name":"41","meta-type":"object","members":[{"name":"driver","type":"45"}],"tag":"driver","variants":[{"case":"file","type":"56"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
-  // "42" = BlockdevDetectZeroesOptions
-  {"name":"42","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
-  // "43" = ImageInfo
-  {"name":"43","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[57]","default":null},{"name":"backing-image","type":"43","default":null},{"name":"format-specific","type":"58","default":null}]},
-  // "44" = BlockdevCacheInfo
-  {"name":"44","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
+  // "36" = QMPCapability
+  {"name":"36","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
+  // "37" = VersionTriple
+  {"name":"37","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
+  {"name":"any","meta-type":"builtin","json-type":"value"},
+  // "38" = CommandDropReason
+  {"name":"38","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
+  // "39" = SchemaMetaType
+  {"name":"39","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
+  {"name":"[str]","meta-type":"array","element-type":"str"},
+  // "40" = SchemaInfoBuiltin
+  {"name":"40","meta-type":"object","members":[{"name":"json-type","type":"65"}]},
+  // "41" = SchemaInfoEnum
+  {"name":"41","meta-type":"object","members":[{"name":"members","type":"[66]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
+  // "42" = SchemaInfoArray
+  {"name":"42","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
+  // "43" = SchemaInfoObject
+  {"name":"43","meta-type":"object","members":[{"name":"members","type":"[67]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[68]","default":null}]},
+  // "44" = SchemaInfoAlternate
+  {"name":"44","meta-type":"object","members":[{"name":"members","type":"[69]"}]},
+  // "45" = SchemaInfoCommand
+  {"name":"45","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
+  // "46" = SchemaInfoEvent
+  {"name":"46","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
+  {"name":"int","meta-type":"builtin","json-type":"int"},
+  {"name":"[47]","meta-type":"array","element-type":"47"},
+  // "47" = BqlThreadInfo
+  {"name":"47","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
+  // "48" = CpuInstanceProperties
+  {"name":"48","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
+  // "49" = SysEmuTarget
+  {"name":"49","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
+  // "50" = BlockDeviceIoStatus
+  {"name":"50","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
+  // "51" = BlockDeviceStats
+  {"name":"51","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[70]"},{"name":"rd_latency_histogram","type":"71","default":null},{"name":"wr_latency_histogram","type":"71","default":null},{"name":"flush_latency_histogram","type":"71","default":null}]},
+  // "52" = BlockStatsSpecific
+  {"name":"52","meta-type":"object","members":[{"name":"driver","type":"56"}],"tag":"driver","variants":[{"case":"file","type":"72"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
+  // "53" = BlockdevDetectZeroesOptions
+  {"name":"53","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
+  // "54" = ImageInfo
+  {"name":"54","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[73]","default":null},{"name":"backing-image","type":"54","default":null},{"name":"format-specific","type":"74","default":null}]},
+  // "55" = BlockdevCacheInfo
+  {"name":"55","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
   {"name":"[int]","meta-type":"array","element-type":"int"},
-  // "45" = BlockdevDriver
-  {"name":"45","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
-  // "46" = BlockdevOptionsFile
-  {"name":"46","meta-type":"object","members":[{"name":"filename","type":"str"}]},
-  // "47" = BlockdevOptionsQcow2
-  {"name":"47","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"backing","type":"60","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
-  // "48" = BlockdevOptionsRaw
-  {"name":"48","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
-  // "49" = JSONType
-  {"name":"49","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
-  {"name":"[50]","meta-type":"array","element-type":"50"},
-  // "50" = SchemaInfoEnumMember
-  {"name":"50","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[51]","meta-type":"array","element-type":"51"},
-  // "51" = SchemaInfoObjectMember
-  {"name":"51","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[52]","meta-type":"array","element-type":"52"},
-  // "52" = SchemaInfoObjectVariant
-  {"name":"52","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
-  {"name":"[53]","meta-type":"array","element-type":"53"},
-  // "53" = SchemaInfoAlternateMember
-  {"name":"53","meta-type":"object","members":[{"name":"type","type":"str"}]},
-  {"name":"[54]","meta-type":"array","element-type":"54"},
-  // "54" = BlockDeviceTimedStats
-  {"name":"54","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
-  // "55" = BlockLatencyHistogramInfo
-  {"name":"55","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
-  // "56" = BlockStatsSpecificFile
-  {"name":"56","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
-  {"name":"[57]","meta-type":"array","element-type":"57"},
-  // "57" = SnapshotInfo
-  {"name":"57","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
-  // "58" = ImageInfoSpecific
-  {"name":"58","meta-type":"object","members":[{"name":"type","type":"61"}],"tag":"type","variants":[{"case":"qcow2","type":"62"}]},
-  // "59" = BlockdevRef
-  {"name":"59","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "60" = BlockdevRefOrNull
-  {"name":"60","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  // "56" = BlockdevDriver
+  {"name":"56","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
+  // "57" = BlockdevOptionsFile
+  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"}]},
+  // "58" = BlockdevOptionsQcow2
+  {"name":"58","meta-type":"object","members":[{"name":"file","type":"75"},{"name":"backing","type":"76","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  // "59" = BlockdevOptionsRaw
+  {"name":"59","meta-type":"object","members":[{"name":"file","type":"75"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  // "60" = MigrationStatus
+  {"name":"60","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
+  // "61" = MigrationStats
+  {"name":"61","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
+  // "62" = MigrationCapability
+  {"name":"62","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
+  // "63" = StrOrNull
+  {"name":"63","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
+  // "64" = MultiFDCompression
+  {"name":"64","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
+  // "65" = JSONType
+  {"name":"65","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
+  {"name":"[66]","meta-type":"array","element-type":"66"},
+  // "66" = SchemaInfoEnumMember
+  {"name":"66","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[67]","meta-type":"array","element-type":"67"},
+  // "67" = SchemaInfoObjectMember
+  {"name":"67","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[68]","meta-type":"array","element-type":"68"},
+  // "68" = SchemaInfoObjectVariant
+  {"name":"68","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  {"name":"[69]","meta-type":"array","element-type":"69"},
+  // "69" = SchemaInfoAlternateMember
+  {"name":"69","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  {"name":"[70]","meta-type":"array","element-type":"70"},
+  // "70" = BlockDeviceTimedStats
+  {"name":"70","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
+  // "71" = BlockLatencyHistogramInfo
+  {"name":"71","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
+  // "72" = BlockStatsSpecificFile
+  {"name":"72","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
+  {"name":"[73]","meta-type":"array","element-type":"73"},
+  // "73" = SnapshotInfo
+  {"name":"73","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
+  // "74" = ImageInfoSpecific
+  {"name":"74","meta-type":"object","members":[{"name":"type","type":"77"}],"tag":"type","variants":[{"case":"qcow2","type":"78"}]},
+  // "75" = BlockdevRef
+  {"name":"75","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "76" = BlockdevRefOrNull
+  {"name":"76","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "61" = ImageInfoSpecificKind
-  {"name":"61","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "62" = ImageInfoSpecificQCow2Wrapper
-  {"name":"62","meta-type":"object","members":[{"name":"data","type":"63"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "63" = ImageInfoSpecificQCow2
-  {"name":"63","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"64"}]},
-  // "64" = Qcow2CompressionType
-  {"name":"64","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "77" = ImageInfoSpecificKind
+  {"name":"77","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "78" = ImageInfoSpecificQCow2Wrapper
+  {"name":"78","meta-type":"object","members":[{"name":"data","type":"79"}]},
+  // "79" = ImageInfoSpecificQCow2
+  {"name":"79","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"80"}]},
+  // "80" = Qcow2CompressionType
+  {"name":"80","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

@@ -761,3 +761,402 @@ export type BlockdevRefOrNull = BlockdevOptions | string | null;
 export interface QObjBlockdevDelArg {
   "node-name": string;
 }
+
+/**
+ * Counters of the RAM part of a migration.  Pages are target pages
+ * (4 KiB); byte counts are what went on the wire unless said otherwise.
+ */
+export interface MigrationStats {
+  /** bytes sent so far, headers included */
+  transferred: number | bigint;
+  /** bytes of guest RAM still dirty, i.e. still to send */
+  remaining: number | bigint;
+  /** bytes of guest RAM in all migrated RAM blocks */
+  total: number | bigint;
+  /** pages found to be all zeroes and sent as a ZERO record */
+  duplicate: number | bigint;
+  /** always 0; kept because QEMU 7.2 still reports it */
+  skipped: number | bigint;
+  /** pages sent whole */
+  normal: number | bigint;
+  /** bytes of page contents sent whole */
+  "normal-bytes": number | bigint;
+  /**
+   * pages the guest dirtied per second, measured
+   * between the last two bitmap syncs
+   */
+  "dirty-pages-rate": number | bigint;
+  /** the measured throughput in megabits per second */
+  mbps: number;
+  /**
+   * how many times the dirty bitmap was synchronised,
+   * i.e. the number of the current pass
+   */
+  "dirty-sync-count": number | bigint;
+  /** pages the destination asked for during postcopy */
+  "postcopy-requests": number | bigint;
+  /** the target page size in bytes */
+  "page-size": number | bigint;
+  /**
+   * bytes sent over multifd channels (always 0: minivm
+   * has no multifd)
+   */
+  "multifd-bytes": number | bigint;
+  /** pages sent per second over the last window */
+  "pages-per-second": number | bigint;
+  /** bytes sent while the guest still ran on the source */
+  "precopy-bytes": number | bigint;
+  /**
+   * bytes sent while the guest was stopped for the
+   * switchover
+   */
+  "downtime-bytes": number | bigint;
+  /** bytes sent after the destination started running */
+  "postcopy-bytes": number | bigint;
+  /** always 0: minivm has no zero-copy send */
+  "dirty-sync-missed-zero-copy": number | bigint;
+}
+
+/**
+ * Where a migration is in its life.  The values are QEMU 7.2's, in its
+ * order, including those minivm never enters.
+ */
+export const MigrationStatus_VALUES = [
+  "none",
+  "setup",
+  "cancelling",
+  "cancelled",
+  "active",
+  "postcopy-active",
+  "postcopy-paused",
+  "postcopy-recover",
+  "completed",
+  "failed",
+  "colo",
+  "pre-switchover",
+  "device",
+  "wait-unplug",
+] as const;
+export type MigrationStatus = (typeof MigrationStatus_VALUES)[number];
+
+/**
+ * What query-migrate reports.  Which members are present depends on the
+ * status, exactly as in QEMU 7.2; before any migration the reply is
+ * empty.
+ */
+export interface MigrationInfo {
+  /** the state of the migration */
+  status?: MigrationStatus;
+  /** RAM counters (from 'active' on, and after completion) */
+  ram?: MigrationStats;
+  /**
+   * milliseconds since the migration started, or its whole
+   * duration once completed
+   */
+  "total-time"?: number | bigint;
+  /**
+   * the downtime the switchover would take now, in
+   * milliseconds (while active)
+   */
+  "expected-downtime"?: number | bigint;
+  /** the measured downtime in milliseconds (once completed) */
+  downtime?: number | bigint;
+  /** milliseconds spent in 'setup' */
+  "setup-time"?: number | bigint;
+  /**
+   * how much auto-converge slows the vCPU, in
+   * percent (only while it does)
+   */
+  "cpu-throttle-percentage"?: number | bigint;
+  /** why the migration failed */
+  "error-desc"?: string;
+  /** why a migration cannot be started now */
+  "blocked-reasons"?: string[];
+}
+
+/**
+ * Switches that change how a migration works.  All of QEMU 7.2's exist
+ * and can be set and queried with QEMU's checks.  The ones marked "no
+ * effect" are only stored: a migration started with one of them on is
+ * refused, because it would need a stream minivm cannot write.
+ */
+export const MigrationCapability_VALUES = [
+  "xbzrle",
+  "rdma-pin-all",
+  "auto-converge",
+  "zero-blocks",
+  "compress",
+  "events",
+  "postcopy-ram",
+  "x-colo",
+  "release-ram",
+  "block",
+  "return-path",
+  "pause-before-switchover",
+  "multifd",
+  "dirty-bitmaps",
+  "postcopy-blocktime",
+  "late-block-activate",
+  "x-ignore-shared",
+  "validate-uuid",
+  "background-snapshot",
+  "zero-copy-send",
+  "postcopy-preempt",
+] as const;
+export type MigrationCapability = (typeof MigrationCapability_VALUES)[number];
+
+/** A capability and whether it is on. */
+export interface MigrationCapabilityStatus {
+  /** the capability */
+  capability: MigrationCapability;
+  /** true for on */
+  state: boolean;
+}
+
+/** Implicit type q_obj_migrate-set-capabilities-arg. */
+export interface QObjMigrateSetCapabilitiesArg {
+  capabilities: MigrationCapabilityStatus[];
+}
+
+/**
+ * How multifd channels compress pages (stored only: minivm has no
+ * multifd).
+ */
+export const MultiFDCompression_VALUES = ["none", "zlib", "zstd"] as const;
+export type MultiFDCompression = (typeof MultiFDCompression_VALUES)[number];
+
+/**
+ * A string, or null to mean the empty string (QEMU's way to reset a
+ * TLS parameter).
+ */
+export type StrOrNull = string | null;
+
+/**
+ * The names of the migration parameters, as HMP's
+ * migrate_set_parameter takes them.
+ */
+export const MigrationParameter_VALUES = [
+  "announce-initial",
+  "announce-max",
+  "announce-rounds",
+  "announce-step",
+  "compress-level",
+  "compress-threads",
+  "decompress-threads",
+  "compress-wait-thread",
+  "throttle-trigger-threshold",
+  "cpu-throttle-initial",
+  "cpu-throttle-increment",
+  "cpu-throttle-tailslow",
+  "tls-creds",
+  "tls-hostname",
+  "tls-authz",
+  "max-bandwidth",
+  "downtime-limit",
+  "x-checkpoint-delay",
+  "block-incremental",
+  "multifd-channels",
+  "xbzrle-cache-size",
+  "max-postcopy-bandwidth",
+  "max-cpu-throttle",
+  "multifd-compression",
+  "multifd-zlib-level",
+  "multifd-zstd-level",
+] as const;
+export type MigrationParameter = (typeof MigrationParameter_VALUES)[number];
+
+/**
+ * The parameters to change; those left out keep their value.  The
+ * meaning of each is in MigrationParameters.  A null TLS string means
+ * the empty string.
+ */
+export interface MigrateSetParameters {
+  /** see MigrationParameters */
+  "announce-initial"?: number | bigint;
+  /** see MigrationParameters */
+  "announce-max"?: number | bigint;
+  /** see MigrationParameters */
+  "announce-rounds"?: number | bigint;
+  /** see MigrationParameters */
+  "announce-step"?: number | bigint;
+  /** see MigrationParameters */
+  "compress-level"?: number;
+  /** see MigrationParameters */
+  "compress-threads"?: number;
+  /** see MigrationParameters */
+  "compress-wait-thread"?: boolean;
+  /** see MigrationParameters */
+  "decompress-threads"?: number;
+  /** see MigrationParameters */
+  "throttle-trigger-threshold"?: number;
+  /** see MigrationParameters */
+  "cpu-throttle-initial"?: number;
+  /** see MigrationParameters */
+  "cpu-throttle-increment"?: number;
+  /** see MigrationParameters */
+  "cpu-throttle-tailslow"?: boolean;
+  /** see MigrationParameters */
+  "tls-creds"?: StrOrNull;
+  /** see MigrationParameters */
+  "tls-hostname"?: StrOrNull;
+  /** see MigrationParameters */
+  "tls-authz"?: StrOrNull;
+  /** see MigrationParameters */
+  "max-bandwidth"?: number | bigint;
+  /** see MigrationParameters */
+  "downtime-limit"?: number | bigint;
+  /** see MigrationParameters */
+  "x-checkpoint-delay"?: number;
+  /** see MigrationParameters */
+  "block-incremental"?: boolean;
+  /** see MigrationParameters */
+  "multifd-channels"?: number;
+  /** see MigrationParameters */
+  "xbzrle-cache-size"?: number | bigint;
+  /** see MigrationParameters */
+  "max-postcopy-bandwidth"?: number | bigint;
+  /** see MigrationParameters */
+  "max-cpu-throttle"?: number;
+  /** see MigrationParameters */
+  "multifd-compression"?: MultiFDCompression;
+  /** see MigrationParameters */
+  "multifd-zlib-level"?: number;
+  /** see MigrationParameters */
+  "multifd-zstd-level"?: number;
+}
+
+/**
+ * The migration parameters with QEMU 7.2's defaults.  minivm acts on
+ * downtime-limit, max-bandwidth, max-postcopy-bandwidth, the throttle
+ * parameters and the announce parameters; the rest are stored and
+ * reported only.
+ */
+export interface MigrationParameters {
+  /**
+   * first delay between self-announcements after a
+   * migration, in milliseconds (default 50)
+   */
+  "announce-initial"?: number | bigint;
+  /**
+   * longest delay between self-announcements, in
+   * milliseconds (default 550)
+   */
+  "announce-max"?: number | bigint;
+  /** how many self-announcements (default 5) */
+  "announce-rounds"?: number | bigint;
+  /**
+   * how much the delay grows each round, in milliseconds
+   * (default 100)
+   */
+  "announce-step"?: number | bigint;
+  /** zlib level 0-9 for 'compress' (default 1) */
+  "compress-level"?: number;
+  /** compression threads (default 8) */
+  "compress-threads"?: number;
+  /**
+   * wait for a free compression thread (default
+   * true)
+   */
+  "compress-wait-thread"?: boolean;
+  /** decompression threads (default 2) */
+  "decompress-threads"?: number;
+  /**
+   * auto-converge throttles when the bytes
+   * dirtied in a period exceed this percentage of the bytes sent
+   * (default 50)
+   */
+  "throttle-trigger-threshold"?: number;
+  /** the first throttle, in percent (default 20) */
+  "cpu-throttle-initial"?: number;
+  /**
+   * added to the throttle at each further
+   * trigger, in percent (default 10)
+   */
+  "cpu-throttle-increment"?: number;
+  /**
+   * grow the throttle in proportion to how far
+   * the guest is from converging, instead of by a fixed step
+   * (default false)
+   */
+  "cpu-throttle-tailslow"?: boolean;
+  /** the TLS credentials object ("" for none) */
+  "tls-creds"?: string;
+  /**
+   * the host name checked against the destination's
+   * certificate
+   */
+  "tls-hostname"?: string;
+  /** the authorization object for TLS clients */
+  "tls-authz"?: string;
+  /**
+   * the rate limit of precopy, in bytes per second
+   * (default 134217728, 128 MiB/s)
+   */
+  "max-bandwidth"?: number | bigint;
+  /**
+   * the longest acceptable switchover downtime, in
+   * milliseconds (default 300)
+   */
+  "downtime-limit"?: number | bigint;
+  /**
+   * COLO checkpoint period, in milliseconds
+   * (default 20000)
+   */
+  "x-checkpoint-delay"?: number;
+  /** incremental block migration (default false) */
+  "block-incremental"?: boolean;
+  /** multifd channel count (default 2) */
+  "multifd-channels"?: number;
+  /** xbzrle cache size in bytes (default 64 MiB) */
+  "xbzrle-cache-size"?: number | bigint;
+  /**
+   * the rate limit of postcopy's background
+   * transfer, in bytes per second; 0 for none (default 0)
+   */
+  "max-postcopy-bandwidth"?: number | bigint;
+  /**
+   * the highest auto-converge throttle, in percent
+   * (default 99)
+   */
+  "max-cpu-throttle"?: number;
+  /** multifd compression (default none) */
+  "multifd-compression"?: MultiFDCompression;
+  /** multifd zlib level (default 1) */
+  "multifd-zlib-level"?: number;
+  /** multifd zstd level (default 1) */
+  "multifd-zstd-level"?: number;
+}
+
+/** Implicit type q_obj_MIGRATION-arg. */
+export interface QObjMIGRATIONArg {
+  status: MigrationStatus;
+}
+
+/** Implicit type q_obj_MIGRATION_PASS-arg. */
+export interface QObjMIGRATIONPASSArg {
+  pass: number | bigint;
+}
+
+/** Implicit type q_obj_migrate-continue-arg. */
+export interface QObjMigrateContinueArg {
+  state: MigrationStatus;
+}
+
+/** Implicit type q_obj_migrate-arg. */
+export interface QObjMigrateArg {
+  uri: string;
+  blk?: boolean;
+  inc?: boolean;
+  detach?: boolean;
+  resume?: boolean;
+}
+
+/** Implicit type q_obj_migrate-incoming-arg. */
+export interface QObjMigrateIncomingArg {
+  uri: string;
+}
+
+/** Implicit type q_obj_migrate-recover-arg. */
+export interface QObjMigrateRecoverArg {
+  uri: string;
+}

@@ -62,6 +62,19 @@ import type {
   BlockdevRef,
   BlockdevRefOrNull,
   QObjBlockdevDelArg,
+  MigrationStats,
+  MigrationInfo,
+  MigrationCapabilityStatus,
+  QObjMigrateSetCapabilitiesArg,
+  StrOrNull,
+  MigrateSetParameters,
+  MigrationParameters,
+  QObjMIGRATIONArg,
+  QObjMIGRATIONPASSArg,
+  QObjMigrateContinueArg,
+  QObjMigrateArg,
+  QObjMigrateIncomingArg,
+  QObjMigrateRecoverArg,
 } from "./types.js";
 import {
   RunState_VALUES,
@@ -76,6 +89,9 @@ import {
   BlockdevDetectZeroesOptions_VALUES,
   Qcow2CompressionType_VALUES,
   ImageInfoSpecificKind_VALUES,
+  MigrationStatus_VALUES,
+  MigrationCapability_VALUES,
+  MultiFDCompression_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -1155,6 +1171,330 @@ export function visit_QObjBlockdevDelArg_members(v: InputVisitor): QObjBlockdevD
 export function visit_QObjBlockdevDelArg(v: InputVisitor, name: string | null): QObjBlockdevDelArg {
   v.startStruct(name);
   const r = visit_QObjBlockdevDelArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_MigrationStats_members(v: InputVisitor): MigrationStats {
+  const m_transferred = v.int64("transferred");
+  const m_remaining = v.int64("remaining");
+  const m_total = v.int64("total");
+  const m_duplicate = v.int64("duplicate");
+  const m_skipped = v.int64("skipped");
+  const m_normal = v.int64("normal");
+  const m_normal_bytes = v.int64("normal-bytes");
+  const m_dirty_pages_rate = v.int64("dirty-pages-rate");
+  const m_mbps = v.number("mbps");
+  const m_dirty_sync_count = v.int64("dirty-sync-count");
+  const m_postcopy_requests = v.int64("postcopy-requests");
+  const m_page_size = v.int64("page-size");
+  const m_multifd_bytes = v.uint64("multifd-bytes");
+  const m_pages_per_second = v.uint64("pages-per-second");
+  const m_precopy_bytes = v.uint64("precopy-bytes");
+  const m_downtime_bytes = v.uint64("downtime-bytes");
+  const m_postcopy_bytes = v.uint64("postcopy-bytes");
+  const m_dirty_sync_missed_zero_copy = v.uint64("dirty-sync-missed-zero-copy");
+  const r: MigrationStats = { "transferred": m_transferred, "remaining": m_remaining, "total": m_total, "duplicate": m_duplicate, "skipped": m_skipped, "normal": m_normal, "normal-bytes": m_normal_bytes, "dirty-pages-rate": m_dirty_pages_rate, "mbps": m_mbps, "dirty-sync-count": m_dirty_sync_count, "postcopy-requests": m_postcopy_requests, "page-size": m_page_size, "multifd-bytes": m_multifd_bytes, "pages-per-second": m_pages_per_second, "precopy-bytes": m_precopy_bytes, "downtime-bytes": m_downtime_bytes, "postcopy-bytes": m_postcopy_bytes, "dirty-sync-missed-zero-copy": m_dirty_sync_missed_zero_copy };
+  return r;
+}
+
+export function visit_MigrationStats(v: InputVisitor, name: string | null): MigrationStats {
+  v.startStruct(name);
+  const r = visit_MigrationStats_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_MigrationInfo_members(v: InputVisitor): MigrationInfo {
+  const m_status = v.optional("status") ? v.enum("status", MigrationStatus_VALUES) : undefined;
+  const m_ram = v.optional("ram") ? visit_MigrationStats(v, "ram") : undefined;
+  const m_total_time = v.optional("total-time") ? v.int64("total-time") : undefined;
+  const m_expected_downtime = v.optional("expected-downtime") ? v.int64("expected-downtime") : undefined;
+  const m_downtime = v.optional("downtime") ? v.int64("downtime") : undefined;
+  const m_setup_time = v.optional("setup-time") ? v.int64("setup-time") : undefined;
+  const m_cpu_throttle_percentage = v.optional("cpu-throttle-percentage") ? v.int64("cpu-throttle-percentage") : undefined;
+  const m_error_desc = v.optional("error-desc") ? v.str("error-desc") : undefined;
+  const m_blocked_reasons = v.optional("blocked-reasons") ? v.list("blocked-reasons", (n) => v.str(n)) : undefined;
+  const r: MigrationInfo = {  };
+  if (m_status !== undefined) r["status"] = m_status;
+  if (m_ram !== undefined) r["ram"] = m_ram;
+  if (m_total_time !== undefined) r["total-time"] = m_total_time;
+  if (m_expected_downtime !== undefined) r["expected-downtime"] = m_expected_downtime;
+  if (m_downtime !== undefined) r["downtime"] = m_downtime;
+  if (m_setup_time !== undefined) r["setup-time"] = m_setup_time;
+  if (m_cpu_throttle_percentage !== undefined) r["cpu-throttle-percentage"] = m_cpu_throttle_percentage;
+  if (m_error_desc !== undefined) r["error-desc"] = m_error_desc;
+  if (m_blocked_reasons !== undefined) r["blocked-reasons"] = m_blocked_reasons;
+  return r;
+}
+
+export function visit_MigrationInfo(v: InputVisitor, name: string | null): MigrationInfo {
+  v.startStruct(name);
+  const r = visit_MigrationInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_MigrationCapabilityStatus_members(v: InputVisitor): MigrationCapabilityStatus {
+  const m_capability = v.enum("capability", MigrationCapability_VALUES);
+  const m_state = v.bool("state");
+  const r: MigrationCapabilityStatus = { "capability": m_capability, "state": m_state };
+  return r;
+}
+
+export function visit_MigrationCapabilityStatus(v: InputVisitor, name: string | null): MigrationCapabilityStatus {
+  v.startStruct(name);
+  const r = visit_MigrationCapabilityStatus_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMigrateSetCapabilitiesArg_members(v: InputVisitor): QObjMigrateSetCapabilitiesArg {
+  const m_capabilities = v.list("capabilities", (n) => visit_MigrationCapabilityStatus(v, n));
+  const r: QObjMigrateSetCapabilitiesArg = { "capabilities": m_capabilities };
+  return r;
+}
+
+export function visit_QObjMigrateSetCapabilitiesArg(v: InputVisitor, name: string | null): QObjMigrateSetCapabilitiesArg {
+  v.startStruct(name);
+  const r = visit_QObjMigrateSetCapabilitiesArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_StrOrNull(v: InputVisitor, name: string | null): StrOrNull {
+  switch (v.alternateType(name)) {
+    case "qstring":
+      return v.str(name);
+    case "qnull":
+      return v.null(name);
+    default:
+      throw v.alternateError(name, "StrOrNull");
+  }
+}
+
+export function visit_MigrateSetParameters_members(v: InputVisitor): MigrateSetParameters {
+  const m_announce_initial = v.optional("announce-initial") ? v.uint64("announce-initial") : undefined;
+  const m_announce_max = v.optional("announce-max") ? v.uint64("announce-max") : undefined;
+  const m_announce_rounds = v.optional("announce-rounds") ? v.uint64("announce-rounds") : undefined;
+  const m_announce_step = v.optional("announce-step") ? v.uint64("announce-step") : undefined;
+  const m_compress_level = v.optional("compress-level") ? v.uintN("compress-level", 8) : undefined;
+  const m_compress_threads = v.optional("compress-threads") ? v.uintN("compress-threads", 8) : undefined;
+  const m_compress_wait_thread = v.optional("compress-wait-thread") ? v.bool("compress-wait-thread") : undefined;
+  const m_decompress_threads = v.optional("decompress-threads") ? v.uintN("decompress-threads", 8) : undefined;
+  const m_throttle_trigger_threshold = v.optional("throttle-trigger-threshold") ? v.uintN("throttle-trigger-threshold", 8) : undefined;
+  const m_cpu_throttle_initial = v.optional("cpu-throttle-initial") ? v.uintN("cpu-throttle-initial", 8) : undefined;
+  const m_cpu_throttle_increment = v.optional("cpu-throttle-increment") ? v.uintN("cpu-throttle-increment", 8) : undefined;
+  const m_cpu_throttle_tailslow = v.optional("cpu-throttle-tailslow") ? v.bool("cpu-throttle-tailslow") : undefined;
+  const m_tls_creds = v.optional("tls-creds") ? visit_StrOrNull(v, "tls-creds") : undefined;
+  const m_tls_hostname = v.optional("tls-hostname") ? visit_StrOrNull(v, "tls-hostname") : undefined;
+  const m_tls_authz = v.optional("tls-authz") ? visit_StrOrNull(v, "tls-authz") : undefined;
+  const m_max_bandwidth = v.optional("max-bandwidth") ? v.uint64("max-bandwidth") : undefined;
+  const m_downtime_limit = v.optional("downtime-limit") ? v.uint64("downtime-limit") : undefined;
+  const m_x_checkpoint_delay = v.optional("x-checkpoint-delay") ? v.uintN("x-checkpoint-delay", 32) : undefined;
+  const m_block_incremental = v.optional("block-incremental") ? v.bool("block-incremental") : undefined;
+  const m_multifd_channels = v.optional("multifd-channels") ? v.uintN("multifd-channels", 8) : undefined;
+  const m_xbzrle_cache_size = v.optional("xbzrle-cache-size") ? v.uint64("xbzrle-cache-size") : undefined;
+  const m_max_postcopy_bandwidth = v.optional("max-postcopy-bandwidth") ? v.uint64("max-postcopy-bandwidth") : undefined;
+  const m_max_cpu_throttle = v.optional("max-cpu-throttle") ? v.uintN("max-cpu-throttle", 8) : undefined;
+  const m_multifd_compression = v.optional("multifd-compression") ? v.enum("multifd-compression", MultiFDCompression_VALUES) : undefined;
+  const m_multifd_zlib_level = v.optional("multifd-zlib-level") ? v.uintN("multifd-zlib-level", 8) : undefined;
+  const m_multifd_zstd_level = v.optional("multifd-zstd-level") ? v.uintN("multifd-zstd-level", 8) : undefined;
+  const r: MigrateSetParameters = {  };
+  if (m_announce_initial !== undefined) r["announce-initial"] = m_announce_initial;
+  if (m_announce_max !== undefined) r["announce-max"] = m_announce_max;
+  if (m_announce_rounds !== undefined) r["announce-rounds"] = m_announce_rounds;
+  if (m_announce_step !== undefined) r["announce-step"] = m_announce_step;
+  if (m_compress_level !== undefined) r["compress-level"] = m_compress_level;
+  if (m_compress_threads !== undefined) r["compress-threads"] = m_compress_threads;
+  if (m_compress_wait_thread !== undefined) r["compress-wait-thread"] = m_compress_wait_thread;
+  if (m_decompress_threads !== undefined) r["decompress-threads"] = m_decompress_threads;
+  if (m_throttle_trigger_threshold !== undefined) r["throttle-trigger-threshold"] = m_throttle_trigger_threshold;
+  if (m_cpu_throttle_initial !== undefined) r["cpu-throttle-initial"] = m_cpu_throttle_initial;
+  if (m_cpu_throttle_increment !== undefined) r["cpu-throttle-increment"] = m_cpu_throttle_increment;
+  if (m_cpu_throttle_tailslow !== undefined) r["cpu-throttle-tailslow"] = m_cpu_throttle_tailslow;
+  if (m_tls_creds !== undefined) r["tls-creds"] = m_tls_creds;
+  if (m_tls_hostname !== undefined) r["tls-hostname"] = m_tls_hostname;
+  if (m_tls_authz !== undefined) r["tls-authz"] = m_tls_authz;
+  if (m_max_bandwidth !== undefined) r["max-bandwidth"] = m_max_bandwidth;
+  if (m_downtime_limit !== undefined) r["downtime-limit"] = m_downtime_limit;
+  if (m_x_checkpoint_delay !== undefined) r["x-checkpoint-delay"] = m_x_checkpoint_delay;
+  if (m_block_incremental !== undefined) r["block-incremental"] = m_block_incremental;
+  if (m_multifd_channels !== undefined) r["multifd-channels"] = m_multifd_channels;
+  if (m_xbzrle_cache_size !== undefined) r["xbzrle-cache-size"] = m_xbzrle_cache_size;
+  if (m_max_postcopy_bandwidth !== undefined) r["max-postcopy-bandwidth"] = m_max_postcopy_bandwidth;
+  if (m_max_cpu_throttle !== undefined) r["max-cpu-throttle"] = m_max_cpu_throttle;
+  if (m_multifd_compression !== undefined) r["multifd-compression"] = m_multifd_compression;
+  if (m_multifd_zlib_level !== undefined) r["multifd-zlib-level"] = m_multifd_zlib_level;
+  if (m_multifd_zstd_level !== undefined) r["multifd-zstd-level"] = m_multifd_zstd_level;
+  return r;
+}
+
+export function visit_MigrateSetParameters(v: InputVisitor, name: string | null): MigrateSetParameters {
+  v.startStruct(name);
+  const r = visit_MigrateSetParameters_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_MigrationParameters_members(v: InputVisitor): MigrationParameters {
+  const m_announce_initial = v.optional("announce-initial") ? v.uint64("announce-initial") : undefined;
+  const m_announce_max = v.optional("announce-max") ? v.uint64("announce-max") : undefined;
+  const m_announce_rounds = v.optional("announce-rounds") ? v.uint64("announce-rounds") : undefined;
+  const m_announce_step = v.optional("announce-step") ? v.uint64("announce-step") : undefined;
+  const m_compress_level = v.optional("compress-level") ? v.uintN("compress-level", 8) : undefined;
+  const m_compress_threads = v.optional("compress-threads") ? v.uintN("compress-threads", 8) : undefined;
+  const m_compress_wait_thread = v.optional("compress-wait-thread") ? v.bool("compress-wait-thread") : undefined;
+  const m_decompress_threads = v.optional("decompress-threads") ? v.uintN("decompress-threads", 8) : undefined;
+  const m_throttle_trigger_threshold = v.optional("throttle-trigger-threshold") ? v.uintN("throttle-trigger-threshold", 8) : undefined;
+  const m_cpu_throttle_initial = v.optional("cpu-throttle-initial") ? v.uintN("cpu-throttle-initial", 8) : undefined;
+  const m_cpu_throttle_increment = v.optional("cpu-throttle-increment") ? v.uintN("cpu-throttle-increment", 8) : undefined;
+  const m_cpu_throttle_tailslow = v.optional("cpu-throttle-tailslow") ? v.bool("cpu-throttle-tailslow") : undefined;
+  const m_tls_creds = v.optional("tls-creds") ? v.str("tls-creds") : undefined;
+  const m_tls_hostname = v.optional("tls-hostname") ? v.str("tls-hostname") : undefined;
+  const m_tls_authz = v.optional("tls-authz") ? v.str("tls-authz") : undefined;
+  const m_max_bandwidth = v.optional("max-bandwidth") ? v.uint64("max-bandwidth") : undefined;
+  const m_downtime_limit = v.optional("downtime-limit") ? v.uint64("downtime-limit") : undefined;
+  const m_x_checkpoint_delay = v.optional("x-checkpoint-delay") ? v.uintN("x-checkpoint-delay", 32) : undefined;
+  const m_block_incremental = v.optional("block-incremental") ? v.bool("block-incremental") : undefined;
+  const m_multifd_channels = v.optional("multifd-channels") ? v.uintN("multifd-channels", 8) : undefined;
+  const m_xbzrle_cache_size = v.optional("xbzrle-cache-size") ? v.uint64("xbzrle-cache-size") : undefined;
+  const m_max_postcopy_bandwidth = v.optional("max-postcopy-bandwidth") ? v.uint64("max-postcopy-bandwidth") : undefined;
+  const m_max_cpu_throttle = v.optional("max-cpu-throttle") ? v.uintN("max-cpu-throttle", 8) : undefined;
+  const m_multifd_compression = v.optional("multifd-compression") ? v.enum("multifd-compression", MultiFDCompression_VALUES) : undefined;
+  const m_multifd_zlib_level = v.optional("multifd-zlib-level") ? v.uintN("multifd-zlib-level", 8) : undefined;
+  const m_multifd_zstd_level = v.optional("multifd-zstd-level") ? v.uintN("multifd-zstd-level", 8) : undefined;
+  const r: MigrationParameters = {  };
+  if (m_announce_initial !== undefined) r["announce-initial"] = m_announce_initial;
+  if (m_announce_max !== undefined) r["announce-max"] = m_announce_max;
+  if (m_announce_rounds !== undefined) r["announce-rounds"] = m_announce_rounds;
+  if (m_announce_step !== undefined) r["announce-step"] = m_announce_step;
+  if (m_compress_level !== undefined) r["compress-level"] = m_compress_level;
+  if (m_compress_threads !== undefined) r["compress-threads"] = m_compress_threads;
+  if (m_compress_wait_thread !== undefined) r["compress-wait-thread"] = m_compress_wait_thread;
+  if (m_decompress_threads !== undefined) r["decompress-threads"] = m_decompress_threads;
+  if (m_throttle_trigger_threshold !== undefined) r["throttle-trigger-threshold"] = m_throttle_trigger_threshold;
+  if (m_cpu_throttle_initial !== undefined) r["cpu-throttle-initial"] = m_cpu_throttle_initial;
+  if (m_cpu_throttle_increment !== undefined) r["cpu-throttle-increment"] = m_cpu_throttle_increment;
+  if (m_cpu_throttle_tailslow !== undefined) r["cpu-throttle-tailslow"] = m_cpu_throttle_tailslow;
+  if (m_tls_creds !== undefined) r["tls-creds"] = m_tls_creds;
+  if (m_tls_hostname !== undefined) r["tls-hostname"] = m_tls_hostname;
+  if (m_tls_authz !== undefined) r["tls-authz"] = m_tls_authz;
+  if (m_max_bandwidth !== undefined) r["max-bandwidth"] = m_max_bandwidth;
+  if (m_downtime_limit !== undefined) r["downtime-limit"] = m_downtime_limit;
+  if (m_x_checkpoint_delay !== undefined) r["x-checkpoint-delay"] = m_x_checkpoint_delay;
+  if (m_block_incremental !== undefined) r["block-incremental"] = m_block_incremental;
+  if (m_multifd_channels !== undefined) r["multifd-channels"] = m_multifd_channels;
+  if (m_xbzrle_cache_size !== undefined) r["xbzrle-cache-size"] = m_xbzrle_cache_size;
+  if (m_max_postcopy_bandwidth !== undefined) r["max-postcopy-bandwidth"] = m_max_postcopy_bandwidth;
+  if (m_max_cpu_throttle !== undefined) r["max-cpu-throttle"] = m_max_cpu_throttle;
+  if (m_multifd_compression !== undefined) r["multifd-compression"] = m_multifd_compression;
+  if (m_multifd_zlib_level !== undefined) r["multifd-zlib-level"] = m_multifd_zlib_level;
+  if (m_multifd_zstd_level !== undefined) r["multifd-zstd-level"] = m_multifd_zstd_level;
+  return r;
+}
+
+export function visit_MigrationParameters(v: InputVisitor, name: string | null): MigrationParameters {
+  v.startStruct(name);
+  const r = visit_MigrationParameters_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMIGRATIONArg_members(v: InputVisitor): QObjMIGRATIONArg {
+  const m_status = v.enum("status", MigrationStatus_VALUES);
+  const r: QObjMIGRATIONArg = { "status": m_status };
+  return r;
+}
+
+export function visit_QObjMIGRATIONArg(v: InputVisitor, name: string | null): QObjMIGRATIONArg {
+  v.startStruct(name);
+  const r = visit_QObjMIGRATIONArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMIGRATIONPASSArg_members(v: InputVisitor): QObjMIGRATIONPASSArg {
+  const m_pass = v.int64("pass");
+  const r: QObjMIGRATIONPASSArg = { "pass": m_pass };
+  return r;
+}
+
+export function visit_QObjMIGRATIONPASSArg(v: InputVisitor, name: string | null): QObjMIGRATIONPASSArg {
+  v.startStruct(name);
+  const r = visit_QObjMIGRATIONPASSArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMigrateContinueArg_members(v: InputVisitor): QObjMigrateContinueArg {
+  const m_state = v.enum("state", MigrationStatus_VALUES);
+  const r: QObjMigrateContinueArg = { "state": m_state };
+  return r;
+}
+
+export function visit_QObjMigrateContinueArg(v: InputVisitor, name: string | null): QObjMigrateContinueArg {
+  v.startStruct(name);
+  const r = visit_QObjMigrateContinueArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMigrateArg_members(v: InputVisitor): QObjMigrateArg {
+  const m_uri = v.str("uri");
+  const m_blk = v.optional("blk") ? v.bool("blk") : undefined;
+  const m_inc = v.optional("inc") ? v.bool("inc") : undefined;
+  const m_detach = v.optional("detach") ? v.bool("detach") : undefined;
+  const m_resume = v.optional("resume") ? v.bool("resume") : undefined;
+  const r: QObjMigrateArg = { "uri": m_uri };
+  if (m_blk !== undefined) r["blk"] = m_blk;
+  if (m_inc !== undefined) r["inc"] = m_inc;
+  if (m_detach !== undefined) r["detach"] = m_detach;
+  if (m_resume !== undefined) r["resume"] = m_resume;
+  return r;
+}
+
+export function visit_QObjMigrateArg(v: InputVisitor, name: string | null): QObjMigrateArg {
+  v.startStruct(name);
+  const r = visit_QObjMigrateArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMigrateIncomingArg_members(v: InputVisitor): QObjMigrateIncomingArg {
+  const m_uri = v.str("uri");
+  const r: QObjMigrateIncomingArg = { "uri": m_uri };
+  return r;
+}
+
+export function visit_QObjMigrateIncomingArg(v: InputVisitor, name: string | null): QObjMigrateIncomingArg {
+  v.startStruct(name);
+  const r = visit_QObjMigrateIncomingArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjMigrateRecoverArg_members(v: InputVisitor): QObjMigrateRecoverArg {
+  const m_uri = v.str("uri");
+  const r: QObjMigrateRecoverArg = { "uri": m_uri };
+  return r;
+}
+
+export function visit_QObjMigrateRecoverArg(v: InputVisitor, name: string | null): QObjMigrateRecoverArg {
+  v.startStruct(name);
+  const r = visit_QObjMigrateRecoverArg_members(v);
   v.checkStruct();
   v.endStruct();
   return r;

@@ -1,0 +1,189 @@
+// The in-band migration QMP commands (QEMU 7.2's migration/migration.c qmp_* functions) with
+// QEMU's checks and words; the work goes to the MigrationEngine. migrate-recover and
+// migrate-pause are allow-oob, so they live in core/oob-commands.ts.
+
+import type { QmpHandlers } from "../qapi/generated/commands.js";
+import { genericError } from "../qapi/error.js";
+import type { RunState } from "../qapi/generated/types.js";
+import type { MigrationEngine } from "./engine.js";
+import { MIGRATION_ACTIVE_ERROR, UNIMPLEMENTED_CAPABILITIES, type MigrationState } from "./state.js";
+
+export type MigrationHandlers = Pick<
+  QmpHandlers,
+  | "query-migrate"
+  | "migrate-set-capabilities"
+  | "query-migrate-capabilities"
+  | "migrate-set-parameters"
+  | "query-migrate-parameters"
+  | "migrate-start-postcopy"
+  | "migrate_cancel"
+  | "migrate-continue"
+  | "migrate"
+  | "migrate-incoming"
+>;
+
+/** What the handlers need from the core thread; types only, so src/migration stays a leaf. */
+export interface MigrationContext {
+  migration: MigrationState;
+  engine: MigrationEngine;
+  runState: { readonly state: RunState };
+}
+
+/** A migration URI split into its scheme and the rest, as QEMU's strstart() chain does. */
+export type MigrationUri =
+  | { kind: "tcp"; host: string; port: string }
+  | { kind: "unix"; path: string }
+  | { kind: "exec"; command: string }
+  | { kind: "file"; path: string; offset: number }
+  | { kind: "fd"; name: string };
+
+/** QEMU's inet_parse() (util/qemu-sockets.c): the errors a tcp: address is refused with. */
+function parseInet(text: string): { host: string; port: string } {
+  if (text.startsWith(":")) {
+    const port = text.slice(1).split(",")[0] ?? "";
+    if (port === "") throw genericError(`error parsing port in address '${text}'`);
+    return { host: "", port };
+  }
+  if (text.startsWith("[")) {
+    const m = /^\[([^\]]+)\]:([^,]+)/.exec(text);
+    if (m === null) throw genericError(`error parsing IPv6 address '${text}'`);
+    return { host: m[1] as string, port: m[2] as string };
+  }
+  const m = /^([^:]+):([^,]+)/.exec(text);
+  if (m === null) throw genericError(`error parsing address '${text}'`);
+  return { host: m[1] as string, port: m[2] as string };
+}
+
+/** QEMU 8.2's file: URI: `file:PATH[,offset=N]`. */
+function parseFile(text: string): { path: string; offset: number } {
+  const comma = text.lastIndexOf(",offset=");
+  if (comma < 0) return { path: text, offset: 0 };
+  const value = text.slice(comma + 8);
+  const offset = Number(value);
+  if (!/^(0x[0-9a-f]+|\d+)$/i.test(value) || !Number.isSafeInteger(offset)) throw genericError(`file URI has bad offset ${value}`);
+  return { path: text.slice(0, comma), offset };
+}
+
+/**
+ * Split a migration URI. Throws `null` for a scheme minivm does not know (the caller words
+ * that per command), and a QmpError for a known scheme with a malformed address.
+ */
+export function parseMigrationUri(uri: string): MigrationUri | null {
+  const rest = (prefix: string): string | null => (uri.startsWith(prefix) ? uri.slice(prefix.length) : null);
+  let r: string | null;
+  if ((r = rest("tcp:")) !== null) return { kind: "tcp", ...parseInet(r) };
+  if ((r = rest("unix:")) !== null) {
+    if (r === "") throw genericError("invalid Unix socket address");
+    return { kind: "unix", path: r };
+  }
+  if ((r = rest("exec:")) !== null) return { kind: "exec", command: r };
+  if ((r = rest("file:")) !== null) return { kind: "file", ...parseFile(r) };
+  // minivm has no getfd, so no descriptor name can ever be found (QEMU's words for a miss).
+  if ((r = rest("fd:")) !== null) throw genericError(`File descriptor named '${r}' has not been found`);
+  return null;
+}
+
+export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
+  const m = ctx.migration;
+  return {
+    "query-migrate": () => m.queryMigrate(),
+    "query-migrate-capabilities": () => m.queryCapabilities(),
+    "migrate-set-capabilities": ({ capabilities }) => {
+      m.setCapabilities(capabilities);
+      return {};
+    },
+    "query-migrate-parameters": () => m.queryParameters(),
+    "migrate-set-parameters": (p) => {
+      m.setParameters(p);
+      return {};
+    },
+    "migrate-start-postcopy": () => {
+      // QEMU's migrate_postcopy(): postcopy-ram or dirty-bitmaps.
+      if (!m.capabilities["postcopy-ram"] && !m.capabilities["dirty-bitmaps"]) {
+        throw genericError("Enable postcopy with migrate_set_capability before the start of migration");
+      }
+      if (m.status === "none") throw genericError("Postcopy must be started after migration has been started");
+      // Not an error once the migration has finished: that would race with the command.
+      m.startPostcopy = true;
+      return {};
+    },
+    migrate_cancel: () => {
+      // QEMU's migrate_fd_cancel(): nothing to do unless a migration runs.
+      const s = m.status;
+      if (!m.running || s === "cancelling") return {};
+      m.transition(s, "cancelling");
+      ctx.engine.cancel(m);
+      return {};
+    },
+    "migrate-continue": ({ state }) => {
+      if (m.status !== state) throw genericError(`Migration not in expected state: ${m.status}`);
+      // QEMU posts its pause semaphore whatever the state; only pre-switchover waits on it.
+      if (state === "pre-switchover") ctx.engine.continueFromPreSwitchover(m);
+      return {};
+    },
+    migrate: ({ uri, blk, inc, resume }) => {
+      // QEMU 7.2's migrate_prepare(), in its order.
+      if (resume === true) {
+        if (m.status !== "postcopy-paused") throw genericError("Cannot resume if there is no paused migration");
+        throw genericError("minivm cannot resume a postcopy migration yet");
+      }
+      if (m.running) throw genericError(MIGRATION_ACTIVE_ERROR);
+      const rs = ctx.runState.state;
+      if (rs === "inmigrate") throw genericError("Guest is waiting for an incoming migration");
+      if (rs === "postmigrate") throw genericError("Can't migrate the vm that was paused due to previous migration");
+      // Shared storage is minivm's only model (and QEMU dropped blk/inc in 9.1).
+      if (blk === true || inc === true) throw genericError("minivm does not migrate disk contents: use shared storage");
+      m.beginOutgoing(uri);
+      let parsed: MigrationUri | null;
+      try {
+        parsed = parseMigrationUri(uri);
+      } catch (e) {
+        // QEMU's migrate_fd_error(): the reason becomes error-desc too.
+        m.fail(e instanceof Error ? e.message : String(e), "setup");
+        throw e;
+      }
+      if (parsed === null) {
+        // QEMU fails the migration here without recording why.
+        m.transition("setup", "failed");
+        throw genericError("Parameter 'uri' expects a valid migration protocol");
+      }
+      // After the URI, as QEMU meets a missing feature only once it starts the transfer.
+      const unsupported = UNIMPLEMENTED_CAPABILITIES.find((c) => m.capabilities[c]);
+      if (unsupported !== undefined) {
+        const message = `minivm cannot migrate with the '${unsupported}' capability on`;
+        m.fail(message, "setup");
+        throw genericError(message);
+      }
+      try {
+        ctx.engine.startOutgoing(uri, m);
+      } catch (e) {
+        m.fail(e instanceof Error ? e.message : String(e), "setup");
+        throw e;
+      }
+      return {};
+    },
+    "migrate-incoming": ({ uri }) => {
+      // QEMU 7.2's qmp_migrate_incoming().
+      if (m.incoming.started) throw genericError("The incoming migration has already been started");
+      if (ctx.runState.state !== "inmigrate") throw genericError("'-incoming' was not specified on the command line");
+      startIncoming(m, ctx.engine, uri);
+      return {};
+    },
+  };
+}
+
+/**
+ * QEMU's qemu_start_incoming_migration(), for `--incoming URI` at start-up and for
+ * migrate-incoming: announces setup, checks the URI, hands it to the engine. On success the
+ * incoming migration counts as started, and cannot be started again.
+ */
+export function startIncoming(m: MigrationState, engine: MigrationEngine, uri: string): void {
+  if (uri === "defer") {
+    m.incoming.requested = "defer";
+    return;
+  }
+  m.announceIncomingSetup();
+  if (parseMigrationUri(uri) === null) throw genericError(`unknown migration protocol: ${uri}`);
+  engine.startIncoming(uri, m);
+  m.incoming.started = true;
+}
