@@ -79,6 +79,8 @@ export interface VirtioBackend {
   queueNotify(index: number): void;
   /** Device reset (status 0): forget in-flight work; late completions are dropped by epoch. */
   reset(): void;
+  /** Resolves when no request is in flight (QEMU's blk_drain); absent = nothing is ever in flight. */
+  drain?(): Promise<void>;
   /** The device's own migratable state, nested in the transport's description. */
   readonly vmsd?: VMStateDescription<never>;
   saveState?(): object;

@@ -46,6 +46,9 @@ export interface CoreLoopOptions {
   sliceInstructions?: number;
 }
 
+/** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms. */
+const THROTTLE_TIMESLICE_MS = 10;
+
 /** QEMU's shutdown_caused_by_guest(). */
 function causedByGuest(cause: ShutdownCause): boolean {
   return cause === "guest-shutdown" || cause === "guest-reset" || cause === "guest-panic";
@@ -59,6 +62,10 @@ export class CoreLoop {
   private readonly slice: number;
   /** Slices run, for statistics and tests. */
   slices = 0;
+  /** Auto-converge's CPU throttle, in percent (QEMU's cpu_throttle_set). */
+  private throttlePercent = 0;
+  /** Where the current throttle timeslice began (ms). */
+  private throttleSliceStart = 0;
 
   constructor(private readonly o: CoreLoopOptions) {
     this.slice = o.sliceInstructions ?? 100_000;
@@ -104,6 +111,19 @@ export class CoreLoop {
     this.wake();
   }
 
+  /**
+   * Throttle the vCPU to (100 - percent)% of the time, as QEMU's cpu_throttle_thread does:
+   * after each 10 ms of running it sleeps percent / (100 - percent) of that. 0 turns it off.
+   */
+  setThrottle(percent: number): void {
+    this.throttlePercent = Math.max(0, Math.min(99, percent));
+    this.throttleSliceStart = performance.now();
+  }
+
+  get throttle(): number {
+    return this.throttlePercent;
+  }
+
   private schedule(): void {
     if (this.scheduled || this.exited) return;
     this.scheduled = true;
@@ -136,6 +156,17 @@ export class CoreLoop {
     switch (r.kind) {
       case "budget":
       case "exit-request":
+        if (this.throttlePercent > 0 && performance.now() - this.throttleSliceStart >= THROTTLE_TIMESLICE_MS) {
+          const p = this.throttlePercent / 100;
+          const sleepMs = (THROTTLE_TIMESLICE_MS * p) / (1 - p);
+          this.scheduled = true;
+          setTimeout(() => {
+            this.scheduled = false;
+            this.throttleSliceStart = performance.now();
+            this.tick();
+          }, sleepMs);
+          break;
+        }
         this.schedule();
         break;
       case "idle":

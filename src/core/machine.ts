@@ -16,6 +16,7 @@ import { Cpu } from "../cpu/cpu.js";
 import { cpuMigratable } from "../cpu/state.js";
 import { loadSections, saveSections, type SavedSection, type SectionEntry } from "../migration/sections.js";
 import type { VMStateDescription } from "../migration/vmstate.js";
+import type { VmdescDevice } from "../migration/vmstate-json.js";
 import { translate } from "../cpu/mmu.js";
 import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
@@ -115,6 +116,7 @@ export class Machine {
   readonly finisher: SifiveTest;
   /** virtio-mmio transports by slot. */
   readonly virtio: VirtioMmio[];
+  private readonly virtioBackends: readonly (VirtioBackend | null)[];
   /** Every row of the board table with its device, in table order. */
   private readonly placed: Placed[];
   private readonly pollers: Placed[];
@@ -138,6 +140,7 @@ export class Machine {
   private stopped: SliceResult | null = null;
 
   constructor(opts: MachineOptions) {
+    this.virtioBackends = opts.virtio ?? [];
     const regions = opts.regions ?? createSharedRegions({ ramSize: opts.ramSize ?? DEFAULT_RAM_SIZE });
     if (opts.ramSize !== undefined && opts.ramSize !== regions.ramSize) {
       throw new Error(`ramSize ${opts.ramSize} does not match the shared regions' ${regions.ramSize} bytes`);
@@ -460,6 +463,26 @@ export class Machine {
         this.clockOffsetNs = host - Number(s.clock_ns);
       },
     };
+  }
+
+  /**
+   * Wait until no device has a request in flight (QEMU's bdrv_drain_all before a migration's
+   * device state is saved); the VM should be stopped, so nothing new starts meanwhile.
+   */
+  async drainIo(): Promise<void> {
+    await Promise.all(this.virtioBackends.map((b) => b?.drain?.()));
+  }
+
+  /** The sections this machine saves and accepts, as (idstr, instance id). */
+  sectionIds(): { idstr: string; instanceId: number }[] {
+    return this.sectionEntries().map((e) => ({ idstr: e.idstr, instanceId: e.instanceId }));
+  }
+
+  /** save(), with the vmdesc entry of each section that a migration stream ends with. */
+  saveWithVmdesc(): { sections: SavedSection[]; vmdesc: VmdescDevice[] } {
+    const vmdesc: VmdescDevice[] = [];
+    const sections = saveSections(this.sectionEntries(), vmdesc);
+    return { sections, vmdesc };
   }
 
   /** Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap). */
