@@ -138,11 +138,11 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "45" = BlockdevDriver
   {"name":"45","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
   // "46" = BlockdevOptionsFile
-  {"name":"46","meta-type":"object","members":[{"name":"filename","type":"str"}]},
+  {"name":"46","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"59","default":null}]},
   // "47" = BlockdevOptionsQcow2
-  {"name":"47","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"backing","type":"60","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  {"name":"47","meta-type":"object","members":[{"name":"file","type":"60"},{"name":"backing","type":"61","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
   // "48" = BlockdevOptionsRaw
-  {"name":"48","meta-type":"object","members":[{"name":"file","type":"59"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  {"name":"48","meta-type":"object","members":[{"name":"file","type":"60"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
   // "49" = JSONType
   {"name":"49","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
   {"name":"[50]","meta-type":"array","element-type":"50"},
@@ -168,19 +168,21 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "57" = SnapshotInfo
   {"name":"57","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
   // "58" = ImageInfoSpecific
-  {"name":"58","meta-type":"object","members":[{"name":"type","type":"61"}],"tag":"type","variants":[{"case":"qcow2","type":"62"}]},
-  // "59" = BlockdevRef
-  {"name":"59","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "60" = BlockdevRefOrNull
-  {"name":"60","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  {"name":"58","meta-type":"object","members":[{"name":"type","type":"62"}],"tag":"type","variants":[{"case":"qcow2","type":"63"}]},
+  // "59" = OnOffAuto
+  {"name":"59","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
+  // "60" = BlockdevRef
+  {"name":"60","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "61" = BlockdevRefOrNull
+  {"name":"61","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "61" = ImageInfoSpecificKind
-  {"name":"61","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "62" = ImageInfoSpecificQCow2Wrapper
-  {"name":"62","meta-type":"object","members":[{"name":"data","type":"63"}]},
+  // "62" = ImageInfoSpecificKind
+  {"name":"62","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "63" = ImageInfoSpecificQCow2Wrapper
+  {"name":"63","meta-type":"object","members":[{"name":"data","type":"64"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "63" = ImageInfoSpecificQCow2
-  {"name":"63","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"64"}]},
-  // "64" = Qcow2CompressionType
-  {"name":"64","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "64" = ImageInfoSpecificQCow2
+  {"name":"64","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"65"}]},
+  // "65" = Qcow2CompressionType
+  {"name":"65","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

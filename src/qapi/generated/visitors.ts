@@ -76,6 +76,7 @@ import {
   BlockdevDetectZeroesOptions_VALUES,
   Qcow2CompressionType_VALUES,
   ImageInfoSpecificKind_VALUES,
+  OnOffAuto_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -1006,7 +1007,9 @@ export function visit_QObjBlockLatencyHistogramSetArg(v: InputVisitor, name: str
 
 export function visit_BlockdevOptionsFile_members(v: InputVisitor): BlockdevOptionsFile {
   const m_filename = v.str("filename");
+  const m_locking = v.optional("locking") ? v.enum("locking", OnOffAuto_VALUES) : undefined;
   const r: BlockdevOptionsFile = { "filename": m_filename };
+  if (m_locking !== undefined) r["locking"] = m_locking;
   return r;
 }
 
