@@ -309,7 +309,7 @@ async function map(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
   const filename = p.args[0];
   if (!filename) throw new UsageError("Expecting one image file name");
   const fmt = outputFormat(p);
-  const d = await open(filename, pool, last(p, "f"), true, false, forceShare(p), true);
+  const d = await open(filename, pool, last(p, "f"), true, false, forceShare(p));
   try {
     const start = last(p, "start-offset") ? parseSize(last(p, "start-offset")!) : 0;
     const extents = await mapImage(d, start, last(p, "max-length") ? parseSize(last(p, "max-length")!) : d.size - start);
