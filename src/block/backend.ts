@@ -12,6 +12,7 @@ import { openImage } from "./image.js";
 import { QmpError, genericError } from "../qmp/errors.js";
 import type { IoPool } from "./io-pool.js";
 import { BlockGraph, type BlockNode } from "./node.js";
+import { parseLockingMode, type LockingMode } from "./lock.js";
 
 /** `--drive file=...,format=...,id=...,readonly=on,snapshot=on`, already split into fields. */
 export interface DriveOptions {
@@ -30,6 +31,10 @@ export interface DriveOptions {
   qdev?: string;
   /** stats-intervals (seconds) for timed statistics. */
   statsIntervals?: number[];
+  /** `file.locking=on|off|auto`: QEMU's image locks on the file (lock.ts). */
+  locking?: LockingMode;
+  /** A migration destination: open without locks until BlockLayer.activateAll. */
+  inactive?: boolean;
 }
 
 /** QemuOpts syntax: `k=v,k2=v2`, a doubled comma is a literal comma, a bare key means "on". */
@@ -70,7 +75,7 @@ export function parseDrive(spec: string, index = 0): Omit<DriveOptions, "pool"> 
     if (v === "off" || v === "false" || v === "no") return false;
     throw new Error(`Parameter '${k}' expects 'on' or 'off'`);
   };
-  const known = new Set(["file", "format", "if", "id", "readonly", "snapshot", "cache", "media", "node-name"]);
+  const known = new Set(["file", "format", "if", "id", "readonly", "snapshot", "cache", "media", "node-name", "file.locking"]);
   // QEMU's list syntax: stats-intervals.0=60,stats-intervals.1=3600 (seconds).
   const statsIntervals: number[] = [];
   for (const [k, v] of fields) {
@@ -87,7 +92,7 @@ export function parseDrive(spec: string, index = 0): Omit<DriveOptions, "pool"> 
   if (format !== undefined && format !== "raw" && format !== "qcow2") throw new Error(`'${format}' invalid format`);
   const iface = fields.get("if") ?? "virtio";
   if (iface !== "virtio" && iface !== "none") throw new Error(`Invalid parameter 'if': minivm has virtio only`);
-  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name"), ...(statsIntervals.length > 0 ? { statsIntervals: statsIntervals.filter((x) => x !== undefined) } : {}) };
+  return { file, format, if: iface, id: fields.get("id") ?? `${iface}${index}`, readonly: bool("readonly"), snapshot: bool("snapshot"), nodeName: fields.get("node-name"), ...(fields.has("file.locking") ? { locking: parseLockingMode(fields.get("file.locking")) } : {}), ...(statsIntervals.length > 0 ? { statsIntervals: statsIntervals.filter((x) => x !== undefined) } : {}) };
 }
 
 /** Thrown for a request the backend rejects before submission (counted as invalid). */
@@ -143,20 +148,21 @@ export class BlockBackend {
     let drv: BlockDriver;
     let tempDir: string | null = null;
     if (o.snapshot) {
-      const base = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: true, backing: o.backing });
+      // Only the format is wanted here: QEMU probes without taking the image's permissions.
+      const base = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: true, backing: o.backing, forceShare: true });
       const fmt = base.format;
       await base.close();
       tempDir = await mkdtemp(join(tmpdir(), "minivm-snapshot-"));
       const overlay = join(tempDir, "overlay.qcow2");
       try {
         await createImage({ filename: overlay, format: "qcow2", pool: o.pool, backingFile: resolve(o.file), backingFormat: fmt });
-        drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false });
+        drv = await openImage(overlay, { pool: o.pool, format: "qcow2", readOnly: false, inactive: o.inactive });
       } catch (e) {
         await rm(tempDir, { recursive: true, force: true });
         throw e;
       }
     } else {
-      drv = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: o.readonly ?? false, backing: o.backing });
+      drv = await openImage(o.file, { pool: o.pool, format: o.format, readOnly: o.readonly ?? false, backing: o.backing, locking: o.locking, inactive: o.inactive });
     }
     let b: BlockBackend;
     try {

@@ -7,8 +7,9 @@ import type { BlockdevOptions, BlockdevRef, BlockdevRefOrNull } from "../qapi/ge
 import { QmpError, genericError } from "../qmp/errors.js";
 import { BlockBackend, parseDrive } from "./backend.js";
 import type { BlockDriver } from "./driver.js";
-import { openImage } from "./image.js";
+import { activateImage, inactivateImage, openImage } from "./image.js";
 import { IoPool } from "./io-pool.js";
+import { ImageLockError, type LockingMode } from "./lock.js";
 import { BlockGraph, type BlockNode } from "./node.js";
 
 /** `--device virtio-blk-device,drive=NAME,id=ID`: NAME is a drive id or a node name. */
@@ -40,21 +41,28 @@ export class BlockLayer {
   private backendList: BlockBackend[] = [];
   /** The drives that want a virtio-blk device, in QEMU's plug order (see open). */
   readonly plugs: DrivePlug[] = [];
+  /**
+   * BDRV_O_INACTIVE for every image: a migration destination before it starts, a source after
+   * switchover. Inactive images hold no lock and write no metadata (lock.ts, activateAll).
+   */
+  private inactive = false;
 
   /**
    * Opens the command line's nodes and drives and matches devices to them. QEMU creates
    * -blockdev nodes before -drive ones; `if=virtio` drives get a device each, in drive
-   * order, then every -device in command-line order.
+   * order, then every -device in command-line order. `inactive` is for a migration
+   * destination (`--incoming`): its images are opened without locks until activateAll.
    */
-  static async open(drives: string[], blockdevs: BlockdevOptions[], devices: DeviceSpec[]): Promise<BlockLayer> {
+  static async open(drives: string[], blockdevs: BlockdevOptions[], devices: DeviceSpec[], opts: { inactive?: boolean } = {}): Promise<BlockLayer> {
     const layer = new BlockLayer();
+    layer.inactive = opts.inactive ?? false;
     try {
       for (const b of blockdevs) await layer.addNode(b);
       // `if=none` drives wait for a -device that names them; QEMU keeps the unclaimed ones.
       const unplugged = new Map<string, BlockBackend>();
       for (const [i, text] of drives.entries()) {
         const d = parseDrive(text, i);
-        const backend = await BlockBackend.open({ ...d, pool: layer.pool, graph: layer.graph });
+        const backend = await BlockBackend.open({ ...d, pool: layer.pool, graph: layer.graph, inactive: layer.inactive });
         if (d.if === "virtio") layer.plugs.push({ backend, deviceId: undefined });
         else unplugged.set(backend.id, backend);
         layer.backendList.push(backend);
@@ -111,14 +119,14 @@ export class BlockLayer {
   }
 
   /** A reference to a node by name, or an inline `file` node (minivm takes only those). */
-  private refFilename(ref: BlockdevRef, what: string): { filename: string; node?: BlockNode; nodeName?: string } {
+  private refFilename(ref: BlockdevRef, what: string): { filename: string; node?: BlockNode; nodeName?: string; locking?: LockingMode } {
     if (typeof ref === "string") {
       const n = this.graph.get(ref);
       if (n === undefined) throw genericError(`Cannot find device='${ref}' nor node-name='${ref}'`);
       return { filename: n.drv.filename, node: n };
     }
     if (ref.driver !== "file") throw genericError(`${what}: minivm takes a 'file' node here, not '${ref.driver}'`);
-    return { filename: ref.filename, nodeName: ref["node-name"] };
+    return { filename: ref.filename, nodeName: ref["node-name"], locking: ref.locking };
   }
 
   /** blockdev-add / -blockdev: opens the image and adds its nodes, the top one owned by the monitor. */
@@ -126,12 +134,12 @@ export class BlockLayer {
     const nodeName = o["node-name"];
     if (nodeName !== undefined) this.graph.checkFree(nodeName);
     const readOnly = o["read-only"] ?? false;
-    let file: { filename: string; node?: BlockNode; nodeName?: string };
+    let file: { filename: string; node?: BlockNode; nodeName?: string; locking?: LockingMode };
     let backing: BlockdevRefOrNull | undefined;
     let format: "raw" | "qcow2" = "raw";
     switch (o.driver) {
       case "file":
-        file = { filename: o.filename };
+        file = { filename: o.filename, locking: o.locking };
         break;
       case "raw":
         file = this.refFilename(o.file, "file");
@@ -152,9 +160,19 @@ export class BlockLayer {
     }
     let drv: BlockDriver;
     try {
-      drv = await openImage(file.filename, { pool: this.pool, format, readOnly, backing: backingOpt });
+      drv = await openImage(file.filename, {
+        pool: this.pool,
+        format,
+        readOnly,
+        backing: backingOpt,
+        locking: file.locking,
+        inactive: this.inactive,
+        // A lone file node has no user yet: QEMU takes no permission on it (lock.ts).
+        protocolOnly: o.driver === "file",
+      });
     } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
+      // QMP reports the error without QEMU's hint line (error_append_hint is for humans).
+      const msg = e instanceof ImageLockError ? e.desc : e instanceof Error ? e.message : String(e);
       throw genericError(/ENOENT/.test(msg) ? `Could not open '${file.filename}': No such file or directory` : msg);
     }
     try {
@@ -174,6 +192,55 @@ export class BlockLayer {
   async delNode(nodeName: string): Promise<void> {
     const node = this.graph.checkDeletable(nodeName);
     for (const d of this.graph.remove(node)) await d.close();
+  }
+
+  /** Every driver chain that is open: one per node that owns its driver. */
+  private chains(): BlockDriver[] {
+    const seen = new Set<BlockDriver>();
+    const out: BlockDriver[] = [];
+    for (const n of this.graph.all()) {
+      if (!n.ownsDriver || seen.has(n.drv)) continue;
+      seen.add(n.drv);
+      out.push(n.drv);
+    }
+    return out;
+  }
+
+  get isInactive(): boolean {
+    return this.inactive;
+  }
+
+  /**
+   * bdrv_inactivate_all, for a migration source at switchover (guest stopped, requests
+   * drained): every image is flushed, a qcow2 marked clean, then every lock released, so that
+   * the destination may take the images. A later activateAll takes them back (a failed
+   * migration, or `cont` after it).
+   */
+  async inactivateAll(): Promise<void> {
+    if (this.inactive) return;
+    for (const d of this.chains()) await inactivateImage(d);
+    this.inactive = true;
+  }
+
+  /**
+   * bdrv_activate_all, for a destination about to run the guest (or a source taking its
+   * images back): the locks are taken, refused in QEMU's words ("Failed to get \"write\" lock")
+   * while another process still holds an image, and cached metadata is read again.
+   * On failure, the images activated so far are released again and the layer stays inactive.
+   */
+  async activateAll(): Promise<void> {
+    if (!this.inactive) return;
+    const done: BlockDriver[] = [];
+    try {
+      for (const d of this.chains()) {
+        await activateImage(d);
+        done.push(d);
+      }
+    } catch (e) {
+      for (const d of done) await inactivateImage(d).catch(() => undefined);
+      throw e instanceof ImageLockError ? genericError(e.desc) : e;
+    }
+    this.inactive = false;
   }
 
   /** Flush and close everything (shutdown): no acknowledged write is left in a buffer. */

@@ -50,7 +50,8 @@ export async function resolveCreateOptions(o: CreateOptions): Promise<CreateOpti
     if (o.backingFile) {
       if (!o.backingFormat) throw new Error(`${o.filename}: Backing file specified without backing format`);
       const path = backingPath(o.filename, o.backingFile);
-      const b = await openImage(path, { pool: o.pool, readOnly: true, format: o.backingFormat }).catch((e: Error) => {
+      // bdrv_img_create reads the backing size with force-share, so an image in use can be a base.
+      const b = await openImage(path, { pool: o.pool, readOnly: true, format: o.backingFormat, forceShare: true }).catch((e: Error) => {
         throw new Error(`Could not open backing image: ${e.message}`);
       });
       if (out.size === undefined) out.size = b.size;

@@ -2,6 +2,8 @@
 // needs). Offsets and lengths are bytes, JS numbers (exact up to 2^53). Every operation
 // returns a Promise: the bytes move through the I/O pool, never on the calling thread.
 
+import type { ImageLock } from "./lock.js";
+
 /** One extent of `qemu-img map` / bdrv_block_status. */
 export interface BlockExtent {
   start: number;
@@ -52,6 +54,8 @@ export interface BlockDriver {
   /** Bytes the file occupies on disk (st_blocks * 512), as qemu-img's actual-size. */
   actualSize(): Promise<number>;
   dirty(): boolean;
+  /** QEMU's image locks on this image's file; null with locking=off (lock.ts). */
+  imageLock?: ImageLock | null;
   formatSpecific(): Qcow2Specific | undefined;
   close(): Promise<void>;
 }

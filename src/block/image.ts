@@ -1,6 +1,7 @@
 // Opening an image file by name: format probing (as QEMU's bdrv_probe: the qcow2 magic, else
 // raw), then the backing chain, read-only, to any depth, with loops refused. A qcow2 image left
-// dirty by lazy refcounts is repaired on a read-write open, as QEMU does.
+// dirty by lazy refcounts is repaired on a read-write open, as QEMU does. Every file opened
+// takes QEMU's image locks for its role (lock.ts), unless `locking=off`.
 
 import { open, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
@@ -10,6 +11,7 @@ import { ImageOpenError, QCOW_MAGIC, u32 } from "./qcow2-format.js";
 import { Qcow2Driver } from "./qcow2.js";
 import { RawDriver } from "./raw.js";
 import { checkQcow2 } from "./qcow2-check.js";
+import { ImageLock, hasOfdLocks, imagePerms, type LockingMode } from "./lock.js";
 
 export interface OpenOptions {
   pool: IoPool;
@@ -21,6 +23,25 @@ export interface OpenOptions {
   backingFormat?: string;
   /** Opening for `check`: no automatic repair, a corrupt image opens. */
   forCheck?: boolean;
+  /** The file node's `locking` option (file.locking=...); backing files always use auto. */
+  locking?: LockingMode;
+  /** qemu-img -U: take no permission that others could be refused by, and share all. */
+  forceShare?: boolean;
+  /** A migration destination: open without locking anything until activateImage. */
+  inactive?: boolean;
+  /** A lone `file` node (blockdev-add driver=file): QEMU locks nothing for it. */
+  protocolOnly?: boolean;
+  /** qemu-img info's BDRV_O_NO_IO: only metadata is read. */
+  noIo?: boolean;
+  /** Opened as some image's backing file (set by openImage for the chain below the top). */
+  asBacking?: boolean;
+}
+
+/** Whether `mode` means locking on this host; `on` without OFD locks is refused. */
+function lockingEnabled(mode: LockingMode): boolean {
+  if (mode === "off") return false;
+  if (mode === "on" && !hasOfdLocks()) throw new ImageOpenError("locking=on needs Linux OFD locks, which this host does not have");
+  return mode === "on" || hasOfdLocks();
 }
 
 /**
@@ -61,28 +82,43 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
   });
   let d: Qcow2Driver | null = null;
   try {
-    if (format === "raw") return await RawDriver.open(filename, fh, opts.pool, readOnly);
+    let lock: ImageLock | null = null;
+    if (lockingEnabled(opts.locking ?? "auto")) {
+      // QEMU locks at the first permission update, right after the open; so does minivm,
+      // before reading a byte, so that a refused open has read nothing.
+      const perms = imagePerms({ format, readOnly, backing: opts.asBacking, forceShare: opts.forceShare, protocolOnly: opts.protocolOnly, noIo: opts.noIo });
+      lock = new ImageLock(fh.fd, filename, perms, { inactive: opts.inactive });
+      lock.acquire();
+    }
+    if (format === "raw") {
+      const r = await RawDriver.open(filename, fh, opts.pool, readOnly);
+      r.imageLock = lock;
+      return r;
+    }
     d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck });
+    d.imageLock = lock;
     const name = opts.backing === undefined ? d.backingFilename : opts.backing;
     if (name) {
       const path = opts.backing === undefined ? backingPath(filename, name) : name;
       try {
-        d.backing = await openImage(path, { pool: opts.pool, readOnly: true, format: opts.backing === undefined ? d.backingFormat : opts.backingFormat }, seen);
+        d.backing = await openImage(
+          path,
+          { pool: opts.pool, readOnly: true, format: opts.backing === undefined ? d.backingFormat : opts.backingFormat, asBacking: true, forceShare: opts.forceShare, inactive: opts.inactive },
+          seen,
+        );
       } catch (e) {
         if (e instanceof ImageOpenError && /loops back/.test(e.message)) throw e;
         throw new ImageOpenError(`Could not open backing file: ${(e as Error).message}`);
       }
     }
-    if (!readOnly && !opts.forCheck && d.dirty()) {
-      const r = await checkQcow2(d, { repair: "all" });
-      if (r.checkErrors || r.corruptions - r.corruptionsFixed > 0) {
-        // The repair may have queued metadata: close() settles it and releases the chain.
-        const failed = d;
-        d = null;
-        await failed.close().catch(() => undefined);
-        throw new ImageOpenError("Could not repair dirty image: Input/output error");
-      }
+    // An inactive image belongs to someone else still: its repair waits for activateImage.
+    if (!readOnly && !opts.forCheck && !opts.inactive && d.dirty()) {
+      const failed = d;
+      d = null;
+      await repairDirty(failed);
+      d = failed;
     }
+    if (opts.inactive) d.markInactive();
     return d;
   } catch (e) {
     // Nothing half-opened survives a failed open: this image's file and any backing chain
@@ -90,5 +126,58 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
     await d?.backing?.close().catch(() => undefined);
     await fh.close().catch(() => undefined);
     throw e;
+  }
+}
+
+/** A dirty qcow2 (lazy refcounts) is repaired before use; a failed repair closes the chain. */
+async function repairDirty(d: Qcow2Driver): Promise<void> {
+  const r = await checkQcow2(d, { repair: "all" });
+  if (r.checkErrors || r.corruptions - r.corruptionsFixed > 0) {
+    // The repair may have queued metadata: close() settles it and releases the chain.
+    await d.close().catch(() => undefined);
+    throw new ImageOpenError("Could not repair dirty image: Input/output error");
+  }
+}
+
+/** Every driver of a chain, top first. */
+function chain(drv: BlockDriver): BlockDriver[] {
+  const out: BlockDriver[] = [];
+  for (let d: BlockDriver | null = drv; d; d = d.backing) out.push(d);
+  return out;
+}
+
+/**
+ * bdrv_inactivate_recurse for one chain: written data and metadata reach the disk (a qcow2
+ * is marked clean), then every lock is released, so another process may take the image.
+ */
+export async function inactivateImage(drv: BlockDriver): Promise<void> {
+  for (const d of chain(drv)) {
+    if (d instanceof Qcow2Driver) await d.inactivate();
+    else await d.flush();
+    d.imageLock?.inactivate();
+  }
+}
+
+/**
+ * bdrv_activate for one chain, bottom first: take the locks (refused in QEMU's words while
+ * someone else still holds the image), then forget every cached piece of metadata, which the
+ * previous owner may have changed (qcow2_co_invalidate_cache), and repair a dirty image.
+ */
+export async function activateImage(drv: BlockDriver): Promise<void> {
+  const all = chain(drv).reverse();
+  const taken: BlockDriver[] = [];
+  try {
+    for (const d of all) {
+      d.imageLock?.activate();
+      taken.push(d);
+    }
+  } catch (e) {
+    for (const d of taken) d.imageLock?.inactivate();
+    throw e;
+  }
+  for (const d of all) {
+    if (!(d instanceof Qcow2Driver)) continue;
+    await d.reload();
+    if (!d.readOnly && d.dirty()) await repairDirty(d);
   }
 }

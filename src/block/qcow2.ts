@@ -6,6 +6,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { checkRange, type BlockDriver, type BlockExtent, type Qcow2Specific } from "./driver.js";
 import type { IoPool } from "./io-pool.js";
+import type { ImageLock } from "./lock.js";
 import {
   COMPAT_LAZY_REFCOUNTS,
   ENTRY_COMPRESSED_HI,
@@ -109,6 +110,13 @@ export class Qcow2Driver implements BlockDriver {
   private readonly l2Loading = new Map<number, Promise<Uint8Array>>();
   private readonly lock = new AsyncMutex();
   private lazyDirtySet = false;
+  /** QEMU's image locks on the file; released with the fd on close (lock.ts). */
+  imageLock: ImageLock | null = null;
+  /**
+   * BDRV_O_INACTIVE: another process owns the image's metadata (a migration destination
+   * before it starts, a source after switchover), so nothing here writes it, not even close.
+   */
+  private inactive = false;
 
   private constructor(
     readonly filename: string,
@@ -764,7 +772,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   async flush(): Promise<void> {
-    if (this.readOnly) return;
+    if (this.readOnly || this.inactive) return;
     this.alive();
     await this.lock.run(async () => {
       await this.writeback();
@@ -826,21 +834,62 @@ export class Qcow2Driver implements BlockDriver {
     };
   }
 
+  /** Every piece of metadata on disk, the dirty bit cleared, all synced (qcow2_mark_clean). */
+  private async markClean(): Promise<void> {
+    await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
+      await this.writeback();
+      await this.refs.writeDirty();
+      if (this.lazyDirtySet) {
+        await this.pool.fdatasync(this.fd);
+        this.header.incompatible &= ~INCOMPAT_DIRTY;
+        await this.writeFeatureWords();
+        this.lazyDirtySet = false;
+      }
+      await this.pool.fdatasync(this.fd);
+    });
+  }
+
+  /** Opened for a migration destination: hands off the metadata until reload(). */
+  markInactive(): void {
+    this.inactive = true;
+  }
+
+  /** qcow2_inactivate: the image is left clean on disk for its next owner. */
+  async inactivate(): Promise<void> {
+    if (!this.readOnly && !this.dead && !this.inactive) await this.markClean();
+    this.inactive = true;
+  }
+
+  /**
+   * qcow2_co_invalidate_cache: the previous owner may have allocated clusters and rewritten
+   * tables since this driver read them, so the header, L1, L2 cache and refcounts are read
+   * again from the file.
+   */
+  async reload(): Promise<void> {
+    const fresh = await Qcow2Driver.open(this.filename, this.fh, this.pool, { readOnly: true });
+    Object.assign(this.header, fresh.header);
+    this.l1 = fresh.l1;
+    this.l2Cache.clear();
+    this.l2Offsets.clear();
+    for (let i = 0; i < this.header.l1Size; i++) {
+      const e = this.l1Entry(i);
+      if (e.off) this.l2Offsets.add(e.off);
+    }
+    this.snapshots = fresh.snapshots;
+    this.corrupt = fresh.corrupt;
+    const refs = new Refcounts(this.refHost, new Uint8Array(0), this.header.refcountTableOffset, this.header.refcountTableClusters);
+    refs.table = fresh.refs.table;
+    refs.lazy = fresh.refs.lazy;
+    if (!this.readOnly) await refs.computeNextFree((await this.fh.stat()).size);
+    this.refs = refs;
+    this.lazyDirtySet = false;
+    this.inactive = false;
+  }
+
   /** A clean close writes back lazy refcounts and clears the dirty bit (qcow2_mark_clean). */
   async close(): Promise<void> {
     try {
-      if (!this.readOnly && !this.dead) {
-        await this.lockedClusters(0, Number.MAX_SAFE_INTEGER, async () => {
-          await this.writeback();
-          await this.refs.writeDirty();
-          if (this.lazyDirtySet) {
-            await this.pool.fdatasync(this.fd);
-            this.header.incompatible &= ~INCOMPAT_DIRTY;
-            await this.writeFeatureWords();
-          }
-          await this.pool.fdatasync(this.fd);
-        });
-      }
+      if (!this.readOnly && !this.dead && !this.inactive) await this.markClean();
     } finally {
       // A write-back that fails (a corrupt image, a full disk) is reported, but the file and
       // the backing chain are released all the same: the caller cannot retry a close.

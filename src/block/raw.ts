@@ -4,6 +4,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { checkRange, type BlockDriver, type BlockExtent } from "./driver.js";
 import type { IoPool } from "./io-pool.js";
+import type { ImageLock } from "./lock.js";
 
 const ZERO_CHUNK = 1 << 20;
 
@@ -13,6 +14,8 @@ export class RawDriver implements BlockDriver {
   readonly backing = null;
   readonly backingFilename = undefined;
   readonly backingFormat = undefined;
+  /** Released with the fd on close: OFD locks belong to the open file description. */
+  imageLock: ImageLock | null = null;
 
   constructor(
     readonly filename: string,

@@ -5,6 +5,7 @@ import { splitKeyValues } from "../block/backend.js";
 import { createImage, formattingLine, parseSize, type CreateOptions } from "../block/create.js";
 import type { BlockDriver } from "../block/driver.js";
 import { openImage } from "../block/image.js";
+import { ImageLockError } from "../block/lock.js";
 import { checkExitCode, checkJson, humanCheck, humanInfo, imageInfo } from "../block/info.js";
 import { IoPool } from "../block/io-pool.js";
 import { checkQcow2, type CheckResult } from "../block/qcow2-check.js";
@@ -139,8 +140,22 @@ async function create(argv: string[], io: ImgIo, pool: IoPool): Promise<number> 
   return 0;
 }
 
-async function open(filename: string, pool: IoPool, format: string | undefined, readOnly = true, forCheck = false): Promise<BlockDriver> {
-  return openImage(filename, { pool, format, readOnly, forCheck });
+/**
+ * Opens as qemu-img does: with the image locks of a reader (or writer), so an image a VM is
+ * using is refused; -U/--force-share takes them shared, and only for reading.
+ */
+async function open(filename: string, pool: IoPool, format: string | undefined, readOnly = true, forCheck = false, forceShare = false, noIo = false): Promise<BlockDriver> {
+  if (forceShare && !readOnly) throw new Error("force-share=on can only be used with read-only images");
+  try {
+    return await openImage(filename, { pool, format, readOnly, forCheck, forceShare, noIo });
+  } catch (e) {
+    if (e instanceof ImageLockError) throw new Error(`Could not open '${filename}': ${e.message}`);
+    throw e;
+  }
+}
+
+function forceShare(p: Parsed): boolean {
+  return has(p, "U") || has(p, "force-share");
 }
 
 async function info(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
@@ -148,7 +163,7 @@ async function info(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
   const filename = p.args[0];
   if (!filename) throw new UsageError("Expecting one image file name");
   const fmt = outputFormat(p);
-  const d = await open(filename, pool, last(p, "f"));
+  const d = await open(filename, pool, last(p, "f"), true, false, forceShare(p), true);
   try {
     const chain: BlockDriver[] = [];
     for (let x: BlockDriver | null = d; x && (chain.length === 0 || has(p, "backing-chain")); x = x.backing) chain.push(x);
@@ -169,7 +184,7 @@ async function check(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
   const r = last(p, "r") ?? last(p, "repair");
   if (r !== undefined && r !== "leaks" && r !== "all") throw new Error(`Unknown option value for -r (expecting 'leaks' or 'all'): ${r}`);
   const quiet = has(p, "q");
-  const d = await open(filename, pool, last(p, "f"), r === undefined, true);
+  const d = await open(filename, pool, last(p, "f"), r === undefined, true, forceShare(p));
   try {
     if (!(d instanceof Qcow2Driver)) {
       if (fmt === "json") io.out(JSON.stringify({ filename, format: d.format, "check-errors": 0 }, null, 4) + "\n");
@@ -199,7 +214,7 @@ async function convert(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
   if (inputs.length !== 1) throw new Error("minivm img convert takes exactly one source image");
   const outFmt = (last(p, "O") ?? "raw") as "raw" | "qcow2";
   const o = parseOpts(p.opts.get("o"));
-  const src = await open(inputs[0], pool, last(p, "f"));
+  const src = await open(inputs[0], pool, last(p, "f"), true, false, forceShare(p));
   try {
     if (!has(p, "n")) {
       await createImage({
@@ -246,13 +261,13 @@ async function compare(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
   let a: BlockDriver;
   let b: BlockDriver;
   try {
-    a = await open(p.args[0], pool, last(p, "f"));
+    a = await open(p.args[0], pool, last(p, "f"), true, false, forceShare(p));
   } catch (e) {
     io.err(`minivm img: Could not open '${p.args[0]}': ${(e as Error).message}\n`);
     return 2;
   }
   try {
-    b = await open(p.args[1], pool, last(p, "F") ?? last(p, "f"));
+    b = await open(p.args[1], pool, last(p, "F") ?? last(p, "f"), true, false, forceShare(p));
   } catch (e) {
     await a.close();
     io.err(`minivm img: Could not open '${p.args[1]}': ${(e as Error).message}\n`);
@@ -294,7 +309,7 @@ async function map(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
   const filename = p.args[0];
   if (!filename) throw new UsageError("Expecting one image file name");
   const fmt = outputFormat(p);
-  const d = await open(filename, pool, last(p, "f"));
+  const d = await open(filename, pool, last(p, "f"), true, false, forceShare(p));
   try {
     const start = last(p, "start-offset") ? parseSize(last(p, "start-offset")!) : 0;
     const extents = await mapImage(d, start, last(p, "max-length") ? parseSize(last(p, "max-length")!) : d.size - start);
@@ -338,7 +353,7 @@ async function benchCmd(argv: string[], io: ImgIo, pool: IoPool): Promise<number
   };
   if (o.flushInterval && !write) throw new Error("--flush-interval is only available in write tests");
   if (o.flushInterval && o.flushInterval < o.depth) throw new Error("Flush interval can't be smaller than depth");
-  const d = await open(filename, pool, last(p, "f"), !write);
+  const d = await open(filename, pool, last(p, "f"), !write, false, forceShare(p));
   try {
     if (!has(p, "q")) io.out(`Sending ${o.count} ${write ? "write" : "read"} requests, ${o.bufSize} bytes each, ${o.depth} in parallel (starting at offset ${o.offset}, step size ${o.step})\n`);
     const secs = await bench(d, o);

@@ -48,8 +48,8 @@ interface Rig {
   out: number[];
 }
 
-async function build(file: string, clock: { t: number }): Promise<Rig> {
-  const blk = await BlockBackend.open({ file, format: "raw", id: "drive0", pool });
+async function build(file: string, clock: { t: number }, inactive = false): Promise<Rig> {
+  const blk = await BlockBackend.open({ file, format: "raw", id: "drive0", pool, inactive });
   const vblk = new VirtioBlk(blk, { serial: "busy" });
   const out: number[] = [];
   const m = new Machine({ ramSize: 4 << 20, bios: null, kernel: SLEEPER, now: () => clock.t, serialOut: (b) => out.push(...b), virtio: [vblk] });
@@ -160,7 +160,8 @@ describe("Machine migration with busy devices", () => {
     // The destination's host clock reads something else entirely, as another process's would:
     // the guest clock travels in the state, so its timers fire at the same guest instants.
     const clockB = { t: clock.t + 7_000_000_000 };
-    const b = await build(file, clockB);
+    // A migration destination opens the shared disk inactive (no image locks) while the source holds it.
+    const b = await build(file, clockB, true);
     b.m.ram.bytes.set(a.m.ram.bytes);
     b.m.load(state);
 

@@ -175,11 +175,11 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "56" = BlockdevDriver
   {"name":"56","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
   // "57" = BlockdevOptionsFile
-  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"}]},
+  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"75","default":null}]},
   // "58" = BlockdevOptionsQcow2
-  {"name":"58","meta-type":"object","members":[{"name":"file","type":"75"},{"name":"backing","type":"76","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  {"name":"58","meta-type":"object","members":[{"name":"file","type":"76"},{"name":"backing","type":"77","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
   // "59" = BlockdevOptionsRaw
-  {"name":"59","meta-type":"object","members":[{"name":"file","type":"75"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  {"name":"59","meta-type":"object","members":[{"name":"file","type":"76"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
   // "60" = MigrationStatus
   {"name":"60","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
   // "61" = MigrationStats
@@ -215,19 +215,21 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "73" = SnapshotInfo
   {"name":"73","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
   // "74" = ImageInfoSpecific
-  {"name":"74","meta-type":"object","members":[{"name":"type","type":"77"}],"tag":"type","variants":[{"case":"qcow2","type":"78"}]},
-  // "75" = BlockdevRef
-  {"name":"75","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "76" = BlockdevRefOrNull
-  {"name":"76","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  {"name":"74","meta-type":"object","members":[{"name":"type","type":"78"}],"tag":"type","variants":[{"case":"qcow2","type":"79"}]},
+  // "75" = OnOffAuto
+  {"name":"75","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
+  // "76" = BlockdevRef
+  {"name":"76","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "77" = BlockdevRefOrNull
+  {"name":"77","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "77" = ImageInfoSpecificKind
-  {"name":"77","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "78" = ImageInfoSpecificQCow2Wrapper
-  {"name":"78","meta-type":"object","members":[{"name":"data","type":"79"}]},
-  // "79" = ImageInfoSpecificQCow2
-  {"name":"79","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"80"}]},
-  // "80" = Qcow2CompressionType
-  {"name":"80","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "78" = ImageInfoSpecificKind
+  {"name":"78","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "79" = ImageInfoSpecificQCow2Wrapper
+  {"name":"79","meta-type":"object","members":[{"name":"data","type":"80"}]},
+  // "80" = ImageInfoSpecificQCow2
+  {"name":"80","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"81"}]},
+  // "81" = Qcow2CompressionType
+  {"name":"81","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

@@ -700,10 +700,19 @@ export interface QObjBlockLatencyHistogramSetArg {
   "boundaries-flush"?: (number | bigint)[];
 }
 
+/** An option that can be forced either way or left to the host. */
+export const OnOffAuto_VALUES = ["auto", "on", "off"] as const;
+export type OnOffAuto = (typeof OnOffAuto_VALUES)[number];
+
 /** A host file. */
 export interface BlockdevOptionsFile {
   /** the file's path */
   filename: string;
+  /**
+   * whether to take QEMU's image locks on the file (default:
+   * auto, which is on where OFD locks exist)
+   */
+  locking?: OnOffAuto;
 }
 
 /** What every format node needs. */

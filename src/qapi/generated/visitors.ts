@@ -89,6 +89,7 @@ import {
   BlockdevDetectZeroesOptions_VALUES,
   Qcow2CompressionType_VALUES,
   ImageInfoSpecificKind_VALUES,
+  OnOffAuto_VALUES,
   MigrationStatus_VALUES,
   MigrationCapability_VALUES,
   MultiFDCompression_VALUES,
@@ -1022,7 +1023,9 @@ export function visit_QObjBlockLatencyHistogramSetArg(v: InputVisitor, name: str
 
 export function visit_BlockdevOptionsFile_members(v: InputVisitor): BlockdevOptionsFile {
   const m_filename = v.str("filename");
+  const m_locking = v.optional("locking") ? v.enum("locking", OnOffAuto_VALUES) : undefined;
   const r: BlockdevOptionsFile = { "filename": m_filename };
+  if (m_locking !== undefined) r["locking"] = m_locking;
   return r;
 }
 
