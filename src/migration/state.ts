@@ -14,6 +14,7 @@ import {
   type MigrationParameters,
   type MigrationStatus,
   type MigrateSetParameters,
+  type SocketAddress,
 } from "../qapi/generated/types.js";
 
 /** QEMU's TARGET_PAGE_SIZE on riscv32. */
@@ -143,6 +144,8 @@ export interface IncomingState {
    */
   autostart: boolean;
   status: MigrationStatus;
+  /** Where the incoming migration listens (QEMU's mis->socket_address_list), once it does. */
+  socketAddress: SocketAddress[] | null;
 }
 
 export interface MigrationStateOptions {
@@ -186,7 +189,7 @@ export class MigrationState {
     this.events = o.events;
     this.now = o.now ?? (() => performance.now());
     this.capabilities = Object.fromEntries(MigrationCapability_VALUES.map((c) => [c, false])) as Record<MigrationCapability, boolean>;
-    this.incoming = { requested: o.incoming ?? null, started: false, autostart: o.autostart ?? true, status: "none" };
+    this.incoming = { requested: o.incoming ?? null, started: false, autostart: o.autostart ?? true, status: "none", socketAddress: null };
   }
 
   get status(): MigrationStatus {
@@ -265,6 +268,7 @@ export class MigrationState {
   /** QEMU's fill_destination_migration_info() then fill_source_migration_info(). */
   queryMigrate(): MigrationInfo {
     const info: MigrationInfo = {};
+    if (this.incoming.socketAddress !== null) info["socket-address"] = structuredClone(this.incoming.socketAddress);
     const inc = this.incoming.status;
     if (inc !== "none") info.status = inc;
     const s = this.statusValue;

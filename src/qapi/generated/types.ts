@@ -771,6 +771,64 @@ export interface QObjBlockdevDelArg {
   "node-name": string;
 }
 
+/** What kind of address a @SocketAddress holds. */
+export const SocketAddressType_VALUES = ["inet", "unix", "vsock", "fd"] as const;
+export type SocketAddressType = (typeof SocketAddressType_VALUES)[number];
+
+/** An internet address. */
+export interface InetSocketAddress {
+  /** a host name or a numeric address */
+  host: string;
+  /** a port number or service name, as a string */
+  port: string;
+  /** whether @host and @port are numeric only (no lookup) */
+  numeric?: boolean;
+  /** the last port of a range to try when listening */
+  to?: number;
+  /** whether to use IPv4 */
+  ipv4?: boolean;
+  /** whether to use IPv6 */
+  ipv6?: boolean;
+  /** whether to enable TCP keep-alive */
+  "keep-alive"?: boolean;
+}
+
+/** A Unix domain socket address. */
+export interface UnixSocketAddress {
+  /** the socket's path in the file system */
+  path: string;
+  /** whether the name is in Linux's abstract namespace */
+  abstract?: boolean;
+  /** with @abstract, whether the name is exactly @path's length */
+  tight?: boolean;
+}
+
+/** A virtio vsock address. */
+export interface VsockSocketAddress {
+  /** the context id */
+  cid: string;
+  /** the port */
+  port: string;
+}
+
+/** A string wrapped in an object (QEMU's type for a named file descriptor). */
+export interface String {
+  /** the string */
+  str: string;
+}
+
+/** Implicit type q_obj_SocketAddress-base. */
+export interface QObjSocketAddressBase {
+  type: SocketAddressType;
+}
+
+/** Any socket address. */
+export type SocketAddress =
+  | (Omit<QObjSocketAddressBase, "type"> & { type: "inet" } & InetSocketAddress)
+  | (Omit<QObjSocketAddressBase, "type"> & { type: "unix" } & UnixSocketAddress)
+  | (Omit<QObjSocketAddressBase, "type"> & { type: "vsock" } & VsockSocketAddress)
+  | (Omit<QObjSocketAddressBase, "type"> & { type: "fd" } & String);
+
 /**
  * Counters of the RAM part of a migration.  Pages are target pages
  * (4 KiB); byte counts are what went on the wire unless said otherwise.
@@ -881,6 +939,11 @@ export interface MigrationInfo {
   "error-desc"?: string;
   /** why a migration cannot be started now */
   "blocked-reasons"?: string[];
+  /**
+   * where an incoming migration listens (with the port
+   * the system chose for a tcp port 0)
+   */
+  "socket-address"?: SocketAddress[];
 }
 
 /**

@@ -62,6 +62,12 @@ import type {
   BlockdevRef,
   BlockdevRefOrNull,
   QObjBlockdevDelArg,
+  InetSocketAddress,
+  UnixSocketAddress,
+  VsockSocketAddress,
+  String,
+  QObjSocketAddressBase,
+  SocketAddress,
   MigrationStats,
   MigrationInfo,
   MigrationCapabilityStatus,
@@ -90,6 +96,7 @@ import {
   Qcow2CompressionType_VALUES,
   ImageInfoSpecificKind_VALUES,
   OnOffAuto_VALUES,
+  SocketAddressType_VALUES,
   MigrationStatus_VALUES,
   MigrationCapability_VALUES,
   MultiFDCompression_VALUES,
@@ -1179,6 +1186,116 @@ export function visit_QObjBlockdevDelArg(v: InputVisitor, name: string | null): 
   return r;
 }
 
+export function visit_InetSocketAddress_members(v: InputVisitor): InetSocketAddress {
+  const m_host = v.str("host");
+  const m_port = v.str("port");
+  const m_numeric = v.optional("numeric") ? v.bool("numeric") : undefined;
+  const m_to = v.optional("to") ? v.uintN("to", 16) : undefined;
+  const m_ipv4 = v.optional("ipv4") ? v.bool("ipv4") : undefined;
+  const m_ipv6 = v.optional("ipv6") ? v.bool("ipv6") : undefined;
+  const m_keep_alive = v.optional("keep-alive") ? v.bool("keep-alive") : undefined;
+  const r: InetSocketAddress = { "host": m_host, "port": m_port };
+  if (m_numeric !== undefined) r["numeric"] = m_numeric;
+  if (m_to !== undefined) r["to"] = m_to;
+  if (m_ipv4 !== undefined) r["ipv4"] = m_ipv4;
+  if (m_ipv6 !== undefined) r["ipv6"] = m_ipv6;
+  if (m_keep_alive !== undefined) r["keep-alive"] = m_keep_alive;
+  return r;
+}
+
+export function visit_InetSocketAddress(v: InputVisitor, name: string | null): InetSocketAddress {
+  v.startStruct(name);
+  const r = visit_InetSocketAddress_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_UnixSocketAddress_members(v: InputVisitor): UnixSocketAddress {
+  const m_path = v.str("path");
+  const m_abstract = v.optional("abstract") ? v.bool("abstract") : undefined;
+  const m_tight = v.optional("tight") ? v.bool("tight") : undefined;
+  const r: UnixSocketAddress = { "path": m_path };
+  if (m_abstract !== undefined) r["abstract"] = m_abstract;
+  if (m_tight !== undefined) r["tight"] = m_tight;
+  return r;
+}
+
+export function visit_UnixSocketAddress(v: InputVisitor, name: string | null): UnixSocketAddress {
+  v.startStruct(name);
+  const r = visit_UnixSocketAddress_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_VsockSocketAddress_members(v: InputVisitor): VsockSocketAddress {
+  const m_cid = v.str("cid");
+  const m_port = v.str("port");
+  const r: VsockSocketAddress = { "cid": m_cid, "port": m_port };
+  return r;
+}
+
+export function visit_VsockSocketAddress(v: InputVisitor, name: string | null): VsockSocketAddress {
+  v.startStruct(name);
+  const r = visit_VsockSocketAddress_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_String_members(v: InputVisitor): String {
+  const m_str = v.str("str");
+  const r: String = { "str": m_str };
+  return r;
+}
+
+export function visit_String(v: InputVisitor, name: string | null): String {
+  v.startStruct(name);
+  const r = visit_String_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjSocketAddressBase_members(v: InputVisitor): QObjSocketAddressBase {
+  const m_type = v.enum("type", SocketAddressType_VALUES);
+  const r: QObjSocketAddressBase = { "type": m_type };
+  return r;
+}
+
+export function visit_QObjSocketAddressBase(v: InputVisitor, name: string | null): QObjSocketAddressBase {
+  v.startStruct(name);
+  const r = visit_QObjSocketAddressBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_SocketAddress_members(v: InputVisitor): SocketAddress {
+  const base = visit_QObjSocketAddressBase_members(v);
+  switch (base["type"]) {
+    case "inet":
+      return { ...base, "type": "inet", ...visit_InetSocketAddress_members(v) };
+    case "unix":
+      return { ...base, "type": "unix", ...visit_UnixSocketAddress_members(v) };
+    case "vsock":
+      return { ...base, "type": "vsock", ...visit_VsockSocketAddress_members(v) };
+    case "fd":
+      return { ...base, "type": "fd", ...visit_String_members(v) };
+    default:
+      return base as unknown as SocketAddress;
+  }
+}
+
+export function visit_SocketAddress(v: InputVisitor, name: string | null): SocketAddress {
+  v.startStruct(name);
+  const r = visit_SocketAddress_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
 export function visit_MigrationStats_members(v: InputVisitor): MigrationStats {
   const m_transferred = v.int64("transferred");
   const m_remaining = v.int64("remaining");
@@ -1220,6 +1337,7 @@ export function visit_MigrationInfo_members(v: InputVisitor): MigrationInfo {
   const m_cpu_throttle_percentage = v.optional("cpu-throttle-percentage") ? v.int64("cpu-throttle-percentage") : undefined;
   const m_error_desc = v.optional("error-desc") ? v.str("error-desc") : undefined;
   const m_blocked_reasons = v.optional("blocked-reasons") ? v.list("blocked-reasons", (n) => v.str(n)) : undefined;
+  const m_socket_address = v.optional("socket-address") ? v.list("socket-address", (n) => visit_SocketAddress(v, n)) : undefined;
   const r: MigrationInfo = {  };
   if (m_status !== undefined) r["status"] = m_status;
   if (m_ram !== undefined) r["ram"] = m_ram;
@@ -1230,6 +1348,7 @@ export function visit_MigrationInfo_members(v: InputVisitor): MigrationInfo {
   if (m_cpu_throttle_percentage !== undefined) r["cpu-throttle-percentage"] = m_cpu_throttle_percentage;
   if (m_error_desc !== undefined) r["error-desc"] = m_error_desc;
   if (m_blocked_reasons !== undefined) r["blocked-reasons"] = m_blocked_reasons;
+  if (m_socket_address !== undefined) r["socket-address"] = m_socket_address;
   return r;
 }
 

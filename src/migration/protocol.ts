@@ -1,0 +1,79 @@
+// Messages between the core thread and a migration worker thread (DESIGN.md §2, §6). The
+// worker owns the channel and the stream; it reads and writes guest RAM and the dirty bitmap
+// straight from the shared regions. The core thread keeps everything that needs the BQL:
+// stopping the VM, draining block I/O, saving and loading device state, the run state.
+
+import type { SocketAddress } from "../qapi/generated/types.js";
+import type { SavedSection } from "./sections.js";
+import type { VmdescDevice } from "./vmstate-json.js";
+
+/** The parameters the worker reads, in QEMU's units (ms, bytes per second, percent). */
+export interface WorkerParams {
+  downtimeLimitMs: number;
+  maxBandwidth: number;
+  autoConverge: boolean;
+  throttleTriggerThreshold: number;
+  cpuThrottleInitial: number;
+  cpuThrottleIncrement: number;
+  cpuThrottleTailslow: boolean;
+  maxCpuThrottle: number;
+  pauseBeforeSwitchover: boolean;
+}
+
+export interface SourceWorkerData {
+  role: "source";
+  uri: string;
+  ram: SharedArrayBuffer;
+  dirty: SharedArrayBuffer;
+  ramSize: number;
+  machineName: string;
+  params: WorkerParams;
+}
+
+export interface DestinationWorkerData {
+  role: "destination";
+  uri: string;
+  ram: SharedArrayBuffer;
+  ramSize: number;
+  machineName: string;
+  /** The device sections this machine can load (idstr, instance). */
+  known: { idstr: string; instanceId: number }[];
+}
+
+export type MigrationWorkerData = SourceWorkerData | DestinationWorkerData;
+
+/** QEMU's MigrationStats, as far as the worker measures it. */
+export interface RamCounters {
+  transferred: number;
+  remaining: number;
+  total: number;
+  duplicate: number;
+  normal: number;
+  "normal-bytes": number;
+  "dirty-pages-rate": number;
+  mbps: number;
+  "dirty-sync-count": number;
+  "pages-per-second": number;
+  "precopy-bytes": number;
+  "downtime-bytes": number;
+}
+
+export type WorkerToCore =
+  | { kind: "listening"; address: string; socketAddress: SocketAddress[] }
+  | { kind: "active" }
+  | { kind: "setup-done"; setupTimeMs: number }
+  | { kind: "pass"; pass: number }
+  | { kind: "stats"; ram: RamCounters; expectedDowntimeMs: number }
+  | { kind: "throttle"; percent: number }
+  /** Source: the remainder fits the downtime; stop the VM and send the devices. */
+  | { kind: "switchover-ready" }
+  /** Destination: every RAM page is in; load these device sections (answer "devices-loaded"). */
+  | { kind: "devices"; sections: SavedSection[] }
+  | { kind: "completed"; ram: RamCounters }
+  | { kind: "failed"; error: string };
+
+export type CoreToWorker =
+  | { kind: "switchover"; sections: SavedSection[]; vmdesc: VmdescDevice[] }
+  | { kind: "devices-loaded"; error: string | null }
+  | { kind: "params"; params: WorkerParams }
+  | { kind: "cancel" };
