@@ -16,6 +16,7 @@ import { Cpu } from "../cpu/cpu.js";
 import { cpuMigratable } from "../cpu/state.js";
 import { loadSections, saveSections, type SavedSection, type SectionEntry } from "../migration/sections.js";
 import type { VMStateDescription } from "../migration/vmstate.js";
+import type { VmdescDevice } from "../migration/vmstate-json.js";
 import { translate } from "../cpu/mmu.js";
 import { ACCESS_LOAD } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
@@ -421,7 +422,7 @@ export class Machine {
    * absolute guest times), then the hart, then every board row whose device has a VMState
    * description, in table order (the PLIC before the devices that drive its lines).
    */
-  private sectionEntries(): SectionEntry[] {
+  migrationEntries(): SectionEntry[] {
     const cpu = cpuMigratable(this.cpu);
     const entries: SectionEntry[] = [
       { idstr: GUEST_CLOCK_VMSD.name, instanceId: 0, owner: this.clockMigratable() },
@@ -462,9 +463,12 @@ export class Machine {
     };
   }
 
-  /** Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap). */
-  save(): SavedSection[] {
-    return saveSections(this.sectionEntries());
+  /**
+   * Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap).
+   * With `vmdesc`, also collects each section's vmdesc entry for the stream's JSON.
+   */
+  save(vmdesc?: VmdescDevice[]): SavedSection[] {
+    return saveSections(this.migrationEntries(), vmdesc);
   }
 
   /**
@@ -472,7 +476,7 @@ export class Machine {
    * decoded and checked before any is adopted: on error nothing changed.
    */
   load(sections: readonly SavedSection[]): void {
-    loadSections(this.sectionEntries(), sections);
+    loadSections(this.migrationEntries(), sections);
     this.event = null;
     this.stopped = null;
   }
