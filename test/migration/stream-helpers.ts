@@ -67,8 +67,8 @@ export function targetOf(m: Machine): LoadTarget & { adopted: SavedSection[][] }
     ram: new RamLoader({ ram: m.ram.bytes }),
     knownSections: () => m.migrationEntries(),
     loadDevices: (s) => {
-      adopted.push(s);
       m.load(s);
+      adopted.push(s);
     },
     adopted,
   };
