@@ -5,7 +5,8 @@
 // writer and loader know nothing about sockets or processes. Errors use QEMU's words.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { createReadStream, createWriteStream, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { getSystemErrorMap } from "node:util";
@@ -132,7 +133,7 @@ export async function openOutgoing(uri: string): Promise<OutgoingChannel> {
         });
         s.once("error", (e) => {
           s.destroy();
-          reject(wrap(e, u.kind === "unix" ? `Failed to connect to '${u.path}'` : `Failed to connect to '${u.host}:${u.port}'`));
+          reject(connectError(e, u));
         });
       });
       sock.setNoDelay(true);
@@ -165,6 +166,14 @@ export async function openOutgoing(uri: string): Promise<OutgoingChannel> {
       return { stream: out, close: () => endWritable(out, closed) };
     }
   }
+}
+
+/** inet_connect_saddr / unix_connect_saddr's words. */
+function connectError(e: unknown, u: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: string }): Error {
+  if (u.kind === "unix") return wrap(e, `Failed to connect to '${u.path}'`);
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new Error(`address resolution failed for ${u.host}:${u.port}: Name or service not known`);
+  return wrap(e, `Failed to connect to '${u.host}:${u.port}'`);
 }
 
 function childExit(child: ChildProcess): Promise<void> {
@@ -233,7 +242,17 @@ async function listenSocket(u: { kind: "unix"; path: string } | { kind: "tcp"; h
     rmSync(u.path, { force: true });
   }
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => reject(wrap(e, u.kind === "unix" ? `Failed to bind socket to ${u.path}` : "Failed to bind socket")));
+    // unix_listen_saddr / inet_listen_saddr's words (checked against QEMU 7.2's migrate-incoming).
+    server.once("error", (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (u.kind === "unix") {
+        // libuv reports a missing directory as EACCES (uv_pipe_bind); bind(2), and so QEMU, says ENOENT.
+        const missing = code === "EACCES" && !existsSync(dirname(u.path));
+        reject(missing ? new Error(`Failed to bind socket to ${u.path}: No such file or directory`) : wrap(e, `Failed to bind socket to ${u.path}`));
+      }
+      else if (code === "ENOTFOUND" || code === "EAI_AGAIN") reject(new Error(`address resolution failed for ${u.host}:${u.port}: Name or service not known`));
+      else reject(wrap(e, "Failed to find an available port"));
+    });
     if (u.kind === "unix") server.listen(u.path, () => resolve());
     else server.listen({ host: u.host === "" ? undefined : u.host, port: Number(u.port), ipv6Only: false }, () => resolve());
   });

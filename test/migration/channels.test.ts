@@ -59,6 +59,14 @@ describe("migration URIs", () => {
     const port = l.address.split(":")[2];
     await l.close();
     await expect(openOutgoing(`tcp:127.0.0.1:${port}`)).rejects.toThrow(`Failed to connect to '127.0.0.1:${port}': Connection refused`);
+    await expect(openOutgoing("tcp:nosuchhost.invalid:4444")).rejects.toThrow(/^address resolution failed for nosuchhost.invalid:4444: Name or service not known$/);
+  });
+
+  it("report a listener that cannot bind as QEMU does", async () => {
+    const busy = await listenIncoming("tcp:127.0.0.1:0");
+    await expect(listenIncoming(busy.address)).rejects.toThrow(/^Failed to find an available port: Address already in use$/);
+    await busy.close();
+    await expect(listenIncoming(`unix:${dir}/no/such/dir.sock`)).rejects.toThrow(`Failed to bind socket to ${dir}/no/such/dir.sock: No such file or directory`);
   });
 });
 
