@@ -188,7 +188,10 @@ export async function loadMigrationStream(r: QemuFileReader, target: LoadTarget)
         const versionId = await r.get32();
         if (idstr === RAM_SECTION_IDSTR && instanceId === 0) {
           if (versionId > RAM_SECTION_VERSION) throw new MigrationLoadError(`savevm: unsupported version ${versionId} for '${idstr}' v${RAM_SECTION_VERSION}`);
-          if (versionId !== RAM_SECTION_VERSION) throw new MigrationLoadError(`ram: stream version ${versionId} is not 4`);
+          // ram_load refuses any other version with -EINVAL and no words of its own.
+          if (versionId !== RAM_SECTION_VERSION) {
+            throw new MigrationLoadError(`error while loading state for instance 0x0 of device 'ram': version ${versionId} is not ${RAM_SECTION_VERSION}`);
+          }
           ramSectionId = sectionId;
           where = "the RAM section";
           await ram.loadSection(r);
