@@ -424,7 +424,7 @@ export class Machine {
    * absolute guest times), then the hart, then every board row whose device has a VMState
    * description, in table order (the PLIC before the devices that drive its lines).
    */
-  private sectionEntries(): SectionEntry[] {
+  migrationEntries(): SectionEntry[] {
     const cpu = cpuMigratable(this.cpu);
     const entries: SectionEntry[] = [
       { idstr: GUEST_CLOCK_VMSD.name, instanceId: 0, owner: this.clockMigratable() },
@@ -475,19 +475,22 @@ export class Machine {
 
   /** The sections this machine saves and accepts, as (idstr, instance id). */
   sectionIds(): { idstr: string; instanceId: number }[] {
-    return this.sectionEntries().map((e) => ({ idstr: e.idstr, instanceId: e.instanceId }));
+    return this.migrationEntries().map((e) => ({ idstr: e.idstr, instanceId: e.instanceId }));
   }
 
   /** save(), with the vmdesc entry of each section that a migration stream ends with. */
   saveWithVmdesc(): { sections: SavedSection[]; vmdesc: VmdescDevice[] } {
     const vmdesc: VmdescDevice[] = [];
-    const sections = saveSections(this.sectionEntries(), vmdesc);
+    const sections = saveSections(this.migrationEntries(), vmdesc);
     return { sections, vmdesc };
   }
 
-  /** Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap). */
-  save(): SavedSection[] {
-    return saveSections(this.sectionEntries());
+  /**
+   * Device and CPU sections for migration; RAM travels separately (this.ram, dirty bitmap).
+   * With `vmdesc`, also collects each section's vmdesc entry for the stream's JSON.
+   */
+  save(vmdesc?: VmdescDevice[]): SavedSection[] {
+    return saveSections(this.migrationEntries(), vmdesc);
   }
 
   /**
@@ -495,7 +498,7 @@ export class Machine {
    * decoded and checked before any is adopted: on error nothing changed.
    */
   load(sections: readonly SavedSection[]): void {
-    loadSections(this.sectionEntries(), sections);
+    loadSections(this.migrationEntries(), sections);
     this.event = null;
     this.stopped = null;
   }

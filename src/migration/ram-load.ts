@@ -1,0 +1,115 @@
+// The receiving half of QEMU's RAM section, version 4 (migration/ram.c ram_load_precopy,
+// ram_block_from_stream, host_from_ram_block_offset). Pages go straight into the destination's
+// RAM; every record is checked first: the block must be ours and of our size, the offset
+// inside it, the flags a combination this loader knows. Errors use QEMU's words.
+
+import type { QemuFileReader } from "./qemu-file.js";
+import {
+  RAM_PAGE_SIZE,
+  RAM_SAVE_FLAG_CONTINUE,
+  RAM_SAVE_FLAG_EOS,
+  RAM_SAVE_FLAG_MEM_SIZE,
+  RAM_SAVE_FLAG_PAGE,
+  RAM_SAVE_FLAG_ZERO,
+  VIRT_RAM_BLOCK,
+} from "./ram-stream.js";
+
+/** A stream that breaks the rules: the load fails with this message. */
+export class MigrationLoadError extends Error {}
+
+const hex = (v: number) => v.toString(16);
+
+export interface RamLoaderOptions {
+  /** The destination's RAM (a view over its shared RAM buffer). */
+  ram: Uint8Array;
+  /** The RAMBlock idstr; default riscv_virt_board.ram. */
+  blockName?: string;
+}
+
+export class RamLoader {
+  readonly ram: Uint8Array;
+  readonly blockName: string;
+  /** The block of the last record that named one (QEMU keeps it across sections). */
+  private lastBlock: string | null = null;
+  /** Pages received as ZERO / PAGE records. */
+  zeroPages = 0;
+  normalPages = 0;
+
+  constructor(opts: RamLoaderOptions) {
+    this.ram = opts.ram;
+    this.blockName = opts.blockName ?? VIRT_RAM_BLOCK;
+  }
+
+  /** Read RAM records up to and including EOS (one START/PART/END section's RAM data). */
+  async loadSection(r: QemuFileReader): Promise<void> {
+    const ram = this.ram;
+    for (;;) {
+      if (!r.has(8)) await r.ensure(8);
+      const word = r.be64n();
+      if (!Number.isSafeInteger(word)) {
+        // Offsets of 2^53 and more are far outside any block minivm has.
+        throw new MigrationLoadError(`Illegal RAM offset ${hex(Math.floor(word / RAM_PAGE_SIZE) * RAM_PAGE_SIZE)}`);
+      }
+      const flags = word % RAM_PAGE_SIZE;
+      const addr = word - flags;
+      const kind = flags & ~RAM_SAVE_FLAG_CONTINUE;
+      if (kind === RAM_SAVE_FLAG_ZERO || kind === RAM_SAVE_FLAG_PAGE) {
+        await this.blockOf(r, flags);
+        // host_from_ram_block_offset: the whole page must be inside the block.
+        if (addr + RAM_PAGE_SIZE > ram.length) throw new MigrationLoadError(`Illegal RAM offset ${hex(addr)}`);
+        if (kind === RAM_SAVE_FLAG_ZERO) {
+          const fill = await r.get8();
+          // ram_handle_compressed: memset only when it changes something.
+          if (fill !== 0 || !isZero(ram, addr)) ram.fill(fill, addr, addr + RAM_PAGE_SIZE);
+          this.zeroPages++;
+        } else {
+          if (!r.has(RAM_PAGE_SIZE)) await r.ensure(RAM_PAGE_SIZE);
+          r.bytesInto(ram.subarray(addr, addr + RAM_PAGE_SIZE));
+          this.normalPages++;
+        }
+        continue;
+      }
+      if (flags === RAM_SAVE_FLAG_MEM_SIZE) {
+        await this.blockList(r, addr);
+        continue;
+      }
+      if (flags === RAM_SAVE_FLAG_EOS) return;
+      // XBZRLE, compressed pages, RDMA hooks, FULL, MULTIFD_FLUSH and mixtures: not ours.
+      throw new MigrationLoadError(`Unknown combination of migration flags: 0x${hex(flags)}`);
+    }
+  }
+
+  /** ram_block_from_stream: the record's block, named or the last one. */
+  private async blockOf(r: QemuFileReader, flags: number): Promise<void> {
+    if (flags & RAM_SAVE_FLAG_CONTINUE) {
+      if (this.lastBlock === null) throw new MigrationLoadError("Ack, bad migration stream!");
+      return;
+    }
+    const id = await r.getCountedString();
+    if (id !== this.blockName) throw new MigrationLoadError(`Can't find block ${id}`);
+    this.lastBlock = id;
+  }
+
+  /** The MEM_SIZE block list: each block must exist here with the same length. */
+  private async blockList(r: QemuFileReader, total: number): Promise<void> {
+    let left = total;
+    while (left > 0) {
+      const id = await r.getCountedString();
+      if (!r.has(8)) await r.ensure(8);
+      const length = r.be64n();
+      if (id !== this.blockName) throw new MigrationLoadError(`Unknown ramblock "${id}", cannot accept migration`);
+      if (length !== this.ram.length) {
+        // qemu_ram_resize on a block that cannot resize (error_setg_errno with EINVAL).
+        throw new MigrationLoadError(`Length mismatch: ${id}: 0x${hex(length)} in != 0x${hex(this.ram.length)}: Invalid argument`);
+      }
+      if (length > left) throw new MigrationLoadError(`RAM block list says 0x${hex(total)} bytes in all, but its blocks add up to more`);
+      left -= length;
+    }
+  }
+}
+
+const ZERO_PAGE = Buffer.alloc(RAM_PAGE_SIZE);
+
+function isZero(ram: Uint8Array, off: number): boolean {
+  return ZERO_PAGE.equals(ram.subarray(off, off + RAM_PAGE_SIZE));
+}

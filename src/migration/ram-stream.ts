@@ -1,0 +1,224 @@
+// The sending half of QEMU's RAM section, version 4 (migration/ram.c: ram_save_setup,
+// migration_bitmap_sync, ram_find_and_save_block, save_page_header, save_zero_page,
+// ram_save_page). Guest RAM is one block in a SharedArrayBuffer that the vCPU keeps writing;
+// the shared dirty bitmap (bit p of word p>>>5 = page p) is set on every write. The saver
+// takes those bits into its own migration bitmap at each sync and sends the pages it holds.
+//
+// Record layout (all big-endian): be64 (page offset in the block | flags); unless CONTINUE is
+// set, u8 length + the block's idstr; then the payload: ZERO -> one fill byte, PAGE -> the
+// page, MEM_SIZE -> the block list (setup only), EOS -> nothing (ends the section's RAM data).
+
+import type { QemuFileWriter } from "./qemu-file.js";
+
+/** RAM_SAVE_FLAG_* (migration/ram.c); the low bits of a page-aligned offset. */
+export const RAM_SAVE_FLAG_FULL = 0x01;
+export const RAM_SAVE_FLAG_ZERO = 0x02;
+export const RAM_SAVE_FLAG_MEM_SIZE = 0x04;
+export const RAM_SAVE_FLAG_PAGE = 0x08;
+export const RAM_SAVE_FLAG_EOS = 0x10;
+export const RAM_SAVE_FLAG_CONTINUE = 0x20;
+export const RAM_SAVE_FLAG_XBZRLE = 0x40;
+export const RAM_SAVE_FLAG_HOOK = 0x80;
+
+/** TARGET_PAGE_SIZE of riscv32. */
+export const RAM_PAGE_SIZE = 4096;
+const PAGE_SHIFT = 12;
+
+/** The RAM section's idstr and version (ram_mig_init: register_savevm_live("ram", 0, 4, ...)). */
+export const RAM_SECTION_IDSTR = "ram";
+export const RAM_SECTION_VERSION = 4;
+
+/** QEMU riscv virt's main RAM block (memory_region_init_ram(..., "riscv_virt_board.ram")). */
+export const VIRT_RAM_BLOCK = "riscv_virt_board.ram";
+
+export interface RamSaverOptions {
+  /** Guest RAM (a view over the shared RAM buffer). */
+  ram: Uint8Array;
+  /** The shared dirty bitmap: bit p of word p>>>5 is page p. */
+  dirty: Int32Array;
+  /** The RAMBlock idstr; default riscv_virt_board.ram. */
+  blockName?: string;
+}
+
+const popcount = (x: number): number => {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+};
+
+/** One RAM block being migrated: its migration bitmap, scan position and counters. */
+export class RamSaver {
+  readonly ram: Uint8Array;
+  readonly dirty: Int32Array;
+  readonly blockName: string;
+  readonly pages: number;
+  /** QEMU's migration bitmap (RAMBlock.bmap): pages still to send. Local to the sender. */
+  readonly bitmap: Int32Array;
+  private remaining = 0;
+  private synced = false;
+  /** Where the next scan starts (the page after the last one sent, as PageSearchStatus). */
+  private cursor = 0;
+  /** The last record carried the block name in this section: later ones say CONTINUE. */
+  private named = false;
+  private readonly scratch = new Uint8Array(RAM_PAGE_SIZE);
+  private readonly zeroPage = Buffer.alloc(RAM_PAGE_SIZE);
+  private readonly nameBytes: Uint8Array;
+
+  /** ram_counters.duplicate: pages sent as ZERO records. */
+  zeroPages = 0;
+  /** ram_counters.normal: pages sent as PAGE records. */
+  normalPages = 0;
+  /** Bytes of every record this saver wrote (headers and payloads). */
+  bytes = 0;
+  /** Times syncDirtyBitmap ran (dirty-sync-count). */
+  syncCount = 0;
+  /** Pages newly found dirty at the last sync (for dirty-pages-rate). */
+  lastSyncDirtied = 0;
+
+  constructor(opts: RamSaverOptions) {
+    if (opts.ram.length % RAM_PAGE_SIZE !== 0) throw new Error(`RAM of ${opts.ram.length} bytes is not a whole number of pages`);
+    this.ram = opts.ram;
+    this.dirty = opts.dirty;
+    this.blockName = opts.blockName ?? VIRT_RAM_BLOCK;
+    this.nameBytes = Buffer.from(this.blockName, "utf8");
+    if (this.nameBytes.length === 0 || this.nameBytes.length > 255) throw new Error(`RAM block name "${this.blockName}" must be 1..255 bytes`);
+    this.pages = opts.ram.length >>> PAGE_SHIFT;
+    const words = Math.ceil(this.pages / 32);
+    if (opts.dirty.length < words) throw new Error(`dirty bitmap of ${opts.dirty.length} words cannot cover ${this.pages} pages`);
+    this.bitmap = new Int32Array(words);
+  }
+
+  /** ram_bytes_total: the block's length. */
+  get totalBytes(): number {
+    return this.ram.length;
+  }
+
+  /** Pages still to send (migration_dirty_pages). */
+  get remainingPages(): number {
+    return this.remaining;
+  }
+
+  /** ZERO + PAGE records written. */
+  get pagesSent(): number {
+    return this.zeroPages + this.normalPages;
+  }
+
+  /** ram_counters.normal-bytes. */
+  get normalBytes(): number {
+    return this.normalPages * RAM_PAGE_SIZE;
+  }
+
+  /**
+   * migration_bitmap_sync: move the shared dirty bits into the migration bitmap, clearing
+   * them atomically so a write after this point dirties its page again. The first sync
+   * (ram_save_setup's "every page is dirty") takes every page. Returns the pages to send.
+   */
+  syncDirtyBitmap(): number {
+    const words = this.bitmap.length;
+    let added = 0;
+    if (!this.synced) {
+      this.synced = true;
+      for (let w = 0; w < words; w++) {
+        Atomics.exchange(this.dirty, w, 0);
+        const bits = w === words - 1 && this.pages % 32 !== 0 ? (1 << this.pages % 32) - 1 : -1;
+        added += popcount(bits & ~this.bitmap[w]);
+        this.bitmap[w] = bits;
+      }
+    } else {
+      for (let w = 0; w < words; w++) {
+        // A plain read first: most words are clean, and a bit set after it is taken next sync.
+        if (this.dirty[w] === 0) continue;
+        const got = Atomics.exchange(this.dirty, w, 0);
+        added += popcount(got & ~this.bitmap[w]);
+        this.bitmap[w] |= got;
+      }
+    }
+    this.remaining += added;
+    this.lastSyncDirtied = added;
+    this.syncCount++;
+    return this.remaining;
+  }
+
+  /** Forget the block name sent: the next record names its block again (a new section). */
+  startSection(): void {
+    this.named = false;
+  }
+
+  /** The MEM_SIZE record and block list of ram_save_setup (no EOS: the caller ends the section). */
+  writeBlockList(w: QemuFileWriter): number {
+    const before = w.bytesWritten;
+    w.put64n(this.ram.length + RAM_SAVE_FLAG_MEM_SIZE);
+    w.put8(this.nameBytes.length);
+    w.putBytes(this.nameBytes);
+    w.put64n(this.ram.length);
+    return w.bytesWritten - before;
+  }
+
+  /** The EOS record that ends this section's RAM data. */
+  writeEos(w: QemuFileWriter): number {
+    w.put64n(RAM_SAVE_FLAG_EOS);
+    return 8;
+  }
+
+  private header(w: QemuFileWriter, offset: number, flags: number): number {
+    if (this.named) {
+      w.put64n(offset + (flags | RAM_SAVE_FLAG_CONTINUE));
+      return 8;
+    }
+    w.put64n(offset + flags);
+    w.put8(this.nameBytes.length);
+    w.putBytes(this.nameBytes);
+    this.named = true;
+    return 9 + this.nameBytes.length;
+  }
+
+  /** The next page to send at or after the cursor, wrapping once; -1 when none. */
+  private nextDirty(): number {
+    const words = this.bitmap.length;
+    let w = this.cursor >>> 5;
+    let word = this.bitmap[w] & (-1 << (this.cursor & 31));
+    for (let n = 0; n <= words; n++) {
+      if (word !== 0) return (w << 5) + (31 - Math.clz32(word & -word));
+      w = w + 1 === words ? 0 : w + 1;
+      word = this.bitmap[w];
+    }
+    return -1;
+  }
+
+  /**
+   * Send dirty pages until `budgetBytes` have been written or none is left (ram_save_iterate's
+   * loop under the rate limit). Each page is copied before it is examined and written, so the
+   * record holds one consistent snapshot; a guest write after the copy re-dirties the page in
+   * the shared bitmap and the next sync sends it again. Returns the bytes written.
+   */
+  sendDirty(w: QemuFileWriter, budgetBytes: number): number {
+    let written = 0;
+    const scratch = this.scratch;
+    while (this.remaining > 0 && written < budgetBytes) {
+      const page = this.nextDirty();
+      if (page < 0) {
+        // The counter and the bitmap disagree only if someone else edited the bitmap.
+        this.remaining = 0;
+        break;
+      }
+      this.bitmap[page >>> 5] &= ~(1 << (page & 31));
+      this.remaining--;
+      this.cursor = page + 1 === this.pages ? 0 : page + 1;
+      const off = page << PAGE_SHIFT;
+      scratch.set(this.ram.subarray(off, off + RAM_PAGE_SIZE));
+      if (this.zeroPage.equals(scratch)) {
+        written += this.header(w, off, RAM_SAVE_FLAG_ZERO);
+        w.put8(0);
+        written += 1;
+        this.zeroPages++;
+      } else {
+        written += this.header(w, off, RAM_SAVE_FLAG_PAGE);
+        w.putBytes(scratch);
+        written += RAM_PAGE_SIZE;
+        this.normalPages++;
+      }
+    }
+    this.bytes += written;
+    return written;
+  }
+}
