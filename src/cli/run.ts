@@ -115,6 +115,9 @@ export async function runVm(o: RunOptions): Promise<number> {
       name: "core",
     });
     // Listen from the first moment: an early message (a failed drive) must not be missed.
+    w.on("message", (m: CoreToMainMessage) => {
+      if (m.kind === "warning") process.stderr.write(`minivm: ${m.message}\n`);
+    });
     coreExit = nextMessage<CoreToMainMessage>(w, (m) => m.kind === "exit" || m.kind === "fatal");
     coreExit.catch(() => undefined);
     return w;

@@ -21,7 +21,8 @@ import { pumpRing } from "./byte-ring.js";
 import { bqlHandle, checkRegions, controlView, serialInRing, serialOutRing } from "./regions.js";
 import { Machine } from "./machine.js";
 import { MigrationState } from "../migration/state.js";
-import { StubMigrationEngine } from "../migration/engine.js";
+import { StubMigrationEngine, type MigrationEngine } from "../migration/engine.js";
+import { PrecopyEngine } from "../migration/migration.js";
 import { startIncoming } from "../migration/qmp-migration.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
 
@@ -61,7 +62,8 @@ function flushSerial(): void {
 let blockLayer: BlockLayer;
 let virtio: ReturnType<typeof plugVirtioDrives>["virtio"];
 try {
-  blockLayer = await BlockLayer.open(data.drives, data.blockdevs, data.devices);
+  // A migration destination opens its images without write access until the guest is its own.
+  blockLayer = await BlockLayer.open(data.drives, data.blockdevs, data.devices, { inactive: data.incoming !== null });
   try {
     const plugged = plugVirtioDrives(blockLayer.plugs);
     blockLayer.attachDevices(plugged.attachments);
@@ -96,8 +98,6 @@ const machine =
 // QEMU's -incoming puts the VM in 'inmigrate' whatever -S says; -S only clears autostart.
 const runState = new RunStateMachine(control, data.incoming !== null ? "inmigrate" : data.startPaused ? "prelaunch" : "running");
 const migration = new MigrationState({ events, incoming: data.incoming, autostart: !data.startPaused });
-// The real engine replaces this stub when it lands; the stub fails every outgoing migration.
-const migrationEngine = new StubMigrationEngine();
 
 const loop = new CoreLoop({
   control,
@@ -115,6 +115,24 @@ const loop = new CoreLoop({
     parentPort?.postMessage({ kind: "exit", status });
   },
 });
+
+// Without a machine there is nothing to migrate: the stub refuses every outgoing migration.
+const migrationEngine: MigrationEngine =
+  machine === null
+    ? new StubMigrationEngine()
+    : new PrecopyEngine({
+        regions,
+        machine,
+        runState,
+        loop,
+        bql: mainBql,
+        block: {
+          drain: () => machine.drainIo(),
+          inactivate: () => blockLayer.inactivateAll(),
+          activate: () => blockLayer.activateAll(),
+        },
+        warn: (message) => parentPort?.postMessage({ kind: "warning", message }),
+      });
 
 /** Linux names the calling thread in /proc/thread-self; QEMU reports vCPU threads by tid. */
 function hostThreadId(): number {
@@ -202,6 +220,8 @@ pumpRing(serialInRing(regions), (bytes) => {
 if (data.incoming !== null) {
   try {
     mainBql.with(() => startIncoming(migration, migrationEngine, data.incoming as string));
+    const error = migrationEngine instanceof PrecopyEngine ? await migrationEngine.incomingListening() : null;
+    if (error !== null) throw new Error(error);
   } catch (e) {
     parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
     throw e;

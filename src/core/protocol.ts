@@ -48,7 +48,9 @@ export type CoreToMonitorMessage =
 export type CoreToMainMessage =
   | { kind: "ready" }
   | { kind: "exit"; status: number }
-  | { kind: "fatal"; message: string };
+  | { kind: "fatal"; message: string }
+  /** Something the user should read on stderr, the VM going on (QEMU's error_report). */
+  | { kind: "warning"; message: string };
 
 // Serial bytes travel in the shared regions' serial rings, not in messages: the main thread
 // posts nothing to the core thread.

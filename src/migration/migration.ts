@@ -1,8 +1,9 @@
-// The core thread's half of a live migration (QEMU's migration.c around migration_thread):
-// it starts a migration worker, feeds the migration state from its reports, and does what
-// needs the BQL: stopping the VM for the switchover with block I/O drained and images
-// flushed, saving the device sections, loading them on the destination, and the run states
-// (finish-migrate and postmigrate on the source, inmigrate until the end on the destination).
+// The live migration engine's core-thread half (QEMU's migration.c around migration_thread
+// and process_incoming_migration_co). On the source it starts a migration worker, feeds the
+// migration state from its reports, and does what needs the BQL: stopping the VM for the
+// switchover with block I/O drained and images flushed, saving the device sections, the run
+// states (finish-migrate, postmigrate). On the destination it loads the stream here, in the
+// core thread's event loop, and starts the guest when the devices are in.
 
 import { Worker } from "node:worker_threads";
 import type { Bql } from "../core/bql.js";
@@ -13,7 +14,11 @@ import type { RunStateMachine } from "../core/runstate.js";
 import type { MigrationStatus } from "../qapi/generated/types.js";
 import { genericError } from "../qapi/error.js";
 import type { MigrationEngine } from "./engine.js";
-import type { CoreToWorker, MigrationWorkerData, RamCounters, WorkerParams, WorkerToCore } from "./protocol.js";
+import { listenIncoming, type IncomingListener } from "./channels.js";
+import { loadMigrationStream } from "./load.js";
+import type { CoreToWorker, RamCounters, SourceWorkerData, WorkerParams, WorkerToCore } from "./protocol.js";
+import { QemuFileReader } from "./qemu-file.js";
+import { RamLoader } from "./ram-load.js";
 import type { MigrationState } from "./state.js";
 
 /** QEMU's name for the board in the stream's configuration section. */
@@ -62,7 +67,7 @@ function workerParams(state: MigrationState): WorkerParams {
 /** The live engine: precopy over a migration worker thread (src/migration/migration-worker.ts). */
 export class PrecopyEngine implements MigrationEngine {
   private outgoing: Outgoing | null = null;
-  private incomingWorker: Worker | null = null;
+  private incoming: Incoming | null = null;
 
   constructor(private readonly host: MigrationHost) {}
 
@@ -71,8 +76,17 @@ export class PrecopyEngine implements MigrationEngine {
   }
 
   startIncoming(uri: string, state: MigrationState): void {
-    if (this.incomingWorker !== null) throw genericError("The incoming migration has already been started");
-    this.incomingWorker = startIncomingWorker(this.host, state, uri);
+    if (this.incoming !== null) throw genericError("The incoming migration has already been started");
+    this.incoming = new Incoming(this.host, state);
+    void this.incoming.run(uri);
+  }
+
+  /**
+   * For `--incoming URI` at start-up: resolves once the destination listens (null) or with
+   * why it cannot, so the VM announces itself only when a source can connect, as QEMU does.
+   */
+  incomingListening(): Promise<string | null> {
+    return this.incoming?.listening ?? Promise.resolve(null);
   }
 
   cancel(_state: MigrationState): void {
@@ -101,7 +115,7 @@ class Outgoing {
     const regions = host.regions;
     const params = workerParams(state);
     this.sentParams = JSON.stringify(params);
-    const data: MigrationWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params };
+    const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params };
     this.worker = new Worker(workerUrl(), { workerData: data });
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));
     this.worker.on("error", (e) => void this.end(e.message));
@@ -159,9 +173,6 @@ class Outgoing {
         return;
       case "failed":
         await this.end(m.error);
-        return;
-      case "listening":
-      case "devices":
         return;
     }
   }
@@ -254,68 +265,83 @@ class Outgoing {
   }
 }
 
-/** The incoming side: the worker loads RAM; this side loads the devices and starts the guest. */
-function startIncomingWorker(host: MigrationHost, state: MigrationState, uri: string): Worker {
-  const data: MigrationWorkerData = {
-    role: "destination",
-    uri,
-    ram: host.regions.ram,
-    ramSize: host.regions.ramSize,
-    machineName: MACHINE_NAME,
-    known: host.machine.sectionIds(),
-  };
-  const worker = new Worker(workerUrl(), { workerData: data });
-  let finished = false;
-  const inc = (to: MigrationStatus) => state.transitionIncoming(state.incoming.status, to);
-  const fail = (error: string) => {
-    if (finished) return;
-    finished = true;
-    host.warn(`load of migration failed: ${error}`);
-    if (state.incoming.status === "none") state.incoming.status = "setup";
-    inc("failed");
-  };
-  worker.on("message", (m: WorkerToCore) => {
-    switch (m.kind) {
-      case "listening":
-        state.incoming.socketAddress = m.socketAddress;
-        return;
-      case "active":
-        state.incoming.status = "setup";
-        inc("active");
-        return;
-      case "devices": {
-        let error: string | null = null;
-        try {
-          host.bql.with(() => host.machine.load(m.sections));
-        } catch (e) {
-          error = e instanceof Error ? e.message : String(e);
-        }
-        worker.postMessage({ kind: "devices-loaded", error } satisfies CoreToWorker);
-        return;
-      }
-      case "completed":
-        if (finished) return;
-        finished = true;
-        void host.block.activate().then(
-          () => {
-            inc("completed");
-            host.bql.with(() => {
-              // QEMU's process_incoming_migration_bh: run, or wait in paused for cont.
-              if (state.incoming.autostart) host.loop.vmStart();
-              else host.runState.set("paused");
-            });
-          },
-          (e: unknown) => fail(e instanceof Error ? e.message : String(e)),
-        );
-        return;
-      case "failed":
-        fail(m.error);
-        return;
-      default:
-        return;
+/**
+ * The incoming side runs on the core thread, as QEMU's process_incoming_migration_co runs in
+ * its main loop: the guest is not running (inmigrate), RAM records go straight into guest RAM
+ * between reads, and the event loop, in-band QMP included, stays free while it waits for data.
+ * Device state is adopted under the BQL only once the whole stream has arrived.
+ */
+class Incoming {
+  private listener: IncomingListener | null = null;
+  private finished = false;
+  /** Settles once the listener is bound (null) or could not be (the error). */
+  readonly listening: Promise<string | null>;
+  private listened: (error: string | null) => void = () => undefined;
+
+  constructor(
+    private readonly host: MigrationHost,
+    private readonly state: MigrationState,
+  ) {
+    this.listening = new Promise((resolve) => (this.listened = resolve));
+  }
+
+  async run(uri: string): Promise<void> {
+    const { host, state } = this;
+    try {
+      this.listener = await listenIncoming(uri);
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      this.listened(error);
+      this.fail(error);
+      return;
     }
-  });
-  worker.on("error", (e) => fail(e.message));
-  worker.on("exit", () => fail("migration thread ended unexpectedly"));
-  return worker;
+    if (this.listener.socketAddress.length > 0) state.incoming.socketAddress = this.listener.socketAddress;
+    this.listened(null);
+    const listener = this.listener;
+    let input;
+    try {
+      input = await listener.accept();
+    } catch (e) {
+      void listener.close().catch(() => undefined);
+      this.fail(e instanceof Error ? e.message : String(e));
+      return;
+    }
+    state.incoming.status = "setup";
+    state.transitionIncoming("setup", "active");
+    const r = new QemuFileReader(input);
+    const machine = host.machine;
+    try {
+      await loadMigrationStream(r, {
+        machineName: MACHINE_NAME,
+        ram: new RamLoader({ ram: machine.ram.bytes }),
+        knownSections: () => machine.migrationEntries(),
+        loadDevices: (sections) => host.bql.with(() => machine.load(sections)),
+      });
+      await host.block.activate();
+    } catch (e) {
+      input.destroy();
+      void listener.close().catch(() => undefined);
+      this.fail(e instanceof Error ? e.message : String(e));
+      return;
+    }
+    // Only now: for exec: closing the listener ends the command that feeds the stream.
+    input.destroy();
+    void listener.close().catch(() => undefined);
+    this.finished = true;
+    state.transitionIncoming("active", "completed");
+    host.bql.with(() => {
+      // QEMU's process_incoming_migration_bh: run, or wait in paused for cont.
+      if (state.incoming.autostart) host.loop.vmStart();
+      else host.runState.set("paused");
+    });
+  }
+
+  private fail(error: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.host.warn(`load of migration failed: ${error}`);
+    const st = this.state;
+    if (st.incoming.status === "none") st.incoming.status = "setup";
+    st.transitionIncoming(st.incoming.status, "failed");
+  }
 }

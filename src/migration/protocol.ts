@@ -1,9 +1,8 @@
-// Messages between the core thread and a migration worker thread (DESIGN.md §2, §6). The
+// Messages between the core thread and the source's migration worker thread (DESIGN.md §2, §6). The
 // worker owns the channel and the stream; it reads and writes guest RAM and the dirty bitmap
 // straight from the shared regions. The core thread keeps everything that needs the BQL:
 // stopping the VM, draining block I/O, saving and loading device state, the run state.
 
-import type { SocketAddress } from "../qapi/generated/types.js";
 import type { SavedSection } from "./sections.js";
 import type { VmdescDevice } from "./vmstate-json.js";
 
@@ -30,17 +29,6 @@ export interface SourceWorkerData {
   params: WorkerParams;
 }
 
-export interface DestinationWorkerData {
-  role: "destination";
-  uri: string;
-  ram: SharedArrayBuffer;
-  ramSize: number;
-  machineName: string;
-  /** The device sections this machine can load (idstr, instance). */
-  known: { idstr: string; instanceId: number }[];
-}
-
-export type MigrationWorkerData = SourceWorkerData | DestinationWorkerData;
 
 /** QEMU's MigrationStats, as far as the worker measures it. */
 export interface RamCounters {
@@ -59,7 +47,6 @@ export interface RamCounters {
 }
 
 export type WorkerToCore =
-  | { kind: "listening"; address: string; socketAddress: SocketAddress[] }
   | { kind: "active" }
   | { kind: "setup-done"; setupTimeMs: number }
   | { kind: "pass"; pass: number }
@@ -67,13 +54,10 @@ export type WorkerToCore =
   | { kind: "throttle"; percent: number }
   /** Source: the remainder fits the downtime; stop the VM and send the devices. */
   | { kind: "switchover-ready" }
-  /** Destination: every RAM page is in; load these device sections (answer "devices-loaded"). */
-  | { kind: "devices"; sections: SavedSection[] }
   | { kind: "completed"; ram: RamCounters }
   | { kind: "failed"; error: string };
 
 export type CoreToWorker =
   | { kind: "switchover"; sections: SavedSection[]; vmdesc: VmdescDevice[] }
-  | { kind: "devices-loaded"; error: string | null }
   | { kind: "params"; params: WorkerParams }
   | { kind: "cancel" };

@@ -1,0 +1,165 @@
+// Live precopy migration between two real minivm processes running the teaching guest: the
+// source keeps rewriting pages with `dirty` while its RAM moves; afterwards the destination's
+// guest runs `check` (every page's counter, QEMU migration-test style) and its own shell, and
+// the source sits in postmigrate. Channels: unix, tcp, exec to a file and back, file:.
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { QmpClient } from "../../src/qmp/client.js";
+import { diskCopy, PROMPT, removeDiskCopies, SerialConsole } from "../firmware/console.js";
+import { BIN, tempDir } from "../helpers/vm.js";
+
+const running: SerialConsole[] = [];
+const clients: QmpClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const vm of running.splice(0)) await vm.kill();
+});
+afterAll(() => removeDiskCopies());
+
+function vm(args: string[]): SerialConsole {
+  const c = new SerialConsole(process.execPath, [BIN, "run", ...args]);
+  running.push(c);
+  return c;
+}
+
+async function qmp(path: string): Promise<QmpClient> {
+  const c = await QmpClient.connect(`unix:${path}`);
+  clients.push(c);
+  return c;
+}
+
+type Info = Awaited<ReturnType<QmpClient["execute"]>> & { status?: string; ram?: { transferred: number; "dirty-sync-count": number; total: number }; "error-desc"?: string; downtime?: number };
+
+/** Polls query-migrate until the status is one of `want` (or fails on another final one). */
+async function waitStatus(c: QmpClient, want: string[], timeoutMs = 60_000): Promise<Info> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = (await c.execute("query-migrate")) as Info;
+    if (info.status !== undefined && want.includes(info.status)) return info;
+    if (info.status === "failed" && !want.includes("failed")) throw new Error(`migration failed: ${info["error-desc"] ?? "?"}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${want.join("|")}: ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A source at its shell with `dirty` sweeping `mib` MiB at `rate` MiB/s, and its QMP. */
+async function busySource(dir: string, disk: string, mib: number, rate: number): Promise<{ src: SerialConsole; sq: QmpClient }> {
+  const src = vm([disk, "--qmp", `unix:${join(dir, "src.sock")},server=on,wait=off`]);
+  await src.waitFor(PROMPT, 60_000);
+  expect(await src.command("disk write 1 0x6d696772")).toMatch(/disk write: OK/);
+  src.type(`dirty ${mib} ${rate}\n`);
+  await src.waitFor(/dirty: \d+ MiB/);
+  const sq = await qmp(join(dir, "src.sock"));
+  return { src, sq };
+}
+
+/** The destination's guest goes on: stop `dirty` with a key, then the counters must hold. */
+async function expectGuestIntact(dst: SerialConsole): Promise<void> {
+  dst.type("x");
+  await dst.waitFor("dirty: stopped");
+  await dst.waitFor(PROMPT);
+  const check = await dst.command("check");
+  expect(check).toMatch(/check: OK pages=\d+/);
+  // The shell and the timer work, so the guest is whole, not just its counters; and what it
+  // wrote to its disk before the migration reads back after it.
+  expect(await dst.command("uptime")).toMatch(/uptime: [\d.]+ s ticks=\d+/);
+  expect(await dst.command("disk verify 1 0x6d696772")).toMatch(/disk verify: OK/);
+}
+
+describe("precopy migration between two minivm processes", () => {
+  it("moves a guest that keeps dirtying memory over a unix socket", async () => {
+    const dir = tempDir();
+    const disk = diskCopy();
+    const { vm: dst, q: dq } = await destination(dir, "dst", disk, `unix:${join(dir, "mig.sock")}`);
+    expect(await dq.execute("query-status")).toMatchObject({ status: "inmigrate", running: false });
+    const { sq } = await busySource(dir, disk, 16, 8);
+    await sq.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+    await sq.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    const done = await waitStatus(sq, ["completed"]);
+    expect(done.ram?.total).toBe(128 * 1024 * 1024);
+    expect(done.ram?.transferred).toBeGreaterThan(16 * 1024 * 1024);
+    expect(done.ram?.["dirty-sync-count"]).toBeGreaterThanOrEqual(2);
+    expect(await sq.execute("query-status")).toMatchObject({ status: "postmigrate", running: false });
+    await waitStatus(dq, ["completed"]);
+    expect(await dq.execute("query-status")).toMatchObject({ status: "running", running: true });
+    await expectGuestIntact(dst);
+  });
+
+  it("moves a guest over tcp, and through a file with exec: and file:", async () => {
+    const dir = tempDir();
+    const disk = diskCopy();
+    // tcp.
+    const { vm: dst, q: dq, port } = await destination(dir, "dst", disk, "tcp:127.0.0.1:0");
+    expect(port).toBeGreaterThan(0);
+    const { sq } = await busySource(dir, disk, 4, 4);
+    await sq.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
+    await waitStatus(sq, ["completed"]);
+    await waitStatus(dq, ["completed"]);
+    await expectGuestIntact(dst);
+
+    // From that destination to a file with exec:, then into a third process from the file.
+    const file = join(dir, "guest.mig");
+    await dq.execute("migrate", { uri: `exec:cat > ${file}` });
+    await waitStatus(dq, ["completed"]);
+    expect(existsSync(file)).toBe(true);
+    const { vm: third, q: tq } = await destination(dir, "third", disk, `exec:cat ${file}`);
+    await waitStatus(tq, ["completed"]);
+    expect(await third.command("check")).toMatch(/check: OK/);
+
+    // And file: with an offset, out of the third and into a fourth.
+    await tq.execute("migrate", { uri: `file:${join(dir, "guest2.mig")},offset=4096` });
+    await waitStatus(tq, ["completed"]);
+    const { vm: fourth, q: fq } = await destination(dir, "fourth", disk, `file:${join(dir, "guest2.mig")},offset=4096`);
+    await waitStatus(fq, ["completed"]);
+    expect(await fourth.command("check")).toMatch(/check: OK/);
+  });
+
+  it("leaves the source running when the migration is cancelled or the destination dies", async () => {
+    const dir = tempDir();
+    const disk = diskCopy();
+    await destination(dir, "dst", disk, `unix:${join(dir, "mig.sock")}`);
+    const { src, sq } = await busySource(dir, disk, 32, 64);
+    // A bandwidth so low that the migration is still running when it is cancelled.
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 * 1024 * 1024 });
+    await sq.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    await waitStatus(sq, ["active"]);
+    await sq.execute("migrate_cancel");
+    await waitStatus(sq, ["cancelled"]);
+    expect(await sq.execute("query-status")).toMatchObject({ status: "running" });
+    src.type("x");
+    await src.waitFor(PROMPT);
+    expect(await src.command("check")).toMatch(/check: OK/);
+
+    // A destination killed mid-stream: the source fails and runs on.
+    const { vm: dst2 } = await destination(dir, "dst2", disk, `unix:${join(dir, "mig2.sock")}`);
+    src.type("dirty 32 64\n");
+    await src.waitFor(/dirty: \d+ MiB/);
+    await sq.execute("migrate", { uri: `unix:${join(dir, "mig2.sock")}` });
+    await waitStatus(sq, ["active"]);
+    dst2.proc.kill("SIGKILL");
+    const failed = await waitStatus(sq, ["failed"]);
+    expect(failed["error-desc"]).toBeTruthy();
+    expect(await sq.execute("query-status")).toMatchObject({ status: "running" });
+  });
+});
+
+/**
+ * A destination VM started with `--incoming uri`, once query-migrate's socket-address says it
+ * listens (for tcp port 0 that also gives the port).
+ */
+async function destination(dir: string, name: string, disk: string, uri: string): Promise<{ vm: SerialConsole; q: QmpClient; port: number | null }> {
+  const c = vm([disk, "--qmp", `unix:${join(dir, `${name}.sock`)},server=on,wait=off`, "--incoming", uri]);
+  await c.waitFor("QMP monitor listening");
+  const q = await qmp(join(dir, `${name}.sock`));
+  if (!uri.startsWith("unix:") && !uri.startsWith("tcp:")) return { vm: c, q, port: null };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const info = (await q.execute("query-migrate")) as { "socket-address"?: { type: string; port?: string }[] };
+    const addr = info["socket-address"]?.[0];
+    if (addr !== undefined) return { vm: c, q, port: addr.port === undefined ? null : Number(addr.port) };
+    if (Date.now() > deadline) throw new Error(`no socket-address in ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
