@@ -159,6 +159,7 @@ const commands: CommandTable = createCommandTable(blockHandlers(blockLayer), {
   hmpState: createHmpState(),
   migration,
   migrationEngine,
+  block: { inactive: () => blockLayer.isInactive, activateAll: () => blockLayer.activateAll() },
 });
 
 function errorResult(e: unknown): ExecResult {

@@ -37,6 +37,8 @@ export interface CoreContext {
   /** The VM's migration state (both directions) and the engine that moves the bytes. */
   migration: MigrationState;
   migrationEngine: MigrationEngine;
+  /** The images' write access, which a migration source gives up at switchover. */
+  block: { inactive(): boolean; activateAll(): Promise<void> };
 }
 
 /** Every command the core thread can run: the whole schema but what the session answers. */
@@ -137,6 +139,14 @@ export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
       if (rs.is("inmigrate")) {
         ctx.migration.incoming.autostart = true;
         return {};
+      }
+      // After a completed migration the images were handed to the destination: take them back
+      // first (QEMU's bdrv_activate_all in qmp_cont), or refuse with the lock's error.
+      if (ctx.block.inactive()) {
+        return ctx.block.activateAll().then(() => {
+          ctx.bql.with(() => ctx.loop.vmStart());
+          return {};
+        });
       }
       ctx.loop.vmStart();
       return {};

@@ -101,8 +101,8 @@ async function runSource(d: SourceWorkerData): Promise<void> {
     let windowStartBytes = f.bytesWritten;
     let bandwidth = 0; // bytes per ms
     let thresholdBytes = 0;
-    let expectedDowntimeMs = 0;
-    let lastSyncDirtyBytes = d.ramSize;
+    // QEMU's migration_thread starts the estimate at the limit.
+    let expectedDowntimeMs = params.downtimeLimitMs;
     // Auto-converge bookkeeping, per sync period (QEMU's migration_trigger_throttle).
     let periodStartBytes = f.bytesWritten;
     let periodDirtyPages = 0;
@@ -129,14 +129,14 @@ async function runSource(d: SourceWorkerData): Promise<void> {
       const ms = now - windowStart;
       bandwidth = (f.bytesWritten - windowStartBytes) / Math.max(ms, 1);
       thresholdBytes = bandwidth * params.downtimeLimitMs;
-      expectedDowntimeMs = bandwidth > 0 ? lastSyncDirtyBytes / bandwidth : 0;
+      // migration_update_counters: only once something was sent and the guest is seen dirtying.
+      if (dirtyPagesRate > 0 && f.bytesWritten > 10000 && bandwidth > 0) expectedDowntimeMs = (ram.remainingPages * PAGE) / bandwidth;
       windowStart = now;
       windowStartBytes = f.bytesWritten;
       post({ kind: "stats", ram: counters(), expectedDowntimeMs });
     };
 
     const afterSync = (dirtyPages: number): void => {
-      lastSyncDirtyBytes = dirtyPages * PAGE;
       periodDirtyPages += dirtyPages;
       const now = performance.now();
       const periodMs = now - lastSyncAt;

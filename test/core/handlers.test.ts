@@ -61,6 +61,7 @@ function coreContext(): CoreContext {
     hmpState: createHmpState(),
     migration: new MigrationState({ events: { MIGRATION: () => undefined, MIGRATION_PASS: () => undefined } }),
     migrationEngine: new StubMigrationEngine(),
+    block: { inactive: () => false, activateAll: () => Promise.resolve() },
   };
 }
 
