@@ -186,6 +186,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
     w.devices(sw.sections, sw.vmdesc);
     w.finish();
     await f.flush();
+    f.expectClose();
     await channel.close();
     const final = counters();
     final["downtime-bytes"] = f.bytesWritten - before;

@@ -33,6 +33,8 @@ export class QemuFileWriter {
   private handed = 0;
   private err: Error | null = null;
   private needDrain = false;
+  /** Set by end(): a close after it is ours, not the peer's. */
+  private ending = false;
   private readonly waiters: Array<() => void> = [];
 
   constructor(private readonly sink: Sink) {
@@ -41,12 +43,21 @@ export class QemuFileWriter {
     sink.on("close", () => {
       // A sink that closes with our data still unwritten lost it (e.g. the peer went away).
       if (this.needDrain) this.fail(new Error("the migration channel closed before its data was written"));
+      // Closed under us while idle (a socket whose peer died is destroyed without an 'error'
+      // when nothing was being written): the next write must fail, not wait for a 'drain'
+      // that a destroyed stream never emits.
+      else if (!this.ending) this.fail(new Error("Unable to write to socket: Broken pipe"));
     });
   }
 
   /** Bytes put so far, buffered or not (QEMU's transferred count as the RAM code keeps it). */
   get bytesWritten(): number {
     return this.queued;
+  }
+
+  /** The stream is complete and the caller is about to close the sink: a close is no error now. */
+  expectClose(): void {
+    this.ending = true;
   }
 
   /** Bytes handed to the sink so far. */
@@ -86,6 +97,10 @@ export class QemuFileWriter {
   /** Hand the buffered bytes to the sink without waiting (it queues them). */
   private spill(): void {
     if (this.len === 0) return;
+    if ((this.sink as Partial<Writable>).destroyed === true) {
+      this.fail(new Error("Unable to write to socket: Broken pipe"));
+      this.check();
+    }
     const out = this.buf.slice(0, this.len);
     this.handed += this.len;
     this.len = 0;

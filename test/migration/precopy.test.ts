@@ -33,7 +33,7 @@ async function qmp(path: string): Promise<QmpClient> {
 type Info = Awaited<ReturnType<QmpClient["execute"]>> & { status?: string; ram?: { transferred: number; "dirty-sync-count": number; total: number }; "error-desc"?: string; downtime?: number };
 
 /** Polls query-migrate until the status is one of `want` (or fails on another final one). */
-async function waitStatus(c: QmpClient, want: string[], timeoutMs = 60_000): Promise<Info> {
+async function waitStatus(c: QmpClient, want: string[], timeoutMs = 40_000): Promise<Info> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const info = (await c.execute("query-migrate")) as Info;
