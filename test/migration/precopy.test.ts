@@ -116,6 +116,24 @@ describe("precopy migration between two minivm processes", () => {
     expect(await fourth.command("check")).toMatch(/check: OK/);
   });
 
+  it("leaves the destination failed but answering when the source dies mid-stream", async () => {
+    const dir = tempDir();
+    const disk = diskCopy();
+    const { vm: dst, q: dq } = await destination(dir, "dst", disk, `unix:${join(dir, "mig.sock")}`);
+    const { src, sq } = await busySource(dir, disk, 32, 64);
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 * 1024 * 1024 });
+    await sq.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+    await sq.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    await waitStatus(sq, ["active"]);
+    await waitStatus(dq, ["active"]);
+    src.proc.kill("SIGKILL");
+    await waitStatus(dq, ["failed"]);
+    await dst.waitFor("load of migration failed");
+    // Still up, still a destination that never ran the half-loaded guest.
+    expect(await dq.execute("query-status")).toMatchObject({ status: "inmigrate", running: false });
+    expect(dst.proc.exitCode).toBeNull();
+  });
+
   it("does not converge on a guest that dirties faster than the link, until auto-converge throttles it", async () => {
     const dir = tempDir();
     const disk = diskCopy();
