@@ -93,7 +93,8 @@ export class PrecopyEngine implements MigrationEngine {
     this.outgoing?.cancel();
   }
 
-  continueFromPreSwitchover(_state: MigrationState): void {
+  continueFromPreSwitchover(state: MigrationState): void {
+    state.transition("pre-switchover", "device");
     this.outgoing?.continueFromPreSwitchover();
   }
 }

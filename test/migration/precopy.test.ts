@@ -134,6 +134,30 @@ describe("precopy migration between two minivm processes", () => {
     expect(dst.proc.exitCode).toBeNull();
   });
 
+  it("waits for migrate-incoming with -incoming defer, stays paused with -S, and pauses before switchover when asked", async () => {
+    const dir = tempDir();
+    const disk = diskCopy();
+    const dst = vm(["-S", disk, "--qmp", `unix:${join(dir, "dst.sock")},server=on,wait=off`, "--incoming", "defer"]);
+    await dst.waitFor("QMP monitor listening");
+    const dq = await qmp(join(dir, "dst.sock"));
+    expect(await dq.execute("query-status")).toMatchObject({ status: "inmigrate" });
+    await dq.execute("migrate-incoming", { uri: `unix:${join(dir, "mig.sock")}` });
+    const { sq } = await busySource(dir, disk, 8, 8);
+    await sq.execute("migrate-set-capabilities", { capabilities: [{ capability: "pause-before-switchover", state: true }, { capability: "events", state: true }] });
+    await sq.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    // The source stops its guest and waits in pre-switchover for migrate-continue.
+    await waitStatus(sq, ["pre-switchover"]);
+    expect(await sq.execute("query-status")).toMatchObject({ status: "finish-migrate", running: false });
+    await sq.execute("migrate-continue", { state: "pre-switchover" });
+    await waitStatus(sq, ["completed"]);
+    await waitStatus(dq, ["completed"]);
+    // -S: the destination has the guest but waits for cont.
+    expect(await dq.execute("query-status")).toMatchObject({ status: "paused", running: false });
+    await dq.execute("cont");
+    expect(await dq.execute("query-status")).toMatchObject({ status: "running", running: true });
+    await expectGuestIntact(dst);
+  });
+
   it("does not converge on a guest that dirties faster than the link, until auto-converge throttles it", async () => {
     const dir = tempDir();
     const disk = diskCopy();
