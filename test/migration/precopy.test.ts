@@ -82,6 +82,9 @@ describe("precopy migration between two minivm processes", () => {
     expect(done.ram?.transferred).toBeGreaterThan(16 * 1024 * 1024);
     expect(done.ram?.["dirty-sync-count"]).toBeGreaterThanOrEqual(2);
     expect(await sq.execute("query-status")).toMatchObject({ status: "postmigrate", running: false });
+    // The images belong to the destination now: cont on the source cannot take them back.
+    await expect(sq.execute("cont")).rejects.toThrow(/Failed to get "write" lock/);
+    expect(await sq.execute("query-status")).toMatchObject({ status: "postmigrate", running: false });
     await waitStatus(dq, ["completed"]);
     expect(await dq.execute("query-status")).toMatchObject({ status: "running", running: true });
     await expectGuestIntact(dst);
