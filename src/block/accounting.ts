@@ -3,6 +3,9 @@
 // access, optional timed-average intervals, and latency histograms with user-set boundaries.
 // Recording one request is a handful of typed-array updates and one clock read.
 
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
+
 /** BlockAcctType, in QEMU 7.2's order (zone append arrived in 8.1). */
 export const enum BlockAcctType {
   NONE = 0,
@@ -139,6 +142,8 @@ export interface TimedStats {
 }
 
 /** BlockAcctStats. */
+let nextTraceDrive = 0;
+
 export class BlockAcctStats {
   readonly nrBytes = new Float64Array(BLOCK_MAX_IOTYPE);
   readonly nrOps = new Float64Array(BLOCK_MAX_IOTYPE);
@@ -151,6 +156,8 @@ export class BlockAcctStats {
   lastAccessTimeNs = 0;
   accountInvalid = true;
   accountFailed = true;
+  /** Which drive this is in trace records (its creation order in the process). */
+  readonly traceDrive = nextTraceDrive++;
 
   /** block_acct_add_interval: `seconds`-long timed statistics. */
   addInterval(seconds: number): void {
@@ -174,6 +181,7 @@ export class BlockAcctStats {
     this.totalTimeNs[type] += lat;
     this.lastAccessTimeNs = now;
     if (this.intervals.length !== 0) this.accountIntervals(type, lat, now);
+    trace(TRACE.block_request_completed, this.traceDrive, type, bytes, lat);
   }
 
   /** block_acct_failed: counted as failed; time and last access only if account_failed. */

@@ -30,6 +30,8 @@ interface RunFlags {
   name?: string;
   shutdown: boolean;
   dumpVmstate?: string;
+  trace?: string;
+  traceEvents?: string;
 }
 
 /** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
@@ -171,9 +173,16 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
+    .option("--trace <file>", "write the trace points to FILE as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)")
+    .option("--trace-events <patterns>", "which trace points record: comma-separated globs, -GLOB removes (QEMU's -trace); 'help' lists them")
     .option("--dump-vmstate <file>", "write every VMState description as JSON (QEMU's -dump-vmstate, for scripts/vmstate-static-checker.py) and exit")
     .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio; default: the teaching disk, copy-on-write")
     .action(async (disk: string | undefined, flags: RunFlags) => {
+      if (flags.traceEvents === "help") {
+        const { TRACE_EVENTS } = await import("../trace/events.js");
+        for (const e of TRACE_EVENTS) process.stdout.write(`${e.name}(${e.args.join(", ")})  ${e.doc}\n`);
+        return;
+      }
       if (flags.dumpVmstate !== undefined) {
         const { writeVmstateDump } = await import("./dump-vmstate.js");
         writeVmstateDump(flags.dumpVmstate);
@@ -205,6 +214,8 @@ export function buildProgram(setStatus: (code: number) => void): Command {
           noShutdown: !flags.shutdown,
           name: flags.name,
           announce: true,
+          traceFile: flags.trace,
+          traceEvents: flags.traceEvents,
         }),
       );
     });

@@ -12,6 +12,10 @@ import { controlView, createSharedRegions, serialInRing, serialOutRing } from ".
 import { EscapeDecoder } from "./serial.js";
 import { openSerialSocket } from "./serial-socket.js";
 import { CONTROL, Request, kickCore } from "../core/shared.js";
+import { Bql } from "../core/bql.js";
+import { selectEvents, TRACE_THREADS } from "../trace/events.js";
+import { startChromeTrace } from "../trace/chrome.js";
+import { ringBytes, setEnabledEvents } from "../trace/ring.js";
 
 export interface RunOptions {
   drives: string[];
@@ -28,7 +32,14 @@ export interface RunOptions {
   name: string | undefined;
   /** Print where the monitors listen (to stderr) once they do. */
   announce: boolean;
+  /** `--trace FILE`: the trace rings, drained to Chrome trace-event JSON. */
+  traceFile?: string;
+  /** `--trace-events PATTERNS`: which trace points record (default: all). */
+  traceEvents?: string;
 }
+
+/** Records per thread ring (48 bytes each): a few seconds of the busiest thread at full rate. */
+const TRACE_RING_RECORDS = 16384;
 
 function workerUrl(rel: string): URL {
   return new URL(rel, import.meta.url);
@@ -62,8 +73,12 @@ function nextMessage<T>(worker: Worker, accept: (m: T) => boolean): Promise<T> {
 
 export async function runVm(o: RunOptions): Promise<number> {
   // With nothing to run the core thread builds no Machine; one page of RAM keeps the layout whole.
-  const regions = createSharedRegions({ ramSize: o.machine?.ramSize ?? 4096 });
+  const regions = createSharedRegions({ ramSize: o.machine?.ramSize ?? 4096, traceRings: { count: TRACE_THREADS.length, bytes: ringBytes(TRACE_RING_RECORDS) } });
   const control = controlView(regions);
+  // Every trace point records into its thread's ring unless --trace-events narrows it.
+  setEnabledEvents(regions.trace, selectEvents(o.traceEvents ?? ""));
+  const bqlObserver = new Bql(regions.bql, "observer");
+  const traceExport = o.traceFile === undefined ? null : startChromeTrace(regions.trace, o.traceFile, () => bqlObserver.snapshot().threads.map((t) => t.thread));
   const channel = new MessageChannel();
 
   const requestShutdown = (cause: "host-signal" | "host-ui"): void => {
@@ -170,6 +185,8 @@ export async function runVm(o: RunOptions): Promise<number> {
     clearTimeout(fallback);
     return status;
   } finally {
+    const missed = traceExport?.stop() ?? 0;
+    if (missed > 0) process.stderr.write(`minivm: the trace lost ${missed} events (rings overwritten before they were drained)\n`);
     output.stop();
     input.stop();
     // A vCPU still blocked on a full ring must not wait for a reader that is gone.

@@ -3,6 +3,9 @@
 // Tricky") over an Int32Array in a SharedArrayBuffer, instrumented so that `x-query-bql`
 // and the dashboard can show who holds it, how often it was contended and for how long.
 
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
+
 const STATE = 0; // Int32 word: 0 free, 1 held, 2 held + waiters
 const HOLDER = 1; // Int32 word: thread slot + 1 of the holder, 0 when free
 const NAMES_USED = 2; // Int32 word: registered thread slots
@@ -105,6 +108,7 @@ export class Bql {
     const w = this.words;
     let c = Atomics.compareExchange(w, STATE, 0, 1);
     const base = F_THREADS + this.slot * F_PER_THREAD;
+    let waitNs = 0;
     if (c !== 0) {
       if (Atomics.load(w, HOLDER) === this.slot + 1) {
         throw new Error("BQL: recursive lock by the thread that holds it");
@@ -116,11 +120,13 @@ export class Bql {
         c = Atomics.exchange(w, STATE, 2);
       }
       this.stats[base + 1]++;
-      this.stats[base + 4] += (nowMs() - waitStart) * 1e6;
+      waitNs = (nowMs() - waitStart) * 1e6;
+      this.stats[base + 4] += waitNs;
     }
     Atomics.store(w, HOLDER, this.slot + 1);
     this.stats[base]++;
     this.stats[F_HOLD_START] = nowMs();
+    trace(TRACE.bql_acquired, this.slot, waitNs);
   }
 
   /** Take the lock only if it is free; never waits. */
@@ -129,6 +135,7 @@ export class Bql {
     Atomics.store(this.words, HOLDER, this.slot + 1);
     this.stats[F_THREADS + this.slot * F_PER_THREAD]++;
     this.stats[F_HOLD_START] = nowMs();
+    trace(TRACE.bql_acquired, this.slot, 0);
     return true;
   }
 
@@ -139,6 +146,7 @@ export class Bql {
     const held = (nowMs() - this.stats[F_HOLD_START]) * 1e6;
     this.stats[base + 2] += held;
     if (held > this.stats[base + 3]) this.stats[base + 3] = held;
+    trace(TRACE.bql_released, this.slot, held);
     Atomics.store(w, HOLDER, 0);
     if (Atomics.sub(w, STATE, 1) !== 1) {
       Atomics.store(w, STATE, 0);

@@ -19,6 +19,7 @@ import { blockHandlers } from "../block/qmp-block.js";
 import { plugVirtioDrives } from "./virtio-plug.js";
 import { pumpRing } from "./byte-ring.js";
 import { bqlHandle, checkRegions, controlView, serialInRing, serialOutRing } from "./regions.js";
+import { installTracer } from "../trace/tracer.js";
 import { Machine } from "./machine.js";
 import { MigrationState } from "../migration/state.js";
 import { StubMigrationEngine, type MigrationEngine } from "../migration/engine.js";
@@ -28,6 +29,7 @@ import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "
 
 const data = workerData as CoreWorkerData;
 const regions = checkRegions(data.regions);
+installTracer(regions.trace, "core");
 const control = controlView(regions);
 const monitorPort: MessagePort = data.monitorPort;
 

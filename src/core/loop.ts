@@ -8,6 +8,8 @@ import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
 import type { Bql } from "./bql.js";
 import type { RunStateMachine } from "./runstate.js";
 import { CONTROL, Request, kickCore } from "./shared.js";
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
 
 import type { SliceResult } from "./machine.js";
 
@@ -46,6 +48,12 @@ export interface CoreLoopOptions {
   sliceInstructions?: number;
 }
 
+/** vcpu_slice's result argument (src/trace/events.ts). */
+const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-request": 1, idle: 2, shutdown: 3, reset: 4 };
+/** vcpu_blocked's reasons. */
+const BLOCKED_WFI = 0;
+const BLOCKED_THROTTLE = 3;
+
 /** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms. */
 const THROTTLE_TIMESLICE_MS = 10;
 
@@ -62,6 +70,8 @@ export class CoreLoop {
   private readonly slice: number;
   /** Slices run, for statistics and tests. */
   slices = 0;
+  /** The last slice ended in WFI: the next tick is the vCPU waking (for the trace). */
+  private wfiIdle = false;
   /** Auto-converge's CPU throttle, in percent (QEMU's cpu_throttle_set). */
   private throttlePercent = 0;
   /** Where the current throttle timeslice began (ms). */
@@ -133,6 +143,10 @@ export class CoreLoop {
   private tick(): void {
     this.scheduled = false;
     if (this.exited) return;
+    if (this.wfiIdle) {
+      this.wfiIdle = false;
+      trace(TRACE.vcpu_woken, BLOCKED_WFI);
+    }
     const c = this.o.control;
     Atomics.store(c, CONTROL.EXIT_REQUEST, 0);
     if (Atomics.load(c, CONTROL.REQUEST) !== Request.None) {
@@ -147,12 +161,14 @@ export class CoreLoop {
     }
     this.o.vcpuBql.lock();
     let r: SliceResult;
+    const t0 = performance.now();
     try {
       r = engine.runSlice(this.slice);
     } finally {
       this.o.vcpuBql.unlock();
     }
     this.slices++;
+    trace(TRACE.vcpu_slice, 0, (performance.now() - t0) * 1e6, SLICE_RESULT[r.kind]);
     switch (r.kind) {
       case "budget":
       case "exit-request":
@@ -160,7 +176,9 @@ export class CoreLoop {
           const p = this.throttlePercent / 100;
           const sleepMs = (THROTTLE_TIMESLICE_MS * p) / (1 - p);
           this.scheduled = true;
+          trace(TRACE.vcpu_blocked, BLOCKED_THROTTLE);
           setTimeout(() => {
+            trace(TRACE.vcpu_woken, BLOCKED_THROTTLE);
             this.scheduled = false;
             this.throttleSliceStart = performance.now();
             this.tick();
@@ -170,6 +188,8 @@ export class CoreLoop {
         this.schedule();
         break;
       case "idle":
+        trace(TRACE.vcpu_blocked, BLOCKED_WFI);
+        this.wfiIdle = true;
         this.idle(r.wakeAtNs);
         break;
       case "shutdown":

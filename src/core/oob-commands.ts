@@ -11,6 +11,8 @@ import type { BqlInfo } from "../qapi/generated/types.js";
 import { genericError } from "../qapi/error.js";
 import type { Bql } from "./bql.js";
 import { CONTROL } from "./shared.js";
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
 
 /** What an OOB handler may look at: the BQL is observed, never taken. */
 export type BqlView = Pick<Bql, "snapshot">;
@@ -30,6 +32,9 @@ export type OobHandlers = {
 };
 
 /** x-oob-test's in-band half: block this thread, BQL and all, until the semaphore is posted. */
+/** vcpu_blocked's reason for x-oob-test (src/trace/events.ts). */
+const BLOCKED_OOB_TEST = 1;
+
 function oobTestWait(control: Int32Array): void {
   for (;;) {
     const v = Atomics.load(control, CONTROL.OOB_TEST_SEM);
@@ -72,7 +77,10 @@ export const OOB_HANDLERS: OobHandlers = {
     }
     // Waiting on the monitor thread would stop the thread that must post the semaphore.
     if (ctx.outOfBand) throw genericError("x-oob-test with lock=true blocks the thread that runs it; run it in-band");
+    // The core thread (the vCPU and main loop) stands still, BQL held, until the OOB half.
+    trace(TRACE.vcpu_blocked, BLOCKED_OOB_TEST);
     oobTestWait(ctx.control);
+    trace(TRACE.vcpu_woken, BLOCKED_OOB_TEST);
     return {};
   },
   "x-query-bql": (_args, ctx) => bqlInfo(ctx.bql),

@@ -4,6 +4,8 @@
 
 import { RunState_VALUES, type RunState } from "../qapi/generated/types.js";
 import { CONTROL } from "./shared.js";
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
 
 // QEMU's runstate_transitions_def, grouped by the state left.
 const TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = {
@@ -73,5 +75,6 @@ export class RunStateMachine {
       throw new Error(`invalid runstate transition: '${cur}' -> '${next}'`);
     }
     Atomics.store(this.control, CONTROL.RUN_STATE, runStateIndex(next));
+    trace(TRACE.runstate_changed, runStateIndex(cur), runStateIndex(next));
   }
 }

@@ -9,6 +9,8 @@ import type { CoreToWorker, RamCounters, SourceWorkerData, WorkerParams, WorkerT
 import { QemuFileWriter } from "./qemu-file.js";
 import { RamSaver } from "./ram-stream.js";
 import { MigrationStreamWriter } from "./stream.js";
+import { TRACE } from "../trace/events.js";
+import { installTracer, trace } from "../trace/tracer.js";
 
 const PAGE = 4096;
 /** QEMU's BUFFER_DELAY: bandwidth, rate limit and statistics work in 100 ms windows. */
@@ -72,6 +74,7 @@ const inbox = new Inbox();
 
 /** QEMU's precopy: passes over the dirty bitmap until the rest fits the downtime limit. */
 async function runSource(d: SourceWorkerData): Promise<void> {
+  installTracer(d.trace, "migration");
   let params = d.params;
   const t0 = performance.now();
   const channel = await openOutgoing(d.uri);
@@ -84,6 +87,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
     const sync = (): number => {
       const pages = ram.syncDirtyBitmap();
       pass++;
+      trace(TRACE.migration_pass, pass, pages, ram.remainingPages);
       post({ kind: "pass", pass });
       return pages;
     };

@@ -116,7 +116,7 @@ class Outgoing {
     const regions = host.regions;
     const params = workerParams(state);
     this.sentParams = JSON.stringify(params);
-    const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params };
+    const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params, trace: regions.trace };
     this.worker = new Worker(workerUrl(), { workerData: data });
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));
     this.worker.on("error", (e) => void this.end(e.message));

@@ -27,6 +27,8 @@ export interface SourceWorkerData {
   ramSize: number;
   machineName: string;
   params: WorkerParams;
+  /** The shared trace region, for this thread's ring. */
+  trace: SharedArrayBuffer;
 }
 
 

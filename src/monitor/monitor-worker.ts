@@ -16,6 +16,9 @@ import type {
 } from "../core/protocol.js";
 import { runStateIndex } from "../core/runstate.js";
 import { bqlHandle, checkRegions, controlView } from "../core/regions.js";
+import { QMP_COMMANDS } from "../qapi/generated/commands.js";
+import { TRACE } from "../trace/events.js";
+import { installTracer, trace } from "../trace/tracer.js";
 import { CONTROL, kickCore } from "../core/shared.js";
 import { listenUnixPrivate, strerror } from "../core/unix-socket.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
@@ -26,6 +29,9 @@ import { runOobCommand } from "../core/oob-commands.js";
 
 const data = workerData as MonitorWorkerData;
 const regions = checkRegions(data.regions);
+installTracer(regions.trace, "monitor");
+/** Commands as trace arguments: their index in the schema's command list. */
+const COMMAND_INDEX = new Map([...QMP_COMMANDS.keys()].map((name, i) => [name, i]));
 const control = controlView(regions);
 const core = wrapPort<CoreApi>(data.corePort);
 const bqlObserver = bqlHandle(regions, "monitor");
@@ -46,7 +52,12 @@ const dispatcher = new InbandDispatcher((name, args) => {
   // End a running vCPU's slice early so the command does not wait for it (QEMU's
   // qemu_cpu_kick when the main loop wants the BQL). A stopped VM has no slice to end.
   if (Atomics.load(control, CONTROL.RUN_STATE) === RUNNING) kickCore(control);
-  return core.execute(name, args as Record<string, unknown>);
+  const command = COMMAND_INDEX.get(name) ?? -1;
+  const t0 = performance.now();
+  trace(TRACE.qmp_request_dispatched, 0, command, 0);
+  const done = core.execute(name, args as Record<string, unknown>);
+  void done.then(() => trace(TRACE.qmp_request_answered, 0, command, 0, (performance.now() - t0) * 1e6), () => undefined);
+  return done;
 });
 
 function broadcast(event: string, eventData: Record<string, unknown> | undefined, timestamp = eventTimestamp()): void {
@@ -57,7 +68,14 @@ const host: SessionHost = {
   wakeDispatcher: () => dispatcher.wake(),
   runOob: (name, args) => {
     Atomics.add(control, CONTROL.OOB_DISPATCHED, 1);
-    return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true });
+    const command = COMMAND_INDEX.get(name) ?? -1;
+    const t0 = performance.now();
+    trace(TRACE.qmp_request_dispatched, 0, command, 1);
+    try {
+      return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true });
+    } finally {
+      trace(TRACE.qmp_request_answered, 0, command, 1, (performance.now() - t0) * 1e6);
+    }
   },
   broadcast: (event, eventData) => broadcast(event, eventData),
 };
