@@ -313,7 +313,8 @@ export function buildHeader(h: Qcow2Header, opts: { backingFormat?: string; back
 
 /** Bits 9-55 of an L1 or standard L2 entry, from its two 32-bit halves. */
 export function entryOffset(hi: number, lo: number): number {
-  return (hi & 0x00ffffff) * 0x100000000 + (lo & 0xfffffe00);
+  // `>>> 0`: a bitwise and yields a signed 32-bit value, negative from 2 GiB on.
+  return (hi & 0x00ffffff) * 0x100000000 + ((lo & 0xfffffe00) >>> 0);
 }
 export const ENTRY_COPIED_HI = 0x80000000;
 export const ENTRY_COMPRESSED_HI = 0x40000000;
