@@ -21,6 +21,7 @@ import {
   compressedDescriptor,
   parseExtensions,
   parseHeader,
+  putFeatureWord,
   putU32,
   putU64,
   readSnapshots,
@@ -168,7 +169,8 @@ export class Qcow2Driver implements BlockDriver {
     const h = parseHeader(first);
     const cs = 2 ** h.clusterBits;
     const cluster0 = cs <= 4096 ? first.subarray(0, cs) : await pool.pread(fh.fd, 0, cs);
-    if (h.incompatible & ~INCOMPAT_SUPPORTED) throw new ImageOpenError(unsupportedFeatures(h.incompatible & ~INCOMPAT_SUPPORTED, parseExtensionsSafe(cluster0, h)));
+    const unknownLo = (h.incompatible & ~INCOMPAT_SUPPORTED) >>> 0;
+    if (unknownLo || h.incompatibleHigh) throw new ImageOpenError(unsupportedFeatures(unknownLo, parseExtensionsSafe(cluster0, h), h.incompatibleHigh));
     if (h.incompatible & INCOMPAT_CORRUPT && !opts.readOnly && !opts.forCheck) throw new ImageOpenError("qcow2: Image is corrupt; cannot be opened read/write");
     if (h.compressionType !== 0) throw new ImageOpenError(`qcow2: unknown compression type: ${h.compressionType}`);
     if (h.cryptMethod !== 0) throw new ImageOpenError(h.cryptMethod > 2 ? `Unsupported encryption method ${h.cryptMethod}` : "Encrypted qcow2 images are not supported by minivm");
@@ -191,8 +193,9 @@ export class Qcow2Driver implements BlockDriver {
       const st = await fh.stat();
       await d.refs.computeNextFree(st.size);
       // Unknown autoclear bits: clear them before the first write (qcow2.txt "autoclear").
-      if (h.autoclear & ~AUTOCLEAR_SUPPORTED) {
-        h.autoclear &= AUTOCLEAR_SUPPORTED;
+      if (h.autoclear & ~AUTOCLEAR_SUPPORTED || h.autoclearHigh) {
+        h.autoclear = (h.autoclear & AUTOCLEAR_SUPPORTED) >>> 0;
+        h.autoclearHigh = 0;
         await d.writeFeatureWords();
       }
     }
@@ -747,9 +750,10 @@ export class Qcow2Driver implements BlockDriver {
   async writeFeatureWords(): Promise<void> {
     if (this.header.version < 3) return;
     const b = new Uint8Array(24);
-    putU64(b, 0, this.header.incompatible);
-    putU64(b, 8, this.header.compatible);
-    putU64(b, 16, this.header.autoclear);
+    const h = this.header;
+    putFeatureWord(b, 0, h.incompatible, h.incompatibleHigh);
+    putFeatureWord(b, 8, h.compatible, h.compatibleHigh);
+    putFeatureWord(b, 16, h.autoclear, h.autoclearHigh);
     await this.pool.pwrite(this.fd, 72, b);
   }
 
