@@ -33,6 +33,8 @@ export interface OpenOptions {
   protocolOnly?: boolean;
   /** qemu-img info's BDRV_O_NO_IO: only metadata is read. */
   noIo?: boolean;
+  /** Where qcow2_signal_corruption's message goes (QEMU prints it on stderr); default stderr. */
+  onCorruption?: (message: string) => void;
   /** Opened as some image's backing file (set by openImage for the chain below the top). */
   asBacking?: boolean;
 }
@@ -96,7 +98,7 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
       r.imageLock = lock;
       return r;
     }
-    d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck });
+    d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck, onCorruption: opts.onCorruption });
     d.imageLock = lock;
     const name = opts.backing === undefined ? d.backingFilename : opts.backing;
     if (name) {

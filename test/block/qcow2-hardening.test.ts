@@ -105,12 +105,12 @@ describe.runIf(interop)("hostile qcow2 images as qemu-img sees them", () => {
     qemuIo(f, "qcow2", "write -P 7 0 64k");
     const l1 = be64(f, 40);
     const l2 = be64(f, l1) & 0x00fffffffffffe00;
-    poke(f, l2 + 6, [0x01, 0x00]); // the entry now points 256 bytes into a cluster: unaligned
+    poke(f, l2 + 6, [0x02, 0x00]); // the entry now points 512 bytes into a cluster: unaligned
     const errs: string[] = [];
     const d = await openImage(f, { pool, onCorruption: (msg: string) => errs.push(msg) });
     await expect(d.write(512, new Uint8Array(512).fill(1))).rejects.toThrow();
     await d.close().catch(() => undefined);
-    expect(errs.join("")).toMatch(/^qcow2: Marking image as corrupt: Cluster allocation offset 0x50100 unaligned \(L2 offset: 0x40000, L2 index: 0\); further corruption events will be suppressed$/);
+    expect(errs.join("")).toMatch(/^qcow2: Marking image as corrupt: Data cluster offset 0x50200 unaligned \(guest offset: 0x200\); further corruption events will be suppressed$/);
     expect(readFileSync(f)[79] & 2).toBe(2);
     expect(qemuImg(["info", f]).stdout).toContain("corrupt: true");
   });
