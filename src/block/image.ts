@@ -3,7 +3,7 @@
 // dirty by lazy refcounts is repaired on a read-write open, as QEMU does. Every file opened
 // takes QEMU's image locks for its role (lock.ts), unless `locking=off`.
 
-import { open, realpath } from "node:fs/promises";
+import { open, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import type { BlockDriver } from "./driver.js";
 import type { IoPool } from "./io-pool.js";
@@ -33,6 +33,8 @@ export interface OpenOptions {
   protocolOnly?: boolean;
   /** qemu-img info's BDRV_O_NO_IO: only metadata is read. */
   noIo?: boolean;
+  /** Where qcow2_signal_corruption's message goes (QEMU prints it on stderr); default stderr. */
+  onCorruption?: (message: string) => void;
   /** Opened as some image's backing file (set by openImage for the chain below the top). */
   asBacking?: boolean;
 }
@@ -73,6 +75,7 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
     const err = e as NodeJS.ErrnoException;
     throw new ImageOpenError(`Could not open '${filename}': ${err.code === "ENOENT" ? "No such file or directory" : err.message}`);
   }
+  if ((await stat(real)).isDirectory()) throw new ImageOpenError(`'file' driver requires '${filename}' to be a regular file`);
   if (seen.has(real)) throw new ImageOpenError(`Backing file '${filename}' loops back into its own chain`);
   seen.add(real);
   const format = opts.format ?? (await probeFormat(filename, opts.pool));
@@ -95,7 +98,7 @@ export async function openImage(filename: string, opts: OpenOptions, seen: Set<s
       r.imageLock = lock;
       return r;
     }
-    d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck });
+    d = await Qcow2Driver.open(filename, fh, opts.pool, { readOnly, forCheck: opts.forCheck, onCorruption: opts.onCorruption });
     d.imageLock = lock;
     const name = opts.backing === undefined ? d.backingFilename : opts.backing;
     if (name) {

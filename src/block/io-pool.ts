@@ -62,10 +62,21 @@ export class IoPool {
     }
   }
 
+  /**
+   * Offsets come from image metadata, which may say anything up to 2^56 (qcow2's offset bits).
+   * Past 2^53 no file reaches (nor can a JS number say exactly where), so a read there is a
+   * read past the end of the file, all zeros as in QEMU's file driver, and a write fails as
+   * pwrite(2) would on a file grown beyond its limit.
+   */
   pread(fd: number, offset: number, length: number): Promise<Uint8Array> {
+    if (!(offset + length <= Number.MAX_SAFE_INTEGER) || offset < 0) {
+      if (offset < 0 || Number.isNaN(offset)) return Promise.reject(new IoError(`Invalid read offset ${offset}`, "EINVAL"));
+      return Promise.resolve(new Uint8Array(length));
+    }
     return this.submit({ op: "pread", fd, offset, length }) as Promise<Uint8Array>;
   }
   async pwrite(fd: number, offset: number, data: Uint8Array): Promise<void> {
+    if (!(offset + data.length <= Number.MAX_SAFE_INTEGER) || offset < 0) throw new IoError("File too large", "EFBIG");
     await this.submit({ op: "pwrite", fd, offset, data });
   }
   async fdatasync(fd: number): Promise<void> {

@@ -60,9 +60,13 @@ export interface Qcow2Header {
   refcountTableClusters: number;
   nbSnapshots: number;
   snapshotsOffset: number;
+  /** Bits 0-31 of the feature words, unsigned; bits 32-63 in the `...High` fields. */
   incompatible: number;
   compatible: number;
   autoclear: number;
+  incompatibleHigh?: number;
+  compatibleHigh?: number;
+  autoclearHigh?: number;
   refcountOrder: number;
   headerLength: number;
   compressionType: number;
@@ -107,13 +111,10 @@ export function putU32(b: Uint8Array, off: number, v: number): void {
   new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(off, v >>> 0);
 }
 
-/** The raw 64-bit feature words, kept as numbers: only the low bits are defined. */
-function u64bits(b: Uint8Array, off: number): number {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  // High word non-zero: fold into bit 31+ so that "unknown bits" checks still see it.
-  const hi = dv.getUint32(off);
-  const lo = dv.getUint32(off + 4);
-  return hi !== 0 ? lo + 2 ** 40 : lo;
+/** Writes a 64-bit feature word from its unsigned 32-bit halves. */
+export function putFeatureWord(b: Uint8Array, off: number, lo: number, hi = 0): void {
+  putU32(b, off, hi);
+  putU32(b, off + 4, lo);
 }
 
 /**
@@ -149,9 +150,13 @@ export function parseHeader(b: Uint8Array): Qcow2Header {
   const cs = 2 ** clusterBits;
   if (version === 3) {
     if (b.length < 104) throw new ImageOpenError("qcow2 header too short");
-    h.incompatible = u64bits(b, 72);
-    h.compatible = u64bits(b, 80);
-    h.autoclear = u64bits(b, 88);
+    // Feature words as two unsigned halves: all 64 bits stay exact (bit 63 exceeds 2^53).
+    h.incompatibleHigh = u32(b, 72);
+    h.incompatible = u32(b, 76);
+    h.compatibleHigh = u32(b, 80);
+    h.compatible = u32(b, 84);
+    h.autoclearHigh = u32(b, 88);
+    h.autoclear = u32(b, 92);
     h.refcountOrder = u32(b, 96);
     h.headerLength = u32(b, 100);
     if (h.headerLength < 104) throw new ImageOpenError("qcow2 header too short");
@@ -229,16 +234,19 @@ export function parseExtensions(cluster0: Uint8Array, h: Qcow2Header): Qcow2Exte
   return out;
 }
 
-/** QEMU's report_unsupported_feature: names from the image's own table when it has them. */
-export function unsupportedFeatures(bits: number, names: Map<string, string>): string {
+/**
+ * QEMU's report_unsupported_feature: names from the image's own table when it has them, the
+ * rest as one unsigned 64-bit hex mask (`lo`, `hi`: the word's halves).
+ */
+export function unsupportedFeatures(lo: number, names: Map<string, string>, hi = 0): string {
   const parts: string[] = [];
-  let rest = bits;
-  for (let bit = 0; bit < 32; bit++) {
-    if (!((bits >>> bit) & 1)) continue;
+  let rest = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  for (let bit = 0n; bit < 64n; bit++) {
+    if (!((rest >> bit) & 1n)) continue;
     const name = names.get(`0:${bit}`);
     if (name !== undefined) {
       parts.push(name);
-      rest -= 2 ** bit;
+      rest &= ~(1n << bit);
     }
   }
   if (rest) parts.push(`Unknown incompatible feature: ${rest.toString(16)}`);
@@ -264,9 +272,9 @@ export function buildHeader(h: Qcow2Header, opts: { backingFormat?: string; back
   putU32(buf, 60, h.nbSnapshots);
   putU64(buf, 64, h.snapshotsOffset);
   if (h.version === 3) {
-    putU64(buf, 72, h.incompatible);
-    putU64(buf, 80, h.compatible);
-    putU64(buf, 88, h.autoclear);
+    putFeatureWord(buf, 72, h.incompatible, h.incompatibleHigh);
+    putFeatureWord(buf, 80, h.compatible, h.compatibleHigh);
+    putFeatureWord(buf, 88, h.autoclear, h.autoclearHigh);
     putU32(buf, 96, h.refcountOrder);
     putU32(buf, 100, headerLength);
     buf[104] = h.compressionType;
@@ -313,7 +321,8 @@ export function buildHeader(h: Qcow2Header, opts: { backingFormat?: string; back
 
 /** Bits 9-55 of an L1 or standard L2 entry, from its two 32-bit halves. */
 export function entryOffset(hi: number, lo: number): number {
-  return (hi & 0x00ffffff) * 0x100000000 + (lo & 0xfffffe00);
+  // `>>> 0`: a bitwise and yields a signed 32-bit value, negative from 2 GiB on.
+  return (hi & 0x00ffffff) * 0x100000000 + ((lo & 0xfffffe00) >>> 0);
 }
 export const ENTRY_COPIED_HI = 0x80000000;
 export const ENTRY_COMPRESSED_HI = 0x40000000;

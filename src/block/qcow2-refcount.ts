@@ -90,7 +90,11 @@ export class Refcounts {
     this.tableOffset = tableOffset;
     this.tableClusters = tableClusters;
     this.table = [];
-    for (let i = 0; i < tableBytes.length / 8; i++) this.table.push(u64(tableBytes, 8 * i));
+    // REFT_OFFSET_MASK: the low 9 bits are reserved and never part of the offset.
+    for (let i = 0; i < tableBytes.length / 8; i++) {
+      const v = u64(tableBytes, 8 * i);
+      this.table.push(Number.isFinite(v) ? v - (v % 512) : v);
+    }
   }
 
   /** Refblock offsets must be cluster aligned (QEMU: "Refblock offset %#x unaligned"). */

@@ -21,6 +21,7 @@ import {
   compressedDescriptor,
   parseExtensions,
   parseHeader,
+  putFeatureWord,
   putU32,
   putU64,
   readSnapshots,
@@ -85,6 +86,8 @@ export interface Qcow2Options {
   readOnly: boolean;
   /** Open for `check`: skip the dirty-image repair and tolerate a corrupt bit. */
   forCheck?: boolean;
+  /** Receives qcow2_signal_corruption's line; QEMU writes it to stderr, so does the default. */
+  onCorruption?: (message: string) => void;
 }
 
 export class Qcow2Driver implements BlockDriver {
@@ -168,7 +171,8 @@ export class Qcow2Driver implements BlockDriver {
     const h = parseHeader(first);
     const cs = 2 ** h.clusterBits;
     const cluster0 = cs <= 4096 ? first.subarray(0, cs) : await pool.pread(fh.fd, 0, cs);
-    if (h.incompatible & ~INCOMPAT_SUPPORTED) throw new ImageOpenError(unsupportedFeatures(h.incompatible & ~INCOMPAT_SUPPORTED, parseExtensionsSafe(cluster0, h)));
+    const unknownLo = (h.incompatible & ~INCOMPAT_SUPPORTED) >>> 0;
+    if (unknownLo || h.incompatibleHigh) throw new ImageOpenError(unsupportedFeatures(unknownLo, parseExtensionsSafe(cluster0, h), h.incompatibleHigh));
     if (h.incompatible & INCOMPAT_CORRUPT && !opts.readOnly && !opts.forCheck) throw new ImageOpenError("qcow2: Image is corrupt; cannot be opened read/write");
     if (h.compressionType !== 0) throw new ImageOpenError(`qcow2: unknown compression type: ${h.compressionType}`);
     if (h.cryptMethod !== 0) throw new ImageOpenError(h.cryptMethod > 2 ? `Unsupported encryption method ${h.cryptMethod}` : "Encrypted qcow2 images are not supported by minivm");
@@ -187,12 +191,14 @@ export class Qcow2Driver implements BlockDriver {
     const reftable = await pool.pread(fh.fd, h.refcountTableOffset, h.refcountTableClusters * cs);
     const d = new Qcow2Driver(filename, fh, pool, opts.readOnly, h, ext, backingName, l1, reftable);
     d.snapshots = snapshots;
+    if (opts.onCorruption) d.onCorruption = opts.onCorruption;
     if (!opts.readOnly) {
       const st = await fh.stat();
       await d.refs.computeNextFree(st.size);
       // Unknown autoclear bits: clear them before the first write (qcow2.txt "autoclear").
-      if (h.autoclear & ~AUTOCLEAR_SUPPORTED) {
-        h.autoclear &= AUTOCLEAR_SUPPORTED;
+      if (h.autoclear & ~AUTOCLEAR_SUPPORTED || h.autoclearHigh) {
+        h.autoclear = (h.autoclear & AUTOCLEAR_SUPPORTED) >>> 0;
+        h.autoclearHigh = 0;
         await d.writeFeatureWords();
       }
     }
@@ -249,7 +255,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   /** Looks up guest cluster `c` (qcow2_get_host_offset), validating what it finds. */
-  async map(c: number): Promise<Mapping> {
+  async map(c: number, writeAt?: number): Promise<Mapping> {
     const l1i = Math.floor(c / this.l2Entries);
     const e1 = this.l1Entry(l1i);
     if (e1.off === 0) return { kind: Kind.Unallocated, host: 0, csize: 0, copied: false };
@@ -268,7 +274,9 @@ export class Qcow2Driver implements BlockDriver {
     if (this.header.version >= 3 && lo & ENTRY_ZERO_LO) return { kind: host ? Kind.ZeroAlloc : Kind.ZeroPlain, host, csize: 0, copied };
     if (host === 0) return { kind: Kind.Unallocated, host: 0, csize: 0, copied: false };
     if (host % this.cs !== 0) {
-      await this.signalCorruption(`Cluster allocation offset 0x${host.toString(16)} unaligned (L2 offset: 0x${e1.off.toString(16)}, L2 index: 0x${idx.toString(16)})`);
+      // A write meets it in handle_copied, a read in qcow2_get_host_offset: QEMU words each.
+      if (writeAt !== undefined) await this.signalCorruption(`Data cluster offset ${hx(host)} unaligned (guest offset: ${hx(writeAt)})`);
+      await this.signalCorruption(`Cluster allocation offset ${hx(host)} unaligned (L2 offset: ${hx(e1.off)}, L2 index: ${hx(idx)})`);
     }
     return { kind: Kind.Normal, host, csize: 0, copied };
   }
@@ -282,11 +290,16 @@ export class Qcow2Driver implements BlockDriver {
       this.corrupt = true;
       this.dead = msg;
       this.header.incompatible |= INCOMPAT_CORRUPT;
+      const line = `qcow2: Marking image as corrupt: ${msg}; further corruption events will be suppressed`;
+      this.onCorruption(line);
       await this.writeFeatureWords().catch(() => undefined);
-      throw new Error(`qcow2: Marking image as corrupt: ${msg}; further corruption events will be suppressed`);
+      await this.pool.fdatasync(this.fd).catch(() => undefined);
+      throw new Error(line);
     }
     throw new Error(`qcow2: Image is corrupt: ${msg}; further non-fatal corruption events will be suppressed`);
   }
+
+  onCorruption: (message: string) => void = (m) => void process.stderr.write(m + "\n");
 
   private alive(): void {
     if (this.dead) throw new Error(`qcow2: image marked corrupt (${this.dead}); no further I/O`);
@@ -401,7 +414,7 @@ export class Qcow2Driver implements BlockDriver {
     const n = data.length / this.cs;
     await this.lockedClusters(c0, n, async () => {
       const maps: Mapping[] = [];
-      for (let i = 0; i < n; i++) maps.push(await this.map(c0 + i));
+      for (let i = 0; i < n; i++) maps.push(await this.map(c0 + i, (c0 + i) * this.cs));
       const io: Promise<void>[] = [];
       for (let i = 0; i < n; ) {
         const m = maps[i];
@@ -432,7 +445,7 @@ export class Qcow2Driver implements BlockDriver {
   }
 
   private async writePart(c: number, inC: number, data: Uint8Array): Promise<void> {
-    const m = this.mapSync(c) ?? (await this.map(c));
+    const m = this.mapSync(c) ?? (await this.map(c, c * this.cs + inC));
     if (m.kind === Kind.Normal && m.copied) {
       this.checkOverlap(m.host);
       await this.pool.pwrite(this.fd, m.host + inC, data);
@@ -442,7 +455,7 @@ export class Qcow2Driver implements BlockDriver {
     // allocations of different clusters overlap (QEMU's cluster_allocs). Writers to a cluster
     // whose allocation is in flight wait for it.
     const plan = await this.lockedClusters(c, 1, async (): Promise<{ inPlace: number } | { alloc: PendingAlloc }> => {
-      const m2 = await this.map(c);
+      const m2 = await this.map(c, c * this.cs + inC);
       if (m2.kind === Kind.Normal && (m2.copied || (await this.refs.get(m2.host / this.cs)) === 1)) return { inPlace: m2.host };
       // A fresh cluster is appended past the end of the file, where the file reads as zeros:
       // when the rest of the cluster must be zeros anyway, only the new data is written (QEMU
@@ -747,9 +760,10 @@ export class Qcow2Driver implements BlockDriver {
   async writeFeatureWords(): Promise<void> {
     if (this.header.version < 3) return;
     const b = new Uint8Array(24);
-    putU64(b, 0, this.header.incompatible);
-    putU64(b, 8, this.header.compatible);
-    putU64(b, 16, this.header.autoclear);
+    const h = this.header;
+    putFeatureWord(b, 0, h.incompatible, h.incompatibleHigh);
+    putFeatureWord(b, 8, h.compatible, h.compatibleHigh);
+    putFeatureWord(b, 16, h.autoclear, h.autoclearHigh);
     await this.pool.pwrite(this.fd, 72, b);
   }
 
@@ -956,6 +970,11 @@ export class Qcow2Driver implements BlockDriver {
     if (this.dirtyL2.size || this.dirtyL1.size) throw new Error("qcow2: dropCaches with unwritten metadata; call writeback() first");
     this.l2Cache.clear();
   }
+}
+
+/** C's %#x: "0" for zero, else 0x and lowercase hex. */
+function hx(n: number): string {
+  return n === 0 ? "0" : `0x${n.toString(16)}`;
 }
 
 function parseExtensionsSafe(cluster0: Uint8Array, h: Qcow2Header): Map<string, string> {

@@ -5,7 +5,6 @@ import { splitKeyValues } from "../block/backend.js";
 import { createImage, formattingLine, parseSize, type CreateOptions } from "../block/create.js";
 import type { BlockDriver } from "../block/driver.js";
 import { openImage } from "../block/image.js";
-import { ImageLockError } from "../block/lock.js";
 import { checkExitCode, checkJson, humanCheck, humanInfo, imageInfo } from "../block/info.js";
 import { IoPool } from "../block/io-pool.js";
 import { checkQcow2, type CheckResult } from "../block/qcow2-check.js";
@@ -149,8 +148,8 @@ async function open(filename: string, pool: IoPool, format: string | undefined, 
   try {
     return await openImage(filename, { pool, format, readOnly, forCheck, forceShare, noIo });
   } catch (e) {
-    if (e instanceof ImageLockError) throw new Error(`Could not open '${filename}': ${e.message}`);
-    throw e;
+    // qemu-img's img_open_file: every open failure is reported as "Could not open 'FILE': ...".
+    throw new Error(`Could not open '${filename}': ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
@@ -193,6 +192,7 @@ async function check(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
     }
     const res: CheckResult = await checkQcow2(d, { repair: r });
     for (const m of res.messages) io.err(m + "\n");
+    if (res.checkErrors) io.err("minivm img: Check failed\n");
     if (fmt === "json") io.out(JSON.stringify(checkJson(filename, "qcow2", res), null, 4) + "\n");
     else if (!quiet) {
       if (r && (res.leaksFixed || res.corruptionsFixed)) {
@@ -263,14 +263,14 @@ async function compare(argv: string[], io: ImgIo, pool: IoPool): Promise<number>
   try {
     a = await open(p.args[0], pool, last(p, "f"), true, false, forceShare(p));
   } catch (e) {
-    io.err(`minivm img: Could not open '${p.args[0]}': ${(e as Error).message}\n`);
+    io.err(`minivm img: ${(e as Error).message}\n`);
     return 2;
   }
   try {
     b = await open(p.args[1], pool, last(p, "F") ?? last(p, "f"), true, false, forceShare(p));
   } catch (e) {
     await a.close();
-    io.err(`minivm img: Could not open '${p.args[1]}': ${(e as Error).message}\n`);
+    io.err(`minivm img: ${(e as Error).message}\n`);
     return 2;
   }
   const quiet = has(p, "q");
