@@ -300,9 +300,24 @@ const cases: Case[] = [
     error: "main.json: In alternate 'Alt':\nmain.json:1: 'data' must not be empty",
   },
   {
-    what: "an alternate branch that is an array",
-    main: "{ 'alternate': 'Alt', 'data': { 'a': [ 'int' ] } }",
-    error: "main.json: In alternate 'Alt':\nmain.json:1: 'data' member 'a' cannot be an array",
+    what: "two alternate branches that are arrays (QEMU 7.2 allows one; all lists look alike on the wire)",
+    main: "{ 'alternate': 'Alt', 'data': { 'a': [ 'int' ], 'b': [ 'str' ] } }",
+    error: "main.json: In alternate 'Alt':\nmain.json:1: branch 'b' can't be distinguished from 'a'",
+  },
+  {
+    what: "an alternate array branch with two element types",
+    main: "{ 'alternate': 'Alt', 'data': { 'a': [ 'int', 'str' ] } }",
+    error: "main.json: In alternate 'Alt':\nmain.json:1: 'data' member 'a': array type must contain single type name",
+  },
+  {
+    what: "a union branch that is an array",
+    main: "{ 'enum': 'Kind', 'data': [ 'a' ] }\n{ 'union': 'Uni', 'base': { 'k': 'Kind' }, 'discriminator': 'k', 'data': { 'a': [ 'int' ] } }",
+    error: "main.json: In union 'Uni':\nmain.json:2: 'data' member 'a' cannot be an array",
+  },
+  {
+    what: "a command returning a list of non-objects, named as written",
+    main: "{ 'command': 'foo', 'returns': [ 'int' ] }",
+    error: "main.json: In command 'foo':\nmain.json:1: command's 'returns' cannot take array type ['int']",
   },
   {
     what: "inline returns",
@@ -358,7 +373,7 @@ const cases: Case[] = [
   {
     what: "an array of strings as reply",
     main: "{ 'command': 'foo', 'returns': [ 'str' ] }",
-    error: "main.json: In command 'foo':\nmain.json:1: command's 'returns' cannot take array type 'strList'",
+    error: "main.json: In command 'foo':\nmain.json:1: command's 'returns' cannot take array type ['str']",
   },
   {
     what: "an enum as command data",
@@ -482,11 +497,6 @@ const cases: Case[] = [
     what: "a struct that is its own base",
     main: "{ 'struct': 'Foo', 'base': 'Foo', 'data': {} }",
     error: IN_STRUCT_FOO + "main.json:1: object Foo contains itself",
-  },
-  {
-    what: "conditional command arguments without boxed",
-    main: "{ 'command': 'foo', 'data': { 'a': { 'type': 'int', 'if': 'X' } } }",
-    error: "main.json: In command 'foo':\nmain.json:1: conditional command arguments require 'boxed': true",
   },
   {
     what: "documentation of a member that does not exist",
