@@ -165,7 +165,10 @@ export class QapiDoc {
 
   private endSection(): void {
     const cur = this.current;
-    if (!cur) return;
+    if (!cur) {
+      this.body = this.body.trim();
+      return;
+    }
     cur.text = cur.text.trim();
     // Every section but the body needs text, a member's or feature's too (QEMU 7.2's
     // QAPIDoc._switch_section); anonymous sections are only made for a line of text.
@@ -194,9 +197,14 @@ export class QapiDoc {
     arg.connected = true;
   }
 
+  /** An undocumented member gets an empty description, as QEMU's connect_member gives it. */
   connectMember(name: string): void {
-    const arg = this.args.get(name);
-    if (arg) arg.connected = true;
+    let arg = this.args.get(name);
+    if (!arg) {
+      arg = { name, text: "", connected: false };
+      this.args.set(name, arg);
+    }
+    arg.connected = true;
   }
 
   /** Checks that need the definition the documentation belongs to. */
