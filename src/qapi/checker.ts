@@ -229,15 +229,20 @@ function checkStruct(expr: QDict, info: SourceInfo): void {
   checkType(expr.get("base"), info, "'base'");
 }
 
-function checkBranches(members: QExpr | undefined, info: SourceInfo, lowerNames: boolean): QDict {
+/**
+ * Union and alternate branches. ALTERNATE: QEMU 7.2 (expr.py check_alternate) lowers the
+ * branch names' case rules and lets an alternate branch be an array, whose values arrive as
+ * a JSON array (QTYPE_QLIST); union branches must name an object type.
+ */
+function checkBranches(members: QExpr | undefined, info: SourceInfo, alternate: boolean): QDict {
   if (!isDict(members)) throw new QapiError(info, "'data' must be an object");
   for (const [key, value] of members) {
     const source = `'data' member '${key}'`;
-    if (lowerNames) checkNameLower(key, info, source);
+    if (alternate) checkNameLower(key, info, source);
     if (!isDict(value)) throw new QapiError(info, `${source} should be a type name`);
     checkKeys(value, info, source, ["type"], ["if"]);
     checkIf(value, info, source);
-    checkType(value.get("type"), info, source);
+    checkType(value.get("type"), info, source, alternate);
   }
   return members;
 }

@@ -4,9 +4,14 @@
 // that follows; then come "# @member:" sections, a "Features:" line with
 // "# @feature:" sections, and finally tagged sections ("Returns:", "Since:",
 // "Notes:", ...). Free-form blocks ("# = Heading", prose) document no symbol.
-// Continuation lines may be indented any way: QEMU 7.2 wanted them aligned
-// with the text after "@name:", later versions want four spaces; both are
-// accepted here.
+// Indentation: QEMU 7.2 wants a section's continuation lines indented at
+// least as far as the text after its "@name:" or "Tag:" (not at all when that
+// line holds only the name) and removes that much; later QEMU versions want
+// four spaces, the style minivm's own schema is written in. Both are accepted:
+// a line indented less than both is refused with QEMU 7.2's message, which
+// names 7.2's column, so every schema QEMU 7.2 accepts or refuses for
+// indentation gets 7.2's verdict except one indented 4 or more spaces but
+// short of 7.2's column.
 
 import { QapiError, SourceInfo } from "./source.js";
 
@@ -24,6 +29,9 @@ export interface DocArg {
 
 type Part = "body" | "args" | "features" | "various";
 
+/** The continuation indent QEMU 8 and later use, which minivm's schema follows. */
+const LATER_QEMU_INDENT = 4;
+
 const SECTION_TAGS = new Set(["Returns:", "Since:", "Note:", "Notes:", "Example:", "Examples:", "TODO:"]);
 
 export class QapiDoc {
@@ -33,6 +41,8 @@ export class QapiDoc {
   readonly features = new Map<string, DocArg>();
   readonly sections: DocSection[] = [];
   private current: DocSection | DocArg | null = null;
+  /** How far the current section's continuation lines must be indented (0 for the body). */
+  private indent = 0;
   private part: Part = "body";
   private fail: (msg: string) => QapiError = (msg) => new QapiError(this.info, msg);
 
@@ -73,7 +83,7 @@ export class QapiDoc {
     if (this.symbol === null && this.body === "" && line.startsWith("@")) {
       if (!line.endsWith(":")) throw this.fail("line should end with ':'");
       this.symbol = line.slice(1, -1);
-      if (!this.symbol) throw this.fail("invalid name");
+      if (!this.symbol) throw this.fail("name required after '@'");
     } else if (this.symbol !== null) {
       if (name.startsWith("@") && name.endsWith(":")) {
         this.part = "args";
@@ -95,8 +105,9 @@ export class QapiDoc {
   private appendSymbolLine(line: string, part: "args" | "features"): void {
     const name = line.split(" ", 1)[0]!;
     if (name.startsWith("@") && name.endsWith(":")) {
-      this.startSymbolSection(part === "args" ? this.args : this.features, name.slice(1, -1));
-      this.appendFreeform(line.slice(name.length).trim());
+      const [header, text] = splitHeader(/^@\S*:\s*/, line);
+      this.startSymbolSection(part === "args" ? this.args : this.features, name.slice(1, -1), text ? header : 0);
+      this.appendFreeform(text ? " ".repeat(header) + text : text);
       return;
     }
     if (SECTION_TAGS.has(name)) {
@@ -124,22 +135,24 @@ export class QapiDoc {
       throw this.fail(`'${name}' can't follow '${this.sections[0]?.name ?? "None"}' section`);
     }
     if (SECTION_TAGS.has(name)) {
-      this.startSection(name.slice(0, -1));
-      line = line.slice(name.length).trim();
+      const [header, text] = splitHeader(/^\S*:\s*/, line);
+      this.startSection(name.slice(0, -1), text ? header : 0);
+      line = text ? " ".repeat(header) + text : text;
     }
     this.appendFreeform(line);
   }
 
-  private startSymbolSection(map: Map<string, DocArg>, name: string): void {
+  private startSymbolSection(map: Map<string, DocArg>, name: string, indent: number): void {
     if (!name) throw this.fail("invalid parameter name");
     if (map.has(name)) throw this.fail(`'${name}' parameter name duplicated`);
     this.endSection();
     const arg: DocArg = { name, text: "", connected: false };
     map.set(name, arg);
     this.current = arg;
+    this.indent = indent;
   }
 
-  private startSection(name: string | null): void {
+  private startSection(name: string | null, indent = 0): void {
     if ((name === "Returns" || name === "Since") && this.sections.some((s) => s.name === name)) {
       throw this.fail(`duplicated '${name}' section`);
     }
@@ -147,23 +160,32 @@ export class QapiDoc {
     const section: DocSection = { name, text: "" };
     this.sections.push(section);
     this.current = section;
+    this.indent = indent;
   }
 
   private endSection(): void {
     const cur = this.current;
-    if (!cur) return;
-    cur.text = cur.text.trim();
-    if ("connected" in cur) {
-      this.current = null;
+    if (!cur) {
+      this.body = this.body.trim();
       return;
     }
-    if (cur.name !== null && cur.text === "") throw this.fail(`empty doc section '${cur.name}'`);
+    cur.text = cur.text.trim();
+    // Every section but the body needs text, a member's or feature's too (QEMU 7.2's
+    // QAPIDoc._switch_section); anonymous sections are only made for a line of text.
+    if (cur.text === "" && cur.name !== null) throw this.fail(`empty doc section '${cur.name}'`);
     this.current = null;
   }
 
   private appendFreeform(line: string): void {
     const m = /^(@\S+:)/.exec(line);
     if (m) throw this.fail(`'${m[1]}' not allowed in free-form documentation`);
+    // Blank lines may have any indentation (QEMU's QAPIDoc.Section.append).
+    if (line !== "") {
+      const indent = /^\s*/.exec(line)![0].length;
+      if (indent >= this.indent) line = line.slice(this.indent);
+      else if (indent >= LATER_QEMU_INDENT) line = line.slice(LATER_QEMU_INDENT);
+      else throw this.fail(`unexpected de-indent (expected at least ${this.indent} spaces)`);
+    }
     if (this.current) this.current.text += line.trimEnd() + "\n";
     else this.body += line.trimEnd() + "\n";
   }
@@ -175,9 +197,14 @@ export class QapiDoc {
     arg.connected = true;
   }
 
+  /** An undocumented member gets an empty description, as QEMU's connect_member gives it. */
   connectMember(name: string): void {
-    const arg = this.args.get(name);
-    if (arg) arg.connected = true;
+    let arg = this.args.get(name);
+    if (!arg) {
+      arg = { name, text: "", connected: false };
+      this.args.set(name, arg);
+    }
+    arg.connected = true;
   }
 
   /** Checks that need the definition the documentation belongs to. */
@@ -201,4 +228,13 @@ export class QapiDoc {
     bogus(this.args, "member");
     bogus(this.features, "feature");
   }
+}
+
+/**
+ * Splits "@name:   text" or "Tag:   text" at the end of HEADER's match: the
+ * length of that prefix (the indentation the text's later lines need) and the text.
+ */
+function splitHeader(header: RegExp, line: string): [number, string] {
+  const n = header.exec(line)![0].length;
+  return [n, line.slice(n)];
 }

@@ -80,7 +80,8 @@ class IntrospectBuilder {
   ) {}
 
   build(): Annotated[] {
-    for (const ent of this.schema.entities) {
+    // Module by module, as QEMU's introspect.py visits the schema.
+    for (const ent of this.schema.entitiesByModule()) {
       if (ent instanceof Command) this.command(ent);
       else if (ent instanceof Event) this.event(ent);
     }
@@ -157,7 +158,8 @@ class IntrospectBuilder {
       this.tree(t.name, "enum", { members, values }, t.ifcond, t.features);
     } else if (t instanceof ArrayType) {
       const element = this.useType(t.element);
-      this.tree("[" + element + "]", "array", { "element-type": element }, t.ifcond, []);
+      // An array exists where its element type does (QEMU's QAPISchemaArrayType.check).
+      this.tree("[" + element + "]", "array", { "element-type": element }, t.element.ifcond, []);
     } else if (t instanceof ObjectType) {
       const obj: { [key: string]: Tree } = { members: t.members.map((m) => this.member(m)) };
       if (t.variants) {

@@ -4,12 +4,13 @@
 // commands and events. Checking resolves type names and reports clashes,
 // unknown types and union/alternate rule violations with QEMU's wording.
 
+import * as path from "node:path";
 import { checkExprs, cName } from "./checker.js";
 import type { QapiDoc } from "./doc.js";
 import { toIfCond } from "./ifcond.js";
 import type { IfCond } from "./ifcond.js";
 import { parseSchema } from "./parser.js";
-import type { ParsedExpr } from "./parser.js";
+import type { ParsedExpr, ParsedInclude } from "./parser.js";
 import { isDict, QapiError, SourceInfo } from "./source.js";
 import type { QDict, QExpr } from "./source.js";
 
@@ -243,6 +244,10 @@ export class ArrayType extends Type {
   jsonType(): JsonType {
     return "array";
   }
+  /** Names the array as written in the schema, ['Elem'] (QEMU's QAPISchemaArrayType.describe). */
+  override describe(): string {
+    return `${this.meta} type ['${this.elementTypeName}']`;
+  }
 }
 
 export class Variants {
@@ -382,10 +387,6 @@ export class ObjectType extends Type {
   get members(): ObjectTypeMember[] {
     if (!this.flat) throw new Error(`object ${this.name} not checked`);
     return this.flat;
-  }
-
-  hasConditionalMembers(): boolean {
-    return this.members.some((m) => m.ifcond !== null);
   }
 
   jsonType(): JsonType {
@@ -543,10 +544,9 @@ function checkArgType(
   if (t.variants && !boxed) {
     throw new QapiError(ent.info, `${what}'s 'data' can take ${t.describe()} only with 'boxed': true`);
   }
+  // QEMU 7.2 lets unboxed arguments be conditional (qapi-schema-test.json's test-if-cmd);
+  // the generated validators leave out the members whose condition is off.
   t.check(schema);
-  if (t.hasConditionalMembers() && !boxed) {
-    throw new QapiError(ent.info, `conditional ${what} arguments require 'boxed': true`);
-  }
   return t;
 }
 
@@ -570,6 +570,21 @@ const BUILTINS: [string, JsonType][] = [
   ["null", "null"],
 ];
 
+/** The module of QEMU's built-in types. */
+export const BUILTIN_MODULE = "./builtin";
+
+/** An 'include' directive: QEMU's QAPISchemaInclude, naming the included module. */
+export interface SchemaInclude {
+  readonly include: string;
+  readonly info: SourceInfo;
+}
+
+/** One schema file (QEMU's QAPISchemaModule) and what it defines, includes among them. */
+export interface SchemaModule {
+  readonly name: string;
+  readonly entities: (Entity | SchemaInclude)[];
+}
+
 export class Schema {
   readonly entities: Entity[] = [];
   private readonly byName = new Map<string, Entity>();
@@ -579,10 +594,23 @@ export class Schema {
   static load(fname: string): Schema {
     const parsed = parseSchema(fname);
     checkExprs(parsed.exprs);
-    return new Schema(parsed.exprs);
+    return new Schema(parsed.exprs, { fname, includes: parsed.includes, docs: parsed.docs });
   }
 
-  constructor(exprs: readonly ParsedExpr[]) {
+  /** Every documentation comment, free-form ones too, in source order. */
+  readonly docs: readonly QapiDoc[];
+  /** The modules (schema files) in the order QEMU makes them, each with its entities. */
+  readonly modules: SchemaModule[] = [];
+
+  constructor(
+    exprs: readonly ParsedExpr[],
+    source: { fname: string; includes: readonly ParsedInclude[]; docs: readonly QapiDoc[] } = {
+      fname: exprs[0]?.info.fname ?? "",
+      includes: [],
+      docs: [],
+    },
+  ) {
+    this.docs = source.docs;
     for (const [name, json] of BUILTINS) {
       this.defEntity(new BuiltinType(name, json));
       this.makeArrayType(name, null);
@@ -593,12 +621,53 @@ export class Schema {
     this.defEntity(
       new EnumType("QType", null, null, null, [], qtypes.map((n) => new EnumMember(n, null, null, [])), "QTYPE"),
     );
-    for (const e of exprs) this.defExpr(e);
+    // QEMU's QAPISchema: the built-in module, the main file's, then one per file as its
+    // first 'include' directive is reached; each include is an entity of its module.
+    const schemaDir = path.dirname(source.fname);
+    const moduleName = (fname: string): string => path.relative(schemaDir, fname);
+    const modules = new Map<string, SchemaModule>();
+    const makeModule = (name: string): SchemaModule => {
+      let m = modules.get(name);
+      if (!m) {
+        m = { name, entities: [] };
+        modules.set(name, m);
+        this.modules.push(m);
+      }
+      return m;
+    };
+    makeModule(BUILTIN_MODULE);
+    makeModule(moduleName(source.fname));
+    const order: (Entity | SchemaInclude)[] = [...this.entities];
+    let next = 0;
+    const includesBefore = (position: number): void => {
+      for (; next < source.includes.length && source.includes[next]!.position <= position; next++) {
+        const inc = source.includes[next]!;
+        order.push({ include: makeModule(moduleName(inc.fname)).name, info: inc.info });
+      }
+    };
+    exprs.forEach((e, i) => {
+      includesBefore(i);
+      const before = this.entities.length;
+      this.defExpr(e);
+      order.push(...this.entities.slice(before));
+    });
+    includesBefore(Infinity);
     for (const ent of this.entities) {
       ent.check(this);
       ent.connectDoc();
       ent.doc?.check();
     }
+    for (const x of order) {
+      // An array belongs to its element type's module (QEMU's QAPISchemaArrayType.set_module).
+      const info = x instanceof ArrayType ? x.element.info : x.info;
+      const name = info ? moduleName(info.fname) : BUILTIN_MODULE;
+      (modules.get(name) ?? makeModule(name)).entities.push(x);
+    }
+  }
+
+  /** The entities module by module, the order QEMU's QAPISchema.visit gives generators. */
+  entitiesByModule(): Entity[] {
+    return this.modules.flatMap((m) => m.entities.filter((x): x is Entity => x instanceof Entity));
   }
 
   lookupEntity(name: string): Entity | undefined {

@@ -16,9 +16,19 @@ export interface ParsedExpr {
   readonly doc: QapiDoc | null;
 }
 
+/** An 'include' directive, repeated ones too: QEMU makes each an entity of the including module. */
+export interface ParsedInclude {
+  /** The included file's name, relative to the including file's directory as written. */
+  readonly fname: string;
+  readonly info: SourceInfo;
+  /** How many definitions came before it. */
+  readonly position: number;
+}
+
 export interface ParsedSchema {
   readonly exprs: ParsedExpr[];
   readonly docs: QapiDoc[];
+  readonly includes: ParsedInclude[];
 }
 
 /** Reads and parses FNAME and everything it includes. */
@@ -29,7 +39,7 @@ export function parseSchema(fname: string): ParsedSchema {
   } catch (err) {
     throw new QapiError(null, `can't read schema file '${fname}': ${strerror(err)}`);
   }
-  const out: ParsedSchema = { exprs: [], docs: [] };
+  const out: ParsedSchema = { exprs: [], docs: [], includes: [] };
   new FileParser(fname, text, new Set(), null, out).parse();
   return out;
 }
@@ -84,6 +94,7 @@ class FileParser {
         const include = expr.get("include");
         if (typeof include !== "string") throw new QapiError(info, "value of 'include' must be a string");
         const inclFname = path.join(path.dirname(this.fname), include);
+        this.out.includes.push({ fname: inclFname, info, position: this.out.exprs.length });
         this.include(include, info, inclFname);
       } else if (expr.has("pragma")) {
         rejectExprDoc(curDoc);
