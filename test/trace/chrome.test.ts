@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { IDLE_LOOP, writeTinyElf } from "../helpers/elf.js";
 import { startVm, type VmProcess } from "../helpers/vm.js";
 
 interface Ev {
@@ -22,7 +23,8 @@ afterEach(async () => {
 
 describe("--trace", () => {
   it("writes what the threads did as Chrome trace events, one track per thread", async () => {
-    vm = await startVm((dir) => ["--bios", "none", "--kernel", join(import.meta.dirname, "../../firmware/tests/build/smoke.elf"), "--trace", join(dir, "t.json"), "--no-shutdown"]);
+    // A guest that spins forever, so stop finds it running.
+    vm = await startVm((dir) => ["--bios", "none", "--kernel", writeTinyElf(join(dir, "spin.elf"), IDLE_LOOP), "--trace", join(dir, "t.json")]);
     const file = join(vm.dir, "t.json");
     const c = await vm.connect();
     await c.execute("query-status");
