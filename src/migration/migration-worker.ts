@@ -165,7 +165,9 @@ async function runSource(d: SourceWorkerData): Promise<void> {
       if (inbox.cancelled) throw new Cancelled();
       if (inbox.params !== null) params = inbox.params;
       const now = performance.now();
-      if (now - windowStart >= WINDOW_MS) endWindow(now);
+      // A pass that ended before the first window did still measured the link: estimate from
+      // it rather than idle until 100 ms have passed (an idle guest is done in one pass).
+      if (now - windowStart >= WINDOW_MS || (thresholdBytes === 0 && ram.remainingPages === 0 && now - windowStart >= 5)) endWindow(now);
       // QEMU's migration_iteration_run: when the estimate fits, sync for the exact figure.
       if (ram.remainingPages * PAGE <= thresholdBytes || ram.remainingPages === 0) {
         const dirty = sync();
@@ -190,13 +192,16 @@ async function runSource(d: SourceWorkerData): Promise<void> {
     w.devices(sw.sections, sw.vmdesc);
     w.finish();
     await f.flush();
+    // The downtime ends when the last byte is handed over (QEMU's migration_completion), not
+    // when the peer closes the channel after loading.
+    const sentAtMs = performance.timeOrigin + performance.now();
     f.expectClose();
     await channel.close();
     const final = counters();
     final["downtime-bytes"] = f.bytesWritten - before;
     final["precopy-bytes"] = before;
     final.remaining = 0;
-    post({ kind: "completed", ram: final });
+    post({ kind: "completed", ram: final, sentAtMs });
   } catch (e) {
     channel.stream.destroy();
     throw e;
@@ -213,7 +218,16 @@ function nextThrottle(current: number, p: WorkerParams, dirtyBytes: number, thre
   return Math.min(Math.round(Math.min(current + p.cpuThrottleIncrement, target)), p.maxCpuThrottle);
 }
 
-runSource(workerData as SourceWorkerData).then(
+/**
+ * The thread may be started ahead of time, with no workerData, and handed its migration in a
+ * "start" message: a migration then begins without waiting for a thread and its modules.
+ */
+async function data(): Promise<SourceWorkerData> {
+  if (workerData !== null && workerData !== undefined) return workerData as SourceWorkerData;
+  return (await inbox.next("start")).data;
+}
+
+data().then(runSource).then(
   () => process.exit(0),
   (e: unknown) => {
     post({ kind: "failed", error: e instanceof Cancelled ? "cancelled" : e instanceof Error ? e.message : String(e) });

@@ -68,11 +68,31 @@ function workerParams(state: MigrationState): WorkerParams {
 export class PrecopyEngine implements MigrationEngine {
   private outgoing: Outgoing | null = null;
   private incoming: Incoming | null = null;
+  /** A migration thread started ahead of time, its modules loaded, waiting for a migration. */
+  private spare: Worker | null = null;
 
-  constructor(private readonly host: MigrationHost) {}
+  constructor(private readonly host: MigrationHost) {
+    this.warm();
+  }
+
+  /** Start the next migration thread now, so that `migrate` does not wait for one. */
+  private warm(): void {
+    const w = new Worker(workerUrl(), { workerData: null });
+    // A spare thread must not keep the process alive, nor fail it.
+    w.unref();
+    w.on("error", () => undefined);
+    w.once("exit", () => {
+      if (this.spare === w) this.spare = null;
+    });
+    this.spare = w;
+  }
 
   startOutgoing(uri: string, state: MigrationState): void {
-    this.outgoing = new Outgoing(this.host, state, uri);
+    const spare = this.spare;
+    this.spare = null;
+    spare?.ref();
+    this.outgoing = new Outgoing(this.host, state, uri, spare);
+    this.warm();
   }
 
   startIncoming(uri: string, state: MigrationState): void {
@@ -112,12 +132,14 @@ class Outgoing {
     private readonly host: MigrationHost,
     private readonly state: MigrationState,
     uri: string,
+    spare: Worker | null,
   ) {
     const regions = host.regions;
     const params = workerParams(state);
     this.sentParams = JSON.stringify(params);
     const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params, trace: regions.trace };
-    this.worker = new Worker(workerUrl(), { workerData: data });
+    this.worker = spare ?? new Worker(workerUrl(), { workerData: null });
+    this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker);
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));
     this.worker.on("error", (e) => void this.end(e.message));
     this.worker.on("exit", () => {
@@ -170,7 +192,7 @@ class Outgoing {
         await this.switchover();
         return;
       case "completed":
-        await this.complete(m.ram);
+        await this.complete(m.ram, m.sentAtMs);
         return;
       case "failed":
         await this.end(m.error);
@@ -224,14 +246,15 @@ class Outgoing {
     }
   }
 
-  private async complete(ram: RamCounters): Promise<void> {
+  private async complete(ram: RamCounters, sentAtMs: number): Promise<void> {
     if (this.finished) return;
     this.finished = true;
     const h = this.host;
     const st = this.state;
     this.takeCounters(ram);
-    st.downtime = Math.round(performance.now() - this.downtimeStart);
-    st.totalTime = Math.round(st.now() - st.startTime);
+    st.downtime = Math.round(sentAtMs - (performance.timeOrigin + this.downtimeStart));
+    // QEMU's migration_calculate_complete: the clock stops with the last byte sent.
+    st.totalTime = Math.round(sentAtMs - (performance.timeOrigin + st.startTime));
     // The destination owns the guest now; this one stays stopped.
     h.bql.with(() => h.runState.set("postmigrate"));
     st.transition("device", "completed");

@@ -56,10 +56,12 @@ export type WorkerToCore =
   | { kind: "throttle"; percent: number }
   /** Source: the remainder fits the downtime; stop the VM and send the devices. */
   | { kind: "switchover-ready" }
-  | { kind: "completed"; ram: RamCounters }
+  /** sentAtMs: when the last byte was handed to the channel (ms since the epoch). */
+  | { kind: "completed"; ram: RamCounters; sentAtMs: number }
   | { kind: "failed"; error: string };
 
 export type CoreToWorker =
+  | { kind: "start"; data: SourceWorkerData }
   | { kind: "switchover"; sections: SavedSection[]; vmdesc: VmdescDevice[] }
   | { kind: "params"; params: WorkerParams }
   | { kind: "cancel" };

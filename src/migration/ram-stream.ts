@@ -60,7 +60,8 @@ export class RamSaver {
   private cursor = 0;
   /** The last record carried the block name in this section: later ones say CONTINUE. */
   private named = false;
-  private readonly scratch = new Uint8Array(RAM_PAGE_SIZE);
+  /** The same RAM as a Buffer, for memcmp against the zero page. */
+  private readonly live: Buffer;
   private readonly zeroPage = Buffer.alloc(RAM_PAGE_SIZE);
   private readonly nameBytes: Uint8Array;
 
@@ -78,6 +79,7 @@ export class RamSaver {
   constructor(opts: RamSaverOptions) {
     if (opts.ram.length % RAM_PAGE_SIZE !== 0) throw new Error(`RAM of ${opts.ram.length} bytes is not a whole number of pages`);
     this.ram = opts.ram;
+    this.live = Buffer.from(opts.ram.buffer, opts.ram.byteOffset, opts.ram.length);
     this.dirty = opts.dirty;
     this.blockName = opts.blockName ?? VIRT_RAM_BLOCK;
     this.nameBytes = Buffer.from(this.blockName, "utf8");
@@ -187,13 +189,15 @@ export class RamSaver {
 
   /**
    * Send dirty pages until `budgetBytes` have been written or none is left (ram_save_iterate's
-   * loop under the rate limit). Each page is copied before it is examined and written, so the
-   * record holds one consistent snapshot; a guest write after the copy re-dirties the page in
-   * the shared bitmap and the next sync sends it again. Returns the bytes written.
+   * loop under the rate limit). As QEMU does, a page is examined and copied into the stream
+   * straight from live RAM: the bit was cleared first, so a guest write that races with the
+   * copy re-dirties the page in the shared bitmap and the next pass sends it again. The zero
+   * test is a memcmp against a zero page (QEMU's buffer_is_zero), with no copy of its own.
+   * Returns the bytes written.
    */
   sendDirty(w: QemuFileWriter, budgetBytes: number): number {
     let written = 0;
-    const scratch = this.scratch;
+    const live = this.live;
     while (this.remaining > 0 && written < budgetBytes) {
       const page = this.nextDirty();
       if (page < 0) {
@@ -205,15 +209,14 @@ export class RamSaver {
       this.remaining--;
       this.cursor = page + 1 === this.pages ? 0 : page + 1;
       const off = page << PAGE_SHIFT;
-      scratch.set(this.ram.subarray(off, off + RAM_PAGE_SIZE));
-      if (this.zeroPage.equals(scratch)) {
+      if (this.zeroPage.compare(live, off, off + RAM_PAGE_SIZE) === 0) {
         written += this.header(w, off, RAM_SAVE_FLAG_ZERO);
         w.put8(0);
         written += 1;
         this.zeroPages++;
       } else {
         written += this.header(w, off, RAM_SAVE_FLAG_PAGE);
-        w.putBytes(scratch);
+        w.putBytes(this.ram.subarray(off, off + RAM_PAGE_SIZE));
         written += RAM_PAGE_SIZE;
         this.normalPages++;
       }
