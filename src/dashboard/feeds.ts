@@ -114,7 +114,9 @@ export class DashboardFeeds {
     const sent = JSON.stringify(wire);
     if (this.client === null) return { t: "qmp", id: msg.id, sent, reply: { error: { class: "GenericError", desc: "the dashboard has no QMP connection" } } };
     try {
-      return { t: "qmp", id: msg.id, sent, reply: await this.client.executeRaw(msg.execute, msg.arguments, msg.oob === true) };
+      // The client numbers its requests itself; the page shows the exchange without that id.
+      const { id: _ignored, ...reply } = await this.client.executeRaw(msg.execute, msg.arguments, msg.oob === true);
+      return { t: "qmp", id: msg.id, sent, reply };
     } catch (e) {
       return { t: "qmp", id: msg.id, sent, reply: { error: { class: "GenericError", desc: e instanceof Error ? e.message : String(e) } } };
     }
