@@ -8,6 +8,7 @@ import type { MachineConfig, MonitorConfig } from "../core/protocol.js";
 import { parseChardev, parseMon, parseQmpEndpoint, splitOptions, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import type { BlockdevOptions } from "../qapi/generated/types.js";
+import { parseDashboardAddress } from "../dashboard/address.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -32,6 +33,7 @@ interface RunFlags {
   dumpVmstate?: string;
   trace?: string;
   traceEvents?: string;
+  dashboard?: string;
 }
 
 /** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
@@ -175,6 +177,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
     .option("--trace <file>", "write the trace points to FILE as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)")
     .option("--trace-events <patterns>", "which trace points record: comma-separated globs, -GLOB removes (QEMU's -trace); 'help' lists them")
+    .option("--dashboard <[host:]port>", "serve the live teaching view (console, BQL and QMP lanes, migration, block latency) at http://HOST:PORT/ with a token it prints; host defaults to 127.0.0.1")
     .option("--dump-vmstate <file>", "write every VMState description as JSON (QEMU's -dump-vmstate, for scripts/vmstate-static-checker.py) and exit")
     .argument("[disk]", "a disk image to boot from (raw or qcow2, probed): the same as --drive file=DISK,if=virtio; default: the teaching disk, copy-on-write")
     .action(async (disk: string | undefined, flags: RunFlags) => {
@@ -216,6 +219,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
           announce: true,
           traceFile: flags.trace,
           traceEvents: flags.traceEvents,
+          dashboard: flags.dashboard === undefined ? undefined : parseDashboardAddress(flags.dashboard),
         }),
       );
     });

@@ -16,6 +16,7 @@ import { Bql } from "../core/bql.js";
 import { selectEvents, TRACE_THREADS } from "../trace/events.js";
 import { startChromeTrace } from "../trace/chrome.js";
 import { ringBytes, setEnabledEvents } from "../trace/ring.js";
+import { startDashboard, type DashboardListen } from "../dashboard/server.js";
 
 export interface RunOptions {
   drives: string[];
@@ -36,6 +37,8 @@ export interface RunOptions {
   traceFile?: string;
   /** `--trace-events PATTERNS`: which trace points record (default: all). */
   traceEvents?: string;
+  /** `--dashboard [HOST:]PORT`: the live teaching view in a browser (src/dashboard). */
+  dashboard?: DashboardListen;
 }
 
 /** Records per thread ring (48 bytes each): a few seconds of the busiest thread at full rate. */
@@ -96,14 +99,17 @@ export async function runVm(o: RunOptions): Promise<number> {
     if (core !== null) input.feed(bytes);
   };
   const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
+  const dash = o.dashboard === undefined ? null : await startDashboard({ listen: o.dashboard, regions, toGuest });
+  if (dash !== null) process.stderr.write(`minivm: dashboard at ${dash.url}\n`);
   const serialOut = (bytes: Uint8Array): void => {
     if (o.serial === "stdio") process.stdout.write(bytes);
     else serialSocket?.write(bytes);
+    dash?.console(bytes);
   };
   const outputRing = serialOutRing(regions);
   const output = pumpRing(outputRing, serialOut);
 
-  const monitorData: MonitorWorkerData = { regions, corePort: channel.port1, monitors: o.monitors };
+  const monitorData: MonitorWorkerData = { regions, corePort: channel.port1, monitors: dash === null ? o.monitors : [...o.monitors, dash.monitor] };
   const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
     workerData: monitorData,
     transferList: [channel.port1],
@@ -155,8 +161,9 @@ export async function runVm(o: RunOptions): Promise<number> {
     const first = await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "listening" || m.kind === "error");
     if (first.kind === "error") throw new Error(first.message);
     if (first.kind === "listening" && o.announce) {
-      for (const a of first.addresses) process.stderr.write(`minivm: QMP monitor listening on ${a}\n`);
+      for (const a of first.addresses.slice(0, o.monitors.length)) process.stderr.write(`minivm: QMP monitor listening on ${a}\n`);
     }
+    dash?.monitorReady();
     if (waitForClient) {
       if (o.announce) process.stderr.write("minivm: waiting for a QMP client to connect (wait=on)\n");
       await nextMessage<MonitorToMainMessage>(monitor, (m) => m.kind === "connected");
@@ -193,6 +200,7 @@ export async function runVm(o: RunOptions): Promise<number> {
     outputRing.close();
     stdin.off("data", onInput);
     serialSocket?.close();
+    await dash?.stop();
     if (rawTty) stdin.setRawMode(false);
     stdin.pause();
     process.off("SIGINT", onSignal);
