@@ -3,26 +3,12 @@
 // and qemu-img agrees with what minivm wrote.
 import { execFileSync } from "node:child_process";
 import { truncateSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openImage } from "../../src/block/image.js";
-import { IoPool } from "../../src/block/io-pool.js";
 import { entryOffset } from "../../src/block/qcow2-format.js";
-import { imgRun } from "../../src/cli/img.js";
-import { interop, qemuImg, qemuIo, tempDir } from "./helpers.js";
+import { interop, qemuImg, qemuIo, useImg } from "./helpers.js";
 
-const pool = new IoPool();
-const t = tempDir();
-afterAll(async () => {
-  await pool.close();
-  t.cleanup();
-});
-
-async function img(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await imgRun(argv, { out: (s) => (stdout += s), err: (s) => (stderr += s) }, pool);
-  return { status, stdout, stderr };
-}
+const { pool, t, img } = useImg();
 
 function qemuIoOut(file: string, cmd: string): string {
   return execFileSync("qemu-io", ["-f", "qcow2", "-c", cmd, file], { encoding: "utf8" });

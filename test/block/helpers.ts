@@ -3,6 +3,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll } from "vitest";
+import { IoPool } from "../../src/block/io-pool.js";
+import { imgRun } from "../../src/cli/img.js";
 
 export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "minivm-block-"));
@@ -71,4 +74,30 @@ export function cleanupDist(): void {
 export function qemuRead(file: string, fmt: string, tmp: string): Buffer {
   execFileSync("qemu-img", ["convert", "-f", fmt, "-O", "raw", file, tmp]);
   return readFileSync(tmp);
+}
+
+export interface ImgResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * For a test file that runs `minivm img` in-process: an I/O pool and a scratch directory,
+ * both released after the file's tests, and `img(...argv)` capturing what it prints.
+ */
+export function useImg(): { pool: IoPool; t: ReturnType<typeof tempDir>; img: (...argv: string[]) => Promise<ImgResult> } {
+  const pool = new IoPool();
+  const t = tempDir();
+  afterAll(async () => {
+    await pool.close();
+    t.cleanup();
+  });
+  const img = async (...argv: string[]): Promise<ImgResult> => {
+    let stdout = "";
+    let stderr = "";
+    const status = await imgRun(argv, { out: (s) => (stdout += s), err: (s) => (stderr += s) }, pool);
+    return { status, stdout, stderr };
+  };
+  return { pool, t, img };
 }

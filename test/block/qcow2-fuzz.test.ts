@@ -6,11 +6,9 @@
 // MINIVM_FUZZ_SEED and MINIVM_FUZZ_COUNT reproduce or widen a run.
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openImage } from "../../src/block/image.js";
-import { IoPool } from "../../src/block/io-pool.js";
-import { imgRun } from "../../src/cli/img.js";
-import { interop, qemuImg, qemuIo, rng, tempDir } from "./helpers.js";
+import { interop, qemuImg, qemuIo, rng, useImg } from "./helpers.js";
 
 const SEED = Number(process.env.MINIVM_FUZZ_SEED ?? 20240614);
 const COUNT = Number(process.env.MINIVM_FUZZ_COUNT ?? 520);
@@ -18,19 +16,7 @@ const SIZE = 1 << 20;
 /** Disagreements left with the default seed and count (see the end of the test). */
 const KNOWN_DISAGREEMENTS = 29;
 
-const pool = new IoPool();
-const t = tempDir();
-afterAll(async () => {
-  await pool.close();
-  t.cleanup();
-});
-
-async function img(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await imgRun(argv, { out: (s) => (stdout += s), err: (s) => (stderr += s) }, pool);
-  return { status, stdout, stderr };
-}
+const { pool, t, img } = useImg();
 
 const be64 = (b: Buffer, off: number): number => Number(b.readBigUInt64BE(off) & 0x00fffffffffffe00n);
 

@@ -2,25 +2,11 @@
 // incompatible feature bits in the high word, L2 entries with reserved bits, garbage in the
 // refcount table, and a guest write that meets corruption (qcow2_signal_corruption).
 import { openSync, closeSync, readFileSync, writeSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openImage } from "../../src/block/image.js";
-import { IoPool } from "../../src/block/io-pool.js";
-import { imgRun } from "../../src/cli/img.js";
-import { interop, qemuImg, qemuIo, tempDir } from "./helpers.js";
+import { interop, qemuImg, qemuIo, useImg } from "./helpers.js";
 
-const pool = new IoPool();
-const t = tempDir();
-afterAll(async () => {
-  await pool.close();
-  t.cleanup();
-});
-
-async function img(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await imgRun(argv, { out: (s) => (stdout += s), err: (s) => (stderr += s) }, pool);
-  return { status, stdout, stderr };
-}
+const { pool, t, img } = useImg();
 
 function poke(file: string, offset: number, bytes: number[]): void {
   const fd = openSync(file, "r+");

@@ -1,23 +1,9 @@
 // `minivm img` prints what qemu-img prints for the same image and exits with its codes.
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
-import { afterAll, describe, expect, it } from "vitest";
-import { IoPool } from "../../src/block/io-pool.js";
-import { imgRun } from "../../src/cli/img.js";
-import { interop, qemuImg, qemuIo, tempDir } from "../block/helpers.js";
+import { describe, expect, it } from "vitest";
+import { interop, qemuImg, qemuIo, useImg } from "../block/helpers.js";
 
-const pool = new IoPool();
-const t = tempDir();
-afterAll(async () => {
-  await pool.close();
-  t.cleanup();
-});
-
-async function img(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await imgRun(argv, { out: (s) => (stdout += s), err: (s) => (stderr += s) }, pool);
-  return { status, stdout, stderr };
-}
+const { t, img } = useImg();
 
 /** Runs both tools from the temp dir so relative names print the same. */
 function both(args: string[]): Promise<[{ status: number; stdout: string }, { status: number; stdout: string }]> {
