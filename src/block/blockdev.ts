@@ -60,8 +60,14 @@ export class BlockLayer {
       for (const b of blockdevs) await layer.addNode(b);
       // `if=none` drives wait for a -device that names them; QEMU keeps the unclaimed ones.
       const unplugged = new Map<string, BlockBackend>();
-      for (const [i, text] of drives.entries()) {
-        const d = parseDrive(text, i);
+      // QEMU refuses a repeated id while it parses the options, before any image is opened.
+      const parsed = drives.map((text, i) => parseDrive(text, i));
+      const ids = new Set<string>();
+      for (const [i, d] of parsed.entries()) {
+        if (ids.has(d.id)) throw new Error(`--drive ${drives[i]}: Duplicate ID '${d.id}' for drive`);
+        ids.add(d.id);
+      }
+      for (const d of parsed) {
         const backend = await BlockBackend.open({ ...d, pool: layer.pool, graph: layer.graph, inactive: layer.inactive });
         if (d.if === "virtio") layer.plugs.push({ backend, deviceId: undefined });
         else unplugged.set(backend.id, backend);

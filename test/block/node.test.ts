@@ -65,3 +65,13 @@ describe("BlockGraph", () => {
     expect(g.all().map((n) => n.nodeName)).toEqual(["f"]);
   });
 });
+
+describe("BlockLayer.open", () => {
+  it("refuses two drives with one id in QEMU's words, before opening either image", async () => {
+    const { BlockLayer } = await import("../../src/block/blockdev.js");
+    // Neither file exists: the id check must come first, as QEMU's option parsing does.
+    await expect(BlockLayer.open(["file=/nonexistent/a.img,format=raw,if=none,id=a", "file=/nonexistent/b.img,format=raw,if=none,id=a"], [], [])).rejects.toThrow(
+      "--drive file=/nonexistent/b.img,format=raw,if=none,id=a: Duplicate ID 'a' for drive",
+    );
+  });
+});
