@@ -55,6 +55,21 @@ export function debugTranslate(machine: Machine, va: number): number | null {
   return null;
 }
 
+/**
+ * QEMU's virt board maps a PCIe host (hw/riscv/virt.c memmap: PIO at 0x3000000, ECAM at
+ * 0x30000000, MMIO at 0x40000000) that minivm does not have; with no device behind them
+ * QEMU's reads there succeed with all ones, so `xp` shows 0xff.. rather than failing.
+ */
+const PCIE_WINDOWS: ReadonlyArray<readonly [number, number]> = [
+  [0x03000000, 0x10000],
+  [0x30000000, 0x10000000],
+  [0x40000000, 0x40000000],
+];
+
+function inPcieWindow(pa: number, size: number): boolean {
+  return PCIE_WINDOWS.some(([base, len]) => pa >= base && pa + size <= base + len);
+}
+
 /** One value, or null where nothing answers (QEMU's address_space_read failing). */
 function readValue(machine: Machine, pa: number, size: 1 | 2 | 4 | 8): bigint | null {
   if (size === 8) {
@@ -63,7 +78,8 @@ function readValue(machine: Machine, pa: number, size: 1 | 2 | 4 | 8): bigint | 
     return hi === null || lo === null ? null : (hi << 32n) | lo;
   }
   const v = machine.readPhys(pa, size);
-  return v === null ? null : BigInt(v >>> 0);
+  if (v === null) return inPcieWindow(pa, size) ? BigInt(2 ** (8 * size) - 1) : null;
+  return BigInt(v >>> 0);
 }
 
 function formatValue(v: bigint, r: DumpRequest): string {
