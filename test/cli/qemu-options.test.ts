@@ -138,11 +138,11 @@ describe("the built-in disk's copy-on-write overlay", () => {
   it("is gone after the guest halts", async () => {
     const tmp = tempDir();
     const { p, exited, out } = await boot(tmp);
-    await expect.poll(out, { timeout: 60_000 }).toMatch(/minivm\$ $/);
+    await expect.poll(out, { timeout: 100_000 }).toMatch(/minivm\$ $/);
     p.stdin?.write("halt\r");
     expect(await exited).toBe(0);
     expect(leftovers(tmp)).toEqual([]);
-  });
+  }, 120_000);
 });
 
 describe.skipIf(!requireTool("tmux", "tmux"))("a VM started in the background of an interactive shell", () => {

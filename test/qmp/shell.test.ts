@@ -1,12 +1,15 @@
 // Drive `minivm qmp` through a real pseudo-terminal (tmux), typing as a user would.
 import { execFileSync, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { QmpClient } from "../../src/qmp/client.js";
 import { requireTool } from "../helpers/interop.js";
 import { BIN, startVm, type VmProcess } from "../helpers/vm.js";
 
 const haveTmux = requireTool("tmux", "tmux");
 
 let vm: VmProcess;
+/** A session negotiated (with oob) before any test can get the main loop stuck. */
+let guard: QmpClient | undefined;
 let session = "";
 
 function tmux(...args: string[]): string {
@@ -40,6 +43,7 @@ function startShell(extra: string[]): string {
 describe.skipIf(!haveTmux)("minivm qmp, the interactive shell", () => {
   beforeAll(async () => {
     vm = await startVm(["--name", "shell-test"]);
+    guard = await vm.connect();
   });
   afterAll(async () => {
     for (const s of sessions) {
@@ -98,14 +102,27 @@ describe.skipIf(!haveTmux)("minivm qmp, the interactive shell", () => {
     await until(/\(minivm\) $/m);
     type("x-oob-test lock=true", "Enter");
     session = second;
-    type("!x-query-bql", "Enter");
-    await until(/"holder": "main-loop"/);
-    type("query-status", "Enter");
-    type("!x-oob-test lock=false", "Enter");
-    const text = await until(/"status": "\w+".*"id": 2\}/);
-    // The release (id 3) was answered before the query typed ahead of it (id 2).
-    expect(text.indexOf('{"return": {}, "id": 3}')).toBeGreaterThan(-1);
-    expect(text.indexOf('{"return": {}, "id": 3}')).toBeLessThan(text.indexOf('"id": 2}'));
+    try {
+      // The lock is taken when the core thread gets to the command: ask until it has.
+      let id = 1;
+      for (;; id++) {
+        type("!x-query-bql", "Enter");
+        const seen = await until(new RegExp(`"id": ${id}\\}`));
+        if (new RegExp(`"holder": "main-loop".*"id": ${id}\\}`).test(seen)) break;
+      }
+      const [query, release] = [id + 1, id + 2];
+      type("query-status", "Enter");
+      type("!x-oob-test lock=false", "Enter");
+      const text = await until(new RegExp(`"status": "\\w+".*"id": ${query}\\}`));
+      // The release was answered before the query typed ahead of it.
+      const released = text.indexOf(`{"return": {}, "id": ${release}}`);
+      expect(released).toBeGreaterThan(-1);
+      expect(released).toBeLessThan(text.indexOf(`"id": ${query}}`));
+    } catch (e) {
+      // Never leave the main loop stuck for the tests after this one.
+      await guard?.execOob("x-oob-test", { lock: false });
+      throw e;
+    }
     session = first;
     await until(/\{"return": \{\}, "id": 1\}/);
     session = second;
