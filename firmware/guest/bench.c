@@ -7,10 +7,13 @@
 #define MIB (1u << 20)
 #define DEFAULT_ITERATIONS 1000000u
 
+/* Iterations between looks at the keyboard: a few milliseconds of work. */
+#define CPU_CHUNK 65536u
+
 /* Multiply, divide, shift and branch: a little of everything an interpreter dispatches. */
-static uint32_t cpu_work(uint32_t iterations)
+static void cpu_work(uint32_t iterations, uint32_t *xp, uint32_t *yp)
 {
-	uint32_t x = 1, y = 0;
+	uint32_t x = *xp, y = *yp;
 	for (uint32_t i = 0; i < iterations; i++) {
 		x = x * 1664525u + 1013904223u;
 		y ^= x >> 13;
@@ -18,13 +21,24 @@ static uint32_t cpu_work(uint32_t iterations)
 		if (y & 1)
 			y = (y << 3) | (y >> 29);
 	}
-	return x ^ y;
+	*xp = x, *yp = y;
 }
 
 static void bench_cpu(uint32_t iterations)
 {
 	uint64_t t0 = time_now();
-	uint32_t sum = cpu_work(iterations);
+	uint32_t x = 1, y = 0, done = 0;
+	/* In chunks, so that a key stops a long run; the checksum is the same as in one go. */
+	while (done < iterations) {
+		uint32_t n = iterations - done < CPU_CHUNK ? iterations - done : CPU_CHUNK;
+		cpu_work(n, &x, &y);
+		done += n;
+		if (done < iterations && console_key_pressed()) {
+			printf("bench cpu: stopped by a key after %u iterations\n", done);
+			return;
+		}
+	}
+	uint32_t sum = x ^ y;
 	uint64_t t = time_now() - t0;
 	uint32_t us = (uint32_t)(t * 1000000 / gm.timebase);
 	printf("bench cpu: iterations=%u ms=%u us=%u checksum=0x%08x\n", iterations, us / 1000, us, sum);
@@ -53,6 +67,10 @@ static void bench_disk(uint32_t mib)
 	int r = disk_fill(bytes, 0x62656e63u /* "benc" */, &tw);
 	if (r == 0)
 		r = disk_drain(bytes, &tr);
+	if (r == DISK_STOPPED) {
+		printf("bench disk: stopped by a key\n");
+		return;
+	}
 	if (r) {
 		printf("bench disk: error %d\n", r);
 		return;
@@ -65,16 +83,22 @@ static void bench_disk(uint32_t mib)
 void cmd_bench(int argc, char **argv)
 {
 	uint32_t n = 0;
-	if (argc >= 2 && argc <= 3 && (argc == 2 || parse_u32(argv[2], &n) == 0)) {
-		if (strcmp(argv[1], "cpu") == 0) {
-			bench_cpu(argc == 3 ? n : DEFAULT_ITERATIONS);
+	if (argc >= 2 && strcmp(argv[1], "cpu") == 0) {
+		if (argc == 3 && arg_u32("bench cpu", "ITERATIONS", argv[2], 1, 0xffffffffu, &n))
+			return;
+		bench_cpu(argc == 3 ? n : DEFAULT_ITERATIONS);
+		return;
+	}
+	if (argc >= 2 && strcmp(argv[1], "disk") == 0) {
+		uint32_t max = data_sectors / (MIB / VBLK_SECTOR);
+		if (argc == 3 && (!disk_ready || max == 0)) {
+			bench_disk(0);
 			return;
 		}
-		if (strcmp(argv[1], "disk") == 0) {
-			uint32_t max = data_sectors / (MIB / VBLK_SECTOR);
-			bench_disk(argc == 3 ? n : max);
+		if (argc == 3 && arg_u32("bench disk", "MIB", argv[2], 1, max, &n))
 			return;
-		}
+		bench_disk(argc == 3 ? n : max);
+		return;
 	}
 	printf("bench: usage: bench cpu [ITERATIONS] | bench disk [MIB]\n");
 }

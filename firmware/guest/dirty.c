@@ -22,13 +22,9 @@ static uint32_t region_limit_mib(void)
 	return end > DIRTY_BASE ? (end - DIRTY_BASE) / MIB : 0;
 }
 
-static int parse_arg(const char *cmd, const char *what, const char *s, uint32_t *out)
-{
-	if (parse_u32(s, out) == 0)
-		return 0;
-	printf("%s: %s must be a number, not '%s'\n", cmd, what, s);
-	return -1;
-}
+/* Bounds that keep the rate arithmetic below (elapsed ticks * rate * pages per MiB) in 64 bits. */
+#define MAX_RATE_MIB_S 1000000u
+#define MAX_SECONDS 1000000u
 
 void cmd_dirty(int argc, char **argv)
 {
@@ -37,14 +33,15 @@ void cmd_dirty(int argc, char **argv)
 		printf("dirty: usage: dirty MIB [RATE_MIB_S] [SECONDS]\n");
 		return;
 	}
-	if (parse_arg("dirty", "MIB", argv[1], &mib) || (argc > 2 && parse_arg("dirty", "RATE_MIB_S", argv[2], &rate)) ||
-	    (argc > 3 && parse_arg("dirty", "SECONDS", argv[3], &seconds)))
-		return;
 	uint32_t limit = region_limit_mib();
-	if (mib == 0 || mib > limit) {
-		printf("dirty: MIB must be 1..%u (RAM from 0x%08x up to the device tree)\n", limit, DIRTY_BASE);
+	if (limit == 0) {
+		printf("dirty: no RAM from 0x%08x up to the device tree\n", DIRTY_BASE);
 		return;
 	}
+	if (arg_u32("dirty", "MIB", argv[1], 1, limit, &mib) ||
+	    (argc > 2 && arg_u32("dirty", "RATE_MIB_S", argv[2], 0, MAX_RATE_MIB_S, &rate)) ||
+	    (argc > 3 && arg_u32("dirty", "SECONDS", argv[3], 0, MAX_SECONDS, &seconds)))
+		return;
 	uint32_t pages = mib * (MIB / PAGE);
 	dirty_pages = 0;
 	for (uint32_t p = 0; p < pages; p++) {
@@ -105,7 +102,7 @@ stop:
 
 void cmd_check(int argc, char **argv)
 {
-	(void)argc, (void)argv;
+	(void)argc, (void)argv; /* the shell refused any argument */
 	if (!dirty_pages) {
 		printf("check: no dirty region yet (run dirty first)\n");
 		return;

@@ -92,6 +92,8 @@ int disk_fill(uint32_t bytes, uint32_t pattern, uint64_t *elapsed)
 	uint64_t spent = 0;
 	for (uint32_t off = 0; off < bytes; off += VBLK_MAX_REQUEST) {
 		uint32_t n = bytes - off < VBLK_MAX_REQUEST ? bytes - off : VBLK_MAX_REQUEST;
+		if (console_key_pressed())
+			return DISK_STOPPED;
 		fill_pattern(off, n, pattern);
 		uint64_t t0 = time_now();
 		int r = vblk_write(&disk, data_lba + off / VBLK_SECTOR, iobuf, n);
@@ -113,6 +115,8 @@ int disk_drain(uint32_t bytes, uint64_t *elapsed)
 	uint64_t t0 = time_now();
 	for (uint32_t off = 0; off < bytes; off += VBLK_MAX_REQUEST) {
 		uint32_t n = bytes - off < VBLK_MAX_REQUEST ? bytes - off : VBLK_MAX_REQUEST;
+		if (console_key_pressed())
+			return DISK_STOPPED;
 		int r = vblk_read(&disk, data_lba + off / VBLK_SECTOR, iobuf, n);
 		if (r)
 			return r;
@@ -138,6 +142,10 @@ static void disk_read_or_verify(int verify, uint32_t bytes, uint32_t pattern, co
 	uint32_t crc = 0;
 	for (uint32_t off = 0; off < bytes; off += VBLK_MAX_REQUEST) {
 		uint32_t n = bytes - off < VBLK_MAX_REQUEST ? bytes - off : VBLK_MAX_REQUEST;
+		if (console_key_pressed()) {
+			printf("%s: stopped by a key after %u KiB\n", cmd, off / 1024);
+			return;
+		}
 		int r = vblk_read(&disk, data_lba + off / VBLK_SECTOR, iobuf, n);
 		if (r) {
 			printf("%s: error %d reading LBA %u\n", cmd, r, data_lba + off / VBLK_SECTOR);
@@ -170,24 +178,26 @@ void cmd_disk(int argc, char **argv)
 		printf("disk: usage: disk write|read|verify MIB [PATTERN]\n");
 		return;
 	}
-	if (parse_u32(argv[2], &mib) || (argc == 4 && parse_u32(argv[3], &pattern))) {
-		printf("disk: MIB and PATTERN are numbers (decimal or 0x hex)\n");
-		return;
-	}
 	if (!disk_ready) {
 		printf("disk: no data partition on a virtio-blk disk\n");
 		return;
 	}
+	/* MIB is bounded by the data partition's size, PATTERN by its 32 bits. */
 	uint32_t max = data_sectors / (MIB / VBLK_SECTOR);
-	if (mib == 0 || mib > max) {
-		printf("disk: MIB must be 1..%u (the data partition's size)\n", max);
+	if (max == 0) {
+		printf("disk: the data partition is smaller than 1 MiB\n");
 		return;
 	}
+	if (arg_u32("disk", "MIB", argv[2], 1, max, &mib) ||
+	    (argc == 4 && arg_u32("disk", "PATTERN", argv[3], 0, 0xffffffffu, &pattern)))
+		return;
 	char cmd[16] = "disk ";
 	memcpy(cmd + 5, argv[1], strlen(argv[1]) + 1);
 	if (argv[1][0] == 'w') {
 		int r = disk_fill(mib * MIB, pattern, NULL);
-		if (r)
+		if (r == DISK_STOPPED)
+			printf("%s: stopped by a key\n", cmd);
+		else if (r)
 			printf("%s: error %d\n", cmd, r);
 		else
 			printf("%s: OK %u MiB pattern=0x%08x\n", cmd, mib, pattern);

@@ -74,6 +74,10 @@ void system_reset(uint32_t type, uint32_t reason);
 
 /* dirty.c */
 #define DIRTY_BASE 0x81000000u
+/* shell.c: a number argument in MIN..MAX (decimal or 0x hex), or a message and -1; no wrap-around. */
+int arg_u32(const char *cmd, const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* The disk loops return this when a key stopped them. */
+#define DISK_STOPPED (-1000)
 void cmd_dirty(int argc, char **argv);
 void cmd_check(int argc, char **argv);
 

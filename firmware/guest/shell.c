@@ -3,13 +3,51 @@
 #include "guest.h"
 #include "../lib/string.h"
 
+/* One more than any command takes, so that a line with too many words is seen as such. */
 #define MAX_ARGS 8
 
 struct command {
 	const char *name;
+	/* Arguments after the name that the command takes at most: more are refused here. */
+	int max_args;
 	const char *usage;
 	void (*run)(int argc, char **argv);
 };
+
+int arg_u32(const char *cmd, const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint32_t v = 0, base = 10;
+	const char *p = s;
+	int ok = 1;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	if (!*p)
+		ok = 0;
+	for (; ok && *p; p++) {
+		uint32_t d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else if (base == 16 && *p >= 'A' && *p <= 'F')
+			d = *p - 'A' + 10;
+		else
+			ok = 0;
+		/* v * base + d must stay below 2^32: refuse instead of wrapping. */
+		if (ok && v > (0xffffffffu - d) / base)
+			ok = 0;
+		if (ok)
+			v = v * base + d;
+	}
+	if (ok && v >= min && v <= max) {
+		*out = v;
+		return 0;
+	}
+	printf("%s: %s must be a number from %u to %u, not '%s'\n", cmd, what, min, max, s);
+	return -1;
+}
 
 static void cmd_help(int argc, char **argv);
 
@@ -43,26 +81,27 @@ static void cmd_reboot(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-	{ "help", "help                        this list", cmd_help },
-	{ "dirty", "dirty MIB [RATE_MIB_S] [SECONDS]\n"
+	{ "help", 0, "help                        this list", cmd_help },
+	{ "dirty", 3, "dirty MIB [RATE_MIB_S] [SECONDS]\n"
 		   "                              rewrite a counter in every page of MIB MiB at 0x81000000\n"
 		   "                              (0 = no rate limit) until a key is pressed or SECONDS pass",
 	  cmd_dirty },
-	{ "check", "check                       verify the dirty pages' counters: OK or the first bad page",
+	{ "check", 0, "check                       verify the dirty pages' counters: OK or the first bad page",
 	  cmd_check },
-	{ "disk", "disk write|read|verify MIB [PATTERN]\n"
+	{ "disk", 3, "disk write|read|verify MIB [PATTERN]\n"
 		  "                              fill / checksum / compare the data partition; each 32-bit\n"
-		  "                              word holds PATTERN ^ its byte offset (default 0x5a5a5a5a)",
+		  "                              word holds PATTERN ^ its byte offset (default 0x5a5a5a5a);\n"
+		  "                              a key stops it",
 	  cmd_disk },
-	{ "bench", "bench cpu [ITERATIONS] | bench disk [MIB]\n"
+	{ "bench", 2, "bench cpu [ITERATIONS] | bench disk [MIB]\n"
 		   "                              timed workloads with key=value results (bench disk\n"
-		   "                              overwrites the data partition)",
+		   "                              overwrites the data partition); a key stops it",
 	  cmd_bench },
-	{ "sbi", "sbi                         probe the firmware: version, extensions, HSM, IPI, RFENCE",
+	{ "sbi", 0, "sbi                         probe the firmware: version, extensions, HSM, IPI, RFENCE",
 	  cmd_sbi },
-	{ "uptime", "uptime                      time since reset, timer and disk interrupts taken", cmd_uptime },
-	{ "halt", "halt                        power off (SBI SRST shutdown)", cmd_halt },
-	{ "reboot", "reboot                      reset the machine (SBI SRST cold reboot)", cmd_reboot },
+	{ "uptime", 0, "uptime                      time since reset, timer and disk interrupts taken", cmd_uptime },
+	{ "halt", 0, "halt                        power off (SBI SRST shutdown)", cmd_halt },
+	{ "reboot", 0, "reboot                      reset the machine (SBI SRST cold reboot)", cmd_reboot },
 };
 
 static void cmd_help(int argc, char **argv)
@@ -107,7 +146,10 @@ void shell_run(void)
 		size_t i;
 		for (i = 0; i < ARRAY_SIZE(commands); i++) {
 			if (strcmp(argv[0], commands[i].name) == 0) {
-				commands[i].run(argc, argv);
+				if (argc - 1 > commands[i].max_args)
+					printf("%s: too many arguments; usage: %s\n", argv[0], commands[i].usage);
+				else
+					commands[i].run(argc, argv);
 				break;
 			}
 		}

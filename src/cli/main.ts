@@ -7,7 +7,15 @@ import { MINIVM_VERSION } from "../version.js";
 const QEMU_LONG_OPTIONS = new Set([
   "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
   "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "device",
+  "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate",
 ]);
+
+/** Put back the spelling the user typed into a parser message about a rewritten option. */
+export function restoreSpelling(message: string, argv: string[]): string {
+  return message.replace(/'--([a-z][a-z-]+)'/g, (whole, name: string) =>
+    argv.some((a) => a === `-${name}` || a.startsWith(`-${name}=`)) ? `'-${name}'` : whole,
+  );
+}
 
 export function normalizeQemuOptions(argv: string[]): string[] {
   return argv.map((a) => {
@@ -27,9 +35,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { buildProgram } = await import("./program.js");
   let status = 0;
-  const program = buildProgram((code) => {
-    status = code;
-  });
+  const program = buildProgram(
+    (code) => {
+      status = code;
+    },
+    (message) => restoreSpelling(message, argv),
+  );
   try {
     await program.parseAsync(normalizeQemuOptions(argv), { from: "user" });
   } catch (e) {

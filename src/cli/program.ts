@@ -22,7 +22,7 @@ interface RunFlags {
   kernel?: string;
   bios?: string;
   append?: string;
-  serial: string;
+  serial?: string;
   paused?: boolean;
   incoming?: string;
   qmp: string[];
@@ -34,7 +34,16 @@ interface RunFlags {
   trace?: string;
   traceEvents?: string;
   dashboard?: string;
+  machine?: string;
+  display?: string;
+  nographic?: boolean;
+  smp?: string;
+  reboot: boolean;
+  daemonize?: boolean;
+  pidfile?: string;
 }
+
+export type SerialConfig = "stdio" | "none" | { unix: string } | { file: string };
 
 /** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
 export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon">): MonitorConfig[] {
@@ -101,9 +110,17 @@ export function parseDevice(text: string): { drive: string; id: string | undefin
   return { drive, id };
 }
 
-/** `--serial stdio|none|unix:PATH[,server=on,wait=off]`. */
-export function parseSerial(text: string): "stdio" | "none" | { unix: string } {
+/** `--serial stdio|mon:stdio|none|file:PATH|unix:PATH[,server=on,wait=off]`. */
+export function parseSerial(text: string): SerialConfig {
   if (text === "stdio" || text === "none") return text;
+  // QEMU's mon:stdio multiplexes its HMP monitor onto the console; minivm's console has the
+  // same Ctrl-A escapes but no HMP on it, so the console is what the user gets.
+  if (text === "mon:stdio") return "stdio";
+  if (text.startsWith("file:")) {
+    const path = text.slice(5);
+    if (path === "") throw new Error("--serial file: needs a path");
+    return { file: path };
+  }
   if (text.startsWith("unix:")) {
     const [path = "", ...opts] = splitOptions(text.slice(5));
     for (const o of opts) {
@@ -114,7 +131,7 @@ export function parseSerial(text: string): "stdio" | "none" | { unix: string } {
     if (path === "") throw new Error("--serial unix: needs a path");
     return { unix: path };
   }
-  throw new Error(`'${text}' is not a valid char driver: use stdio, none or unix:PATH`);
+  throw new Error(`'${text}' is not a valid char driver: use stdio, mon:stdio, none, file:PATH or unix:PATH`);
 }
 
 /** QEMU's -m: a number of MiB, or a number with a K, M, G or T suffix. */
@@ -127,6 +144,48 @@ export function parseMemorySize(text: string): number {
   // Sv32 guests on the virt board keep RAM below 4 GiB: 0x8000_0000 + size.
   if (bytes < 1 << 20 || bytes > 2 ** 31) throw new Error(`invalid RAM size ${text}: minivm's riscv32 virt takes 1M to 2G`);
   return bytes;
+}
+
+/** `-M`/`-machine`: minivm is QEMU's riscv32 virt board and nothing else. Options after the type are QEMU's too. */
+export function checkMachine(text: string): void {
+  const type = text.split(",")[0] ?? "";
+  if (type.startsWith("type=") ? type.slice(5) === "virt" : type === "virt") return;
+  // QEMU 7.2's words for any other type (hw/core/machine.c via vl.c's select_machine).
+  throw new Error("unsupported machine type\nUse -machine help to list supported machines");
+}
+
+/** `-smp N`: one hart until minivm grows SMP. */
+export function checkSmp(text: string): void {
+  const first = text.split(",")[0] ?? "";
+  const n = first.startsWith("cpus=") ? first.slice(5) : first;
+  if (!/^\d+$/.test(n)) throw new Error(`-smp ${text}: expected a number of CPUs`);
+  if (Number(n) !== 1) throw new Error(`-smp ${text}: minivm has one hart; SMP is not supported yet (use -smp 1)`);
+}
+
+/**
+ * The firmware and the device tree must both fit in RAM without overlapping: the device tree
+ * goes where QEMU's riscv_load_fdt puts it (below the end of RAM, 2 MiB-aligned), so with too
+ * little RAM it would land on the firmware and the machine would hang silently.
+ */
+async function checkRamHolds(ramSize: number, image: Uint8Array | null, what: string, append: string | undefined): Promise<void> {
+  const { RAM_BASE } = await import("../core/board.js");
+  const { buildVirtFdt, encodeFdt, fdtLoadAddress } = await import("../core/fdt.js");
+  const { parseElf } = await import("../core/elf.js");
+  const dtbSize = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: append })).length;
+  const fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, dtbSize);
+  let imageEnd = RAM_BASE;
+  if (image !== null) {
+    const isElf = image.length >= 4 && image[0] === 0x7f && image[1] === 0x45 && image[2] === 0x4c && image[3] === 0x46;
+    if (isElf) for (const seg of parseElf(image).segments) imageEnd = Math.max(imageEnd, seg.paddr + seg.memsz);
+    else imageEnd = RAM_BASE + image.length;
+  }
+  if (fdtAddr < imageEnd || fdtAddr < RAM_BASE) {
+    const mib = ramSize / (1 << 20);
+    throw new Error(
+      `-m ${mib}M is too small: the ${what} needs RAM up to 0x${imageEnd.toString(16)} and the device tree ` +
+        `(${dtbSize} bytes) would be placed at 0x${(fdtAddr >>> 0).toString(16)}, over it; give at least -m 4M`,
+    );
+  }
 }
 
 async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> {
@@ -145,11 +204,15 @@ async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> 
   if (flags.bios === undefined) bios = await read("firmware", packageFile(DEFAULT_FIRMWARE));
   else if (flags.bios !== "none") bios = await read("firmware", flags.bios);
   if (kernel === null && bios === null) return null;
+  // The image at the DRAM base is the firmware, or the kernel when there is none.
+  await checkRamHolds(ramSize, bios ?? kernel, bios !== null ? "firmware" : "kernel", flags.append);
   return { ramSize, kernel, bios, append: flags.append };
 }
 
-export function buildProgram(setStatus: (code: number) => void): Command {
+export function buildProgram(setStatus: (code: number) => void, fixMessage: (message: string) => string = (m) => m): Command {
   const program = new Command("minivm")
+    // Set before the sub-commands are added: they inherit it.
+    .configureOutput({ outputError: (text, write) => write(fixMessage(text)) })
     .description("an educational virtual machine monitor: RISC-V virt guest, QMP with out-of-band commands, the big lock")
     .version(`minivm ${MINIVM_VERSION}`, "-V, --version")
     .showHelpAfterError()
@@ -170,7 +233,14 @@ export function buildProgram(setStatus: (code: number) => void): Command {
     .option("--kernel <elf>", "load an ELF at its physical addresses (QEMU's -kernel)")
     .option("--bios <file|none>", "firmware at 0x80000000 (default: minivm's SBI), or 'none' to boot --kernel directly in M-mode")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
-    .option("--serial <stdio|none|unix:PATH>", "where the guest's serial console goes", "stdio")
+    .option("--serial <stdio|mon:stdio|none|file:PATH|unix:PATH>", "where the guest's serial console goes (default stdio; none with --daemonize)")
+    .option("-M, --machine <type>", "the board: only 'virt' (QEMU's riscv32 virt)")
+    .option("--smp <n>", "number of harts: only 1")
+    .option("--display <type>", "minivm has no display: only 'none'")
+    .option("--nographic", "no display, console on stdio (minivm's default)")
+    .option("--no-reboot", "exit instead of rebooting when the guest or system_reset asks for a reset")
+    .option("--daemonize", "detach once the monitors listen; the parent exits 0 then (QEMU's -daemonize)")
+    .option("--pidfile <file>", "write the process id to FILE, removed at exit (QEMU's -pidfile)")
     .option("--drive <spec>", "file=PATH,format=raw|qcow2,if=virtio|none,id=ID,readonly=on,snapshot=on (repeatable)", collect, [])
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
@@ -191,6 +261,21 @@ export function buildProgram(setStatus: (code: number) => void): Command {
         writeVmstateDump(flags.dumpVmstate);
         return;
       }
+      if (flags.machine !== undefined) checkMachine(flags.machine);
+      if (flags.smp !== undefined) checkSmp(flags.smp);
+      if (flags.display !== undefined && flags.display.split(",")[0] !== "none") {
+        throw new Error(`-display ${flags.display}: minivm has no display; use -display none`);
+      }
+      if (flags.daemonize === true && flags.nographic === true) throw new Error("-nographic cannot be used with -daemonize");
+      if (flags.daemonize === true && (flags.serial === "stdio" || flags.serial === "mon:stdio")) {
+        throw new Error(`-serial ${flags.serial}: cannot use stdio with -daemonize`);
+      }
+      const { daemonize, daemonReady, isDaemonChild } = await import("./daemon.js");
+      const daemonChild = flags.daemonize === true && isDaemonChild();
+      if (flags.daemonize === true && !daemonChild) {
+        setStatus(await daemonize());
+        return;
+      }
       const { runVm } = await import("./run.js");
       let drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
       // Nothing to boot named at all: the teaching disk, behind a throw-away overlay so the
@@ -200,7 +285,7 @@ export function buildProgram(setStatus: (code: number) => void): Command {
       }
       const monitors = monitorsFromFlags(flags);
       const machine = await machineFromFlags(flags);
-      const serial = parseSerial(flags.serial);
+      const serial = parseSerial(flags.serial ?? (flags.daemonize === true ? "none" : "stdio"));
       if (machine === null) {
         process.stderr.write("minivm: --bios none and no --kernel: nothing to run; the machine idles, QMP still answers\n");
       }
@@ -215,6 +300,9 @@ export function buildProgram(setStatus: (code: number) => void): Command {
           startPaused: flags.paused === true,
           incoming: flags.incoming ?? null,
           noShutdown: !flags.shutdown,
+          noReboot: !flags.reboot,
+          pidfile: flags.pidfile ?? null,
+          onReady: daemonChild ? daemonReady : undefined,
           name: flags.name,
           announce: true,
           traceFile: flags.trace,

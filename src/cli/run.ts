@@ -3,7 +3,9 @@
 // thread (machine + main loop), moves console bytes between stdio and the serial rings, relays
 // signals, and ends the process with the status the core thread reports.
 
-import { rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ShutdownCause_VALUES } from "../qapi/generated/types.js";
 import { pumpRing, type ByteRing } from "../core/byte-ring.js";
@@ -24,12 +26,18 @@ export interface RunOptions {
   devices: CoreWorkerData["devices"];
   machine: MachineConfig | null;
   /** Where the guest's UART0 goes: this process's stdio, a unix socket, or nowhere. */
-  serial: "stdio" | "none" | { unix: string };
+  serial: "stdio" | "none" | { unix: string } | { file: string };
   monitors: MonitorConfig[];
   startPaused: boolean;
   /** `--incoming URI|defer` (QEMU's -incoming), or null. */
   incoming: string | null;
   noShutdown: boolean;
+  /** QEMU's -no-reboot. */
+  noReboot?: boolean;
+  /** QEMU's -pidfile: written once the monitors listen, removed at exit. */
+  pidfile?: string | null;
+  /** Called once the monitors listen and the machine has started: -daemonize's parent may go. */
+  onReady?: () => void;
   name: string | undefined;
   /** Print where the monitors listen (to stderr) once they do. */
   announce: boolean;
@@ -74,7 +82,28 @@ function nextMessage<T>(worker: Worker, accept: (m: T) => boolean): Promise<T> {
   });
 }
 
+/**
+ * Whether this process's group owns its terminal (Linux /proc/self/stat: pgrp == tpgid). A
+ * background job that reads the tty, or changes its modes, is stopped by SIGTTIN/SIGTTOU;
+ * `minivm run ... &` must keep running, so a background VM leaves the terminal alone.
+ */
+export function inForegroundOfTty(): boolean {
+  try {
+    const stat = readFileSync("/proc/self/stat", "latin1");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // state ppid pgrp session tty_nr tpgid
+    return fields[2] === fields[5];
+  } catch {
+    return true;
+  }
+}
+
 export async function runVm(o: RunOptions): Promise<number> {
+  // A private directory for the core thread's temporary files (the snapshot=on overlays):
+  // removed below on every way out, including a core thread that died.
+  const runTmp = mkdtempSync(join(tmpdir(), "minivm-run-"));
+  const removeRunTmp = (): void => rmSync(runTmp, { recursive: true, force: true });
+  process.once("exit", removeRunTmp);
   // With nothing to run the core thread builds no Machine; one page of RAM keeps the layout whole.
   const regions = createSharedRegions({ ramSize: o.machine?.ramSize ?? 4096, traceRings: { count: TRACE_THREADS.length, bytes: ringBytes(TRACE_RING_RECORDS) } });
   const control = controlView(regions);
@@ -98,11 +127,14 @@ export async function runVm(o: RunOptions): Promise<number> {
   const toGuest = (bytes: Uint8Array): void => {
     if (core !== null) input.feed(bytes);
   };
-  const serialSocket = typeof o.serial === "object" ? await openSerialSocket(o.serial.unix, toGuest) : null;
+  const serialSocket = typeof o.serial === "object" && "unix" in o.serial ? await openSerialSocket(o.serial.unix, toGuest) : null;
+  // QEMU's file: chardev opens with O_CREAT|O_TRUNC and writes output only.
+  const serialFd = typeof o.serial === "object" && "file" in o.serial ? openSync(o.serial.file, "w") : null;
   const dash = o.dashboard === undefined ? null : await startDashboard({ listen: o.dashboard, regions, toGuest });
   if (dash !== null) process.stderr.write(`minivm: dashboard at ${dash.url}\n`);
   const serialOut = (bytes: Uint8Array): void => {
     if (o.serial === "stdio") process.stdout.write(bytes);
+    else if (serialFd !== null) writeSync(serialFd, bytes);
     else serialSocket?.write(bytes);
     dash?.console(bytes);
   };
@@ -124,6 +156,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       startPaused: o.startPaused,
       incoming: o.incoming,
       noShutdown: o.noShutdown,
+      noReboot: o.noReboot === true,
       name: o.name,
       machine: o.machine,
       drives: o.drives,
@@ -134,6 +167,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       workerData: coreData,
       transferList: [channel.port2],
       name: "core",
+      env: { ...process.env, TMPDIR: runTmp },
     });
     // Listen from the first moment: an early message (a failed drive) must not be missed.
     w.on("message", (m: CoreToMainMessage) => {
@@ -145,13 +179,28 @@ export async function runVm(o: RunOptions): Promise<number> {
   };
 
   const stdin = process.stdin;
-  const rawTty = o.serial === "stdio" && stdin.isTTY === true;
+  const isTty = stdin.isTTY === true;
+  let consoleAttached = false;
+  let rawTty = false;
   const decoder = new EscapeDecoder({
     toGuest,
     quit: () => requestShutdown("host-ui"),
     print: (text) => process.stderr.write(text),
   });
   const onInput = (chunk: Buffer): void => decoder.feed(chunk);
+  // The console reads stdin only when it is on stdio and, on a terminal, only while this
+  // process is the foreground job; `fg` sends SIGCONT, which brings it back here.
+  const wantsConsole = o.serial === "stdio" && o.machine !== null;
+  const attachConsole = (): void => {
+    if (consoleAttached || !wantsConsole) return;
+    if (isTty && !inForegroundOfTty()) return;
+    if (isTty) {
+      stdin.setRawMode(true);
+      rawTty = true;
+    }
+    stdin.on("data", onInput);
+    consoleAttached = true;
+  };
 
   try {
     // Both threads load their modules at the same time, unless a monitor says wait=on:
@@ -170,10 +219,10 @@ export async function runVm(o: RunOptions): Promise<number> {
       core = startCore();
     }
 
-    if (o.serial === "stdio" && o.machine !== null) {
-      if (rawTty) stdin.setRawMode(true);
-      stdin.on("data", onInput);
-    }
+    attachConsole();
+    process.on("SIGCONT", attachConsole);
+    if (o.pidfile != null) writeFileSync(o.pidfile, `${process.pid}\n`);
+    o.onReady?.();
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     process.on("SIGHUP", onSignal);
@@ -198,11 +247,15 @@ export async function runVm(o: RunOptions): Promise<number> {
     input.stop();
     // A vCPU still blocked on a full ring must not wait for a reader that is gone.
     outputRing.close();
-    stdin.off("data", onInput);
+    process.off("SIGCONT", attachConsole);
+    if (consoleAttached) {
+      stdin.off("data", onInput);
+      if (rawTty) stdin.setRawMode(false);
+      stdin.pause();
+    }
     serialSocket?.close();
     await dash?.stop();
-    if (rawTty) stdin.setRawMode(false);
-    stdin.pause();
+    if (serialFd !== null) closeSync(serialFd);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
@@ -211,6 +264,9 @@ export async function runVm(o: RunOptions): Promise<number> {
     for (const m of o.monitors) {
       if (m.address.kind === "unix" && m.server) rmSync(m.address.path, { force: true });
     }
+    if (o.pidfile != null) rmSync(o.pidfile, { force: true });
+    removeRunTmp();
+    process.off("exit", removeRunTmp);
   }
 }
 

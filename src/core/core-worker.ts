@@ -109,6 +109,7 @@ const loop = new CoreLoop({
   engine: machine,
   events,
   noShutdown: data.noShutdown,
+  noReboot: data.noReboot === true,
   onExit: async (status) => {
     flushSerial();
     // Every acknowledged write reaches the disk before the process ends.

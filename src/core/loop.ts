@@ -43,6 +43,8 @@ export interface CoreLoopOptions {
   events: LoopEvents;
   /** QEMU's -no-shutdown: a guest shutdown stops the VM instead of ending the process. */
   noShutdown: boolean;
+  /** QEMU's -no-reboot (reboot_action=shutdown). */
+  noReboot?: boolean;
   /** Called once when the process should end, with its exit status. */
   onExit(status: number): void | Promise<void>;
   sliceInstructions?: number;
@@ -228,9 +230,12 @@ export class CoreLoop {
   processRequests(): void {
     const c = this.o.control;
     if (Atomics.load(c, CONTROL.REQUEST) === Request.None) return;
-    const kind = Atomics.exchange(c, CONTROL.REQUEST, Request.None) as Request;
+    let kind = Atomics.exchange(c, CONTROL.REQUEST, Request.None) as Request;
     const cause = ShutdownCause_VALUES[Atomics.load(c, CONTROL.REQUEST_CAUSE)] ?? "none";
     const rs = this.o.runState;
+    // QEMU's qemu_system_reset_request() with reboot_action=shutdown: every reset but a
+    // subsystem one is turned into a shutdown with the reset's cause.
+    if (kind === Request.Reset && this.o.noReboot === true && cause !== "subsystem-reset") kind = Request.Shutdown;
     switch (kind) {
       case Request.Shutdown:
         this.o.events.SHUTDOWN({ guest: causedByGuest(cause), reason: cause });

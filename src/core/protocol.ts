@@ -9,6 +9,8 @@ export interface CoreWorkerData {
   /** QEMU's -incoming: a URI to receive a migration from, "defer", or null. */
   incoming: string | null;
   noShutdown: boolean;
+  /** QEMU's -no-reboot: a reset request becomes a shutdown request with the same cause. */
+  noReboot?: boolean;
   name: string | undefined;
   /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */
   machine: MachineConfig | null;

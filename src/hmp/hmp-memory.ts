@@ -55,10 +55,31 @@ export function debugTranslate(machine: Machine, va: number): number | null {
   return null;
 }
 
-function readValue(machine: Machine, pa: number, size: 1 | 2 | 4 | 8): bigint {
-  if (size === 8) return (readValue(machine, pa + 4, 4) << 32n) | readValue(machine, pa, 4);
+/**
+ * QEMU's virt board maps a PCIe host (hw/riscv/virt.c memmap: PIO at 0x3000000, ECAM at
+ * 0x30000000, MMIO at 0x40000000) that minivm does not have; with no device behind them
+ * QEMU's reads there succeed with all ones, so `xp` shows 0xff.. rather than failing.
+ */
+const PCIE_WINDOWS: ReadonlyArray<readonly [number, number]> = [
+  [0x03000000, 0x10000],
+  [0x30000000, 0x10000000],
+  [0x40000000, 0x40000000],
+];
+
+function inPcieWindow(pa: number, size: number): boolean {
+  return PCIE_WINDOWS.some(([base, len]) => pa >= base && pa + size <= base + len);
+}
+
+/** One value, or null where nothing answers (QEMU's address_space_read failing). */
+function readValue(machine: Machine, pa: number, size: 1 | 2 | 4 | 8): bigint | null {
+  if (size === 8) {
+    const hi = readValue(machine, pa + 4, 4);
+    const lo = readValue(machine, pa, 4);
+    return hi === null || lo === null ? null : (hi << 32n) | lo;
+  }
   const v = machine.readPhys(pa, size);
-  return BigInt(v === null ? 2 ** (8 * size) - 1 : v >>> 0);
+  if (v === null) return inPcieWindow(pa, size) ? BigInt(2 ** (8 * size) - 1) : null;
+  return BigInt(v >>> 0);
 }
 
 function formatValue(v: bigint, r: DumpRequest): string {
@@ -91,8 +112,9 @@ function disassembleDump(machine: Machine, r: DumpRequest, addr: number, physica
   let a = addr >>> 0;
   for (let i = 0; i < r.count; i++) {
     const pa = physical ? a : debugTranslate(machine, a);
-    if (pa === null) return out + "Cannot access memory\n";
-    out += formatInsnLine(a, Number(readValue(machine, pa, 4))) + "\n";
+    const word = pa === null ? null : readValue(machine, pa, 4);
+    if (word === null) return out + "Cannot access memory\n";
+    out += formatInsnLine(a, Number(word)) + "\n";
     a = (a + 4) >>> 0;
   }
   return out;
@@ -108,12 +130,17 @@ export function memoryDump(machine: Machine, r: DumpRequest, addr: number, physi
   while (remaining > 0) {
     out += (physical ? a.toString(16).padStart(16, "0") : a.toString(16).padStart(8, "0")) + ":";
     const n = Math.min(remaining, lineSize);
+    // QEMU's memory_dump() reads a whole line first; if any of it fails the line says so
+    // after its address, and the dump ends there.
+    const values: bigint[] = [];
     for (let i = 0; i < n; i += r.size) {
-      const va = a + i;
+      const va = (a + i) >>> 0;
       const pa = physical ? va : debugTranslate(machine, va);
-      if (pa === null) return out + "\nCannot access memory\n";
-      out += formatValue(readValue(machine, pa, r.size), r);
+      const v = pa === null ? null : readValue(machine, pa, r.size);
+      if (v === null) return out + " Cannot access memory\n";
+      values.push(v);
     }
+    for (const v of values) out += formatValue(v, r);
     out += "\n";
     a = (a + n) >>> 0;
     remaining -= n;

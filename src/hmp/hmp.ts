@@ -67,7 +67,8 @@ function needMachine(ctx: HmpContext): Machine {
 }
 
 function parseAddress(text: string | undefined): number {
-  if (text === undefined) throw new QmpError("GenericError", "missing address");
+  // QEMU's expression parser (monitor/hmp.c expr_unary) on an empty argument.
+  if (text === undefined) throw new HmpUsageError("unexpected end of expression");
   const v = Number(text);
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new QmpError("GenericError", `invalid address '${text}'`);
   return v;

@@ -4,6 +4,13 @@
 // time, in the order sent, so in-band commands still execute strictly in arrival order; the
 // dispatcher only keeps a few in flight so that the hop between threads is not paid twice
 // per command. Each session's replies go out in its request order.
+//
+// QEMU's dispatcher runs in the main loop, so while an in-band command holds the main loop
+// nothing else in-band is even looked at: not `qmp_capabilities` of a new client either
+// (monitor/qmp.c, monitor_qmp_dispatcher_co -> qmp_dispatch; qmp_capabilities has no
+// allow-oob). minivm checks requests on the monitor thread, so it waits explicitly: a reply
+// made here waits for every command already sent to the core thread, and negotiation stops
+// the dispatcher until the core thread is free, then changes the session's state.
 
 import type { ExecResult } from "../core/protocol.js";
 import type { QmpSession } from "../qmp/session.js";
@@ -17,6 +24,9 @@ export class InbandDispatcher {
   private readonly sessions: QmpSession[] = [];
   private inflight = 0;
   private pumping = false;
+  /** Set while a qmp_capabilities waits for the core thread: nothing else is taken. */
+  private barrier = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly runInband: RunInband) {}
 
@@ -30,10 +40,10 @@ export class InbandDispatcher {
   }
 
   wake(): void {
-    if (this.pumping) return;
+    if (this.pumping || this.barrier) return;
     this.pumping = true;
     try {
-      while (this.inflight < MAX_INFLIGHT) {
+      while (this.inflight < MAX_INFLIGHT && !this.barrier) {
         const n = this.next();
         if (n === undefined) break;
         this.dispatch(n.session, n.request);
@@ -56,11 +66,31 @@ export class InbandDispatcher {
     return undefined;
   }
 
+  /** Resolves once no in-band command is on its way to, or running on, the core thread. */
+  private idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private dispatch(session: QmpSession, request: NonNullable<ReturnType<QmpSession["takeRequest"]>>): void {
-    const step = session.checkInband(request.input);
+    const input = request.input;
+    if (input.kind !== "error" && isCapabilities(input.value)) {
+      this.barrier = true;
+      const reply = this.idle().then(() => {
+        const step = session.checkInband(input);
+        return step.kind === "reply" ? step.reply : null;
+      });
+      void session.completeRequest(reply).then(() => {
+        this.barrier = false;
+        this.wake();
+      });
+      return;
+    }
+    const step = session.checkInband(input);
     let reply: Promise<Record<string, unknown> | null>;
     if (step.kind === "reply") {
-      reply = Promise.resolve(step.reply);
+      // An error found here still comes from the dispatcher, which a stuck core holds up.
+      reply = this.idle().then(() => step.reply);
     } else {
       this.inflight++;
       // A client that hung up mid-command gets nothing; the command still runs.
@@ -68,9 +98,14 @@ export class InbandDispatcher {
         .then((res) => step.finish(res))
         .finally(() => {
           this.inflight--;
+          if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
           this.wake();
         });
     }
     void session.completeRequest(reply).then(() => this.wake());
   }
+}
+
+function isCapabilities(value: unknown): boolean {
+  return typeof value === "object" && value !== null && (value as { execute?: unknown }).execute === "qmp_capabilities";
 }

@@ -64,7 +64,8 @@ function finish(opts: Map<string, string>, address: SocketAddress, known: string
   for (const key of opts.keys()) {
     if (!known.includes(key)) throw new Error(`Invalid parameter '${key}'`);
   }
-  const server = opts.has("server") ? parseBool("server", opts.get("server") ?? "") : true;
+  // As in QEMU, a socket without server=on connects out as a client.
+  const server = opts.has("server") ? parseBool("server", opts.get("server") ?? "") : false;
   // QEMU's default for a server is wait=on; `--qmp` users nearly always say wait=off.
   const wait = opts.has("wait") ? parseBool("wait", opts.get("wait") ?? "") : opts.has("nowait") ? false : server;
   const qf = opts.get("queue-full") ?? "suspend";

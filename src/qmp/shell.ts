@@ -3,7 +3,10 @@
 //   x-oob-test lock=true           -> arguments parsed as JSON where they parse, else strings
 //   blockdev-add a.b=1             -> dotted keys build nested objects
 //   !x-oob-test lock=false         -> a leading "!" sends the command with exec-oob
-//   {"execute": ...}               -> a line starting with "{" is sent as it is
+//   {"execute": ...}               -> a line starting with "{" is sent as it is (if it is whole JSON)
+//   human-monitor-command command-line="info status"  -> quotes keep spaces in a value
+// Every line goes out the moment it is typed, numbered with an "id"; replies and events are
+// printed as they arrive, so an out-of-band reply is seen overtaking an in-band one.
 // Completion of command and argument names comes from query-qmp-schema; with --hmp lines go
 // through human-monitor-command and complete from HMP's own help.
 
@@ -38,7 +41,42 @@ function parseValue(text: string): unknown {
   return text;
 }
 
-/** Parse `cmd k=v a.b=v` into a QMP request; throws with a message on malformed input. */
+/** Split a line into words as a shell would: spaces separate, quotes group, `\\` escapes. */
+export function splitWords(line: string): Array<{ text: string; quoted: boolean }> {
+  const words: Array<{ text: string; quoted: boolean }> = [];
+  let cur = "";
+  let inWord = false;
+  let quoted = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i] as string;
+    if (quote !== null) {
+      if (ch === quote) quote = null;
+      else if (ch === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      inWord = true;
+      quoted = true;
+    } else if (ch === "\\" && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push({ text: cur, quoted });
+      cur = "";
+      inWord = false;
+      quoted = false;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (quote !== null) throw new Error(`unterminated ${quote} quote`);
+  if (inWord) words.push({ text: cur, quoted });
+  return words;
+}
+
+/** Parse `cmd k=v a.b=v k="a b"` into a QMP request; throws with a message on malformed input. */
 export function parseShellLine(line: string): { execute: string; arguments: Record<string, unknown>; oob: boolean } {
   let rest = line.trim();
   let oob = false;
@@ -46,14 +84,14 @@ export function parseShellLine(line: string): { execute: string; arguments: Reco
     oob = true;
     rest = rest.slice(1).trim();
   }
-  const words = rest.split(/\s+/).filter((w) => w.length > 0);
-  const name = words.shift();
+  const words = splitWords(rest);
+  const name = words.shift()?.text;
   if (name === undefined) throw new Error("empty command");
   const args: Record<string, unknown> = {};
   for (const w of words) {
-    const eq = w.indexOf("=");
-    if (eq <= 0) throw new Error(`argument '${w}' is not of the form key=value`);
-    const path = w.slice(0, eq).split(".");
+    const eq = w.text.indexOf("=");
+    if (eq <= 0) throw new Error(`argument '${w.text}' is not of the form key=value`);
+    const path = w.text.slice(0, eq).split(".");
     let obj = args;
     for (let i = 0; i < path.length - 1; i++) {
       const k = path[i] as string;
@@ -62,7 +100,9 @@ export function parseShellLine(line: string): { execute: string; arguments: Reco
       else if (typeof next !== "object" || next === null || Array.isArray(next)) throw new Error(`'${path.slice(0, i + 1).join(".")}' is already a value`);
       obj = obj[k] as Record<string, unknown>;
     }
-    obj[path[path.length - 1] as string] = parseValue(w.slice(eq + 1));
+    const valueText = w.text.slice(eq + 1);
+    // A quoted value is a string, whatever it looks like.
+    obj[path[path.length - 1] as string] = w.quoted ? valueText : parseValue(valueText);
   }
   return { execute: name, arguments: args, oob };
 }
@@ -119,8 +159,15 @@ export async function shellMain(address: string, options: ShellOptions): Promise
   }
   const v = client.greeting.QMP.version;
   const out = process.stdout;
+  const interactive = process.stdin.isTTY === true;
   const fmt = (x: unknown): string => (options.pretty ? JSON.stringify(x, null, 4) : toQmpJson(x));
-  out.write(`Welcome to the QMP low-level shell!\nConnected to ${v.package} (QEMU ${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro} compatible)\n`);
+  const qemuVersion = `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}`;
+  // qmp-shell's two greetings: the HMP shell says so.
+  out.write(
+    options.hmp
+      ? `Welcome to the HMP shell!\nConnected to ${v.package} (QEMU ${qemuVersion} compatible)\n\n`
+      : `Welcome to the QMP low-level shell!\nConnected to ${v.package} (QEMU ${qemuVersion} compatible)\n`,
+  );
 
   let table = new Map<string, string[]>();
   let hmpWords: string[] = [];
@@ -144,70 +191,148 @@ export async function shellMain(address: string, options: ShellOptions): Promise
   const rl = readline.createInterface({
     input: process.stdin,
     output: out,
-    terminal: process.stdin.isTTY === true,
-    history: loadHistory(),
+    terminal: interactive,
+    history: interactive ? loadHistory() : [],
     historySize: HISTORY_MAX,
     completer: (line: string): [string[], string] =>
       options.hmp ? [hmpWords.filter((w) => w.startsWith(line)), line] : completeLine(line, table),
   });
-  const prompt = options.hmp ? "(minivm-hmp) " : "(minivm) ";
-  rl.setPrompt(prompt);
+  rl.setPrompt(options.hmp ? "(minivm-hmp) " : "(minivm) ");
+  const prompt = (): void => {
+    if (interactive) rl.prompt(true);
+  };
 
-  const printAbovePrompt = (text: string): void => {
-    if (process.stdin.isTTY === true) {
+  /** Print a message that arrived, above the line being typed. */
+  const show = (text: string): void => {
+    if (interactive) {
       readline.clearLine(out, 0);
       readline.cursorTo(out, 0);
-      out.write(text + "\n");
-      rl.prompt(true);
+      out.write(text.endsWith("\n") ? text : text + "\n");
+      prompt();
     } else {
-      out.write(text + "\n");
+      out.write(text.endsWith("\n") ? text : text + "\n");
     }
   };
-  client.onEvent = (e: QmpEvent) => printAbovePrompt(fmt(e));
 
-  const connectionGone = client.closed().then(() => {
-    printAbovePrompt("Connection closed by the server.");
+  // Requests sent and not yet answered: at the end of input the shell waits for them.
+  let outstanding = 0;
+  let settled: (() => void) | null = null;
+  const answered = (): void => {
+    outstanding--;
+    if (outstanding === 0) settled?.();
+  };
+  let nextId = 1;
+  let closing = false;
+
+  // Everything after the set-up arrives here, in the order the server sent it.
+  client.onLine = (line: string): void => {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      show(line);
+      return;
+    }
+    if ("event" in msg) {
+      show(options.pretty ? fmt(msg) : line);
+      return;
+    }
+    // HMP replies are printed by their own request below; QMP replies as they are.
+    if (options.hmp && !(typeof msg.id === "number")) return;
+    show(options.pretty ? fmt(msg) : line);
+    answered();
+  };
+
+  const sendHmp = (line: string): void => {
+    outstanding++;
+    void client.executeRaw("human-monitor-command", { "command-line": line }).then(
+      (reply) => {
+        if ("return" in reply && typeof reply.return === "string") {
+          if (reply.return.length > 0) show(reply.return.replace(/\r\n/g, "\n"));
+        } else show(fmt(reply));
+        answered();
+      },
+      () => answered(),
+    );
+  };
+
+  const sendLine = (line: string): void => {
+    if (options.hmp) {
+      sendHmp(line);
+      return;
+    }
+    let text: string;
+    if (line.startsWith("{")) {
+      // A line is one message: an unfinished object would leave the server waiting for the
+      // rest, and every later line would become part of it.
+      try {
+        JSON.parse(line);
+      } catch (e) {
+        show(`Error: not a complete JSON value (${e instanceof Error ? e.message : String(e)}); nothing sent`);
+        return;
+      }
+      text = line;
+    } else {
+      const req = parseShellLine(line);
+      const msg: Record<string, unknown> = req.oob ? { "exec-oob": req.execute } : { execute: req.execute };
+      if (Object.keys(req.arguments).length > 0) msg.arguments = req.arguments;
+      msg.id = nextId++;
+      text = toQmpJson(msg);
+    }
+    outstanding++;
+    client.sendRaw(text + "\n", false).catch(() => undefined);
+  };
+
+  let resolveDone: (status: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const finish = (message: string | null): void => {
+    if (closing) return;
+    closing = true;
+    if (message !== null) show(message);
     rl.close();
+    client.close();
+    resolveDone(0);
+  };
+
+  void client.closed().then(() => finish("Connection closed by the server."));
+
+  rl.on("line", (raw: string) => {
+    const line = raw.trim();
+    if (line.length > 0) {
+      if (interactive) {
+        try {
+          appendFileSync(HISTORY_FILE, line + "\n");
+        } catch {
+          // history is a convenience
+        }
+      }
+      try {
+        sendLine(line);
+      } catch (e) {
+        show(`Error: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    prompt();
+  });
+  // Ctrl-C: forget a half-typed line; on an empty one, leave.
+  rl.on("SIGINT", () => {
+    if (rl.line.length > 0) {
+      out.write("^C\n");
+      rl.write(null, { ctrl: true, name: "u" });
+      prompt();
+      return;
+    }
+    out.write("\n");
+    finish(null);
+  });
+  // End of input (Ctrl-D, or the end of a pipe): wait for the replies still due, then go.
+  rl.on("close", () => {
+    if (closing) return;
+    if (interactive) out.write("\n");
+    if (outstanding === 0) finish(null);
+    else settled = () => finish(null);
   });
 
-  rl.prompt();
-  for await (const raw of rl) {
-    const line = raw.trim();
-    if (line.length === 0) {
-      rl.prompt();
-      continue;
-    }
-    try {
-      appendFileSync(HISTORY_FILE, line + "\n");
-    } catch {
-      // history is a convenience
-    }
-    try {
-      let reply: QmpReply | null;
-      if (options.hmp) {
-        reply = await client.executeRaw("human-monitor-command", { "command-line": line });
-        if ("return" in reply && typeof reply.return === "string") {
-          out.write(reply.return.replace(/\r\n/g, "\n"));
-          rl.prompt();
-          continue;
-        }
-      } else if (line.startsWith("{")) {
-        reply = await client.sendRaw(line + "\n");
-      } else {
-        const req = parseShellLine(line);
-        reply = await client.executeRaw(req.execute, req.arguments, req.oob);
-      }
-      if (reply !== null) {
-        const { id: _id, ...shown } = reply as QmpReply & { id?: unknown };
-        out.write(fmt(line.startsWith("{") ? reply : shown) + "\n");
-      }
-    } catch (e) {
-      out.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
-      if (e instanceof Error && e.message === "QMP connection closed") break;
-    }
-    rl.prompt();
-  }
-  client.close();
-  await Promise.race([connectionGone, Promise.resolve()]);
-  return 0;
+  prompt();
+  return done;
 }
