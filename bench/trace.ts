@@ -57,6 +57,16 @@ async function until(g: { proc: ChildProcess; out: () => string }, from: number,
   return g.out().length;
 }
 
+/** Kill a VM and wait until it is gone, so its teardown does not land in the next measurement. */
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode === null && p.signalCode === null) {
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill("SIGKILL");
+    await gone;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+
 /** The guest's `bench cpu` milliseconds, through the core loop (slices, BQL, trace points). */
 async function guestCpuMs(traceEvents: string): Promise<number> {
   const disk = join(dir, `disk-${Math.random().toString(36).slice(2)}.img`);
@@ -66,7 +76,7 @@ async function guestCpuMs(traceEvents: string): Promise<number> {
   g.proc.stdin?.write("bench cpu 3000000\n");
   at = await until(g, at, PROMPT);
   const m = /bench cpu: iterations=\d+ ms=(\d+)/.exec(g.out());
-  g.proc.kill("SIGKILL");
+  await stop(g.proc);
   if (m === null) throw new Error(`no bench cpu line: ${g.out().slice(-300)}`);
   void at;
   return Number(m[1]);
@@ -92,7 +102,7 @@ async function qmpLatency(traceEvents: string, n = 2000): Promise<number[]> {
     out.push((performance.now() - t0) * 1000);
   }
   c.close();
-  g.proc.kill("SIGKILL");
+  await stop(g.proc);
   return out;
 }
 
@@ -101,19 +111,27 @@ const cpuOn: number[] = [];
 const cpuOff: number[] = [];
 const qOn: number[] = [];
 const qOff: number[] = [];
-// Interleaved, so machine load skews both alike.
+// Interleaved, and in alternating order, so machine load and start-up effects skew both alike.
 for (let r = 0; r < ROUNDS; r++) {
-  cpuOff.push(await guestCpuMs("-*"));
-  cpuOn.push(await guestCpuMs("*"));
-  qOff.push(...(await qmpLatency("-*")));
-  qOn.push(...(await qmpLatency("*")));
+  const order: Array<"on" | "off"> = r % 2 === 0 ? ["off", "on"] : ["on", "off"];
+  for (const which of order) {
+    const events = which === "on" ? "*" : "-*";
+    (which === "on" ? cpuOn : cpuOff).push(await guestCpuMs(events));
+    (which === "on" ? qOn : qOff).push(...(await qmpLatency(events)));
+  }
 }
 rmSync(dir, { recursive: true, force: true });
 const pct = (on: number, off: number) => Math.round(((on - off) / off) * 1000) / 10;
 const result = {
   suite: "trace",
   emit,
-  guest_bench_cpu_ms: { tracing_off: quantile(cpuOff, 0.5), tracing_on: quantile(cpuOn, 0.5), overhead_percent: pct(quantile(cpuOn, 0.5), quantile(cpuOff, 0.5)) },
+  guest_bench_cpu_ms: {
+    tracing_off: quantile(cpuOff, 0.5),
+    tracing_on: quantile(cpuOn, 0.5),
+    overhead_percent: pct(quantile(cpuOn, 0.5), quantile(cpuOff, 0.5)),
+    samples_off: cpuOff,
+    samples_on: cpuOn,
+  },
   qmp_query_status_us: {
     tracing_off: { p50: Math.round(quantile(qOff, 0.5)), p99: Math.round(quantile(qOff, 0.99)) },
     tracing_on: { p50: Math.round(quantile(qOn, 0.5)), p99: Math.round(quantile(qOn, 0.99)) },
