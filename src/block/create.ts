@@ -24,8 +24,10 @@ export interface CreateOptions {
 
 /** The `Formatting '...', fmt=...` line qemu-img create prints, with the same option order. */
 export function formattingLine(o: CreateOptions, size: number): string {
-  if (o.format === "raw") return `Formatting '${o.filename}', fmt=raw size=${size}`;
-  const parts = [`Formatting '${o.filename}', fmt=qcow2`, `cluster_size=${o.clusterSize ?? 65536}`, "extended_l2=off", "compression_type=zlib", `size=${size}`];
+  // As an integer, not JavaScript's shortest round-trip form (1E is 1152921504606846976).
+  const bytes = BigInt(size).toString();
+  if (o.format === "raw") return `Formatting '${o.filename}', fmt=raw size=${bytes}`;
+  const parts = [`Formatting '${o.filename}', fmt=qcow2`, `cluster_size=${o.clusterSize ?? 65536}`, "extended_l2=off", "compression_type=zlib", `size=${bytes}`];
   if (o.backingFile) parts.push(`backing_file=${o.backingFile}`);
   if (o.backingFormat) parts.push(`backing_fmt=${o.backingFormat}`);
   if (o.compat === "0.10" || o.compat === "v2") parts.push("compat=0.10");
@@ -59,16 +61,28 @@ export async function resolveCreateOptions(o: CreateOptions): Promise<CreateOpti
     }
   }
   if (out.size === undefined) throw new Error("Image creation needs a size parameter");
-  if (!Number.isSafeInteger(out.size) || out.size < 0) throw new Error("Invalid image size specified. Must be between 0 and 9223372036854775807.");
+  if (!Number.isInteger(out.size) || out.size < 0 || !(out.size < 2 ** 63)) throw new Error("Invalid image size specified. Must be between 0 and 9223372036854775807.");
   return out as CreateOptions & { size: number };
 }
 
+/** QEMU's QCOW_MAX_L1_SIZE: a larger L1 table is refused at create and at open. */
+const QCOW_MAX_L1_BYTES = 0x2000000;
+
 export async function createImage(opts: CreateOptions): Promise<void> {
   const o = await resolveCreateOptions(opts);
+  if (o.format === "qcow2") {
+    // qcow2_co_create refuses before it creates anything.
+    const cs = o.clusterSize ?? 65536;
+    const l1Entries = Math.ceil(o.size / cs / (cs / 8));
+    if (l1Entries * 8 > QCOW_MAX_L1_BYTES) throw new Error(`${o.filename}: The image size is too large for file format 'qcow2' (try using a larger cluster size)`);
+  } else if (!Number.isSafeInteger(o.size)) {
+    throw new Error(`${o.filename}: Image size ${o.size} is too large for minivm to create exactly (more than 2^53 bytes)`);
+  }
   const fh = await open(o.filename, "w");
   try {
     if (o.format === "raw") {
-      await fh.truncate(o.size);
+      // file-posix creates whole sectors: qemu-img create -f raw F 8 makes a 512-byte file.
+      await fh.truncate(Math.ceil(o.size / 512) * 512);
       return;
     }
     const cs = o.clusterSize ?? 65536;
@@ -137,7 +151,9 @@ export function parseSize(s: string): number {
   if (!m) throw new Error("Invalid image size specified. You may use k, M, G, T, P or E suffixes for");
   const mult: Record<string, number> = { "": 1, b: 1, k: 1024, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4, P: 1024 ** 5, E: 1024 ** 6 };
   const v = Math.round(parseFloat(m[1]) * mult[m[2]]);
-  if (!Number.isSafeInteger(v)) throw new Error("Image size must be less than 8 EiB!");
+  // Beyond 2^53 a size is no longer exact here, but every format refuses such sizes anyway,
+  // each in its own words (qcow2: its L1 table would not fit); only 8 EiB is refused here.
+  if (!(v < 2 ** 63)) throw new Error("Image size must be less than 8 EiB!");
   return v;
 }
 

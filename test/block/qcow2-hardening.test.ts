@@ -1,7 +1,7 @@
 // Hostile images that minivm used to get wrong, side by side with qemu-img: unknown
 // incompatible feature bits in the high word, L2 entries with reserved bits, garbage in the
 // refcount table, and a guest write that meets corruption (qcow2_signal_corruption).
-import { openSync, closeSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { openImage } from "../../src/block/image.js";
 import { interop, qemuImg, qemuIo, useImg } from "./helpers.js";
@@ -99,5 +99,22 @@ describe.runIf(interop)("hostile qcow2 images as qemu-img sees them", () => {
     expect(errs.join("")).toMatch(/^qcow2: Marking image as corrupt: Data cluster offset 0x50200 unaligned \(guest offset: 0x200\); further corruption events will be suppressed$/);
     expect(readFileSync(f)[79] & 2).toBe(2);
     expect(qemuImg(["info", f]).stdout).toContain("corrupt: true");
+  });
+});
+
+describe("img create at the edges, as qemu-img", () => {
+  it("refuses a qcow2 too large for its L1 table after the Formatting line, and creates nothing", async () => {
+    const r = await img("create", "-f", "qcow2", t.path("huge.qcow2"), "1E");
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(`Formatting '${t.path("huge.qcow2")}', fmt=qcow2 cluster_size=65536 extended_l2=off compression_type=zlib size=1152921504606846976 lazy_refcounts=off refcount_bits=16`);
+    expect(r.stderr).toContain(`${t.path("huge.qcow2")}: The image size is too large for file format 'qcow2' (try using a larger cluster size)`);
+    expect(existsSync(t.path("huge.qcow2"))).toBe(false);
+  });
+
+  it("creates a raw image of whole sectors, as file-posix does", async () => {
+    const r = await img("create", "-f", "raw", t.path("s8.img"), "8");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("fmt=raw size=8");
+    expect(statSync(t.path("s8.img")).size).toBe(512);
   });
 });
