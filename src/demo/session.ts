@@ -272,6 +272,7 @@ export class Demo {
     const args = [this.opts.cli, "run", disk, "--name", name];
     for (const p of paths) args.push("--qmp", `unix:${p},server=on,wait=off`);
     const dashboard = this.opts.dashboard && this.vms.length === 0;
+    if (this.vms.length === 0) this.print(`  ($DEMO is ${this.dir}, removed when the demo ends)`);
     if (dashboard) args.push("--dashboard", "127.0.0.1:0");
     args.push(...extra);
     this.print(`  $ minivm ${args.slice(1).map((a) => a.replace(this.dir, "$DEMO")).join(" ")}`);
