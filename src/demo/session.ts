@@ -7,7 +7,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { createInterface, type Interface } from "node:readline";
 
 export interface DemoOptions {
   /** Run straight through without waiting for Enter (CI). */
@@ -225,6 +225,7 @@ export class Demo {
   private readonly qmps: DemoQmp[] = [];
   private stepNo = 0;
   private lines: AsyncIterator<string> | null = null;
+  private rl: Interface | null = null;
   private cleaned = false;
   constructor(readonly opts: DemoOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "minivm-demo-"));
@@ -251,7 +252,11 @@ export class Demo {
   async pause(): Promise<void> {
     if (this.opts.nonInteractive) return;
     this.opts.out("  [Enter] ");
-    if (this.lines === null) this.lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    // terminal: false keeps the tty in cooked mode, so Ctrl-C stays a SIGINT (main.ts cleans up).
+    if (this.lines === null) {
+      this.rl = createInterface({ input: process.stdin, terminal: false });
+      this.lines = this.rl[Symbol.asyncIterator]();
+    }
     const r = await this.lines.next();
     if (r.done === true) this.opts.nonInteractive = true;
   }
@@ -309,6 +314,7 @@ export class Demo {
     for (const q of this.qmps) q.close();
     await Promise.all(this.vms.map((vm) => vm.stop()));
     rmSync(this.dir, { recursive: true, force: true });
+    this.rl?.close();
     process.stdin.pause();
   }
 }

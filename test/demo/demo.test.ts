@@ -73,8 +73,8 @@ describe("minivm demo", () => {
     expectCleanedUp(r.out);
   }, 30_000);
 
-  it("histogram: the write bins are non-zero after the guest's disk write", async () => {
-    const r = await demo(["histogram", "--non-interactive"]);
+  it("histogram: the write bins are non-zero after the guest's disk write; --dashboard prints its URL", async () => {
+    const r = await demo(["histogram", "--non-interactive", "--dashboard"]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.out).toContain('"execute":"block-latency-histogram-set"');
@@ -85,6 +85,7 @@ describe("minivm demo", () => {
     expect(counts).toHaveLength(5);
     expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     expect(r.out).toMatch(/histogram total: [1-9]\d* writes/);
+    expect(r.out).toMatch(/The dashboard for vm is at http:\/\/127\.0\.0\.1:[1-9]\d*\/\?token=\w+/);
     expectCleanedUp(r.out);
   }, 30_000);
 
