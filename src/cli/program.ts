@@ -325,6 +325,20 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     });
 
   program
+    .command("demo")
+    .description("narrated scenarios for a class: oob, histogram, precopy (no name: list them)")
+    .argument("[name]", "the demo to run")
+    .option("--non-interactive", "run straight through without waiting for Enter (CI)")
+    .option("--dashboard", "also start the dashboard on the first VM and print its URL")
+    .action(async (name: string | undefined, flags: { nonInteractive?: boolean; dashboard?: boolean }) => {
+      const { demoMain } = await import("../demo/main.js");
+      const out = (text: string): void => void process.stdout.write(text);
+      const cli = process.argv[1] ?? packageFile("bin/minivm.js");
+      const options = { nonInteractive: flags.nonInteractive === true, dashboard: flags.dashboard === true, node: process.execPath, cli, disk: packageFile(BUILTIN_DISK), out };
+      setStatus(await demoMain(name, options));
+    });
+
+  program
     .command("qapi")
     .description("the QAPI schema toolchain: check, introspect, generate")
     .allowUnknownOption()
