@@ -17,6 +17,9 @@ export type MigrationUri =
   | { kind: "exec"; command: string }
   | { kind: "file"; path: string; offset: number };
 
+/** A URI whose scheme QEMU does not know (callers word it per command). */
+export class UnknownMigrationProtocol extends Error {}
+
 /** QERR_INVALID_PARAMETER_VALUE for `migrate`'s uri. */
 const BAD_OUTGOING = "Parameter 'uri' expects a valid migration protocol";
 
@@ -57,7 +60,7 @@ function parseSize(s: string): number | null {
  * protocol: URI".
  */
 export function parseMigrationUri(uri: string, side: "outgoing" | "incoming"): MigrationUri {
-  const unknown = () => new Error(side === "outgoing" ? BAD_OUTGOING : `unknown migration protocol: ${uri}`);
+  const unknown = () => new UnknownMigrationProtocol(side === "outgoing" ? BAD_OUTGOING : `unknown migration protocol: ${uri}`);
   let rest: string | null;
   if ((rest = strip(uri, "tcp:")) !== null) {
     const { host, port } = parseInet(rest);
@@ -80,6 +83,8 @@ export function parseMigrationUri(uri: string, side: "outgoing" | "incoming"): M
     }
     return { kind: "file", path: rest, offset };
   }
+  // minivm has no getfd, so no descriptor name can ever be found (QEMU's words for a miss).
+  if ((rest = strip(uri, "fd:")) !== null) throw new Error(`File descriptor named '${rest}' has not been found`);
   throw unknown();
 }
 

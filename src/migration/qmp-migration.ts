@@ -5,6 +5,7 @@
 import type { QmpHandlers } from "../qapi/generated/commands.js";
 import { genericError } from "../qapi/error.js";
 import type { RunState } from "../qapi/generated/types.js";
+import { parseMigrationUri, UnknownMigrationProtocol, type MigrationUri } from "./channels.js";
 import type { MigrationEngine } from "./engine.js";
 import { MIGRATION_ACTIVE_ERROR, UNIMPLEMENTED_CAPABILITIES, type MigrationState } from "./state.js";
 
@@ -29,58 +30,18 @@ export interface MigrationContext {
   runState: { readonly state: RunState };
 }
 
-/** A migration URI split into its scheme and the rest, as QEMU's strstart() chain does. */
-export type MigrationUri =
-  | { kind: "tcp"; host: string; port: string }
-  | { kind: "unix"; path: string }
-  | { kind: "exec"; command: string }
-  | { kind: "file"; path: string; offset: number }
-  | { kind: "fd"; name: string };
-
-/** QEMU's inet_parse() (util/qemu-sockets.c): the errors a tcp: address is refused with. */
-function parseInet(text: string): { host: string; port: string } {
-  if (text.startsWith(":")) {
-    const port = text.slice(1).split(",")[0] ?? "";
-    if (port === "") throw genericError(`error parsing port in address '${text}'`);
-    return { host: "", port };
-  }
-  if (text.startsWith("[")) {
-    const m = /^\[([^\]]+)\]:([^,]+)/.exec(text);
-    if (m === null) throw genericError(`error parsing IPv6 address '${text}'`);
-    return { host: m[1] as string, port: m[2] as string };
-  }
-  const m = /^([^:]+):([^,]+)/.exec(text);
-  if (m === null) throw genericError(`error parsing address '${text}'`);
-  return { host: m[1] as string, port: m[2] as string };
-}
-
-/** QEMU 8.2's file: URI: `file:PATH[,offset=N]`. */
-function parseFile(text: string): { path: string; offset: number } {
-  const comma = text.lastIndexOf(",offset=");
-  if (comma < 0) return { path: text, offset: 0 };
-  const value = text.slice(comma + 8);
-  const offset = Number(value);
-  if (!/^(0x[0-9a-f]+|\d+)$/i.test(value) || !Number.isSafeInteger(offset)) throw genericError(`file URI has bad offset ${value}`);
-  return { path: text.slice(0, comma), offset };
-}
-
 /**
- * Split a migration URI. Throws `null` for a scheme minivm does not know (the caller words
- * that per command), and a QmpError for a known scheme with a malformed address.
+ * The URI checked as `migrate` / `migrate-incoming` check it (channels.ts has the one parser):
+ * null for a scheme QEMU does not know (each command words that itself), a QmpError with
+ * QEMU's words for a known scheme with a malformed address.
  */
-export function parseMigrationUri(uri: string): MigrationUri | null {
-  const rest = (prefix: string): string | null => (uri.startsWith(prefix) ? uri.slice(prefix.length) : null);
-  let r: string | null;
-  if ((r = rest("tcp:")) !== null) return { kind: "tcp", ...parseInet(r) };
-  if ((r = rest("unix:")) !== null) {
-    if (r === "") throw genericError("invalid Unix socket address");
-    return { kind: "unix", path: r };
+function checkUri(uri: string, side: "outgoing" | "incoming"): MigrationUri | null {
+  try {
+    return parseMigrationUri(uri, side);
+  } catch (e) {
+    if (e instanceof UnknownMigrationProtocol) return null;
+    throw genericError(e instanceof Error ? e.message : String(e));
   }
-  if ((r = rest("exec:")) !== null) return { kind: "exec", command: r };
-  if ((r = rest("file:")) !== null) return { kind: "file", ...parseFile(r) };
-  // minivm has no getfd, so no descriptor name can ever be found (QEMU's words for a miss).
-  if ((r = rest("fd:")) !== null) throw genericError(`File descriptor named '${r}' has not been found`);
-  return null;
 }
 
 export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
@@ -136,7 +97,7 @@ export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
       m.beginOutgoing(uri);
       let parsed: MigrationUri | null;
       try {
-        parsed = parseMigrationUri(uri);
+        parsed = checkUri(uri, "outgoing");
       } catch (e) {
         // QEMU's migrate_fd_error(): the reason becomes error-desc too.
         m.fail(e instanceof Error ? e.message : String(e), "setup");
@@ -183,7 +144,7 @@ export function startIncoming(m: MigrationState, engine: MigrationEngine, uri: s
     return;
   }
   m.announceIncomingSetup();
-  if (parseMigrationUri(uri) === null) throw genericError(`unknown migration protocol: ${uri}`);
+  if (checkUri(uri, "incoming") === null) throw genericError(`unknown migration protocol: ${uri}`);
   engine.startIncoming(uri, m);
   m.incoming.started = true;
 }
