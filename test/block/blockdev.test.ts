@@ -5,7 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireTool } from "../helpers/interop.js";
-import { RawQmp } from "../helpers/raw-qmp.js";
+import { RawQmp, waitForQmpSocket } from "../helpers/raw-qmp.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc") && requireTool("qemu-img", "qemu-utils");
@@ -38,16 +38,13 @@ async function exchange(path: string, requests: string[]): Promise<string[]> {
 /** QEMU 7.2 with `args` and a QMP socket at `sock`, once the socket answers. */
 async function startQemu(args: string[], sock: string): Promise<ChildProcess> {
   const qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", ...args, "-qmp", `unix:${sock},server=on,wait=off`], { stdio: "ignore" });
-  for (let i = 0; i < 300; i++) {
-    try {
-      (await RawQmp.open(sock)).close();
-      return qemu;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  try {
+    await waitForQmpSocket(sock);
+  } catch (e) {
+    qemu.kill("SIGKILL");
+    throw e;
   }
-  qemu.kill("SIGKILL");
-  throw new Error("QEMU's QMP socket never answered");
+  return qemu;
 }
 
 describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () => {
@@ -69,14 +66,7 @@ describe.skipIf(!haveQemu)("block commands, differential against QEMU 7.2", () =
     qemuSock = join(dir, "q.sock");
     qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-drive", drive("q"), "-device", device[0] as string, "-qmp", `unix:${qemuSock},server=on,wait=off`], { stdio: "ignore" });
     vm = await startVm(["--drive", drive("m"), "--device", device[0] as string]);
-    for (let i = 0; i < 300; i++) {
-      try {
-        (await RawQmp.open(qemuSock)).close();
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await waitForQmpSocket(qemuSock);
   }, 60_000);
   afterAll(async () => {
     qemu?.kill("SIGKILL");

@@ -75,3 +75,16 @@ export class RawQmp {
     this.socket.destroy();
   }
 }
+
+/** Waits (up to 30 s) until a QMP server answers on the unix socket `path`, as a starting QEMU's does. */
+export async function waitForQmpSocket(path: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      (await RawQmp.open(path)).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`the QMP socket ${path} did not appear`);
+}

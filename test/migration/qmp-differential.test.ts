@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDLE_LOOP, writeTinyElf } from "../helpers/elf.js";
 import { requireTool } from "../helpers/interop.js";
-import { RawQmp } from "../helpers/raw-qmp.js";
+import { RawQmp, waitForQmpSocket } from "../helpers/raw-qmp.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
@@ -156,18 +156,6 @@ async function exchangeAll(path: string, requests: string[]): Promise<string[][]
   return out;
 }
 
-async function waitForSocket(path: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      (await RawQmp.open(path)).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`QEMU's QMP socket ${path} did not appear`);
-}
-
 function compare(requests: string[], q: string[][], m: string[][]): void {
   for (let i = 0; i < requests.length; i++) {
     expect({ input: requests[i], out: m[i] }).toEqual({ input: requests[i], out: q[i] });
@@ -191,7 +179,7 @@ describe.skipIf(!haveQemu)("migration QMP and HMP, differential against QEMU 7.2
     );
     const vm = await startVm(["-m", "128M", "--bios", "none", "--kernel", kernel, ...extra.map((a) => (a === "-incoming" ? "--incoming" : a))]);
     vms.push(vm);
-    await waitForSocket(qemuPath);
+    await waitForQmpSocket(qemuPath);
     return { qemuPath, vm };
   }
 

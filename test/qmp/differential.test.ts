@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDLE_LOOP, writeTinyElf } from "../helpers/elf.js";
 import { requireTool } from "../helpers/interop.js";
-import { RawQmp } from "../helpers/raw-qmp.js";
+import { RawQmp, waitForQmpSocket } from "../helpers/raw-qmp.js";
 import { startVm, tempDir, type VmProcess } from "../helpers/vm.js";
 
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
@@ -120,15 +120,7 @@ describe.skipIf(!haveQemu)("QMP differential test against QEMU 7.2", () => {
     KERNEL = writeTinyElf(join(dir, "idle.elf"), IDLE_LOOP);
     qemu = spawn("qemu-system-riscv32", ["-M", "virt", "-m", "128M", "-bios", "none", "-kernel", KERNEL, "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${qemuPath},server=on,wait=off`], { stdio: "ignore" });
     vm = await startVm(["-m", "128M", "--bios", "none", "--kernel", KERNEL]);
-    for (let i = 0; i < 300; i++) {
-      try {
-        (await RawQmp.open(qemuPath)).close();
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    throw new Error("QEMU's QMP socket did not appear");
+    await waitForQmpSocket(qemuPath);
   }, 60_000);
   afterAll(async () => {
     qemu?.kill("SIGKILL");
