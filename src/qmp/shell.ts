@@ -42,9 +42,10 @@ function parseValue(text: string): unknown {
 }
 
 /** Split a line into words as a shell would: spaces separate, quotes group, `\\` escapes. */
-export function splitWords(line: string): Array<{ text: string; quoted: boolean }> {
-  const words: Array<{ text: string; quoted: boolean }> = [];
+export function splitWords(line: string): Array<{ text: string; quoted: boolean; raw: string }> {
+  const words: Array<{ text: string; quoted: boolean; raw: string }> = [];
   let cur = "";
+  let start = 0;
   let inWord = false;
   let quoted = false;
   let quote: '"' | "'" | null = null;
@@ -55,24 +56,27 @@ export function splitWords(line: string): Array<{ text: string; quoted: boolean 
       else if (ch === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i];
       else cur += ch;
     } else if (ch === '"' || ch === "'") {
+      if (!inWord) start = i;
       quote = ch;
       inWord = true;
       quoted = true;
     } else if (ch === "\\" && i + 1 < line.length) {
+      if (!inWord) start = i;
       cur += line[++i];
       inWord = true;
     } else if (/\s/.test(ch)) {
-      if (inWord) words.push({ text: cur, quoted });
+      if (inWord) words.push({ text: cur, quoted, raw: line.slice(start, i) });
       cur = "";
       inWord = false;
       quoted = false;
     } else {
+      if (!inWord) start = i;
       cur += ch;
       inWord = true;
     }
   }
   if (quote !== null) throw new Error(`unterminated ${quote} quote`);
-  if (inWord) words.push({ text: cur, quoted });
+  if (inWord) words.push({ text: cur, quoted, raw: line.slice(start) });
   return words;
 }
 
@@ -101,8 +105,11 @@ export function parseShellLine(line: string): { execute: string; arguments: Reco
       obj = obj[k] as Record<string, unknown>;
     }
     const valueText = w.text.slice(eq + 1);
-    // A quoted value is a string, whatever it looks like.
-    obj[path[path.length - 1] as string] = w.quoted ? valueText : parseValue(valueText);
+    // A JSON array or object keeps its own quotes (qmp-shell reads `caps=[{"a":1}]` as JSON);
+    // any other quoted value is a string, whatever it looks like.
+    const rawValue = w.raw.slice(w.raw.indexOf("=") + 1);
+    const json = rawValue.startsWith("[") || rawValue.startsWith("{") ? parseValue(rawValue) : undefined;
+    obj[path[path.length - 1] as string] = json !== undefined && typeof json !== "string" ? json : w.quoted ? valueText : parseValue(valueText);
   }
   return { execute: name, arguments: args, oob };
 }
