@@ -52,6 +52,9 @@ export async function demoMain(name: string | undefined, opts: DemoOptions): Pro
     return 0;
   } catch (e) {
     process.stderr.write(`minivm demo ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    // A VM that went away mid-demo says why on its stderr.
+    const ended = demo.endedVms();
+    if (ended !== "") process.stderr.write(ended + "\n");
     return 1;
   } finally {
     await demo.cleanup();

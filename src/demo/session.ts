@@ -29,7 +29,8 @@ export const PROMPT = "minivm$ ";
 export class DemoVm {
   private text = "";
   private mark = 0;
-  private errText = "";
+  /** What the VM printed on stderr. */
+  errText = "";
   private waiters: Array<() => void> = [];
   readonly exited: Promise<void>;
 
@@ -59,6 +60,10 @@ export class DemoVm {
 
   private alive(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  get ended(): boolean {
+    return !this.alive();
   }
 
   /** Waits until `get()` finds something; fails if the process ends first. */
@@ -222,6 +227,14 @@ export class DemoQmp {
 export class Demo {
   readonly dir: string;
   private readonly vms: DemoVm[] = [];
+
+  /** What the VMs that have already ended said on stderr, for a demo that failed. */
+  endedVms(): string {
+    return this.vms
+      .filter((vm) => vm.ended)
+      .map((vm) => `${vm.name} ended (${String(vm.proc.exitCode ?? vm.proc.signalCode)}):\n${vm.errText}`)
+      .join("\n");
+  }
   private readonly qmps: DemoQmp[] = [];
   private stepNo = 0;
   private lines: AsyncIterator<string> | null = null;

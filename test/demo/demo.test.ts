@@ -89,7 +89,10 @@ describe("minivm demo", () => {
     expectCleanedUp(r.out);
   }, 30_000);
 
-  it("precopy: converges, does not converge at 64 MiB/s until auto-converge throttles, and check passes", async () => {
+  // Four VMs at once: in one CI run of the whole suite a VM's QMP connection closed under the
+  // load (not reproduced in 20 runs since, three at a time). One retry keeps CI honest about a
+  // demo that really fails; a failure now also prints the stderr of any VM that ended.
+  it("precopy: converges, does not converge at 64 MiB/s until auto-converge throttles, and check passes", { timeout: 60_000, retry: 1 }, async () => {
     const r = await demo(["precopy", "--non-interactive"]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
@@ -103,7 +106,7 @@ describe("minivm demo", () => {
     expect(second).toBeGreaterThan(throttled);
     expect(r.out.match(/\| check: OK pages=\d+/g)).toHaveLength(2);
     expectCleanedUp(r.out);
-  }, 60_000);
+  });
 
   it("ends its VMs and removes its files on Ctrl-C while waiting for Enter", async () => {
     const p = spawn(process.execPath, [BIN, "demo", "oob"], { stdio: ["pipe", "pipe", "pipe"] });
