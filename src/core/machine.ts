@@ -26,7 +26,8 @@ import { parseElf, type ElfImage } from "./elf.js";
 import { buildVirtFdt, encodeFdt, fdtLoadAddress } from "./fdt.js";
 import { formatInfoRegisters } from "./info-registers.js";
 import { Ram } from "../memory/ram.js";
-import { createSharedRegions, hartWord, ramView, type SharedRegions } from "./regions.js";
+import { PresentGate } from "../memory/present-gate.js";
+import { createSharedRegions, hartWord, presentBitmap, ramView, type SharedRegions } from "./regions.js";
 import { HART } from "./shared.js";
 
 export interface MachineOptions {
@@ -107,6 +108,8 @@ interface Placed {
 export class Machine {
   readonly ram: Ram;
   readonly cpu: Cpu;
+  /** Postcopy's page-present gate over the shared present bitmap; inactive unless a destination runs in postcopy. */
+  readonly gate: PresentGate;
   readonly bus: Bus;
   readonly bootRom: BootRom;
   readonly clint: Clint;
@@ -154,6 +157,9 @@ export class Machine {
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
+    this.gate = new PresentGate(presentBitmap(regions));
+    cpu.gate = this.gate;
+    this.ram.gate = this.gate;
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;

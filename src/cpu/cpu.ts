@@ -16,6 +16,7 @@ import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "./arith.js";
 import { csrInstruction } from "./csr.js";
 import { amoInstruction, fetchSlow, loadSlow, storeSlow } from "./memory.js";
 import { markPageDirty, WriteTracker } from "../memory/write-tracking.js";
+import type { PresentGate } from "../memory/present-gate.js";
 import { raiseException, systemInstruction } from "./trap.js";
 
 /** What the hart needs from the board: the physical bus and the timer. */
@@ -150,6 +151,11 @@ export class Cpu {
   private readonly reservation: Int32Array;
   /** RAM page index (offset >>> 12) that holds HTIF tohost, or -1. Never cached in the write TLB. */
   htifPage = -1;
+  /**
+   * Postcopy's page-present gate (src/memory/present-gate.ts): every RAM access that misses
+   * the TLBs asks it first while it is active. Null on a machine that is no destination.
+   */
+  gate: PresentGate | null = null;
 
   // Soft TLBs: tag = vpn | (privilege << 20), value = RAM offset of the page. Only RAM pages
   // are cached, so a hit is always a plain typed-array access. Write entries exist only for

@@ -26,6 +26,16 @@ import { raiseException } from "./trap.js";
 
 const TLB_MASK = TLB_SIZE - 1;
 
+/**
+ * Postcopy: wait, holding whatever this thread holds (the BQL), until RAM offset `off`'s page
+ * has arrived. Every RAM access that misses the TLBs comes through here first, so a page enters
+ * a TLB only once it is present; a no-op unless this machine is a postcopy destination.
+ */
+export function awaitPage(cpu: Cpu, off: number): void {
+  const g = cpu.gate;
+  if (g !== null && g.active) g.ensure(off);
+}
+
 const PAGE_FAULT = [EXC_INST_PAGE_FAULT, EXC_LOAD_PAGE_FAULT, EXC_STORE_PAGE_FAULT];
 const ACCESS_FAULT = [EXC_INST_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS];
 
@@ -55,6 +65,7 @@ export function fetchSlow(cpu: Cpu, pc: number): number {
   if (pa < 0) return 0;
   const off = pa - cpu.ramBase;
   if (off >= 0 && off < cpu.ramSize) {
+    awaitPage(cpu, off);
     if (!pmpPageCacheable(cpu, pa, ACCESS_FETCH, cpu.priv)) {
       cpu.fetched = cpu.ram32[off >>> 2];
       return 2;
@@ -78,7 +89,10 @@ export function fetchSlow(cpu: Cpu, pc: number): number {
 /** Physical byte read; -1 on a hole. */
 function physLoad8(cpu: Cpu, pa: number): number {
   const off = pa - cpu.ramBase;
-  if (off >= 0 && off < cpu.ramSize) return cpu.ram8[off];
+  if (off >= 0 && off < cpu.ramSize) {
+    awaitPage(cpu, off);
+    return cpu.ram8[off];
+  }
   if (pa >= 0x100000000) return -1;
   cpu.mmioTouched = true;
   const v = cpu.bus.load(pa, 1);
@@ -92,6 +106,7 @@ function physLoad8(cpu: Cpu, pa: number): number {
 function physStore8(cpu: Cpu, pa: number, v: number): boolean {
   const off = pa - cpu.ramBase;
   if (off >= 0 && off < cpu.ramSize) {
+    awaitPage(cpu, off);
     cpu.ram8[off] = v;
     cpu.tracking.written(off, 1);
     if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);
@@ -130,6 +145,7 @@ export function loadSlow(cpu: Cpu, a: number, f3: number, pc: number): number | 
   if ((a & (size - 1)) === 0) {
     const off = pa - cpu.ramBase;
     if (off >= 0 && off + size <= cpu.ramSize) {
+      awaitPage(cpu, off);
       if (pmpPageCacheable(cpu, pa, ACCESS_LOAD, priv)) {
         const vpn = a >>> 12;
         const i = vpn & TLB_MASK;
@@ -209,6 +225,7 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
   if ((a & (size - 1)) === 0) {
     const off = pa - cpu.ramBase;
     if (off >= 0 && off + size <= cpu.ramSize) {
+      awaitPage(cpu, off);
       const page = off >>> 12;
       // HTIF's page and watched pages stay out of the write TLB: their stores need this path.
       if (page !== cpu.htifPage && (cpu.watched[page >>> 5] & (1 << (page & 31))) === 0 && pmpPageCacheable(cpu, pa, ACCESS_STORE, priv)) {
@@ -258,7 +275,10 @@ export function storeSlow(cpu: Cpu, a: number, f3: number, v: number, pc: number
 /** Read-modify-write helpers for the A extension on an already translated, aligned word. */
 function physRead32(cpu: Cpu, pa: number): number | null {
   const off = pa - cpu.ramBase;
-  if (off >= 0 && off + 4 <= cpu.ramSize) return cpu.ram32[off >>> 2];
+  if (off >= 0 && off + 4 <= cpu.ramSize) {
+    awaitPage(cpu, off);
+    return cpu.ram32[off >>> 2];
+  }
   if (pa >= 0x100000000) return null;
   cpu.mmioTouched = true;
   const v = cpu.bus.load(pa, 4);
@@ -272,6 +292,7 @@ function physRead32(cpu: Cpu, pa: number): number | null {
 function physWrite32(cpu: Cpu, pa: number, v: number): boolean {
   const off = pa - cpu.ramBase;
   if (off >= 0 && off + 4 <= cpu.ramSize) {
+    awaitPage(cpu, off);
     cpu.ram32[off >>> 2] = v;
     cpu.tracking.written(off, 4);
     if (off >>> 12 === cpu.htifPage) cpu.bus.htifStore(pa);

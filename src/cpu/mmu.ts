@@ -33,6 +33,8 @@ export function translate(cpu: Cpu, va: number, access: number, priv: number, de
     const off = pteAddr - cpu.ramBase;
     if (off < 0 || off + 4 > cpu.ramSize) return -1;
     if (cpu.pmpActive && !pmpAllows(cpu, pteAddr, 4, ACCESS_LOAD, PRV_S)) return -2;
+    // Postcopy: a page table that has not arrived yet is waited for like any other page.
+    if (cpu.gate !== null && cpu.gate.active && !debug) cpu.gate.ensure(off);
     const pte = cpu.ram32[off >>> 2];
     const ppn = pte >>> 10;
     if ((pte & PTE_V) === 0) return -1;

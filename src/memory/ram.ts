@@ -5,6 +5,7 @@
 
 import type { GuestRam } from "../../devices/device.js";
 import { PAGE_SHIFT, WriteTracker, pageBitmapBytes } from "./write-tracking.js";
+import type { PresentGate } from "./present-gate.js";
 
 export { PAGE_SHIFT };
 
@@ -28,6 +29,8 @@ export class Ram implements GuestRam {
   readonly dirty: Int32Array;
   /** The one write-tracking path: dirty bits plus this thread's watched pages. */
   readonly tracking: WriteTracker;
+  /** Postcopy's page-present gate: device accesses wait for missing pages too (DMA faults). */
+  gate: PresentGate | null = null;
 
   constructor(base: number, size: number, buffer?: SharedArrayBuffer, dirtyBuffer?: SharedArrayBuffer) {
     checkRamSize(size);
@@ -61,6 +64,7 @@ export class Ram implements GuestRam {
   dmaRead(addr: number, dst: Uint8Array): boolean {
     if (!this.contains(addr, dst.length)) return false;
     const off = addr - this.base;
+    this.await(off, dst.length);
     dst.set(this.bytes.subarray(off, off + dst.length));
     return true;
   }
@@ -68,27 +72,38 @@ export class Ram implements GuestRam {
   dmaWrite(addr: number, src: Uint8Array): boolean {
     if (!this.contains(addr, src.length)) return false;
     const off = addr - this.base;
+    this.await(off, src.length);
     this.bytes.set(src, off);
     this.tracking.written(off, src.length);
     return true;
   }
 
+  /** Postcopy: wait for [off, off+len)'s pages (a no-op unless this is a postcopy destination). */
+  private await(off: number, len: number): void {
+    const g = this.gate;
+    if (g !== null && g.active) g.ensureRange(off, len);
+  }
+
   load16(addr: number): number {
+    this.await(addr - this.base, 2);
     return this.view.getUint16(addr - this.base, true);
   }
 
   load32(addr: number): number {
+    this.await(addr - this.base, 4);
     return this.view.getUint32(addr - this.base, true);
   }
 
   store16(addr: number, value: number): void {
     const off = addr - this.base;
+    this.await(off, 2);
     this.view.setUint16(off, value, true);
     this.tracking.written(off, 2);
   }
 
   store32(addr: number, value: number): void {
     const off = addr - this.base;
+    this.await(off, 4);
     this.view.setUint32(off, value >>> 0, true);
     this.tracking.written(off, 4);
   }

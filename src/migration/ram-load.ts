@@ -24,6 +24,15 @@ export interface RamLoaderOptions {
   ram: Uint8Array;
   /** The RAMBlock idstr; default riscv_virt_board.ram. */
   blockName?: string;
+  /**
+   * The shared present bitmap (QEMU's receivedmap), for a destination that may go postcopy:
+   * every page that arrives sets its bit. Once `postcopy` is set, a page that is already
+   * present is dropped (the guest may have changed it since), a missing one is placed and its
+   * waiters woken (UFFDIO_COPY's atomic placement).
+   */
+  present?: Int32Array;
+  /** A page was placed during postcopy (for the fault-latency figures). */
+  onPlaced?: (page: number) => void;
 }
 
 export class RamLoader {
@@ -34,10 +43,18 @@ export class RamLoader {
   /** Pages received as ZERO / PAGE records. */
   zeroPages = 0;
   normalPages = 0;
+  readonly present: Int32Array | null;
+  /** Set at POSTCOPY_LISTEN: pages are placed only where missing. */
+  postcopy = false;
+  /** Pages placed during postcopy, and their bytes on the wire. */
+  postcopyPages = 0;
+  private readonly onPlaced: ((page: number) => void) | null;
 
   constructor(opts: RamLoaderOptions) {
     this.ram = opts.ram;
     this.blockName = opts.blockName ?? VIRT_RAM_BLOCK;
+    this.present = opts.present ?? null;
+    this.onPlaced = opts.onPlaced ?? null;
   }
 
   /** Read RAM records up to and including EOS (one START/PART/END section's RAM data). */
@@ -57,6 +74,33 @@ export class RamLoader {
         await this.blockOf(r, flags);
         // host_from_ram_block_offset: the whole page must be inside the block.
         if (addr + RAM_PAGE_SIZE > ram.length) throw new MigrationLoadError(`Illegal RAM offset ${hex(addr)}`);
+        const present = this.present;
+        if (present !== null && this.postcopy) {
+          const page = addr / RAM_PAGE_SIZE;
+          const w = page >>> 5;
+          const bit = 1 << (page & 31);
+          if ((Atomics.load(present, w) & bit) !== 0) {
+            // Already here (requested and sent twice, or resent after a recovery): the guest
+            // owns this page now; drop the copy (UFFDIO_COPY's EEXIST).
+            if (kind === RAM_SAVE_FLAG_ZERO) await r.get8();
+            else await r.skip(RAM_PAGE_SIZE);
+            continue;
+          }
+          if (kind === RAM_SAVE_FLAG_ZERO) {
+            const fill = await r.get8();
+            ram.fill(fill, addr, addr + RAM_PAGE_SIZE);
+            this.zeroPages++;
+          } else {
+            if (!r.has(RAM_PAGE_SIZE)) await r.ensure(RAM_PAGE_SIZE);
+            r.bytesInto(ram.subarray(addr, addr + RAM_PAGE_SIZE));
+            this.normalPages++;
+          }
+          this.postcopyPages++;
+          Atomics.or(present, w, bit);
+          Atomics.notify(present, w);
+          this.onPlaced?.(page);
+          continue;
+        }
         if (kind === RAM_SAVE_FLAG_ZERO) {
           const fill = await r.get8();
           // ram_handle_compressed: memset only when it changes something.
@@ -67,6 +111,7 @@ export class RamLoader {
           r.bytesInto(ram.subarray(addr, addr + RAM_PAGE_SIZE));
           this.normalPages++;
         }
+        if (present !== null) Atomics.or(present, addr >>> 17, 1 << ((addr >>> 12) & 31));
         continue;
       }
       if (flags === RAM_SAVE_FLAG_MEM_SIZE) {
