@@ -99,7 +99,7 @@ const machine =
 
 // QEMU's -incoming puts the VM in 'inmigrate' whatever -S says; -S only clears autostart.
 const runState = new RunStateMachine(control, data.incoming !== null ? "inmigrate" : data.startPaused ? "prelaunch" : "running");
-const migration = new MigrationState({ events, incoming: data.incoming, autostart: !data.startPaused });
+const migration = new MigrationState({ events, incoming: data.incoming, autostart: !data.startPaused, control });
 
 const loop = new CoreLoop({
   control,
@@ -135,6 +135,7 @@ const migrationEngine: MigrationEngine =
           activate: () => blockLayer.activateAll(),
         },
         warn: (message) => parentPort?.postMessage({ kind: "warning", message }),
+        attachMonitorLink: (side, port) => monitorPort.postMessage({ kind: "migration-link", side, port } satisfies CoreToMonitorMessage, [port]),
       });
 
 /** Linux names the calling thread in /proc/thread-self; QEMU reports vCPU threads by tid. */

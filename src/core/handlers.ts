@@ -20,7 +20,8 @@ import type { MigrationState } from "../migration/state.js";
 import type { Bql } from "./bql.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
-import { OOB_HANDLERS, type OobContext } from "./oob-commands.js";
+import { OOB_HANDLERS, type MigrationControl, type OobContext } from "./oob-commands.js";
+import { loadMigrationStatus } from "../migration/status-word.js";
 import type { RunStateMachine } from "./runstate.js";
 import { Request } from "./shared.js";
 
@@ -173,7 +174,14 @@ export function createCoreHandlers(ctx: CoreContext): CoreHandlers {
 /** The core thread's table: the OOB module bound in-band, the core handlers, the block layer and HMP. */
 export function createCommandTable(block: BlockHandlers, ctx: CoreContext): CommandTable {
   const call: CommandCaller = (name, args) => (table.get(name) as CommandEntry).run(args) as ReturnType<QmpHandlers[typeof name]>;
-  const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false }, [
+  const links = ctx.migrationEngine.links;
+  const migration: MigrationControl = {
+    status: (side) => loadMigrationStatus(ctx.control, side),
+    pause: (side) => links?.pause(side) ?? false,
+    recover: (uri) => links?.recover(uri) ?? Promise.reject(genericError("Migrate recover can only be run when postcopy is paused.")),
+    yankable: () => links?.yankable() ?? [],
+  };
+  const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false, migration }, [
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
     { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },

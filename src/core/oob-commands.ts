@@ -7,7 +7,7 @@
 // test/monitor/import-closure.test.ts and test/core/handlers.test.ts hold it to that.
 
 import type { QmpCommandMap, QmpOobCommandName } from "../qapi/generated/commands.js";
-import type { BqlInfo } from "../qapi/generated/types.js";
+import type { BqlInfo, MigrationStatus } from "../qapi/generated/types.js";
 import { genericError } from "../qapi/error.js";
 import type { Bql } from "./bql.js";
 import { CONTROL } from "./shared.js";
@@ -17,6 +17,21 @@ import { trace } from "../trace/tracer.js";
 /** What an OOB handler may look at: the BQL is observed, never taken. */
 export type BqlView = Pick<Bql, "snapshot">;
 
+/**
+ * The running migrations as an out-of-band command reaches them: their status (the shared
+ * status words) and their threads (over the monitor links), never the core thread, which may
+ * be stuck on a postcopy fault.
+ */
+export interface MigrationControl {
+  status(side: "outgoing" | "incoming"): MigrationStatus;
+  /** Shut the side's channel down (qemu_file_shutdown); false when no thread owns one. */
+  pause(side: "outgoing" | "incoming"): boolean;
+  /** The destination listens again on `uri`; rejects with the reason it cannot. */
+  recover(uri: string): Promise<void>;
+  /** Sides whose channel can be yanked (a migration thread owns an open channel). */
+  yankable(): Array<"outgoing" | "incoming">;
+}
+
 export interface OobContext {
   control: Int32Array;
   bql: BqlView;
@@ -25,10 +40,11 @@ export interface OobContext {
    * in-band and runs under the BQL like any other.
    */
   outOfBand: boolean;
+  migration: MigrationControl;
 }
 
 export type OobHandlers = {
-  [K in QmpOobCommandName]: (args: QmpCommandMap[K]["args"], ctx: OobContext) => QmpCommandMap[K]["ret"];
+  [K in QmpOobCommandName]: (args: QmpCommandMap[K]["args"], ctx: OobContext) => QmpCommandMap[K]["ret"] | Promise<QmpCommandMap[K]["ret"]>;
 };
 
 /** x-oob-test's in-band half: block this thread, BQL and all, until the semaphore is posted. */
@@ -84,13 +100,22 @@ export const OOB_HANDLERS: OobHandlers = {
     return {};
   },
   "x-query-bql": (_args, ctx) => bqlInfo(ctx.bql),
-  // Postcopy recovery is part 2 of the migration work. Until then no migration is ever in
-  // postcopy, so both commands meet QEMU 7.2's wrong-state refusal (migration/migration.c),
-  // which they can give without looking at anything.
-  "migrate-recover": () => {
-    throw genericError("Migrate recover can only be run when postcopy is paused.");
+  // QEMU 7.2's qmp_migrate_recover: only a paused destination listens again.
+  "migrate-recover": ({ uri }, ctx) => {
+    if (ctx.migration.status("incoming") !== "postcopy-paused") throw genericError("Migrate recover can only be run when postcopy is paused.");
+    return ctx.migration.recover(uri).then(() => ({}));
   },
-  "migrate-pause": () => {
+  // QEMU 7.2's qmp_migrate_pause: the source's channel first, then the destination's.
+  "migrate-pause": (_args, ctx) => {
+    const m = ctx.migration;
+    if (m.status("outgoing") === "postcopy-active") {
+      if (!m.pause("outgoing")) throw genericError("Failed to pause source migration");
+      return {};
+    }
+    if (m.status("incoming") === "postcopy-active") {
+      if (!m.pause("incoming")) throw genericError("Failed to pause destination migration");
+      return {};
+    }
     throw genericError("migrate-pause is currently only supported during postcopy-active state");
   },
 };

@@ -44,7 +44,13 @@ export interface CoreApi {
 /** Raw messages the core posts on the monitor port next to comlink's replies. */
 export type CoreToMonitorMessage =
   | { kind: "event"; event: string; data: Record<string, unknown> | undefined; timestamp: { seconds: number; microseconds: number } }
-  | { kind: "exit"; status: number };
+  | { kind: "exit"; status: number }
+  /**
+   * A migration thread's end of its link to the monitor thread (transferred): out-of-band
+   * migrate-pause / migrate-recover / yank reach the thread over it, and the destination's
+   * MIGRATION events come back over it while the core may be stuck on a postcopy fault.
+   */
+  | { kind: "migration-link"; side: "outgoing" | "incoming"; port: import("node:worker_threads").MessagePort };
 
 /** Messages the core thread posts to the main thread. */
 export type CoreToMainMessage =

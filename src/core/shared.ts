@@ -10,10 +10,13 @@
 //   2..8                     WAKE, OOB_TEST_SEM, REQUEST, REQUEST_CAUSE, INBAND_DISPATCHED,
 //                            OOB_DISPATCHED, INBAND_RUNNING (see CONTROL below)
 //   9                        HARTS: how many hart blocks follow (written once, at allocation)
-//   10..15                   reserved
+//   10, 11                   MIG_OUT_STATUS, MIG_IN_STATUS: the migrations' status words
+//   12..15                   reserved
 //   16 + h*16 + HART.*       hart h's block (64 bytes, so that harts do not share a cache line)
 
 /** Words of the global part; hart blocks start here. */
+import { MIG_IN_STATUS_WORD, MIG_OUT_STATUS_WORD } from "../migration/status-word.js";
+
 export const CONTROL_GLOBAL_WORDS = 16;
 /** Words per hart block. */
 export const HART_WORDS = 16;
@@ -51,6 +54,13 @@ export const CONTROL = {
   INBAND_RUNNING: 8,
   /** How many hart blocks the buffer holds. */
   HARTS: 9,
+  /**
+   * The outgoing and the incoming migration's status, as an index into MigrationStatus_VALUES
+   * (src/migration/status-word.ts): written by whichever thread moves it, read by the
+   * out-of-band migrate-pause / migrate-recover / query-yank, which may not ask the core.
+   */
+  MIG_OUT_STATUS: MIG_OUT_STATUS_WORD,
+  MIG_IN_STATUS: MIG_IN_STATUS_WORD,
 } as const;
 
 /** Words of a control buffer with `harts` hart blocks. */

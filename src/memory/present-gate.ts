@@ -84,3 +84,11 @@ export function placePresent(present: Int32Array, page: number): void {
 export function clearPresent(present: Int32Array, page: number): void {
   Atomics.and(present, page >>> 5, ~(1 << (page & 31)));
 }
+
+/** Every page of `pages` present, none past the end (the bitmap's state outside postcopy). */
+export function markAllPresent(present: Int32Array, pages: number): void {
+  const full = pages >>> 5;
+  for (let w = 0; w < present.length; w++) {
+    Atomics.store(present, w, w < full ? -1 : w === full && pages % 32 !== 0 ? (1 << pages % 32) - 1 : 0);
+  }
+}

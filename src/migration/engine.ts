@@ -5,8 +5,15 @@
 // BQL held and must return quickly: the work itself happens off the core thread or later.
 
 import type { MigrationState } from "./state.js";
+import type { MigrationLinks } from "./migration-links.js";
 
 export interface MigrationEngine {
+  /**
+   * The core thread's links to the migration threads, for allow-oob migration commands sent
+   * in-band (the monitor thread has links of its own for exec-oob). Null without threads.
+   */
+  readonly links: MigrationLinks | null;
+
   /**
    * Start an outgoing migration to `uri`. The handler has checked the URI's scheme and form
    * (parseMigrationUri), that no migration is running, and has already called
@@ -53,6 +60,7 @@ export interface MigrationEngine {
  * states, events and query-migrate shapes can be checked. Every call is recorded.
  */
 export class StubMigrationEngine implements MigrationEngine {
+  readonly links = null;
   readonly calls: Array<{ method: keyof MigrationEngine; uri?: string }> = [];
 
   /** What startOutgoing does: "fail" (as a refused connection does), or "hold" in setup. */

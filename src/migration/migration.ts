@@ -5,7 +5,7 @@
 // states (finish-migrate, postmigrate). On the destination it loads the stream here, in the
 // core thread's event loop, and starts the guest when the devices are in.
 
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { Bql } from "../core/bql.js";
 import type { CoreLoop } from "../core/loop.js";
 import type { Machine } from "../core/machine.js";
@@ -14,12 +14,24 @@ import type { RunStateMachine } from "../core/runstate.js";
 import type { MigrationStatus } from "../qapi/generated/types.js";
 import { genericError } from "../qapi/error.js";
 import type { MigrationEngine } from "./engine.js";
-import { listenIncoming, type IncomingListener } from "./channels.js";
-import { loadMigrationStream } from "./load.js";
-import type { CoreToWorker, RamCounters, SourceWorkerData, WorkerParams, WorkerToCore } from "./protocol.js";
-import { QemuFileReader } from "./qemu-file.js";
-import { RamLoader } from "./ram-load.js";
+import { measureSection } from "./load.js";
+import { MigrationLinks } from "./migration-links.js";
+import type {
+  CoreToIncoming,
+  CoreToWorker,
+  IncomingReply,
+  IncomingRequest,
+  IncomingToCore,
+  IncomingWorkerData,
+  RamCounters,
+  SourceWorkerData,
+  WorkerParams,
+  WorkerToCore,
+} from "./protocol.js";
 import type { MigrationState } from "./state.js";
+import { markAllPresent } from "../memory/present-gate.js";
+import { TRACE } from "../trace/events.js";
+import { trace } from "../trace/tracer.js";
 
 /** QEMU's name for the board in the stream's configuration section. */
 export const MACHINE_NAME = "virt";
@@ -42,6 +54,8 @@ export interface MigrationHost {
   };
   /** Something worth saying on stderr (an incoming migration that failed, say). */
   warn(message: string): void;
+  /** Hand a migration thread's monitor link to the monitor thread (out-of-band commands, events). */
+  attachMonitorLink(side: "outgoing" | "incoming", port: MessagePort): void;
 }
 
 function workerUrl(): URL {
@@ -70,8 +84,10 @@ export class PrecopyEngine implements MigrationEngine {
   private incoming: Incoming | null = null;
   /** A migration thread started ahead of time, its modules loaded, waiting for a migration. */
   private spare: Worker | null = null;
+  readonly links: MigrationLinks;
 
   constructor(private readonly host: MigrationHost) {
+    this.links = new MigrationLinks(new Int32Array(host.regions.control), () => undefined);
     this.warm();
   }
 
@@ -97,8 +113,8 @@ export class PrecopyEngine implements MigrationEngine {
 
   startIncoming(uri: string, state: MigrationState): void {
     if (this.incoming !== null) throw genericError("The incoming migration has already been started");
-    this.incoming = new Incoming(this.host, state);
-    void this.incoming.run(uri);
+    this.incoming = new Incoming(this.host, state, this.links);
+    this.incoming.run(uri);
   }
 
   /**
@@ -290,82 +306,188 @@ class Outgoing {
 }
 
 /**
- * The incoming side runs on the core thread, as QEMU's process_incoming_migration_co runs in
- * its main loop: the guest is not running (inmigrate), RAM records go straight into guest RAM
- * between reads, and the event loop, in-band QMP included, stays free while it waits for data.
- * Device state is adopted under the BQL only once the whole stream has arrived.
+ * The incoming side: a receiver thread (src/migration/incoming-worker.ts) owns the channel
+ * and writes pages straight into the shared RAM, as QEMU's incoming coroutine and postcopy
+ * listen thread do; this core-thread half does what needs the devices or the BQL: decoding
+ * device sections, adopting them, the images, the run state, and the page-present gate.
  */
 class Incoming {
-  private listener: IncomingListener | null = null;
+  private worker: Worker | null = null;
   private finished = false;
   /** Settles once the listener is bound (null) or could not be (the error). */
   readonly listening: Promise<string | null>;
   private listened: (error: string | null) => void = () => undefined;
+  private postcopyRunning = false;
 
   constructor(
     private readonly host: MigrationHost,
     private readonly state: MigrationState,
+    private readonly links: MigrationLinks,
   ) {
     this.listening = new Promise((resolve) => (this.listened = resolve));
   }
 
-  async run(uri: string): Promise<void> {
-    const { host, state } = this;
-    try {
-      this.listener = await listenIncoming(uri);
-    } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      this.listened(error);
-      this.fail(error);
-      return;
-    }
-    if (this.listener.socketAddress.length > 0) state.incoming.socketAddress = this.listener.socketAddress;
-    this.listened(null);
-    const listener = this.listener;
-    let input;
-    try {
-      input = await listener.accept();
-    } catch (e) {
-      void listener.close().catch(() => undefined);
-      this.fail(e instanceof Error ? e.message : String(e));
-      return;
-    }
-    state.incoming.status = "setup";
-    state.transitionIncoming("setup", "active");
-    const r = new QemuFileReader(input);
+  run(uri: string): void {
+    const { host } = this;
     const machine = host.machine;
-    try {
-      await loadMigrationStream(r, {
-        machineName: MACHINE_NAME,
-        ram: new RamLoader({ ram: machine.ram.bytes }),
-        knownSections: () => machine.migrationEntries(),
-        loadDevices: (sections) => host.bql.with(() => machine.load(sections)),
-      });
-      await host.block.activate();
-    } catch (e) {
-      input.destroy();
-      void listener.close().catch(() => undefined);
-      this.fail(e instanceof Error ? e.message : String(e));
-      return;
-    }
-    // Only now: for exec: closing the listener ends the command that feeds the stream.
-    input.destroy();
-    void listener.close().catch(() => undefined);
-    this.finished = true;
-    state.transitionIncoming("active", "completed");
-    host.bql.with(() => {
-      // QEMU's process_incoming_migration_bh: run, or wait in paused for cont.
-      if (state.incoming.autostart) host.loop.vmStart();
-      else host.runState.set("paused");
+    const link = new MessageChannel();
+    const own = new MessageChannel();
+    const data: IncomingWorkerData = {
+      role: "incoming",
+      uri,
+      ram: host.regions.ram,
+      ramSize: host.regions.ramSize,
+      present: host.regions.present,
+      control: host.regions.control,
+      trace: host.regions.trace,
+      machineName: MACHINE_NAME,
+      sections: machine.migrationEntries().map((e) => ({ idstr: e.idstr, instanceId: e.instanceId, versionId: e.owner.vmsd.version_id })),
+      links: [link.port2, own.port2],
+    };
+    const w = new Worker(new URL("./incoming-worker.js", import.meta.url), { workerData: data, transferList: [link.port2, own.port2] });
+    this.worker = w;
+    host.attachMonitorLink("incoming", link.port1);
+    this.links.attach("incoming", own.port1);
+    w.on("message", (m: IncomingToCore) => void this.onMessage(m));
+    w.on("error", (e) => this.fail(e.message));
+    w.on("exit", () => {
+      if (!this.finished) this.fail("migration thread ended unexpectedly");
     });
   }
 
-  private fail(error: string): void {
+  private reply(id: number, reply: IncomingReply): void {
+    this.worker?.postMessage({ kind: "reply", id, reply } satisfies CoreToIncoming);
+  }
+
+  private async onMessage(m: IncomingToCore): Promise<void> {
+    const { host, state } = this;
+    switch (m.kind) {
+      case "listening":
+        if (m.socketAddress.length > 0) state.incoming.socketAddress = m.socketAddress;
+        this.listened(null);
+        return;
+      case "listen-failed":
+        this.listened(m.error);
+        this.fail(m.error);
+        return;
+      case "request":
+        try {
+          this.reply(m.id, { ok: true, value: await this.serve(m.req) });
+        } catch (e) {
+          this.reply(m.id, { ok: false, error: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      case "status":
+        state.setIncomingStatus(m.status, { emit: false });
+        return;
+      case "listen": {
+        // POSTCOPY_LISTEN: from here a missing page stops whoever touches it.
+        const gate = host.machine.gate;
+        const worker = this.worker;
+        gate.setHooks({
+          request: (page) => worker?.postMessage({ kind: "fault", page } satisfies CoreToIncoming),
+          blocked: () => trace(TRACE.vcpu_blocked, BLOCKED_POSTCOPY),
+          woken: () => trace(TRACE.vcpu_woken, BLOCKED_POSTCOPY),
+        });
+        host.machine.cpu.flushTlb();
+        gate.active = true;
+        return;
+      }
+      case "faults":
+        state.incoming.faults = { ...m.latency, requests: m.requests, pages: m.pages };
+        return;
+      case "done":
+        await this.done(m.postcopy);
+        return;
+      case "failed":
+        this.fail(m.error, false);
+        return;
+      case "warn":
+        host.warn(m.message);
+        return;
+    }
+  }
+
+  private async serve(req: IncomingRequest): Promise<unknown> {
+    const { host, state } = this;
+    const machine = host.machine;
+    switch (req.kind) {
+      case "caps":
+        return { postcopyRam: state.capabilities["postcopy-ram"], events: state.capabilities.events };
+      case "measure": {
+        const e = machine.migrationEntries().find((k) => k.idstr === req.idstr && k.instanceId === req.instanceId);
+        if (e === undefined) return { kind: "error", message: `Unknown savevm section or instance '${req.idstr}' ${req.instanceId}` };
+        return measureSection(e, req.versionId, req.window);
+      }
+      case "load-devices":
+        host.bql.with(() => machine.load(req.sections));
+        return undefined;
+      case "postcopy-run": {
+        this.postcopyRunning = true;
+        host.bql.with(() => machine.load(req.sections));
+        // loadvm_postcopy_handle_run_bh: the images first; if they cannot be had, stay paused.
+        let autostart = state.incoming.autostart;
+        try {
+          await host.block.activate();
+        } catch (e) {
+          host.warn(e instanceof Error ? e.message : String(e));
+          autostart = false;
+        }
+        host.bql.with(() => {
+          if (autostart) host.loop.vmStart();
+          else host.runState.set("paused");
+        });
+        return undefined;
+      }
+    }
+  }
+
+  private async done(postcopy: boolean): Promise<void> {
+    const { host, state } = this;
+    if (this.finished) return;
+    if (postcopy) {
+      host.machine.gate.active = false;
+      host.machine.gate.setHooks(null);
+      markAllPresent(new Int32Array(host.regions.present), host.regions.ramSize / 4096);
+      this.finished = true;
+      state.transitionIncoming("postcopy-active", "completed");
+    } else {
+      markAllPresent(new Int32Array(host.regions.present), host.regions.ramSize / 4096);
+      try {
+        await host.block.activate();
+      } catch (e) {
+        this.fail(e instanceof Error ? e.message : String(e));
+        return;
+      }
+      this.finished = true;
+      state.transitionIncoming("active", "completed");
+      host.bql.with(() => {
+        // QEMU's process_incoming_migration_bh: run, or wait in paused for cont.
+        if (state.incoming.autostart) host.loop.vmStart();
+        else host.runState.set("paused");
+      });
+    }
+    void this.worker?.terminate().catch(() => undefined);
+  }
+
+  /** The load failed; `emit` is false when the receiver already stored the status and sent the event. */
+  private fail(error: string, emit = true): void {
     if (this.finished) return;
     this.finished = true;
     this.host.warn(`load of migration failed: ${error}`);
     const st = this.state;
-    if (st.incoming.status === "none") st.incoming.status = "setup";
-    st.transitionIncoming(st.incoming.status, "failed");
+    if (emit) {
+      if (st.incoming.status === "none") st.incoming.status = "setup";
+      st.transitionIncoming(st.incoming.status, "failed");
+    } else {
+      st.setIncomingStatus("failed", { emit: false });
+    }
+    // A guest started by postcopy keeps waiting at its faults: QEMU exits here, minivm stays up
+    // and says why.
+    if (this.postcopyRunning) this.host.warn("the guest's RAM is incomplete: postcopy failed; its vCPU waits for pages that will not come");
+    void this.worker?.terminate().catch(() => undefined);
   }
 }
+
+/** vcpu_blocked's reason for a postcopy page (src/trace/events.ts). */
+const BLOCKED_POSTCOPY = 2;

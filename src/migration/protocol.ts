@@ -3,6 +3,9 @@
 // straight from the shared regions. The core thread keeps everything that needs the BQL:
 // stopping the VM, draining block I/O, saving and loading device state, the run state.
 
+import type { MessagePort } from "node:worker_threads";
+import type { MigrationStatus } from "../qapi/generated/types.js";
+import type { SectionInfo } from "./load.js";
 import type { SavedSection } from "./sections.js";
 import type { VmdescDevice } from "./vmstate-json.js";
 
@@ -65,3 +68,76 @@ export type CoreToWorker =
   | { kind: "switchover"; sections: SavedSection[]; vmdesc: VmdescDevice[] }
   | { kind: "params"; params: WorkerParams }
   | { kind: "cancel" };
+
+// ---- The destination's receiver thread (src/migration/incoming-worker.ts) ----
+
+
+export interface IncomingWorkerData {
+  role: "incoming";
+  uri: string;
+  ram: SharedArrayBuffer;
+  ramSize: number;
+  /** The shared page-present bitmap (postcopy's receivedmap). */
+  present: SharedArrayBuffer;
+  /** The control words: the migration status words live there (src/core/shared.ts). */
+  control: SharedArrayBuffer;
+  trace: SharedArrayBuffer;
+  machineName: string;
+  /** The device sections this machine loads. */
+  sections: SectionInfo[];
+  /**
+   * Links for out-of-band control (migrate-pause, migrate-recover, yank): [0] goes to the
+   * monitor thread, which also gets this thread's MIGRATION events; [1] to the core thread,
+   * for the same commands sent in-band.
+   */
+  links: MessagePort[];
+}
+
+/** Requests the receiver makes of the core thread, answered with IncomingReply. */
+export type IncomingRequest =
+  | { kind: "caps" }
+  | { kind: "measure"; idstr: string; instanceId: number; versionId: number; window: Uint8Array }
+  /** Precopy's end: adopt the devices (all or nothing). */
+  | { kind: "load-devices"; sections: SavedSection[] }
+  /** Postcopy's RUN: adopt the devices, take the images, start the guest (or leave it paused). */
+  | { kind: "postcopy-run"; sections: SavedSection[] };
+
+export type IncomingReply =
+  | { ok: true; value?: unknown }
+  | { ok: false; error: string };
+
+/** Postcopy fault figures, request to arrival (microseconds). */
+export interface FaultLatency {
+  faults: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export type IncomingToCore =
+  | { kind: "listening"; socketAddress: Array<{ type: "inet"; host: string; port: string } | { type: "unix"; path: string }> }
+  | { kind: "listen-failed"; error: string }
+  | { kind: "request"; id: number; req: IncomingRequest }
+  /** The incoming status moved (the worker already stored the status word and sent the event). */
+  | { kind: "status"; status: MigrationStatus }
+  /** POSTCOPY_LISTEN: turn the page-present gate on. */
+  | { kind: "listen" }
+  | { kind: "faults"; latency: FaultLatency; requests: number; pages: number }
+  /** Everything arrived. Precopy: take the images, start the guest. Postcopy: turn the gate off. */
+  | { kind: "done"; postcopy: boolean }
+  | { kind: "failed"; error: string }
+  | { kind: "warn"; message: string };
+
+export type CoreToIncoming =
+  | { kind: "reply"; id: number; reply: IncomingReply }
+  | { kind: "fault"; page: number };
+
+/** Over the monitor link (monitor thread <-> a migration thread). */
+export type MonitorToMigration =
+  | { kind: "pause" }
+  | { kind: "recover"; id: number; uri: string }
+  | { kind: "yank" };
+
+export type MigrationToMonitor =
+  | { kind: "reply"; id: number; error?: string }
+  | { kind: "event"; event: string; data: Record<string, unknown>; timestamp: { seconds: number; microseconds: number } };

@@ -5,6 +5,8 @@
 // fill_destination_migration_info, populate_time_info, populate_ram_info). The engine fills
 // the counters and drives the status; the QMP handlers only read and check.
 
+import { storeMigrationStatus } from "./status-word.js";
+import type { FaultLatency } from "./protocol.js";
 import { genericError } from "../qapi/error.js";
 import {
   MigrationCapability_VALUES,
@@ -146,6 +148,8 @@ export interface IncomingState {
   status: MigrationStatus;
   /** Where the incoming migration listens (QEMU's mis->socket_address_list), once it does. */
   socketAddress: SocketAddress[] | null;
+  /** Postcopy's faults on this destination: request-to-arrival latency (us), requests, pages placed. */
+  faults: (FaultLatency & { requests: number; pages: number }) | null;
 }
 
 export interface MigrationStateOptions {
@@ -154,6 +158,8 @@ export interface MigrationStateOptions {
   now?: () => number;
   incoming?: string | null;
   autostart?: boolean;
+  /** The shared control words: both statuses are mirrored there for out-of-band commands. */
+  control?: Int32Array;
 }
 
 export class MigrationState {
@@ -189,7 +195,20 @@ export class MigrationState {
     this.events = o.events;
     this.now = o.now ?? (() => performance.now());
     this.capabilities = Object.fromEntries(MigrationCapability_VALUES.map((c) => [c, false])) as Record<MigrationCapability, boolean>;
-    this.incoming = { requested: o.incoming ?? null, started: false, autostart: o.autostart ?? true, status: "none", socketAddress: null };
+    this.incoming = { requested: o.incoming ?? null, started: false, autostart: o.autostart ?? true, status: "none", socketAddress: null, faults: null };
+    this.control = o.control ?? null;
+  }
+
+  private readonly control: Int32Array | null;
+
+  /**
+   * The incoming status as the receiver thread moved it (it already stored the status word
+   * and, with `emit` false, sent the event itself).
+   */
+  setIncomingStatus(status: MigrationStatus, opts: { emit: boolean }): void {
+    this.incoming.status = status;
+    if (this.control !== null) storeMigrationStatus(this.control, "incoming", status);
+    if (opts.emit) this.emitStatus(status);
   }
 
   get status(): MigrationStatus {
@@ -210,6 +229,7 @@ export class MigrationState {
     if (this.statusValue !== from) return false;
     if (!STATUS_TRANSITIONS[from].includes(to)) throw new Error(`invalid migration status transition: '${from}' -> '${to}'`);
     this.statusValue = to;
+    if (this.control !== null) storeMigrationStatus(this.control, "outgoing", to);
     this.emitStatus(to);
     return true;
   }
@@ -219,6 +239,7 @@ export class MigrationState {
     if (this.incoming.status !== from) return false;
     if (!STATUS_TRANSITIONS[from].includes(to)) throw new Error(`invalid incoming migration status transition: '${from}' -> '${to}'`);
     this.incoming.status = to;
+    if (this.control !== null) storeMigrationStatus(this.control, "incoming", to);
     this.emitStatus(to);
     return true;
   }

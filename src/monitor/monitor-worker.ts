@@ -26,6 +26,7 @@ import { formatAddress } from "../qmp/address.js";
 import { QmpSession, type SessionHost } from "../qmp/session.js";
 import { InbandDispatcher } from "./dispatcher.js";
 import { runOobCommand } from "../core/oob-commands.js";
+import { MigrationLinks } from "../migration/migration-links.js";
 
 const data = workerData as MonitorWorkerData;
 const regions = checkRegions(data.regions);
@@ -60,6 +61,9 @@ const dispatcher = new InbandDispatcher((name, args) => {
   return done;
 });
 
+/** The migration threads, for migrate-pause / migrate-recover / yank; their events are broadcast. */
+const migrationLinks = new MigrationLinks(control, (event, eventData, timestamp) => broadcast(event, eventData, timestamp));
+
 function broadcast(event: string, eventData: Record<string, unknown> | undefined, timestamp = eventTimestamp()): void {
   for (const s of sessions) s.sendEvent(event, eventData, timestamp);
 }
@@ -72,7 +76,7 @@ const host: SessionHost = {
     const t0 = performance.now();
     trace(TRACE.qmp_request_dispatched, 0, command, 1);
     try {
-      return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true });
+      return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true, migration: migrationLinks });
     } finally {
       trace(TRACE.qmp_request_answered, 0, command, 1, (performance.now() - t0) * 1e6);
     }
@@ -187,6 +191,7 @@ async function closeAll(): Promise<void> {
 
 data.corePort.on("message", (msg: CoreToMonitorMessage | { kind?: undefined }) => {
   if (msg.kind === "event") broadcast(msg.event, msg.data, msg.timestamp);
+  else if (msg.kind === "migration-link") migrationLinks.attach(msg.side, msg.port);
   else if (msg.kind === "exit") void closeAll();
 });
 

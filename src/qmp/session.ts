@@ -234,6 +234,22 @@ export class QmpSession {
     try {
       const checked = checkRequest(req, this.oobEnabled, this.negotiated ? fullLookup : negotiationLookup);
       const value = checked.name === "qmp_capabilities" ? this.qmpCapabilities(checked.args) : this.host.runOob(checked.name, checked.args);
+      if (value instanceof Promise) {
+        // A command that waits for another thread (migrate-recover waits for the receiver to
+        // listen): its reply comes when it settles, overtaking nothing but its own wait.
+        const spec = checked.spec;
+        value.then(
+          (v: unknown) => {
+            if (!this.closed && spec.successResponse) this.sendReply(successReply(v, id));
+          },
+          (e: unknown) => {
+            if (this.closed) return;
+            if (e instanceof QmpError) this.sendReply(errorReply(e.toWire(), id));
+            else this.sendReply(errorReply(genericError(e instanceof Error ? e.message : String(e)).toWire(), id));
+          },
+        );
+        return;
+      }
       reply = checked.spec.successResponse ? successReply(value, id) : null;
     } catch (e) {
       if (!(e instanceof QmpError)) throw e;
