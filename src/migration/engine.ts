@@ -52,6 +52,12 @@ export interface MigrationEngine {
    * moves to `device` and sends the device state.
    */
   continueFromPreSwitchover(state: MigrationState): void;
+
+  /** migrate-start-postcopy accepted while a migration runs: switch at the next iteration. */
+  startPostcopy(state: MigrationState): void;
+
+  /** `migrate` with `resume: true` from postcopy-paused: reconnect to `uri` and recover. */
+  resume(uri: string, state: MigrationState): void;
 }
 
 /**
@@ -83,5 +89,13 @@ export class StubMigrationEngine implements MigrationEngine {
   continueFromPreSwitchover(state: MigrationState): void {
     this.calls.push({ method: "continueFromPreSwitchover" });
     state.transition("pre-switchover", "device");
+  }
+
+  startPostcopy(_state: MigrationState): void {
+    this.calls.push({ method: "startPostcopy" });
+  }
+
+  resume(uri: string, _state: MigrationState): void {
+    this.calls.push({ method: "resume", uri });
   }
 }

@@ -4,8 +4,12 @@
 // BQL (stopping the VM, device state) it asks the core thread for (src/migration/protocol.ts).
 
 import { parentPort, workerData } from "node:worker_threads";
-import { openOutgoing } from "./channels.js";
-import type { CoreToWorker, RamCounters, SourceWorkerData, WorkerParams, WorkerToCore } from "./protocol.js";
+import type { Socket } from "node:net";
+import type { MessagePort } from "node:worker_threads";
+import { openOutgoing, type OutgoingChannel } from "./channels.js";
+import { MIG_CMD_OPEN_RETURN_PATH, MIG_CMD_PING, MIG_CMD_POSTCOPY_ADVISE } from "./load.js";
+import { buildPackage, hasReturnPath, MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, recvBitmapCommand, requestedPages, ReturnPathReader, writeDiscards } from "./postcopy-source.js";
+import type { CoreToWorker, MigrationToMonitor, MonitorToMigration, RamCounters, SourceWorkerData, WorkerParams, WorkerToCore } from "./protocol.js";
 import { QemuFileWriter } from "./qemu-file.js";
 import { RamSaver } from "./ram-stream.js";
 import { MigrationStreamWriter } from "./stream.js";
@@ -28,22 +32,55 @@ class Cancelled extends Error {
   }
 }
 
+/** The channel broke (the peer went, or migrate-pause / yank shut it): postcopy pauses. */
+class ChannelBroken extends Error {}
+
+/** True when `e` is the channel failing under the writer rather than a protocol error. */
+function isChannelError(e: unknown, f: QemuFileWriter): boolean {
+  return f.error !== null && e === f.error;
+}
+
+function be32(v: number): Uint8Array {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0, 0);
+  return b;
+}
+
 /** Messages from the core thread, awaited by kind. */
 class Inbox {
   private readonly queue: CoreToWorker[] = [];
   private waiter: (() => void) | null = null;
   cancelled = false;
   params: WorkerParams | null = null;
+  startPostcopy = false;
+  /** The channel in use, for migrate-pause and yank (qemu_file_shutdown). */
+  channel: OutgoingChannel | null = null;
 
   constructor() {
     parentPort?.on("message", (m: CoreToWorker) => {
-      if (m.kind === "cancel") this.cancelled = true;
-      else if (m.kind === "params") this.params = m.params;
+      if (m.kind === "cancel") {
+        this.cancelled = true;
+        // A migration paused in postcopy waits for resume: a cancel ends that wait too.
+        this.channel?.stream.destroy();
+      } else if (m.kind === "params") this.params = m.params;
+      else if (m.kind === "start-postcopy") this.startPostcopy = true;
       else this.queue.push(m);
-      const w = this.waiter;
-      this.waiter = null;
-      w?.();
+      this.wake();
     });
+  }
+
+  /** Out-of-band control over a link: migrate-pause and yank shut the channel down. */
+  listen(port: MessagePort): void {
+    port.on("message", (m: MonitorToMigration) => {
+      if (m.kind === "pause" || m.kind === "yank") this.channel?.stream.destroy();
+      else if (m.kind === "recover") port.postMessage({ kind: "reply", id: m.id, error: "Migrate recover can only be run when postcopy is paused." } satisfies MigrationToMonitor);
+    });
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
   }
 
   async next<K extends CoreToWorker["kind"]>(kind: K): Promise<Extract<CoreToWorker, { kind: K }>> {
@@ -77,10 +114,11 @@ async function runSource(d: SourceWorkerData): Promise<void> {
   installTracer(d.trace, "migration");
   let params = d.params;
   const t0 = performance.now();
-  const channel = await openOutgoing(d.uri);
+  let channel = await openOutgoing(d.uri);
+  inbox.channel = channel;
   try {
-    const f = new QemuFileWriter(channel.stream);
-    const w = new MigrationStreamWriter(f, d.machineName);
+    let f = new QemuFileWriter(channel.stream);
+    let w = new MigrationStreamWriter(f, d.machineName);
     const ram = new RamSaver({ ram: new Uint8Array(d.ram, 0, d.ramSize), dirty: new Int32Array(d.dirty) });
     let pass = 0;
     let lastSyncAt = performance.now();
@@ -94,6 +132,69 @@ async function runSource(d: SourceWorkerData): Promise<void> {
 
     // Setup: the header, the RAM block list, and the first sync, which marks every page.
     w.writeHeader();
+    // migration_thread: the return path for postcopy (or the return-path capability), a
+    // PING to line traces up, and POSTCOPY_ADVISE so a destination that cannot do postcopy
+    // says so now rather than at the switch.
+    const returnPath = params.postcopyRam || params.returnPath;
+    let rp: ReturnPathReader | null = null;
+    // Requests and other return-path news; the loops below look at these.
+    const urgent: number[] = [];
+    let postcopyRequests = 0;
+    let shut = false;
+    let rpError: string | null = null;
+    let rpClosed: string | null = null;
+    let receivedBitmap: Uint8Array | null = null;
+    let resumeAcked = false;
+    const openRp = (): void => {
+      rpClosed = null;
+      rp = new ReturnPathReader(channel.stream as Socket, {
+        shut: (error) => {
+          shut = true;
+          if (error !== 0) rpError = `RP: Sibling indicated error ${error}`;
+          inbox.wake();
+        },
+        pong: () => undefined,
+        reqPages: (block, start, len) => {
+          try {
+            urgent.push(...requestedPages(ram, block, start, len));
+            postcopyRequests++;
+          } catch (e) {
+            rpError = e instanceof Error ? e.message : String(e);
+          }
+          inbox.wake();
+        },
+        recvBitmap: (block, bits) => {
+          if (block !== ram.blockName) rpError = `migrate_handle_rp_recv_bitmap: invalid block name '${block}'`;
+          else receivedBitmap = bits;
+          inbox.wake();
+        },
+        resumeAck: (v) => {
+          if (v !== 1) rpError = `migrate_handle_rp_resume_ack: illegal resume_ack value ${v}`;
+          else resumeAcked = true;
+          inbox.wake();
+        },
+        closed: (why) => {
+          rpClosed = why;
+          inbox.wake();
+        },
+        bad: (why) => {
+          rpError = why;
+          inbox.wake();
+        },
+      });
+    };
+    if (returnPath) {
+      if (!hasReturnPath(channel)) throw new Error("Unable to open return-path for postcopy");
+      w.command(MIG_CMD_OPEN_RETURN_PATH);
+      w.command(MIG_CMD_PING, be32(1));
+      openRp();
+    }
+    if (params.postcopyRam) {
+      const advise = Buffer.alloc(16);
+      advise.writeBigUInt64BE(BigInt(PAGE), 0);
+      advise.writeBigUInt64BE(BigInt(PAGE), 8);
+      w.command(MIG_CMD_POSTCOPY_ADVISE, advise);
+    }
     sync();
     w.ramStart(ram);
     await f.flush();
@@ -127,6 +228,8 @@ async function runSource(d: SourceWorkerData): Promise<void> {
       "pages-per-second": Math.round((ram.zeroPages + ram.normalPages) / Math.max(0.001, (performance.now() - t0) / 1000)),
       "precopy-bytes": f.bytesWritten,
       "downtime-bytes": 0,
+      "postcopy-bytes": 0,
+      "postcopy-requests": postcopyRequests,
     });
 
     const endWindow = (now: number): void => {
@@ -161,9 +264,148 @@ async function runSource(d: SourceWorkerData): Promise<void> {
       periodDirtyPages = 0;
     };
 
+    /**
+     * QEMU's postcopy_start, then the postcopy iterations: requested pages first, the rest in
+     * the background under max-postcopy-bandwidth, pausing on a broken channel and resuming
+     * on a new one, until every page is out and the destination says SHUT.
+     */
+    const postcopy = async (): Promise<void> => {
+      post({ kind: "postcopy-switch" });
+      const { sections } = await inbox.next("postcopy-devices");
+      const stoppedAt = performance.now();
+      // The final sync (ram_postcopy_send_discard_bitmap): the VM is stopped now.
+      sync();
+      writeDiscards(w, ram);
+      w.command(MIG_CMD_PING, be32(2));
+      const pkg = await buildPackage(d.machineName, sections);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(pkg.length, 0);
+      w.command(MIG_CMD_PACKAGED, len);
+      f.putBytes(pkg);
+      await f.flush();
+      post({ kind: "postcopy-started", downtimeMs: performance.now() - stoppedAt });
+      w.command(MIG_CMD_PING, be32(4));
+      let sentBefore = 0;
+      const precopyBytes = f.bytesWritten;
+      const pcCounters = (): RamCounters => {
+        const c = counters();
+        c.transferred = sentBefore + f.bytesWritten;
+        c["precopy-bytes"] = precopyBytes;
+        c["postcopy-bytes"] = c.transferred - precopyBytes;
+        c["postcopy-requests"] = postcopyRequests;
+        c.remaining = ram.remainingPages * PAGE;
+        return c;
+      };
+      let winStart = performance.now();
+      let winBytes = f.bytesWritten;
+      for (;;) {
+        try {
+          if (inbox.cancelled) throw new Cancelled();
+          if (inbox.params !== null) params = inbox.params;
+          if (rpError !== null) throw new Error(rpError);
+          if (rpClosed !== null && !shut) throw new ChannelBroken(rpClosed);
+          const now = performance.now();
+          if (now - winStart >= WINDOW_MS) {
+            post({ kind: "stats", ram: pcCounters(), expectedDowntimeMs: 0 });
+            winStart = now;
+            winBytes = f.bytesWritten;
+          }
+          if (urgent.length > 0) {
+            w.ramPages(ram, urgent.splice(0));
+            await f.flush();
+            continue;
+          }
+          if (ram.remainingPages === 0) {
+            await w.postcopyEnd(ram);
+            await f.flush();
+            // The destination says SHUT once it has loaded everything.
+            while (!shut && rpError === null && rpClosed === null && !inbox.cancelled) await inbox.sleep(1000);
+            if (rpError !== null) throw new Error(rpError);
+            if (!shut) throw new ChannelBroken(rpClosed ?? "cancelled");
+            const sentAtMs = performance.timeOrigin + performance.now();
+            f.expectClose();
+            rp?.stop();
+            await channel.close().catch(() => undefined);
+            const final = pcCounters();
+            final.remaining = 0;
+            post({ kind: "completed", ram: final, sentAtMs });
+            return;
+          }
+          // max-postcopy-bandwidth limits the background push, never a requested page.
+          const limit = params.maxPostcopyBandwidth;
+          let budget = 256 << 10;
+          if (limit > 0) {
+            budget = Math.min(budget, limit / (1000 / WINDOW_MS) - (f.bytesWritten - winBytes));
+            if (budget <= 0) {
+              await inbox.sleep(Math.max(1, WINDOW_MS - (performance.now() - winStart)));
+              continue;
+            }
+          }
+          w.ramPart(ram, budget);
+          await f.flush();
+          // Let the return path's requests in between chunks.
+          await new Promise<void>((r) => setImmediate(r));
+        } catch (e) {
+          if (e instanceof Cancelled || !(e instanceof ChannelBroken || isChannelError(e, f))) throw e;
+          // postcopy_pause: close the channel, wait for migrate resume, reconnect, handshake.
+          rp?.stop();
+          channel.stream.destroy();
+          post({ kind: "paused", error: e instanceof Error ? e.message : String(e) });
+          for (;;) {
+            const { uri } = await inbox.next("resume");
+            try {
+              channel = await openOutgoing(uri);
+            } catch (err) {
+              post({ kind: "resume-failed", error: err instanceof Error ? err.message : String(err) });
+              continue;
+            }
+            inbox.channel = channel;
+            post({ kind: "recover-connected" });
+            sentBefore += f.bytesWritten;
+            f = new QemuFileWriter(channel.stream);
+            w = new MigrationStreamWriter(f, d.machineName);
+            w.resumeRam();
+            receivedBitmap = null;
+            resumeAcked = false;
+            rpError = null;
+            urgent.length = 0;
+            openRp();
+            try {
+              // postcopy_do_resume: RECV_BITMAP per block, the bitmap back, then RESUME.
+              recvBitmapCommand(w, ram.blockName);
+              await f.flush();
+              while (receivedBitmap === null && rpError === null && rpClosed === null) await inbox.sleep(1000);
+              if (rpError !== null) throw new Error(rpError);
+              if (receivedBitmap === null) throw new ChannelBroken(rpClosed ?? "no bitmap");
+              ram.reloadFromReceived(receivedBitmap);
+              w.command(MIG_CMD_POSTCOPY_RESUME);
+              await f.flush();
+              while (!resumeAcked && rpError === null && rpClosed === null) await inbox.sleep(1000);
+              if (rpError !== null) throw new Error(rpError);
+              if (!resumeAcked) throw new ChannelBroken(rpClosed ?? "no RESUME_ACK");
+              post({ kind: "postcopy-resumed" });
+              break;
+            } catch (err) {
+              rp?.stop();
+              channel.stream.destroy();
+              post({ kind: "resume-failed", error: err instanceof Error ? err.message : String(err) });
+            }
+          }
+          winStart = performance.now();
+          winBytes = f.bytesWritten;
+        }
+      }
+    };
+
     for (;;) {
       if (inbox.cancelled) throw new Cancelled();
       if (inbox.params !== null) params = inbox.params;
+      if (rpError !== null) throw new Error(rpError);
+      // migration_iteration_run: RAM is all postcopiable, so once asked, postcopy starts now.
+      if (inbox.startPostcopy && params.postcopyRam) {
+        await postcopy();
+        return;
+      }
       const now = performance.now();
       // A pass that ended before the first window did still measured the link: estimate from
       // it rather than idle until 100 ms have passed (an idle guest is done in one pass).
@@ -223,8 +465,9 @@ function nextThrottle(current: number, p: WorkerParams, dirtyBytes: number, thre
  * "start" message: a migration then begins without waiting for a thread and its modules.
  */
 async function data(): Promise<SourceWorkerData> {
-  if (workerData !== null && workerData !== undefined) return workerData as SourceWorkerData;
-  return (await inbox.next("start")).data;
+  const d = workerData !== null && workerData !== undefined ? (workerData as SourceWorkerData) : (await inbox.next("start")).data;
+  for (const port of d.links) inbox.listen(port);
+  return d;
 }
 
 data().then(runSource).then(

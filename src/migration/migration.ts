@@ -75,6 +75,9 @@ function workerParams(state: MigrationState): WorkerParams {
     cpuThrottleTailslow: Boolean(p["cpu-throttle-tailslow"]),
     maxCpuThrottle: Number(p["max-cpu-throttle"]),
     pauseBeforeSwitchover: state.capabilities["pause-before-switchover"],
+    maxPostcopyBandwidth: Number(p["max-postcopy-bandwidth"]),
+    postcopyRam: state.capabilities["postcopy-ram"],
+    returnPath: state.capabilities["return-path"],
   };
 }
 
@@ -107,8 +110,18 @@ export class PrecopyEngine implements MigrationEngine {
     const spare = this.spare;
     this.spare = null;
     spare?.ref();
-    this.outgoing = new Outgoing(this.host, state, uri, spare);
+    this.outgoing = new Outgoing(this.host, state, uri, spare, this.links);
     this.warm();
+  }
+
+  /** migrate-start-postcopy: the worker switches at its next iteration. */
+  startPostcopy(_state: MigrationState): void {
+    this.outgoing?.startPostcopy();
+  }
+
+  /** migrate with resume: reconnect a paused postcopy migration to `uri`. */
+  resume(uri: string, _state: MigrationState): void {
+    this.outgoing?.resume(uri);
   }
 
   startIncoming(uri: string, state: MigrationState): void {
@@ -143,19 +156,37 @@ class Outgoing {
   private downtimeStart = 0;
   private sentParams: string;
   private preSwitchoverWaiter: (() => void) | null = null;
+  /** The destination runs the guest: this side can no longer take it back. */
+  private postcopyStarted = false;
 
   constructor(
     private readonly host: MigrationHost,
     private readonly state: MigrationState,
     uri: string,
     spare: Worker | null,
+    links: MigrationLinks,
   ) {
     const regions = host.regions;
     const params = workerParams(state);
     this.sentParams = JSON.stringify(params);
-    const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params, trace: regions.trace };
+    const toMonitor = new MessageChannel();
+    const toCore = new MessageChannel();
+    const data: SourceWorkerData = {
+      role: "source",
+      uri,
+      ram: regions.ram,
+      dirty: regions.dirty,
+      ramSize: regions.ramSize,
+      machineName: MACHINE_NAME,
+      params,
+      trace: regions.trace,
+      links: [toMonitor.port2, toCore.port2],
+    };
     this.worker = spare ?? new Worker(workerUrl(), { workerData: null });
-    this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker);
+    this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker, [toMonitor.port2, toCore.port2]);
+    host.attachMonitorLink("outgoing", toMonitor.port1);
+    links.attach("outgoing", toCore.port1);
+    if (state.startPostcopy) this.startPostcopy();
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));
     this.worker.on("error", (e) => void this.end(e.message));
     this.worker.on("exit", () => {
@@ -168,6 +199,14 @@ class Outgoing {
     this.worker.postMessage({ kind: "cancel" } satisfies CoreToWorker);
     // Waiting for pre-switchover's migrate-continue: the worker is idle, end it here.
     if (this.preSwitchoverWaiter !== null) void this.end("cancelled");
+  }
+
+  startPostcopy(): void {
+    if (!this.finished) this.worker.postMessage({ kind: "start-postcopy" } satisfies CoreToWorker);
+  }
+
+  resume(uri: string): void {
+    if (!this.finished) this.worker.postMessage({ kind: "resume", uri } satisfies CoreToWorker);
   }
 
   continueFromPreSwitchover(): void {
@@ -213,6 +252,56 @@ class Outgoing {
       case "failed":
         await this.end(m.error);
         return;
+      case "postcopy-switch":
+        await this.postcopySwitch();
+        return;
+      case "postcopy-started":
+        st.downtime = Math.round(m.downtimeMs);
+        return;
+      case "paused":
+        this.host.warn("Detected IO failure for postcopy. Migration paused.");
+        if (!st.transition("postcopy-active", "postcopy-paused")) st.transition("postcopy-recover", "postcopy-paused");
+        return;
+      case "recover-connected":
+        st.transition("postcopy-paused", "postcopy-recover");
+        return;
+      case "resume-failed":
+        this.host.warn(`postcopy recovery failed: ${m.error}`);
+        st.transition("postcopy-recover", "postcopy-paused");
+        return;
+      case "postcopy-resumed":
+        st.transition("postcopy-recover", "postcopy-active");
+        return;
+    }
+  }
+
+  /**
+   * QEMU's postcopy_start on the core's side: postcopy-active, the VM stopped with its block
+   * I/O drained and images handed over, the devices saved for the package.
+   */
+  private async postcopySwitch(): Promise<void> {
+    const h = this.host;
+    const st = this.state;
+    if (!st.transition("active", "postcopy-active")) return;
+    this.downtimeStart = performance.now();
+    h.bql.with(() => {
+      h.loop.setThrottle(0);
+      st.cpuThrottlePercentage = 0;
+      if (h.runState.running) {
+        h.loop.vmStop("finish-migrate");
+        this.stoppedVm = true;
+      } else {
+        h.runState.set("finish-migrate");
+      }
+    });
+    try {
+      await h.block.drain();
+      await h.block.inactivate();
+      const saved = h.bql.with(() => h.machine.saveWithVmdesc());
+      this.postcopyStarted = true;
+      this.worker.postMessage({ kind: "postcopy-devices", sections: saved.sections } satisfies CoreToWorker);
+    } catch (e) {
+      await this.end(e instanceof Error ? e.message : String(e));
     }
   }
 
@@ -228,6 +317,8 @@ class Outgoing {
     c.pagesPerSecond = ram["pages-per-second"];
     c.precopyBytes = ram["precopy-bytes"];
     c.downtimeBytes = ram["downtime-bytes"];
+    c.postcopyBytes = ram["postcopy-bytes"];
+    c.postcopyRequests = ram["postcopy-requests"];
   }
 
   /** QEMU's migration_completion: stop, maybe pause, drain, flush, save the devices. */
@@ -268,12 +359,13 @@ class Outgoing {
     const h = this.host;
     const st = this.state;
     this.takeCounters(ram);
-    st.downtime = Math.round(sentAtMs - (performance.timeOrigin + this.downtimeStart));
+    // In postcopy the downtime ended when the destination got the package (postcopy_start).
+    if (!this.postcopyStarted) st.downtime = Math.round(sentAtMs - (performance.timeOrigin + this.downtimeStart));
     // QEMU's migration_calculate_complete: the clock stops with the last byte sent.
     st.totalTime = Math.round(sentAtMs - (performance.timeOrigin + st.startTime));
     // The destination owns the guest now; this one stays stopped.
     h.bql.with(() => h.runState.set("postmigrate"));
-    st.transition("device", "completed");
+    if (!st.transition("device", "completed")) st.transition("postcopy-active", "completed");
   }
 
   /** Failure or cancel: the guest runs on as before, on its images. */
@@ -285,6 +377,14 @@ class Outgoing {
     const cancelled = error === "cancelled" || st.status === "cancelling";
     h.loop.setThrottle(0);
     st.cpuThrottlePercentage = 0;
+    if (this.postcopyStarted) {
+      // The destination has run the guest: neither the VM nor the images come back here.
+      st.totalTime = Math.round(st.now() - st.startTime);
+      if (cancelled) st.transition("cancelling", "cancelled");
+      else st.fail(error);
+      void this.worker.terminate().catch(() => undefined);
+      return;
+    }
     if (this.downtimeStart !== 0) {
       try {
         await h.block.activate();

@@ -20,6 +20,11 @@ export interface WorkerParams {
   cpuThrottleTailslow: boolean;
   maxCpuThrottle: number;
   pauseBeforeSwitchover: boolean;
+  /** max-postcopy-bandwidth in bytes per second; 0 = unlimited. */
+  maxPostcopyBandwidth: number;
+  /** The postcopy-ram and return-path capabilities (either opens the return path). */
+  postcopyRam: boolean;
+  returnPath: boolean;
 }
 
 export interface SourceWorkerData {
@@ -32,6 +37,8 @@ export interface SourceWorkerData {
   params: WorkerParams;
   /** The shared trace region, for this thread's ring. */
   trace: SharedArrayBuffer;
+  /** Out-of-band control links ([0] monitor thread, [1] core thread), as IncomingWorkerData's. */
+  links: MessagePort[];
 }
 
 
@@ -49,6 +56,8 @@ export interface RamCounters {
   "pages-per-second": number;
   "precopy-bytes": number;
   "downtime-bytes": number;
+  "postcopy-bytes": number;
+  "postcopy-requests": number;
 }
 
 export type WorkerToCore =
@@ -61,13 +70,28 @@ export type WorkerToCore =
   | { kind: "switchover-ready" }
   /** sentAtMs: when the last byte was handed to the channel (ms since the epoch). */
   | { kind: "completed"; ram: RamCounters; sentAtMs: number }
-  | { kind: "failed"; error: string };
+  | { kind: "failed"; error: string }
+  /** Postcopy: switch now (QEMU's postcopy_start): stop the VM and send the devices for the package. */
+  | { kind: "postcopy-switch" }
+  /** The package is out: the destination runs the guest; `downtimeMs` since the VM stopped. */
+  | { kind: "postcopy-started"; downtimeMs: number }
+  /** The channel broke in postcopy: postcopy-paused until migrate with resume. */
+  | { kind: "paused"; error: string }
+  /** migrate resume connected: postcopy-recover (the handshake runs). */
+  | { kind: "recover-connected" }
+  /** migrate resume could not connect or the handshake failed: still paused. */
+  | { kind: "resume-failed"; error: string }
+  /** RESUME_ACK arrived: postcopy-active again. */
+  | { kind: "postcopy-resumed" };
 
 export type CoreToWorker =
   | { kind: "start"; data: SourceWorkerData }
   | { kind: "switchover"; sections: SavedSection[]; vmdesc: VmdescDevice[] }
   | { kind: "params"; params: WorkerParams }
-  | { kind: "cancel" };
+  | { kind: "cancel" }
+  | { kind: "start-postcopy" }
+  | { kind: "postcopy-devices"; sections: SavedSection[] }
+  | { kind: "resume"; uri: string };
 
 // ---- The destination's receiver thread (src/migration/incoming-worker.ts) ----
 

@@ -66,6 +66,7 @@ export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
       if (m.status === "none") throw genericError("Postcopy must be started after migration has been started");
       // Not an error once the migration has finished: that would race with the command.
       m.startPostcopy = true;
+      if (m.running) ctx.engine.startPostcopy(m);
       return {};
     },
     migrate_cancel: () => {
@@ -86,7 +87,10 @@ export function migrationHandlers(ctx: MigrationContext): MigrationHandlers {
       // QEMU 7.2's migrate_prepare(), in its order.
       if (resume === true) {
         if (m.status !== "postcopy-paused") throw genericError("Cannot resume if there is no paused migration");
-        throw genericError("minivm cannot resume a postcopy migration yet");
+        if (m.capabilities["release-ram"]) throw genericError("Postcopy recovery cannot work when release-ram capability is set");
+        if (checkUri(uri, "outgoing") === null) throw genericError("Parameter 'uri' expects a valid migration protocol");
+        ctx.engine.resume(uri, m);
+        return {};
       }
       if (m.running) throw genericError(MIGRATION_ACTIVE_ERROR);
       const rs = ctx.runState.state;

@@ -224,4 +224,77 @@ export class RamSaver {
     this.bytes += written;
     return written;
   }
+
+  /** One page's record (ZERO or PAGE), straight from live RAM; returns the bytes written. */
+  private writePage(w: QemuFileWriter, page: number): number {
+    const off = page << PAGE_SHIFT;
+    let written: number;
+    if (this.zeroPage.compare(this.live, off, off + RAM_PAGE_SIZE) === 0) {
+      written = this.header(w, off, RAM_SAVE_FLAG_ZERO);
+      w.put8(0);
+      written += 1;
+      this.zeroPages++;
+    } else {
+      written = this.header(w, off, RAM_SAVE_FLAG_PAGE);
+      w.putBytes(this.ram.subarray(off, off + RAM_PAGE_SIZE));
+      written += RAM_PAGE_SIZE;
+      this.normalPages++;
+    }
+    this.bytes += written;
+    return written;
+  }
+
+  /** True when `page` is still to be sent. */
+  isPending(page: number): boolean {
+    return page >= 0 && page < this.pages && (this.bitmap[page >>> 5] & (1 << (page & 31))) !== 0;
+  }
+
+  /**
+   * Postcopy: send `page` now if it is still to be sent (QEMU's get_queued_page; a page sent
+   * already is in flight and not sent twice). Returns the bytes written, 0 when none.
+   */
+  sendPage(w: QemuFileWriter, page: number): number {
+    if (!this.isPending(page)) return 0;
+    this.bitmap[page >>> 5] &= ~(1 << (page & 31));
+    this.remaining--;
+    // The background scan carries on after the requested page (ram_save_queue_pages' effect).
+    this.cursor = page + 1 === this.pages ? 0 : page + 1;
+    return this.writePage(w, page);
+  }
+
+  /** The runs of pages still to send, as [first page, count] (postcopy's discard list). */
+  pendingRuns(): Array<[number, number]> {
+    const runs: Array<[number, number]> = [];
+    let start = -1;
+    for (let p = 0; p <= this.pages; p++) {
+      const set = p < this.pages && (this.bitmap[p >>> 5] & (1 << (p & 31))) !== 0;
+      if (set && start < 0) start = p;
+      else if (!set && start >= 0) {
+        runs.push([start, p - start]);
+        start = -1;
+      }
+    }
+    return runs;
+  }
+
+  /**
+   * Postcopy recovery (ram_dirty_bitmap_reload): what the destination says it has received,
+   * as QEMU's little-endian bitmap, becomes the complement: every page it lacks is sent again.
+   */
+  reloadFromReceived(received: Uint8Array): void {
+    let remaining = 0;
+    for (let p = 0; p < this.pages; p++) {
+      const got = (received[p >>> 3] & (1 << (p & 7))) !== 0;
+      const w = p >>> 5;
+      const bit = 1 << (p & 31);
+      if (got) this.bitmap[w] &= ~bit;
+      else {
+        this.bitmap[w] |= bit;
+        remaining++;
+      }
+    }
+    this.remaining = remaining;
+    this.cursor = 0;
+    this.named = false;
+  }
 }

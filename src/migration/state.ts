@@ -292,6 +292,8 @@ export class MigrationState {
     if (this.incoming.socketAddress !== null) info["socket-address"] = structuredClone(this.incoming.socketAddress);
     const inc = this.incoming.status;
     if (inc !== "none") info.status = inc;
+    const f = this.incoming.faults;
+    if (f !== null) info["x-postcopy-faults"] = { faults: f.faults, "p50-us": f.p50, "p99-us": f.p99, "max-us": f.max, requests: f.requests, pages: f.pages };
     const s = this.statusValue;
     switch (s) {
       case "none":

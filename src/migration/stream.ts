@@ -170,6 +170,41 @@ export class MigrationStreamWriter {
     return this.f.bytesWritten - before;
   }
 
+  /** A writer for a recovered channel: the RAM section exists already, no header follows. */
+  resumeRam(): void {
+    this.ramStarted = true;
+  }
+
+  /** A QEMU_VM_COMMAND record (qemu_savevm_command_send). */
+  command(cmd: number, payload: Uint8Array = new Uint8Array(0)): void {
+    this.f.put8(QEMU_VM_COMMAND);
+    this.f.put16(cmd);
+    this.f.put16(payload.length);
+    this.f.putBytes(payload);
+  }
+
+  /** Postcopy: a PART holding just `pages` (the ones the destination asked for). */
+  ramPages(ram: RamSaver, pages: readonly number[]): number {
+    const before = this.f.bytesWritten;
+    this.sectionHeader(QEMU_VM_SECTION_PART, RAM_SECTION_ID);
+    ram.startSection();
+    for (const p of pages) ram.sendPage(this.f, p);
+    ram.writeEos(this.f);
+    this.footer(RAM_SECTION_ID);
+    return this.f.bytesWritten - before;
+  }
+
+  /** Postcopy's end (qemu_savevm_state_complete_postcopy): RAM's END with what is left, then EOF. */
+  async postcopyEnd(ram: RamSaver): Promise<void> {
+    await this.ramEnd(ram, { sync: false });
+    this.f.put8(QEMU_VM_EOF);
+  }
+
+  /** Only the device sections of `devices()`, for a PACKAGED blob: no vmdesc is kept. */
+  deviceSections(sections: readonly SavedSection[]): void {
+    this.devices(sections, []);
+  }
+
   /** QEMU_VM_EOF, then the vmdesc JSON. The caller flushes. */
   finish(): number {
     const before = this.f.bytesWritten;

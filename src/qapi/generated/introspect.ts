@@ -99,16 +99,16 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "22" = q_obj_blockdev-del-arg
   {"name":"22","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
   // "23" = MigrationInfo
-  {"name":"23","meta-type":"object","members":[{"name":"status","type":"60","default":null},{"name":"ram","type":"61","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[62]","default":null}]},
+  {"name":"23","meta-type":"object","members":[{"name":"status","type":"60","default":null},{"name":"ram","type":"61","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[62]","default":null},{"name":"x-postcopy-faults","type":"63","default":null,"features":["unstable"]}]},
   // "24" = q_obj_migrate-set-capabilities-arg
   {"name":"24","meta-type":"object","members":[{"name":"capabilities","type":"[25]"}]},
   {"name":"[25]","meta-type":"array","element-type":"25"},
   // "25" = MigrationCapabilityStatus
-  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"63"},{"name":"state","type":"bool"}]},
+  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"64"},{"name":"state","type":"bool"}]},
   // "26" = MigrateSetParameters
-  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"64","default":null},{"name":"tls-hostname","type":"64","default":null},{"name":"tls-authz","type":"64","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"65","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"65","default":null},{"name":"tls-hostname","type":"65","default":null},{"name":"tls-authz","type":"65","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"66","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "27" = MigrationParameters
-  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"65","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"66","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "28" = q_obj_MIGRATION-arg
   {"name":"28","meta-type":"object","members":[{"name":"status","type":"60"}]},
   // "29" = q_obj_MIGRATION_PASS-arg
@@ -138,15 +138,15 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"39","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
   {"name":"[str]","meta-type":"array","element-type":"str"},
   // "40" = SchemaInfoBuiltin
-  {"name":"40","meta-type":"object","members":[{"name":"json-type","type":"66"}]},
+  {"name":"40","meta-type":"object","members":[{"name":"json-type","type":"67"}]},
   // "41" = SchemaInfoEnum
-  {"name":"41","meta-type":"object","members":[{"name":"members","type":"[67]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
+  {"name":"41","meta-type":"object","members":[{"name":"members","type":"[68]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
   // "42" = SchemaInfoArray
   {"name":"42","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
   // "43" = SchemaInfoObject
-  {"name":"43","meta-type":"object","members":[{"name":"members","type":"[68]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[69]","default":null}]},
+  {"name":"43","meta-type":"object","members":[{"name":"members","type":"[69]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[70]","default":null}]},
   // "44" = SchemaInfoAlternate
-  {"name":"44","meta-type":"object","members":[{"name":"members","type":"[70]"}]},
+  {"name":"44","meta-type":"object","members":[{"name":"members","type":"[71]"}]},
   // "45" = SchemaInfoCommand
   {"name":"45","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
   // "46" = SchemaInfoEvent
@@ -162,87 +162,89 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   // "50" = BlockDeviceIoStatus
   {"name":"50","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
   // "51" = BlockDeviceStats
-  {"name":"51","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[71]"},{"name":"rd_latency_histogram","type":"72","default":null},{"name":"wr_latency_histogram","type":"72","default":null},{"name":"flush_latency_histogram","type":"72","default":null}]},
+  {"name":"51","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[72]"},{"name":"rd_latency_histogram","type":"73","default":null},{"name":"wr_latency_histogram","type":"73","default":null},{"name":"flush_latency_histogram","type":"73","default":null}]},
   // "52" = BlockStatsSpecific
-  {"name":"52","meta-type":"object","members":[{"name":"driver","type":"56"}],"tag":"driver","variants":[{"case":"file","type":"73"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
+  {"name":"52","meta-type":"object","members":[{"name":"driver","type":"56"}],"tag":"driver","variants":[{"case":"file","type":"74"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
   // "53" = BlockdevDetectZeroesOptions
   {"name":"53","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
   // "54" = ImageInfo
-  {"name":"54","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[74]","default":null},{"name":"backing-image","type":"54","default":null},{"name":"format-specific","type":"75","default":null}]},
+  {"name":"54","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[75]","default":null},{"name":"backing-image","type":"54","default":null},{"name":"format-specific","type":"76","default":null}]},
   // "55" = BlockdevCacheInfo
   {"name":"55","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
   {"name":"[int]","meta-type":"array","element-type":"int"},
   // "56" = BlockdevDriver
   {"name":"56","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
   // "57" = BlockdevOptionsFile
-  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"76","default":null}]},
+  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"77","default":null}]},
   // "58" = BlockdevOptionsQcow2
-  {"name":"58","meta-type":"object","members":[{"name":"file","type":"77"},{"name":"backing","type":"78","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  {"name":"58","meta-type":"object","members":[{"name":"file","type":"78"},{"name":"backing","type":"79","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
   // "59" = BlockdevOptionsRaw
-  {"name":"59","meta-type":"object","members":[{"name":"file","type":"77"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  {"name":"59","meta-type":"object","members":[{"name":"file","type":"78"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
   // "60" = MigrationStatus
   {"name":"60","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
   // "61" = MigrationStats
   {"name":"61","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
   {"name":"[62]","meta-type":"array","element-type":"62"},
   // "62" = SocketAddress
-  {"name":"62","meta-type":"object","members":[{"name":"type","type":"79"}],"tag":"type","variants":[{"case":"inet","type":"80"},{"case":"unix","type":"81"},{"case":"vsock","type":"82"},{"case":"fd","type":"83"}]},
-  // "63" = MigrationCapability
-  {"name":"63","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
-  // "64" = StrOrNull
-  {"name":"64","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
-  // "65" = MultiFDCompression
-  {"name":"65","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
-  // "66" = JSONType
-  {"name":"66","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
-  {"name":"[67]","meta-type":"array","element-type":"67"},
-  // "67" = SchemaInfoEnumMember
-  {"name":"67","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  {"name":"62","meta-type":"object","members":[{"name":"type","type":"80"}],"tag":"type","variants":[{"case":"inet","type":"81"},{"case":"unix","type":"82"},{"case":"vsock","type":"83"},{"case":"fd","type":"84"}]},
+  // "63" = PostcopyFaultLatency
+  {"name":"63","meta-type":"object","members":[{"name":"faults","type":"int"},{"name":"p50-us","type":"int"},{"name":"p99-us","type":"int"},{"name":"max-us","type":"int"},{"name":"requests","type":"int"},{"name":"pages","type":"int"}]},
+  // "64" = MigrationCapability
+  {"name":"64","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
+  // "65" = StrOrNull
+  {"name":"65","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
+  // "66" = MultiFDCompression
+  {"name":"66","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
+  // "67" = JSONType
+  {"name":"67","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
   {"name":"[68]","meta-type":"array","element-type":"68"},
-  // "68" = SchemaInfoObjectMember
-  {"name":"68","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
+  // "68" = SchemaInfoEnumMember
+  {"name":"68","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
   {"name":"[69]","meta-type":"array","element-type":"69"},
-  // "69" = SchemaInfoObjectVariant
-  {"name":"69","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  // "69" = SchemaInfoObjectMember
+  {"name":"69","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
   {"name":"[70]","meta-type":"array","element-type":"70"},
-  // "70" = SchemaInfoAlternateMember
-  {"name":"70","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  // "70" = SchemaInfoObjectVariant
+  {"name":"70","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
   {"name":"[71]","meta-type":"array","element-type":"71"},
-  // "71" = BlockDeviceTimedStats
-  {"name":"71","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
-  // "72" = BlockLatencyHistogramInfo
-  {"name":"72","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
-  // "73" = BlockStatsSpecificFile
-  {"name":"73","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
-  {"name":"[74]","meta-type":"array","element-type":"74"},
-  // "74" = SnapshotInfo
-  {"name":"74","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
-  // "75" = ImageInfoSpecific
-  {"name":"75","meta-type":"object","members":[{"name":"type","type":"84"}],"tag":"type","variants":[{"case":"qcow2","type":"85"}]},
-  // "76" = OnOffAuto
-  {"name":"76","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
-  // "77" = BlockdevRef
-  {"name":"77","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "78" = BlockdevRefOrNull
-  {"name":"78","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  // "71" = SchemaInfoAlternateMember
+  {"name":"71","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  {"name":"[72]","meta-type":"array","element-type":"72"},
+  // "72" = BlockDeviceTimedStats
+  {"name":"72","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
+  // "73" = BlockLatencyHistogramInfo
+  {"name":"73","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
+  // "74" = BlockStatsSpecificFile
+  {"name":"74","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
+  {"name":"[75]","meta-type":"array","element-type":"75"},
+  // "75" = SnapshotInfo
+  {"name":"75","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
+  // "76" = ImageInfoSpecific
+  {"name":"76","meta-type":"object","members":[{"name":"type","type":"85"}],"tag":"type","variants":[{"case":"qcow2","type":"86"}]},
+  // "77" = OnOffAuto
+  {"name":"77","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
+  // "78" = BlockdevRef
+  {"name":"78","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "79" = BlockdevRefOrNull
+  {"name":"79","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "79" = SocketAddressType
-  {"name":"79","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
-  // "80" = InetSocketAddress
-  {"name":"80","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
-  // "81" = UnixSocketAddress
-  {"name":"81","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
-  // "82" = VsockSocketAddress
-  {"name":"82","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
-  // "83" = String
-  {"name":"83","meta-type":"object","members":[{"name":"str","type":"str"}]},
+  // "80" = SocketAddressType
+  {"name":"80","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
+  // "81" = InetSocketAddress
+  {"name":"81","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
+  // "82" = UnixSocketAddress
+  {"name":"82","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
+  // "83" = VsockSocketAddress
+  {"name":"83","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
+  // "84" = String
+  {"name":"84","meta-type":"object","members":[{"name":"str","type":"str"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "84" = ImageInfoSpecificKind
-  {"name":"84","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "85" = ImageInfoSpecificQCow2Wrapper
-  {"name":"85","meta-type":"object","members":[{"name":"data","type":"86"}]},
-  // "86" = ImageInfoSpecificQCow2
-  {"name":"86","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"87"}]},
-  // "87" = Qcow2CompressionType
-  {"name":"87","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "85" = ImageInfoSpecificKind
+  {"name":"85","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "86" = ImageInfoSpecificQCow2Wrapper
+  {"name":"86","meta-type":"object","members":[{"name":"data","type":"87"}]},
+  // "87" = ImageInfoSpecificQCow2
+  {"name":"87","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"88"}]},
+  // "88" = Qcow2CompressionType
+  {"name":"88","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

@@ -944,6 +944,32 @@ export interface MigrationInfo {
    * the system chose for a tcp port 0)
    */
   "socket-address"?: SocketAddress[];
+  /**
+   * on a postcopy destination, how long the guest
+   * waited for the pages it faulted on (minivm's own; QEMU has
+   * postcopy-blocktime instead)
+   */
+  "x-postcopy-faults"?: PostcopyFaultLatency;
+}
+
+/**
+ * The page faults a postcopy destination took: from the moment a vCPU
+ * (or a device) touched a missing page and the request went to the
+ * source, until the page arrived and the waiter woke.
+ */
+export interface PostcopyFaultLatency {
+  /** faults measured (pages that had been requested) */
+  faults: number | bigint;
+  /** median latency in microseconds */
+  "p50-us": number | bigint;
+  /** 99th percentile in microseconds */
+  "p99-us": number | bigint;
+  /** the longest wait in microseconds */
+  "max-us": number | bigint;
+  /** page requests sent on the return path */
+  requests: number | bigint;
+  /** pages placed during postcopy (requested or pushed) */
+  pages: number | bigint;
 }
 
 /**

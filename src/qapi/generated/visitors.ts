@@ -70,6 +70,7 @@ import type {
   SocketAddress,
   MigrationStats,
   MigrationInfo,
+  PostcopyFaultLatency,
   MigrationCapabilityStatus,
   QObjMigrateSetCapabilitiesArg,
   StrOrNull,
@@ -1338,6 +1339,7 @@ export function visit_MigrationInfo_members(v: InputVisitor): MigrationInfo {
   const m_error_desc = v.optional("error-desc") ? v.str("error-desc") : undefined;
   const m_blocked_reasons = v.optional("blocked-reasons") ? v.list("blocked-reasons", (n) => v.str(n)) : undefined;
   const m_socket_address = v.optional("socket-address") ? v.list("socket-address", (n) => visit_SocketAddress(v, n)) : undefined;
+  const m_x_postcopy_faults = v.optional("x-postcopy-faults") ? visit_PostcopyFaultLatency(v, "x-postcopy-faults") : undefined;
   const r: MigrationInfo = {  };
   if (m_status !== undefined) r["status"] = m_status;
   if (m_ram !== undefined) r["ram"] = m_ram;
@@ -1349,12 +1351,32 @@ export function visit_MigrationInfo_members(v: InputVisitor): MigrationInfo {
   if (m_error_desc !== undefined) r["error-desc"] = m_error_desc;
   if (m_blocked_reasons !== undefined) r["blocked-reasons"] = m_blocked_reasons;
   if (m_socket_address !== undefined) r["socket-address"] = m_socket_address;
+  if (m_x_postcopy_faults !== undefined) r["x-postcopy-faults"] = m_x_postcopy_faults;
   return r;
 }
 
 export function visit_MigrationInfo(v: InputVisitor, name: string | null): MigrationInfo {
   v.startStruct(name);
   const r = visit_MigrationInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_PostcopyFaultLatency_members(v: InputVisitor): PostcopyFaultLatency {
+  const m_faults = v.int64("faults");
+  const m_p50_us = v.int64("p50-us");
+  const m_p99_us = v.int64("p99-us");
+  const m_max_us = v.int64("max-us");
+  const m_requests = v.int64("requests");
+  const m_pages = v.int64("pages");
+  const r: PostcopyFaultLatency = { "faults": m_faults, "p50-us": m_p50_us, "p99-us": m_p99_us, "max-us": m_max_us, "requests": m_requests, "pages": m_pages };
+  return r;
+}
+
+export function visit_PostcopyFaultLatency(v: InputVisitor, name: string | null): PostcopyFaultLatency {
+  v.startStruct(name);
+  const r = visit_PostcopyFaultLatency_members(v);
   v.checkStruct();
   v.endStruct();
   return r;

@@ -1,0 +1,163 @@
+// Postcopy between two real minivm processes running the teaching guest, which keeps rewriting
+// its pages with `dirty` so that the destination faults on missing pages from the moment it
+// starts. Then the case the project exists for: the channel breaks in postcopy, both sides
+// pause, the destination's vCPU sits on a missing page holding the big lock so in-band QMP
+// queues while out-of-band commands answer, and migrate-recover plus migrate resume bring it
+// home without losing a page (the guest's own counters check every page afterwards).
+
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { QmpClient, type QmpEvent } from "../../src/qmp/client.js";
+import { diskCopy, PROMPT, removeDiskCopies, SerialConsole } from "../firmware/console.js";
+import { BIN, tempDir } from "../helpers/vm.js";
+
+const running: SerialConsole[] = [];
+const clients: QmpClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const vm of running.splice(0)) await vm.kill();
+});
+afterAll(() => removeDiskCopies());
+
+function vm(args: string[]): SerialConsole {
+  const c = new SerialConsole(process.execPath, [BIN, "run", ...args]);
+  running.push(c);
+  return c;
+}
+
+async function qmp(path: string): Promise<QmpClient> {
+  const c = await QmpClient.connect(`unix:${path}`);
+  clients.push(c);
+  return c;
+}
+
+interface Info {
+  status?: string;
+  downtime?: number;
+  "error-desc"?: string;
+  ram?: { transferred: number; remaining: number; "postcopy-requests": number; "postcopy-bytes": number; "precopy-bytes": number };
+  "x-postcopy-faults"?: { faults: number; "p50-us": number; "p99-us": number; "max-us": number; requests: number };
+}
+
+async function waitStatus(c: QmpClient, want: string[], timeoutMs = 60_000): Promise<Info> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = (await c.execute("query-migrate")) as Info;
+    if (info.status !== undefined && want.includes(info.status)) return info;
+    if (info.status === "failed" && !want.includes("failed")) throw new Error(`migration failed: ${info["error-desc"] ?? "?"}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${want.join("|")}: ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The MIGRATION event with `status`, skipping others (the destination's way to be watched). */
+async function migrationEvent(c: QmpClient, status: string): Promise<QmpEvent> {
+  for (;;) {
+    const e = await c.waitEvent("MIGRATION");
+    if ((e.data as { status?: string } | undefined)?.status === status) return e;
+  }
+}
+
+const caps = (...names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
+
+async function pair(dir: string): Promise<{ src: SerialConsole; sq: QmpClient; dst: SerialConsole; dq: QmpClient; mig: string }> {
+  const disk = diskCopy();
+  const mig = join(dir, "mig.sock");
+  const dst = vm([disk, "--qmp", `unix:${join(dir, "dst.sock")},server=on,wait=off`, "--incoming", `unix:${mig}`]);
+  await dst.waitFor("QMP monitor listening");
+  const dq = await qmp(join(dir, "dst.sock"));
+  await dq.execute("migrate-set-capabilities", caps("postcopy-ram", "events"));
+  const src = vm([disk, "--qmp", `unix:${join(dir, "src.sock")},server=on,wait=off`]);
+  await src.waitFor(PROMPT, 60_000);
+  expect(await src.command("disk write 1 0x706f7374")).toMatch(/disk write: OK/);
+  src.type("dirty 16 16\n");
+  await src.waitFor(/dirty: \d+ MiB/);
+  const sq = await qmp(join(dir, "src.sock"));
+  await sq.execute("migrate-set-capabilities", caps("postcopy-ram", "events"));
+  return { src, sq, dst, dq, mig };
+}
+
+async function expectGuestIntact(dst: SerialConsole): Promise<void> {
+  dst.type("x");
+  await dst.waitFor("dirty: stopped");
+  await dst.waitFor(PROMPT);
+  expect(await dst.command("check")).toMatch(/check: OK pages=\d+/);
+  expect(await dst.command("uptime")).toMatch(/uptime: [\d.]+ s ticks=\d+/);
+  expect(await dst.command("disk verify 1 0x706f7374")).toMatch(/disk verify: OK/);
+}
+
+describe("postcopy migration between two minivm processes", () => {
+  it("runs the guest on the destination at once and faults its missing pages in over the return path", async () => {
+    const dir = tempDir();
+    const { sq, dst, dq, mig } = await pair(dir);
+    // A slow precopy, so that most of RAM is still on the source when postcopy starts.
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20 });
+    await sq.execute("migrate", { uri: `unix:${mig}` });
+    await waitStatus(sq, ["active"]);
+    await sq.execute("migrate-start-postcopy");
+    await migrationEvent(dq, "postcopy-active");
+    const done = await waitStatus(sq, ["completed"]);
+    await waitStatus(dq, ["completed"]);
+    expect(done.ram?.["postcopy-requests"]).toBeGreaterThan(0);
+    expect(done.ram?.["postcopy-bytes"]).toBeGreaterThan(0);
+    expect(done.ram?.remaining).toBe(0);
+    expect(typeof done.downtime).toBe("number");
+    expect(await sq.execute("query-status")).toMatchObject({ status: "postmigrate", running: false });
+    const dinfo = (await dq.execute("query-migrate")) as Info;
+    expect(dinfo.status).toBe("completed");
+    expect(dinfo["x-postcopy-faults"]?.faults).toBeGreaterThan(0);
+    expect(dinfo["x-postcopy-faults"]!["p99-us"]).toBeGreaterThanOrEqual(dinfo["x-postcopy-faults"]!["p50-us"]);
+    expect(await dq.execute("query-status")).toMatchObject({ status: "running", running: true });
+    await expectGuestIntact(dst);
+  });
+
+  it("pauses on migrate-pause, keeps answering out of band while the vCPU waits under the lock, and recovers without losing a page", async () => {
+    const dir = tempDir();
+    const { sq, dst, dq, mig } = await pair(dir);
+    // QEMU's recovery test: postcopy throttled so hard it cannot finish before the break.
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
+    await sq.execute("migrate", { uri: `unix:${mig}` });
+    await waitStatus(sq, ["active"]);
+    await sq.execute("migrate-start-postcopy");
+    await migrationEvent(dq, "postcopy-active");
+    await waitStatus(sq, ["postcopy-active"]);
+
+    // QEMU 7.2's guards, in its words.
+    await expect(sq.execOob("migrate-recover", { uri: `unix:${join(dir, "x.sock")}` })).rejects.toThrow("Migrate recover can only be run when postcopy is paused.");
+    await expect(sq.execute("migrate", { uri: `unix:${mig}`, resume: true })).rejects.toThrow("Cannot resume if there is no paused migration");
+
+    // Break it from the source, out of band.
+    expect(await sq.execOob("migrate-pause")).toEqual({});
+    await waitStatus(sq, ["postcopy-paused"]);
+    await migrationEvent(dq, "postcopy-paused");
+    await expect(sq.execOob("migrate-pause")).rejects.toThrow("migrate-pause is currently only supported during postcopy-active state");
+
+    // The destination's vCPU now sits on a missing page with the BQL: an in-band command
+    // queues behind it, while out-of-band ones answer at once.
+    const deadline = Date.now() + 20_000;
+    let bql = (await dq.execOob("x-query-bql")) as { holder?: string; "held-ns"?: number };
+    while (!(bql.holder === "vcpu0" && (bql["held-ns"] ?? 0) > 200e6) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      bql = (await dq.execOob("x-query-bql")) as { holder?: string; "held-ns"?: number };
+    }
+    expect(bql.holder).toBe("vcpu0");
+    let inbandAnswered = false;
+    const queued = dq.execute("query-status").then((r) => {
+      inbandAnswered = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(inbandAnswered).toBe(false);
+
+    // Recover: the destination listens again (out of band), the source reconnects.
+    const again = join(dir, "mig2.sock");
+    expect(await dq.execOob("migrate-recover", { uri: `unix:${again}` })).toEqual({});
+    await sq.execute("migrate-set-parameters", { "max-postcopy-bandwidth": 0 });
+    await sq.execute("migrate", { uri: `unix:${again}`, resume: true });
+    await waitStatus(sq, ["completed"]);
+    expect(await queued).toMatchObject({ status: "running" });
+    expect(inbandAnswered).toBe(true);
+    await waitStatus(dq, ["completed"]);
+    await expectGuestIntact(dst);
+  });
+});
