@@ -47,7 +47,7 @@ export type SerialConfig = "stdio" | "none" | { unix: string } | { file: string 
 
 /** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
 export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon">): MonitorConfig[] {
-  const monitors = flags.qmp.map((q) => toMonitorConfig(parseQmpEndpoint(q)));
+  const monitors = flags.qmp.map((q, i) => ({ ...toMonitorConfig(parseQmpEndpoint(q)), chardevId: `compat_monitor${i}` }));
   const chardevs = new Map<string, ParsedEndpoint>();
   for (const c of flags.chardev) {
     const { id, endpoint } = parseChardev(c);
@@ -58,7 +58,7 @@ export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon
     const mon = parseMon(m);
     const endpoint = chardevs.get(mon.chardev);
     if (endpoint === undefined) throw new Error(`chardev "${mon.chardev}" not found`);
-    monitors.push(toMonitorConfig(mon.queueFull === undefined ? endpoint : { ...endpoint, queueFull: mon.queueFull }));
+    monitors.push({ ...toMonitorConfig(mon.queueFull === undefined ? endpoint : { ...endpoint, queueFull: mon.queueFull }), chardevId: mon.chardev });
   }
   return monitors;
 }

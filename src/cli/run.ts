@@ -162,6 +162,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       drives: o.drives,
       blockdevs: o.blockdevs,
       devices: o.devices,
+      chardevIds: o.monitors.flatMap((m) => (m.chardevId === undefined ? [] : [m.chardevId])),
     };
     const w = new Worker(workerUrl("../core/core-worker.js"), {
       workerData: coreData,

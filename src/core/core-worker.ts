@@ -152,7 +152,16 @@ wakeForInterrupt = () => {
   if (!vcpuBql.held()) loop.wake();
 };
 
+const chardevIds = data.chardevIds ?? [];
 const commands: CommandTable = createCommandTable(blockHandlers(blockLayer), {
+  chardevs: {
+    ids: () => [...chardevIds],
+    yank: (id) => {
+      if (!chardevIds.includes(id)) return false;
+      post({ kind: "yank-chardev", id });
+      return true;
+    },
+  },
   control,
   runState,
   loop,

@@ -40,6 +40,8 @@ export interface CoreContext {
   migrationEngine: MigrationEngine;
   /** The images' write access, which a migration source gives up at switchover. */
   block: { inactive(): boolean; activateAll(): Promise<void> };
+  /** The QMP monitors' chardevs, for in-band yank (the monitor thread owns their sockets). */
+  chardevs: import("./oob-commands.js").ChardevControl;
 }
 
 /** Every command the core thread can run: the whole schema but what the session answers. */
@@ -180,8 +182,9 @@ export function createCommandTable(block: BlockHandlers, ctx: CoreContext): Comm
     pause: (side) => links?.pause(side) ?? false,
     recover: (uri) => links?.recover(uri) ?? Promise.reject(genericError("Migrate recover can only be run when postcopy is paused.")),
     yankable: () => links?.yankable() ?? [],
+    yank: (side) => links?.yank(side) ?? false,
   };
-  const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false, migration }, [
+  const table = composeCommandTable({ control: ctx.control, bql: ctx.bql, outOfBand: false, migration, chardevs: ctx.chardevs }, [
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
     { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },

@@ -7,8 +7,8 @@
 // test/monitor/import-closure.test.ts and test/core/handlers.test.ts hold it to that.
 
 import type { QmpCommandMap, QmpOobCommandName } from "../qapi/generated/commands.js";
-import type { BqlInfo, MigrationStatus } from "../qapi/generated/types.js";
-import { genericError } from "../qapi/error.js";
+import type { BqlInfo, MigrationStatus, YankInstance } from "../qapi/generated/types.js";
+import { genericError, QmpError } from "../qapi/error.js";
 import type { Bql } from "./bql.js";
 import { CONTROL } from "./shared.js";
 import { TRACE } from "../trace/events.js";
@@ -30,6 +30,15 @@ export interface MigrationControl {
   recover(uri: string): Promise<void>;
   /** Sides whose channel can be yanked (a migration thread owns an open channel). */
   yankable(): Array<"outgoing" | "incoming">;
+  /** Break the side's channel (yank): as migrate-pause, in any state with a channel. */
+  yank(side: "outgoing" | "incoming"): boolean;
+}
+
+/** The socket character devices (the QMP monitors) as yank sees them. */
+export interface ChardevControl {
+  ids(): string[];
+  /** Shut the chardev's connected client down; false when there is no such chardev. */
+  yank(id: string): boolean;
 }
 
 export interface OobContext {
@@ -41,6 +50,7 @@ export interface OobContext {
    */
   outOfBand: boolean;
   migration: MigrationControl;
+  chardevs: ChardevControl;
 }
 
 export type OobHandlers = {
@@ -105,6 +115,19 @@ export const OOB_HANDLERS: OobHandlers = {
     if (ctx.migration.status("incoming") !== "postcopy-paused") throw genericError("Migrate recover can only be run when postcopy is paused.");
     return ctx.migration.recover(uri).then(() => ({}));
   },
+  // QEMU's util/yank.c: every instance checked before any is yanked.
+  yank: ({ instances }, ctx) => {
+    const present = yankInstances(ctx);
+    const key = (i: YankInstance) => JSON.stringify(i.type === "chardev" ? [i.type, i.id] : i.type === "block-node" ? [i.type, i["node-name"]] : [i.type]);
+    const known = new Set(present.map(key));
+    for (const i of instances) if (!known.has(key(i))) throw new QmpError("DeviceNotFound", "Instance not found");
+    for (const i of instances) {
+      if (i.type === "chardev") ctx.chardevs.yank(i.id);
+      else if (i.type === "migration") for (const side of ctx.migration.yankable()) ctx.migration.yank(side);
+    }
+    return {};
+  },
+  "query-yank": (_args, ctx) => yankInstances(ctx),
   // QEMU 7.2's qmp_migrate_pause: the source's channel first, then the destination's.
   "migrate-pause": (_args, ctx) => {
     const m = ctx.migration;
@@ -119,6 +142,13 @@ export const OOB_HANDLERS: OobHandlers = {
     throw genericError("migrate-pause is currently only supported during postcopy-active state");
   },
 };
+
+/** QEMU's yank instance list: the socket chardevs, then the migration while it has a channel. */
+function yankInstances(ctx: OobContext): YankInstance[] {
+  const out: YankInstance[] = ctx.chardevs.ids().map((id) => ({ type: "chardev", id }));
+  if (ctx.migration.yankable().length > 0) out.push({ type: "migration" });
+  return out;
+}
 
 /**
  * Run an allow-oob command on the monitor thread. The name has passed the session's checks,

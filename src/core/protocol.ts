@@ -20,6 +20,8 @@ export interface CoreWorkerData {
   blockdevs: import("../qapi/generated/types.js").BlockdevOptions[];
   /** `-device virtio-blk-device,drive=...[,id=...]`. */
   devices: Array<{ drive: string; id: string | undefined }>;
+  /** The QMP monitors' chardev ids (query-yank lists them). */
+  chardevIds?: string[];
 }
 
 export interface MachineConfig {
@@ -50,7 +52,9 @@ export type CoreToMonitorMessage =
    * migrate-pause / migrate-recover / yank reach the thread over it, and the destination's
    * MIGRATION events come back over it while the core may be stuck on a postcopy fault.
    */
-  | { kind: "migration-link"; side: "outgoing" | "incoming"; port: import("node:worker_threads").MessagePort };
+  | { kind: "migration-link"; side: "outgoing" | "incoming"; port: import("node:worker_threads").MessagePort }
+  /** An in-band yank of a monitor's chardev: the monitor thread owns its sockets. */
+  | { kind: "yank-chardev"; id: string };
 
 /** Messages the core thread posts to the main thread. */
 export type CoreToMainMessage =
@@ -75,6 +79,8 @@ export interface MonitorConfig {
   server: boolean;
   /** Offer the "oob" capability (QEMU offers it on sockets). */
   oob: boolean;
+  /** The chardev id: `-chardev id=`, or QEMU's compat_monitorN for the Nth --qmp. */
+  chardevId?: string;
 }
 
 export type SocketAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };

@@ -38,6 +38,17 @@ const core = wrapPort<CoreApi>(data.corePort);
 const bqlObserver = bqlHandle(regions, "monitor");
 const sessions = new Set<QmpSession>();
 const sockets = new Set<net.Socket>();
+/** Each monitor's connected clients by chardev id, for yank. */
+const byChardev = new Map<string, Set<net.Socket>>();
+const chardevs = {
+  ids: () => data.monitors.flatMap((m) => (m.chardevId === undefined ? [] : [m.chardevId])),
+  yank: (id: string): boolean => {
+    if (!data.monitors.some((m) => m.chardevId === id)) return false;
+    // yank_generic_iochannel: shut the connection down; the chardev listens on.
+    for (const s of byChardev.get(id) ?? []) s.destroy();
+    return true;
+  },
+};
 const servers: net.Server[] = [];
 const unixPaths: string[] = [];
 
@@ -76,7 +87,7 @@ const host: SessionHost = {
     const t0 = performance.now();
     trace(TRACE.qmp_request_dispatched, 0, command, 1);
     try {
-      return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true, migration: migrationLinks });
+      return runOobCommand(name, args, { control, bql: bqlObserver, outOfBand: true, migration: migrationLinks, chardevs });
     } finally {
       trace(TRACE.qmp_request_answered, 0, command, 1, (performance.now() - t0) * 1e6);
     }
@@ -86,6 +97,12 @@ const host: SessionHost = {
 
 function attach(socket: net.Socket, config: MonitorConfig): void {
   sockets.add(socket);
+  if (config.chardevId !== undefined) {
+    const set = byChardev.get(config.chardevId) ?? new Set<net.Socket>();
+    byChardev.set(config.chardevId, set);
+    set.add(socket);
+    socket.once("close", () => set.delete(socket));
+  }
   socket.setNoDelay?.(true);
   let outputBlocked = false;
   const session: QmpSession = new QmpSession(
@@ -192,6 +209,7 @@ async function closeAll(): Promise<void> {
 data.corePort.on("message", (msg: CoreToMonitorMessage | { kind?: undefined }) => {
   if (msg.kind === "event") broadcast(msg.event, msg.data, msg.timestamp);
   else if (msg.kind === "migration-link") migrationLinks.attach(msg.side, msg.port);
+  else if (msg.kind === "yank-chardev") chardevs.yank(msg.id);
   else if (msg.kind === "exit") void closeAll();
 });
 

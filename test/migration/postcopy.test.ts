@@ -5,6 +5,7 @@
 // queues while out-of-band commands answer, and migrate-recover plus migrate resume bring it
 // home without losing a page (the guest's own counters check every page afterwards).
 
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { QmpClient, type QmpEvent } from "../../src/qmp/client.js";
@@ -157,6 +158,44 @@ describe("postcopy migration between two minivm processes", () => {
     await waitStatus(sq, ["completed"]);
     expect(await queued).toMatchObject({ status: "running" });
     expect(inbandAnswered).toBe(true);
+    await waitStatus(dq, ["completed"]);
+    await expectGuestIntact(dst);
+  });
+
+  it("lists and yanks the migration channel, survives a recovery that breaks in its handshake, and finishes on the next one", async () => {
+    const dir = tempDir();
+    const { sq, dst, dq, mig } = await pair(dir);
+    expect(await sq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }]);
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
+    await sq.execute("migrate", { uri: `unix:${mig}` });
+    await waitStatus(sq, ["active"]);
+    await sq.execute("migrate-start-postcopy");
+    await migrationEvent(dq, "postcopy-active");
+    expect(await dq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }, { type: "migration" }]);
+    await expect(dq.execOob("yank", { instances: [{ type: "chardev", id: "nope" }] })).rejects.toThrow("Instance not found");
+
+    // Yank from the destination's side this time.
+    expect(await dq.execOob("yank", { instances: [{ type: "migration" }] })).toEqual({});
+    await migrationEvent(dq, "postcopy-paused");
+    await waitStatus(sq, ["postcopy-paused"]);
+    expect(await dq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }]);
+
+    // A recovery channel that dies in its handshake (QEMU's double-failure test: one stray
+    // byte, then nothing) puts the destination back in postcopy-paused.
+    const first = join(dir, "r1.sock");
+    expect(await dq.execOob("migrate-recover", { uri: `unix:${first}` })).toEqual({});
+    const stray = createConnection(first);
+    await new Promise<void>((r) => stray.once("connect", () => r()));
+    await migrationEvent(dq, "postcopy-recover");
+    stray.end(Buffer.from([0x08]));
+    await migrationEvent(dq, "postcopy-paused");
+
+    // The real recovery.
+    const second = join(dir, "r2.sock");
+    expect(await dq.execOob("migrate-recover", { uri: `unix:${second}` })).toEqual({});
+    await sq.execute("migrate-set-parameters", { "max-postcopy-bandwidth": 0 });
+    await sq.execute("migrate", { uri: `unix:${second}`, resume: true });
+    await waitStatus(sq, ["completed"]);
     await waitStatus(dq, ["completed"]);
     await expectGuestIntact(dst);
   });

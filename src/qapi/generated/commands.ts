@@ -28,9 +28,11 @@ import type {
   QObjQueryBlockstatsArg,
   QObjQueryNamedBlockNodesArg,
   QObjXOobTestArg,
+  QObjYankArg,
   SchemaInfo,
   StatusInfo,
   VersionInfo,
+  YankInstance,
 } from "./types.js";
 import {
   visit_BlockdevOptions_members,
@@ -48,6 +50,7 @@ import {
   visit_QObjQueryBlockstatsArg_members,
   visit_QObjQueryNamedBlockNodesArg_members,
   visit_QObjXOobTestArg_members,
+  visit_QObjYankArg_members,
 } from "./visitors.js";
 
 export interface CommandSpec {
@@ -189,12 +192,21 @@ export interface QmpCommandMap {
    * Runs out of band.
    */
   "migrate-pause": { args: Record<string, never>; ret: Record<string, never> };
+  /**
+   * Break the network connections of the given instances at once, without
+   * waiting for anything (the big lock included): a migration channel
+   * (both sides; a postcopy migration pauses), a monitor's client.  All
+   * instances are checked before any is yanked.
+   */
+  "yank": { args: QObjYankArg; ret: Record<string, never> };
+  /** The instances that yank can break now. */
+  "query-yank": { args: Record<string, never>; ret: YankInstance[] };
 }
 
 export type QmpCommandName = keyof QmpCommandMap;
 
 /** The commands the schema marks 'allow-oob': their handlers may run without the big lock. */
-export type QmpOobCommandName = "x-oob-test" | "x-query-bql" | "migrate-recover" | "migrate-pause";
+export type QmpOobCommandName = "x-oob-test" | "x-query-bql" | "migrate-recover" | "migrate-pause" | "yank" | "query-yank";
 
 export type QmpHandlers = {
   [K in QmpCommandName]: (args: QmpCommandMap[K]["args"]) => QmpCommandMap[K]["ret"] | Promise<QmpCommandMap[K]["ret"]>;
@@ -602,6 +614,30 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
     "migrate-pause",
     {
       name: "migrate-pause",
+      allowOob: true,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "yank",
+    {
+      name: "yank",
+      allowOob: true,
+      successResponse: true,
+      allowPreconfig: false,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjYankArg => visitArguments(args, visit_QObjYankArg_members),
+    },
+  ],
+  [
+    "query-yank",
+    {
+      name: "query-yank",
       allowOob: true,
       successResponse: true,
       allowPreconfig: false,

@@ -1258,3 +1258,39 @@ export interface QObjMigrateIncomingArg {
 export interface QObjMigrateRecoverArg {
   uri: string;
 }
+
+/**
+ * What can be yanked: a block node's network connection, a character
+ * device's connection, or the migration channel.
+ */
+export const YankInstanceType_VALUES = ["block-node", "chardev", "migration"] as const;
+export type YankInstanceType = (typeof YankInstanceType_VALUES)[number];
+
+export interface YankInstanceBlockNode {
+  /** the block node */
+  "node-name": string;
+}
+
+export interface YankInstanceChardev {
+  /**
+   * the character device (a QMP monitor given with --qmp is
+   * compat_monitor0, compat_monitor1, ... as in QEMU)
+   */
+  id: string;
+}
+
+/** Implicit type q_obj_YankInstance-base. */
+export interface QObjYankInstanceBase {
+  type: YankInstanceType;
+}
+
+/** One yankable instance. */
+export type YankInstance =
+  | (Omit<QObjYankInstanceBase, "type"> & { type: "block-node" } & YankInstanceBlockNode)
+  | (Omit<QObjYankInstanceBase, "type"> & { type: "chardev" } & YankInstanceChardev)
+  | (Omit<QObjYankInstanceBase, "type"> & { type: "migration" });
+
+/** Implicit type q_obj_yank-arg. */
+export interface QObjYankArg {
+  instances: YankInstance[];
+}

@@ -82,6 +82,11 @@ import type {
   QObjMigrateArg,
   QObjMigrateIncomingArg,
   QObjMigrateRecoverArg,
+  YankInstanceBlockNode,
+  YankInstanceChardev,
+  QObjYankInstanceBase,
+  YankInstance,
+  QObjYankArg,
 } from "./types.js";
 import {
   RunState_VALUES,
@@ -101,6 +106,7 @@ import {
   MigrationStatus_VALUES,
   MigrationCapability_VALUES,
   MultiFDCompression_VALUES,
+  YankInstanceType_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -1639,6 +1645,84 @@ export function visit_QObjMigrateRecoverArg_members(v: InputVisitor): QObjMigrat
 export function visit_QObjMigrateRecoverArg(v: InputVisitor, name: string | null): QObjMigrateRecoverArg {
   v.startStruct(name);
   const r = visit_QObjMigrateRecoverArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_YankInstanceBlockNode_members(v: InputVisitor): YankInstanceBlockNode {
+  const m_node_name = v.str("node-name");
+  const r: YankInstanceBlockNode = { "node-name": m_node_name };
+  return r;
+}
+
+export function visit_YankInstanceBlockNode(v: InputVisitor, name: string | null): YankInstanceBlockNode {
+  v.startStruct(name);
+  const r = visit_YankInstanceBlockNode_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_YankInstanceChardev_members(v: InputVisitor): YankInstanceChardev {
+  const m_id = v.str("id");
+  const r: YankInstanceChardev = { "id": m_id };
+  return r;
+}
+
+export function visit_YankInstanceChardev(v: InputVisitor, name: string | null): YankInstanceChardev {
+  v.startStruct(name);
+  const r = visit_YankInstanceChardev_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjYankInstanceBase_members(v: InputVisitor): QObjYankInstanceBase {
+  const m_type = v.enum("type", YankInstanceType_VALUES);
+  const r: QObjYankInstanceBase = { "type": m_type };
+  return r;
+}
+
+export function visit_QObjYankInstanceBase(v: InputVisitor, name: string | null): QObjYankInstanceBase {
+  v.startStruct(name);
+  const r = visit_QObjYankInstanceBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_YankInstance_members(v: InputVisitor): YankInstance {
+  const base = visit_QObjYankInstanceBase_members(v);
+  switch (base["type"]) {
+    case "block-node":
+      return { ...base, "type": "block-node", ...visit_YankInstanceBlockNode_members(v) };
+    case "chardev":
+      return { ...base, "type": "chardev", ...visit_YankInstanceChardev_members(v) };
+    case "migration":
+      return { ...base, "type": "migration" };
+    default:
+      return base as unknown as YankInstance;
+  }
+}
+
+export function visit_YankInstance(v: InputVisitor, name: string | null): YankInstance {
+  v.startStruct(name);
+  const r = visit_YankInstance_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjYankArg_members(v: InputVisitor): QObjYankArg {
+  const m_instances = v.list("instances", (n) => visit_YankInstance(v, n));
+  const r: QObjYankArg = { "instances": m_instances };
+  return r;
+}
+
+export function visit_QObjYankArg(v: InputVisitor, name: string | null): QObjYankArg {
+  v.startStruct(name);
+  const r = visit_QObjYankArg_members(v);
   v.checkStruct();
   v.endStruct();
   return r;
