@@ -61,7 +61,11 @@ async function migrationEvent(c: QmpClient, status: string): Promise<QmpEvent> {
 
 const caps = (...names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
 
-async function pair(dir: string): Promise<{ src: SerialConsole; sq: QmpClient; dst: SerialConsole; dq: QmpClient; mig: string }> {
+/**
+ * A destination waiting and a source whose guest sweeps `mib` MiB at 16 MiB/s: 64 MiB keeps the
+ * guest faulting for seconds after the switch, so a break meets a vCPU waiting for a page.
+ */
+async function pair(dir: string, mib = 16): Promise<{ src: SerialConsole; sq: QmpClient; dst: SerialConsole; dq: QmpClient; mig: string }> {
   const disk = diskCopy();
   const mig = join(dir, "mig.sock");
   const dst = vm([disk, "--qmp", `unix:${join(dir, "dst.sock")},server=on,wait=off`, "--incoming", `unix:${mig}`]);
@@ -71,7 +75,7 @@ async function pair(dir: string): Promise<{ src: SerialConsole; sq: QmpClient; d
   const src = vm([disk, "--qmp", `unix:${join(dir, "src.sock")},server=on,wait=off`]);
   await src.waitFor(PROMPT, 60_000);
   expect(await src.command("disk write 1 0x706f7374")).toMatch(/disk write: OK/);
-  src.type("dirty 16 16\n");
+  src.type(`dirty ${mib} 16\n`);
   await src.waitFor(/dirty: \d+ MiB/);
   const sq = await qmp(join(dir, "src.sock"));
   await sq.execute("migrate-set-capabilities", caps("postcopy-ram", "events"));
@@ -104,6 +108,14 @@ describe("postcopy migration between two minivm processes", () => {
     expect(done.ram?.remaining).toBe(0);
     expect(typeof done.downtime).toBe("number");
     expect(await sq.execute("query-status")).toMatchObject({ status: "postmigrate", running: false });
+    // Each status change is announced once, whichever thread announced it.
+    const statuses: string[] = [];
+    for (;;) {
+      const e = await Promise.race([dq.nextEvent(), new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+      if (e === null) break;
+      if (e.event === "MIGRATION") statuses.push((e.data as { status: string }).status);
+    }
+    expect(statuses.filter((x) => x === "completed")).toEqual(["completed"]);
     const dinfo = (await dq.execute("query-migrate")) as Info;
     expect(dinfo.status).toBe("completed");
     expect(dinfo["x-postcopy-faults"]?.faults).toBeGreaterThan(0);
@@ -114,7 +126,7 @@ describe("postcopy migration between two minivm processes", () => {
 
   it("pauses on migrate-pause, keeps answering out of band while the vCPU waits under the lock, and recovers without losing a page", async () => {
     const dir = tempDir();
-    const { sq, dst, dq, mig } = await pair(dir);
+    const { sq, dst, dq, mig } = await pair(dir, 64);
     // QEMU's recovery test: postcopy throttled so hard it cannot finish before the break.
     await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
     await sq.execute("migrate", { uri: `unix:${mig}` });
@@ -170,7 +182,7 @@ describe("postcopy migration between two minivm processes", () => {
 
   it("lists and yanks the migration channel, survives a recovery that breaks in its handshake, and finishes on the next one", async () => {
     const dir = tempDir();
-    const { sq, dst, dq, mig } = await pair(dir);
+    const { sq, dst, dq, mig } = await pair(dir, 64);
     expect(await sq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }]);
     await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
     await sq.execute("migrate", { uri: `unix:${mig}` });
