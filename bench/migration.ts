@@ -8,20 +8,17 @@
 //
 //   npm run build && node dist/bench/migration.js
 //   MINIVM_BENCH_REPS=1 MINIVM_BENCH_LIMIT_S=30 MINIVM_BENCH_CASES=128M-idle node dist/bench/migration.js
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QmpClient } from "../src/qmp/client.js";
+import { connect, launch, PROMPT, until, type Vmm } from "./_vms.js";
 
 const repo = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), "minivm-bench-migration-"));
-const PROMPT = "minivm$ ";
 const LIMIT_S = Number(process.env.MINIVM_BENCH_LIMIT_S ?? 60);
 const REPS = process.env.MINIVM_BENCH_REPS === undefined ? null : Number(process.env.MINIVM_BENCH_REPS);
 const ONLY = process.env.MINIVM_BENCH_CASES?.split(",");
-
-type Vmm = "minivm" | "qemu";
 
 interface Case {
   name: string;
@@ -40,49 +37,6 @@ for (const memory of ["128M", "1G"] as const) {
   const reps = REPS ?? (memory === "128M" ? 3 : 2);
   CASES.push({ name: `${memory}-idle`, memory, dirty: null, reps });
   for (const rate of [16, 128]) CASES.push({ name: `${memory}-dirty64@${rate}`, memory, dirty: { mib: 64, rate }, reps });
-}
-
-interface Guest {
-  proc: ChildProcess;
-  out: () => string;
-}
-
-function launch(vmm: Vmm, memory: string, disk: string, qmpPath: string, incoming: string | null): Guest {
-  const qmp = `unix:${qmpPath},server=on,wait=off`;
-  const proc =
-    vmm === "minivm"
-      ? spawn(process.execPath, [join(repo, "bin/minivm.js"), "run", disk, "-m", memory, "--qmp", qmp, ...(incoming ? ["--incoming", incoming] : [])], { stdio: ["pipe", "pipe", "pipe"] })
-      : spawn(
-          "qemu-system-riscv32",
-          ["-M", "virt", "-m", memory, "-bios", join(repo, "firmware/build/minivm-sbi.elf"), "-drive", `file=${disk},if=none,format=raw,id=hd0`, "-device", "virtio-blk-device,drive=hd0", "-global", "virtio-mmio.force-legacy=false", "-nographic", "-monitor", "none", "-serial", "stdio", "-qmp", qmp, ...(incoming ? ["-incoming", incoming] : [])],
-          { stdio: ["pipe", "pipe", "pipe"] },
-        );
-  let text = "";
-  const take = (d: Buffer): void => void (text += d.toString("latin1").replace(/\r/g, ""));
-  proc.stdout?.on("data", take);
-  proc.stderr?.on("data", take);
-  return { proc, out: () => text };
-}
-
-async function until(g: Guest, needle: string | RegExp, timeoutMs = 120_000): Promise<void> {
-  const t0 = performance.now();
-  while (typeof needle === "string" ? !g.out().includes(needle) : !needle.test(g.out())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`no '${String(needle)}' after ${timeoutMs} ms: ${g.out().slice(-300)}`);
-    if (g.proc.exitCode !== null) throw new Error(`VM exited: ${g.out().slice(-300)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** QMP on a socket the VM is about to create: retry until it listens. */
-async function connect(path: string, g: Guest): Promise<QmpClient> {
-  for (let tries = 0; ; tries++) {
-    try {
-      return await QmpClient.connect(`unix:${path}`);
-    } catch (e) {
-      if (tries > 1200 || g.proc.exitCode !== null) throw e;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
 }
 
 interface MigrateInfo {

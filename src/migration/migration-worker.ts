@@ -19,6 +19,9 @@ import { installTracer, trace } from "../trace/tracer.js";
 const PAGE = 4096;
 /** QEMU's BUFFER_DELAY: bandwidth, rate limit and statistics work in 100 ms windows. */
 const WINDOW_MS = 100;
+/** Postcopy's background push: bytes per step, and the most left queued for the socket. */
+const BACKGROUND_CHUNK_BYTES = 64 << 10;
+const BACKGROUND_QUEUE_BYTES = 64 << 10;
 /** QEMU's auto-converge looks at dirtying only over sync periods of at least a second. */
 const THROTTLE_PERIOD_MS = 1000;
 
@@ -331,9 +334,16 @@ async function runSource(d: SourceWorkerData): Promise<void> {
             post({ kind: "completed", ram: final, sentAtMs });
             return;
           }
+          // Keep the channel shallow: a requested page queues behind whatever background data
+          // is already buffered for the socket (no preempt channel, as in QEMU without
+          // postcopy-preempt), so push the background only while little is waiting.
+          if (channel.stream.writableLength > BACKGROUND_QUEUE_BYTES) {
+            await inbox.sleep(1);
+            continue;
+          }
           // max-postcopy-bandwidth limits the background push, never a requested page.
           const limit = params.maxPostcopyBandwidth;
-          let budget = 256 << 10;
+          let budget = BACKGROUND_CHUNK_BYTES;
           if (limit > 0) {
             budget = Math.min(budget, limit / (1000 / WINDOW_MS) - (f.bytesWritten - winBytes));
             if (budget <= 0) {

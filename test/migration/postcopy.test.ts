@@ -175,6 +175,14 @@ describe("postcopy migration between two minivm processes", () => {
     await sq.execute("migrate", { uri: `unix:${again}`, resume: true });
     await waitStatus(sq, ["completed"]);
     expect(await queued).toMatchObject({ status: "running" });
+    // postcopy-paused was announced once (migrationEvent took it): no second copy waits.
+    const later: string[] = [];
+    for (;;) {
+      const e = await Promise.race([dq.nextEvent(), new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+      if (e === null) break;
+      if (e.event === "MIGRATION") later.push((e.data as { status: string }).status);
+    }
+    expect(later).not.toContain("postcopy-paused");
     expect(inbandAnswered).toBe(true);
     await waitStatus(dq, ["completed"]);
     await expectGuestIntact(dst);
