@@ -118,8 +118,30 @@ export async function runVm(o: RunOptions): Promise<number> {
     Atomics.store(control, CONTROL.REQUEST, Request.Shutdown);
     kickCore(control);
   };
-  // QEMU's qemu_system_killed(): a shutdown request with cause host-signal.
-  const onSignal = (): void => requestShutdown("host-signal");
+  // QEMU's qemu_system_killed(): a shutdown request with cause host-signal. A core thread that
+  // cannot take it (a vCPU waiting for a postcopy page that will not come, holding the BQL)
+  // must not keep the process alive: after a grace period, or at a second signal, go without it.
+  let signalled = false;
+  let forceTimer: NodeJS.Timeout | null = null;
+  const forceExit = (): void => {
+    process.stderr.write("minivm: the core thread does not answer (is its vCPU waiting for a postcopy page?); exiting without it\n");
+    for (const m of o.monitors) {
+      if (m.address.kind === "unix" && m.server) rmSync(m.address.path, { force: true });
+    }
+    if (o.pidfile != null) rmSync(o.pidfile, { force: true });
+    removeRunTmp();
+    process.exit(1);
+  };
+  const onSignal = (): void => {
+    if (signalled) {
+      forceExit();
+      return;
+    }
+    signalled = true;
+    requestShutdown("host-signal");
+    forceTimer = setTimeout(forceExit, 5000);
+    forceTimer.unref();
+  };
 
   // The console's far end exists before the guest can print: output is never dropped.
   let core: Worker | null = null;
@@ -260,6 +282,7 @@ export async function runVm(o: RunOptions): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
+    if (forceTimer !== null) clearTimeout(forceTimer);
     await Promise.all([(core as Worker | null)?.terminate(), monitor.terminate()]);
     // Normally the monitor removed its sockets; after a failed start it never got to.
     for (const m of o.monitors) {

@@ -225,4 +225,22 @@ describe("postcopy migration between two minivm processes", () => {
     await waitStatus(dq, ["completed"]);
     await expectGuestIntact(dst);
   });
+
+  it("ends a destination whose vCPU waits for a page that will never come when it gets SIGTERM", async () => {
+    const dir = tempDir();
+    const { sq, dst, dq, mig } = await pair(dir, 64);
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
+    await sq.execute("migrate", { uri: `unix:${mig}` });
+    await waitStatus(sq, ["active"]);
+    await sq.execute("migrate-start-postcopy");
+    await migrationEvent(dq, "postcopy-active");
+    await sq.execOob("migrate-pause");
+    await migrationEvent(dq, "postcopy-paused");
+    const deadline = Date.now() + 20_000;
+    while (((await dq.execOob("x-query-bql")) as { holder?: string }).holder !== "vcpu0" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    dst.proc.kill("SIGTERM");
+    const code = await Promise.race([dst.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))]);
+    expect(code).toBe(1);
+    expect(dst.output()).toContain("the core thread does not answer");
+  });
 });
