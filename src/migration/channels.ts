@@ -232,7 +232,9 @@ export async function listenIncoming(uri: string): Promise<IncomingListener> {
 }
 
 async function listenSocket(u: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: string }): Promise<IncomingListener> {
-  const server: Server = createServer({ pauseOnConnect: true });
+  // allowHalfOpen: the source ends its side when it has sent everything, but the channel (and
+  // with it the source's wait for the close) lasts until this side has loaded and taken over.
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
   const pending: Socket[] = [];
   const waiting: Array<(s: Socket) => void> = [];
   server.on("connection", (s) => {

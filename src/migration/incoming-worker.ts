@@ -401,13 +401,13 @@ async function run(): Promise<void> {
         if ((Atomics.load(present, p >>> 5) & (1 << (p & 31))) === 0) throw new MigrationLoadError(`postcopy ended with page ${p} (offset 0x${(p * RAM_PAGE_SIZE).toString(16)}) never received`);
       }
     }
-    // migration_incoming_state_destroy: "Tell source that we are done".
-    rp.be32(MIG_RP_MSG_SHUT, 0);
     if (reportTimer !== null) clearTimeout(reportTimer);
     post({ kind: "faults", latency: latency(), requests, pages: placed });
-    post({ kind: "done", postcopy: result.postcopy });
-    // The core moves the status to completed once the guest's images are its own.
-    await new Promise((r) => setTimeout(r, 10));
+    // The core takes the images and moves the status to completed; only then does the
+    // channel close (which is when a source without a return path sees the end).
+    await call({ kind: "finish", postcopy: result.postcopy });
+    // migration_incoming_state_destroy: "Tell source that we are done".
+    rp.be32(MIG_RP_MSG_SHUT, 0);
     currentInput?.destroy();
     await closeListener();
   } catch (e) {

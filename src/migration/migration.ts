@@ -496,9 +496,6 @@ class Incoming {
       case "faults":
         state.incoming.faults = { ...m.latency, requests: m.requests, pages: m.pages };
         return;
-      case "done":
-        await this.done(m.postcopy);
-        return;
       case "failed":
         this.fail(m.error, false);
         return;
@@ -521,6 +518,9 @@ class Incoming {
       }
       case "load-devices":
         host.bql.with(() => machine.load(req.sections));
+        return undefined;
+      case "finish":
+        await this.done(req.postcopy);
         return undefined;
       case "postcopy-run": {
         this.postcopyRunning = true;
@@ -556,8 +556,9 @@ class Incoming {
       try {
         await host.block.activate();
       } catch (e) {
-        this.fail(e instanceof Error ? e.message : String(e));
-        return;
+        const error = e instanceof Error ? e.message : String(e);
+        this.fail(error);
+        throw e;
       }
       this.finished = true;
       state.transitionIncoming("active", "completed");
@@ -567,7 +568,9 @@ class Incoming {
         else host.runState.set("paused");
       });
     }
-    void this.worker?.terminate().catch(() => undefined);
+    // The receiver closes its channel once this answer reaches it, then the thread can go.
+    const w = this.worker;
+    setTimeout(() => void w?.terminate().catch(() => undefined), 1000).unref();
   }
 
   /** The load failed; `emit` is false when the receiver already stored the status and sent the event. */

@@ -124,7 +124,13 @@ export type IncomingRequest =
   /** Precopy's end: adopt the devices (all or nothing). */
   | { kind: "load-devices"; sections: SavedSection[] }
   /** Postcopy's RUN: adopt the devices, take the images, start the guest (or leave it paused). */
-  | { kind: "postcopy-run"; sections: SavedSection[] };
+  | { kind: "postcopy-run"; sections: SavedSection[] }
+  /**
+   * Everything arrived. Precopy: take the images, then start the guest. Postcopy: turn the
+   * gate off. Answered once done, so the channel closes (and the source completes) only
+   * after the destination holds its images.
+   */
+  | { kind: "finish"; postcopy: boolean };
 
 export type IncomingReply =
   | { ok: true; value?: unknown }
@@ -147,8 +153,6 @@ export type IncomingToCore =
   /** POSTCOPY_LISTEN: turn the page-present gate on. */
   | { kind: "listen" }
   | { kind: "faults"; latency: FaultLatency; requests: number; pages: number }
-  /** Everything arrived. Precopy: take the images, start the guest. Postcopy: turn the gate off. */
-  | { kind: "done"; postcopy: boolean }
   | { kind: "failed"; error: string }
   | { kind: "warn"; message: string };
 
