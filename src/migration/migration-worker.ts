@@ -187,7 +187,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
       });
     };
     if (returnPath) {
-      if (!hasReturnPath(channel)) throw new Error("Unable to open return-path for postcopy");
+      if (!hasReturnPath(d.uri)) throw new Error("Unable to open return-path for postcopy");
       w.command(MIG_CMD_OPEN_RETURN_PATH);
       w.command(MIG_CMD_PING, be32(1));
       openRp();
@@ -364,6 +364,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
           for (;;) {
             const { uri } = await inbox.next("resume");
             try {
+              if (!hasReturnPath(uri)) throw new Error("Unable to open return-path for postcopy");
               channel = await openOutgoing(uri);
             } catch (err) {
               post({ kind: "resume-failed", error: err instanceof Error ? err.message : String(err) });

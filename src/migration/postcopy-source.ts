@@ -6,7 +6,7 @@
 
 import type { Socket } from "node:net";
 import { Writable } from "node:stream";
-import type { OutgoingChannel } from "./channels.js";
+import { parseMigrationUri } from "./channels.js";
 import {
   MIG_CMD_PACKAGED,
   MIG_CMD_PING,
@@ -214,8 +214,8 @@ export function requestedPages(ram: RamSaver, block: string | null, start: numbe
   return out;
 }
 
-/** True when the channel is a socket, which carries a return path. */
-export function hasReturnPath(channel: OutgoingChannel): boolean {
-  const s = channel.stream as Partial<Socket>;
-  return typeof s.setNoDelay === "function" && typeof s.on === "function";
+/** True when `uri` names a socket, whose other direction carries a return path (exec: and file: do not). */
+export function hasReturnPath(uri: string): boolean {
+  const kind = parseMigrationUri(uri, "outgoing").kind;
+  return kind === "unix" || kind === "tcp";
 }

@@ -243,4 +243,24 @@ describe("postcopy migration between two minivm processes", () => {
     expect(code).toBe(1);
     expect(dst.output()).toContain("the core thread does not answer");
   });
+
+  it("opens the return path for the return-path capability alone, and a precopy still completes", async () => {
+    const dir = tempDir();
+    const { sq, dst, dq, mig } = await pair(dir);
+    await sq.execute("migrate-set-capabilities", { capabilities: [{ capability: "postcopy-ram", state: false }, { capability: "return-path", state: true }] });
+    await sq.execute("migrate", { uri: `unix:${mig}` });
+    const done = await waitStatus(sq, ["completed"]);
+    expect(done.ram?.["postcopy-bytes"]).toBe(0);
+    await waitStatus(dq, ["completed"]);
+    await expectGuestIntact(dst);
+  });
+
+  it("refuses postcopy over a channel without a way back, as QEMU does", async () => {
+    const dir = tempDir();
+    const { sq } = await pair(dir);
+    await sq.execute("migrate", { uri: `exec:cat > ${join(dir, "x.mig")}` });
+    const failed = await waitStatus(sq, ["failed"]);
+    expect(failed["error-desc"]).toBe("Unable to open return-path for postcopy");
+    expect(await sq.execute("query-status")).toMatchObject({ status: "running" });
+  });
 });
