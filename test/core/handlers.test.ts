@@ -62,10 +62,18 @@ function coreContext(): CoreContext {
     migration: new MigrationState({ events: { MIGRATION: () => undefined, MIGRATION_PASS: () => undefined } }),
     migrationEngine: new StubMigrationEngine(),
     block: { inactive: () => false, activateAll: () => Promise.resolve() },
+    chardevs: { ids: () => ["compat_monitor0"], yank: (id) => id === "compat_monitor0" },
   };
 }
 
-const oobContext = (): OobContext => ({ control: new Int32Array(createControlBuffer()), bql: new Bql(createBqlBuffer(), "x"), outOfBand: true });
+const oobContext = (): OobContext => ({
+  control: new Int32Array(createControlBuffer()),
+  bql: new Bql(createBqlBuffer(), "x"),
+  outOfBand: true,
+  // No migration threads here: every status is "none", nothing to pause, recover or yank.
+  migration: { status: () => "none", pause: () => false, recover: () => Promise.reject(new Error("no migration")), yankable: () => [], yank: () => false },
+  chardevs: { ids: () => ["compat_monitor0"], yank: (id) => id === "compat_monitor0" },
+});
 const OOB_FUNCTIONS: ReadonlySet<unknown> = new Set(Object.values(OOB_HANDLERS));
 
 describe("the command table", () => {
@@ -146,5 +154,38 @@ describe("composeCommandTable", () => {
 describe("the OOB handlers out of band", () => {
   it("refuse x-oob-test lock=true, which would stop the monitor thread", () => {
     expect(() => OOB_HANDLERS["x-oob-test"]({ lock: true }, oobContext())).toThrow(/run it in-band/);
+  });
+});
+
+describe("the migration's out-of-band commands", () => {
+  it("check the shared status words: QEMU 7.2's refusals when nothing is in postcopy", async () => {
+    const ctx = oobContext();
+    expect(() => OOB_HANDLERS["migrate-pause"]({}, ctx)).toThrow("migrate-pause is currently only supported during postcopy-active state");
+    expect(() => OOB_HANDLERS["migrate-recover"]({ uri: "unix:/tmp/x" }, ctx)).toThrow("Migrate recover can only be run when postcopy is paused.");
+  });
+
+  it("pause whichever side is in postcopy-active, and recover only a paused destination", async () => {
+    const paused: string[] = [];
+    const status: Record<string, string> = { outgoing: "none", incoming: "postcopy-active" };
+    const ctx: OobContext = {
+      ...oobContext(),
+      migration: {
+        status: (side) => status[side] as never,
+        pause: (side) => (paused.push(side), true),
+        recover: async (uri) => void paused.push(`recover ${uri}`),
+        yankable: () => ["incoming"],
+        yank: (side) => (paused.push(`yank ${side}`), true),
+      },
+    };
+    expect(OOB_HANDLERS["migrate-pause"]({}, ctx)).toEqual({});
+    status.incoming = "postcopy-paused";
+    expect(await OOB_HANDLERS["migrate-recover"]({ uri: "unix:/tmp/r" }, ctx)).toEqual({});
+    expect(paused).toEqual(["incoming", "recover unix:/tmp/r"]);
+    expect(OOB_HANDLERS["query-yank"]({}, ctx)).toEqual([{ type: "chardev", id: "compat_monitor0" }, { type: "migration" }]);
+    expect(() => OOB_HANDLERS.yank({ instances: [{ type: "migration" }, { type: "chardev", id: "nope" }] }, ctx)).toThrow("Instance not found");
+    // All or nothing: the unknown chardev stopped the migration's yank too.
+    expect(paused).toEqual(["incoming", "recover unix:/tmp/r"]);
+    expect(OOB_HANDLERS.yank({ instances: [{ type: "migration" }] }, ctx)).toEqual({});
+    expect(paused.at(-1)).toBe("yank incoming");
   });
 });

@@ -9,6 +9,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { QmpClient, type QmpEvent } from "../../src/qmp/client.js";
+import type { MigrationCapability } from "../../src/qapi/generated/types.js";
 import { diskCopy, PROMPT, removeDiskCopies, SerialConsole } from "../firmware/console.js";
 import { BIN, tempDir } from "../helpers/vm.js";
 
@@ -59,7 +60,7 @@ async function migrationEvent(c: QmpClient, status: string): Promise<QmpEvent> {
   }
 }
 
-const caps = (...names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
+const caps = (...names: MigrationCapability[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
 
 /**
  * A destination waiting and a source whose guest sweeps `mib` MiB at 16 MiB/s: 64 MiB keeps the
