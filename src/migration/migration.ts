@@ -275,6 +275,22 @@ class Outgoing {
     }
   }
 
+  /** The downtime starts: the throttle off, the VM in finish-migrate (vm_stop_force_state). */
+  private stopForSwitchover(): void {
+    const h = this.host;
+    this.downtimeStart = performance.now();
+    h.bql.with(() => {
+      h.loop.setThrottle(0);
+      this.state.cpuThrottlePercentage = 0;
+      if (h.runState.running) {
+        h.loop.vmStop("finish-migrate");
+        this.stoppedVm = true;
+      } else {
+        h.runState.set("finish-migrate");
+      }
+    });
+  }
+
   /**
    * QEMU's postcopy_start on the core's side: postcopy-active, the VM stopped with its block
    * I/O drained and images handed over, the devices saved for the package.
@@ -283,17 +299,7 @@ class Outgoing {
     const h = this.host;
     const st = this.state;
     if (!st.transition("active", "postcopy-active")) return;
-    this.downtimeStart = performance.now();
-    h.bql.with(() => {
-      h.loop.setThrottle(0);
-      st.cpuThrottlePercentage = 0;
-      if (h.runState.running) {
-        h.loop.vmStop("finish-migrate");
-        this.stoppedVm = true;
-      } else {
-        h.runState.set("finish-migrate");
-      }
-    });
+    this.stopForSwitchover();
     try {
       await h.block.drain();
       await h.block.inactivate();
@@ -325,17 +331,7 @@ class Outgoing {
   private async switchover(): Promise<void> {
     const h = this.host;
     const st = this.state;
-    this.downtimeStart = performance.now();
-    h.bql.with(() => {
-      h.loop.setThrottle(0);
-      st.cpuThrottlePercentage = 0;
-      if (h.runState.running) {
-        h.loop.vmStop("finish-migrate");
-        this.stoppedVm = true;
-      } else {
-        h.runState.set("finish-migrate");
-      }
-    });
+    this.stopForSwitchover();
     try {
       if (st.capabilities["pause-before-switchover"]) {
         if (!st.transition("active", "pre-switchover")) return;

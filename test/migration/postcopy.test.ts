@@ -7,31 +7,14 @@
 
 import { createConnection } from "node:net";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { QmpClient, type QmpEvent } from "../../src/qmp/client.js";
+import { describe, expect, it } from "vitest";
+import type { QmpClient, QmpEvent } from "../../src/qmp/client.js";
 import type { MigrationCapability } from "../../src/qapi/generated/types.js";
-import { diskCopy, PROMPT, removeDiskCopies, SerialConsole } from "../firmware/console.js";
-import { BIN, tempDir } from "../helpers/vm.js";
+import { diskCopy, PROMPT, type SerialConsole } from "../firmware/console.js";
+import { tempDir } from "../helpers/vm.js";
+import { endProcessesAfterEach, qmp, vm, waitMigration } from "./processes.js";
 
-const running: SerialConsole[] = [];
-const clients: QmpClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const vm of running.splice(0)) await vm.kill();
-});
-afterAll(() => removeDiskCopies());
-
-function vm(args: string[]): SerialConsole {
-  const c = new SerialConsole(process.execPath, [BIN, "run", ...args]);
-  running.push(c);
-  return c;
-}
-
-async function qmp(path: string): Promise<QmpClient> {
-  const c = await QmpClient.connect(`unix:${path}`);
-  clients.push(c);
-  return c;
-}
+endProcessesAfterEach();
 
 interface Info {
   status?: string;
@@ -41,16 +24,8 @@ interface Info {
   "x-postcopy-faults"?: { faults: number; "p50-us": number; "p99-us": number; "max-us": number; requests: number };
 }
 
-async function waitStatus(c: QmpClient, want: string[], timeoutMs = 60_000): Promise<Info> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = (await c.execute("query-migrate")) as Info;
-    if (info.status !== undefined && want.includes(info.status)) return info;
-    if (info.status === "failed" && !want.includes("failed")) throw new Error(`migration failed: ${info["error-desc"] ?? "?"}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${want.join("|")}: ${JSON.stringify(info)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** query-migrate until the status is one of `want` (or fails on another final one). */
+const waitStatus = (c: QmpClient, want: string[], timeoutMs = 60_000): Promise<Info> => waitMigration<Info>(c, want, timeoutMs);
 
 /** The MIGRATION event with `status`, skipping others (the destination's way to be watched). */
 async function migrationEvent(c: QmpClient, status: string): Promise<QmpEvent> {
@@ -81,6 +56,15 @@ async function pair(dir: string, mib = 16): Promise<{ src: SerialConsole; sq: Qm
   const sq = await qmp(join(dir, "src.sock"));
   await sq.execute("migrate-set-capabilities", caps("postcopy-ram", "events"));
   return { src, sq, dst, dq, mig };
+}
+
+/** Precopy at 4 MiB/s, then postcopy throttled to 64 KiB/s so it cannot finish before a break. */
+async function startThrottledPostcopy(sq: QmpClient, dq: QmpClient, mig: string): Promise<void> {
+  await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
+  await sq.execute("migrate", { uri: `unix:${mig}` });
+  await waitStatus(sq, ["active"]);
+  await sq.execute("migrate-start-postcopy");
+  await migrationEvent(dq, "postcopy-active");
 }
 
 async function expectGuestIntact(dst: SerialConsole): Promise<void> {
@@ -129,11 +113,7 @@ describe("postcopy migration between two minivm processes", () => {
     const dir = tempDir();
     const { sq, dst, dq, mig } = await pair(dir, 64);
     // QEMU's recovery test: postcopy throttled so hard it cannot finish before the break.
-    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
-    await sq.execute("migrate", { uri: `unix:${mig}` });
-    await waitStatus(sq, ["active"]);
-    await sq.execute("migrate-start-postcopy");
-    await migrationEvent(dq, "postcopy-active");
+    await startThrottledPostcopy(sq, dq, mig);
     await waitStatus(sq, ["postcopy-active"]);
 
     // QEMU 7.2's guards, in its words.
@@ -193,11 +173,7 @@ describe("postcopy migration between two minivm processes", () => {
     const dir = tempDir();
     const { sq, dst, dq, mig } = await pair(dir, 64);
     expect(await sq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }]);
-    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
-    await sq.execute("migrate", { uri: `unix:${mig}` });
-    await waitStatus(sq, ["active"]);
-    await sq.execute("migrate-start-postcopy");
-    await migrationEvent(dq, "postcopy-active");
+    await startThrottledPostcopy(sq, dq, mig);
     expect(await dq.execOob("query-yank")).toEqual([{ type: "chardev", id: "compat_monitor0" }, { type: "migration" }]);
     await expect(dq.execOob("yank", { instances: [{ type: "chardev", id: "nope" }] })).rejects.toThrow("Instance not found");
 
@@ -230,11 +206,7 @@ describe("postcopy migration between two minivm processes", () => {
   it("ends a destination whose vCPU waits for a page that will never come when it gets SIGTERM", async () => {
     const dir = tempDir();
     const { sq, dst, dq, mig } = await pair(dir, 64);
-    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 64 << 10 });
-    await sq.execute("migrate", { uri: `unix:${mig}` });
-    await waitStatus(sq, ["active"]);
-    await sq.execute("migrate-start-postcopy");
-    await migrationEvent(dq, "postcopy-active");
+    await startThrottledPostcopy(sq, dq, mig);
     await sq.execOob("migrate-pause");
     await migrationEvent(dq, "postcopy-paused");
     const deadline = Date.now() + 20_000;

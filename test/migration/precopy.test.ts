@@ -6,46 +6,20 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { QmpClient } from "../../src/qmp/client.js";
-import { diskCopy, PROMPT, removeDiskCopies, SerialConsole } from "../firmware/console.js";
-import { BIN, tempDir } from "../helpers/vm.js";
+import { describe, expect, it } from "vitest";
+import type { QmpClient } from "../../src/qmp/client.js";
+import { diskCopy, PROMPT, type SerialConsole } from "../firmware/console.js";
+import { tempDir } from "../helpers/vm.js";
+import { endProcessesAfterEach, qmp, vm, waitMigration } from "./processes.js";
 import { qemuSourceFile } from "../helpers/interop.js";
 import { checkDirtyImage, DIRTY_BASE } from "../firmware/dirty-image.js";
 
-const running: SerialConsole[] = [];
-const clients: QmpClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const vm of running.splice(0)) await vm.kill();
-});
-afterAll(() => removeDiskCopies());
-
-function vm(args: string[]): SerialConsole {
-  const c = new SerialConsole(process.execPath, [BIN, "run", ...args]);
-  running.push(c);
-  return c;
-}
-
-async function qmp(path: string): Promise<QmpClient> {
-  const c = await QmpClient.connect(`unix:${path}`);
-  clients.push(c);
-  return c;
-}
+endProcessesAfterEach();
 
 type Info = Awaited<ReturnType<QmpClient["execute"]>> & { status?: string; ram?: { transferred: number; "dirty-sync-count": number; total: number }; "error-desc"?: string; downtime?: number };
 
-/** Polls query-migrate until the status is one of `want` (or fails on another final one). */
-async function waitStatus(c: QmpClient, want: string[], timeoutMs = 40_000): Promise<Info> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = (await c.execute("query-migrate")) as Info;
-    if (info.status !== undefined && want.includes(info.status)) return info;
-    if (info.status === "failed" && !want.includes("failed")) throw new Error(`migration failed: ${info["error-desc"] ?? "?"}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${want.join("|")}: ${JSON.stringify(info)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** query-migrate until the status is one of `want` (or fails on another final one). */
+const waitStatus = (c: QmpClient, want: string[], timeoutMs = 40_000): Promise<Info> => waitMigration<Info>(c, want, timeoutMs);
 
 /** A source at its shell with `dirty` sweeping `mib` MiB at `rate` MiB/s, and its QMP. */
 async function busySource(dir: string, disk: string, mib: number, rate: number): Promise<{ src: SerialConsole; sq: QmpClient }> {

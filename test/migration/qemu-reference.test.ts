@@ -12,9 +12,10 @@
 // Skips without qemu-system-riscv32 unless MINIVM_REQUIRE_INTEROP=1.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { QmpClient } from "../../src/qmp/client.js";
-import { PROMPT, SBI_ELF, SerialConsole, diskCopy, removeDiskCopies } from "../firmware/console.js";
+import { PROMPT, SBI_ELF, SerialConsole, diskCopy } from "../firmware/console.js";
+import { endProcessesAfterEach, keep, track } from "./processes.js";
 import { requireTool } from "../helpers/interop.js";
 import { tempDir } from "../helpers/vm.js";
 import { checkDirtyImage, DIRTY_BASE, PAGE } from "../firmware/dirty-image.js";
@@ -22,13 +23,7 @@ import { checkDirtyImage, DIRTY_BASE, PAGE } from "../firmware/dirty-image.js";
 const QEMU = "qemu-system-riscv32";
 const haveQemu = requireTool(QEMU, "qemu-system-misc");
 
-const running: SerialConsole[] = [];
-const clients: QmpClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const vm of running.splice(0)) await vm.kill();
-});
-afterAll(() => removeDiskCopies());
+endProcessesAfterEach();
 
 /** QEMU on the shared image, serial on stdio (no monitor mux, so a typed key reaches the guest). */
 function qemu(disk: string, qmpPath: string, extra: string[] = []): SerialConsole {
@@ -41,8 +36,7 @@ function qemu(disk: string, qmpPath: string, extra: string[] = []): SerialConsol
     "-qmp", `unix:${qmpPath},server=on,wait=off`,
     ...extra,
   ]);
-  running.push(c);
-  return c;
+  return track(c);
 }
 
 async function qmp(path: string): Promise<QmpClient> {
@@ -50,9 +44,7 @@ async function qmp(path: string): Promise<QmpClient> {
   // still arrive first: retry until it listens (the process dying ends the wait).
   for (let tries = 0; ; tries++) {
     try {
-      const c = await QmpClient.connect(`unix:${path}`);
-      clients.push(c);
-      return c;
+      return keep(await QmpClient.connect(`unix:${path}`));
     } catch (e) {
       if (tries > 200) throw e;
       await new Promise((r) => setTimeout(r, 25));
