@@ -125,7 +125,7 @@ const STATUS_TRANSITIONS: Readonly<Record<MigrationStatus, readonly MigrationSta
   cancelling: ["cancelled", "failed"],
   "postcopy-active": ["completed", "failed", "postcopy-paused", "cancelling"],
   "postcopy-paused": ["postcopy-recover", "failed", "cancelling"],
-  "postcopy-recover": ["postcopy-active", "postcopy-paused", "failed"],
+  "postcopy-recover": ["postcopy-active", "postcopy-paused", "failed", "cancelling"],
   // A new migration starts again from setup once the last one ended.
   completed: ["setup"],
   failed: ["setup"],

@@ -236,4 +236,16 @@ describe("postcopy migration between two minivm processes", () => {
     expect(failed["error-desc"]).toBe("Unable to open return-path for postcopy");
     expect(await sq.execute("query-status")).toMatchObject({ status: "running" });
   });
+
+  it("cancels a paused postcopy migration, and keeps the source stopped: the destination has run the guest", async () => {
+    const dir = tempDir();
+    const { sq, dq, mig } = await pair(dir, 64);
+    await startThrottledPostcopy(sq, dq, mig);
+    await sq.execOob("migrate-pause");
+    await waitStatus(sq, ["postcopy-paused"]);
+    await sq.execute("migrate_cancel");
+    await waitStatus(sq, ["cancelled"]);
+    expect(await sq.execute("query-status")).toMatchObject({ running: false });
+    await expect(sq.execute("migrate", { uri: `unix:${mig}`, resume: true })).rejects.toThrow("Cannot resume if there is no paused migration");
+  });
 });
