@@ -87,6 +87,10 @@ void sbi_main(uint32_t hartid, uintptr_t dtb, uintptr_t fw_dynamic)
 	/* cycle, time and instret readable from S (and from U if S allows it in scounteren). */
 	M_PROBE(csr_write(mcounteren, 7));
 	open_pmp();
+	/* Sstc (Privileged spec 1.12 ch. 16): where the hart has stimecmp, S may use it only with
+	 * menvcfg.STCE set. OpenSBI sets it; Linux 6.1 reads "sstc" from riscv,isa (QEMU's default
+	 * rv32 CPU lists it) and then writes stimecmp directly, an illegal instruction otherwise. */
+	M_PROBE(csr_set(0x31a /* menvcfgh */, 1u << 31));
 	clint_set_mtimecmp(~0ull);
 	csr_write(mie, 1u << IRQ_M_SOFT);
 
