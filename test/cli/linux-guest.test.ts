@@ -62,6 +62,8 @@ const SESSION = [
   "dirty 4 0 1",
   "check",
   "bench cpu 100000",
+  "spawn 20",
+  "spawn 1 echo hello from a child",
   "echo hello from linux",
 ];
 
@@ -75,7 +77,7 @@ async function session(c: SerialConsole): Promise<Map<string, string>> {
 function masked(answers: Map<string, string>): string {
   let text = "";
   for (const [line, answer] of answers) {
-    let a = answer.replace(/\b(ms|us|mib_s|sweeps|pages|first|last|step)=\w+/g, "$1=N").replace(/ at 0x[0-9a-f]{8},/, " at ADDR,");
+    let a = answer.replace(/\b(ms|us|us_each|mib_s|sweeps|pages|first|last|step)=\w+/g, "$1=N").replace(/ at 0x[0-9a-f]{8},/, " at ADDR,");
     if (line === "cat /proc/interrupts") a = a.replace(/\d+/g, "N").replace(/ +/g, " ");
     // The machine ID CSRs name the implementation: minivm's, or QEMU's version.
     if (line === "cat /proc/cpuinfo") a = a.replace(/^(mvendorid|marchid|mimpid)(\s+): .*$/gm, "$1$2: X");
@@ -109,6 +111,8 @@ function expectRightAnswers(a: Map<string, string>): void {
   expect(a.get("dirty 4 0 1")).toMatch(/^dirty: 4 MiB \(1024 pages\) at 0x[0-9a-f]{8}, no rate limit, for 1 s or until Enter is pressed\ndirty: stopped sweeps=\d+ pages=\d+ ms=\d+ mib_s=\d+\n$/);
   expect(a.get("check")).toMatch(/^check: OK pages=1024 first=\d+ last=\d+ step=(\d+|none)\n$/);
   expect(a.get("bench cpu 100000")).toMatch(/^bench cpu: iterations=100000 ms=\d+ us=\d+ checksum=0x[0-9a-f]{8}\n$/);
+  expect(a.get("spawn 20")).toMatch(/^spawn: processes=20 failed=0 us_each=\d+\n$/);
+  expect(a.get("spawn 1 echo hello from a child")).toMatch(/^hello from a child\nspawn: processes=1 failed=0 us_each=\d+\n$/);
   expect(a.get("echo hello from linux")).toBe("hello from linux\n");
 }
 

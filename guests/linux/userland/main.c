@@ -14,6 +14,7 @@ struct command {
 };
 
 static void cmd_help(int argc, char **argv);
+static void cmd_true(int argc, char **argv) { (void)argc, (void)argv; }
 
 static const struct command commands[] = {
 	{ "help", 0, "help                        this list", cmd_help },
@@ -37,6 +38,9 @@ static const struct command commands[] = {
 	  cmd_disk },
 	{ "bench", 2, "bench cpu [ITERATIONS] | bench disk [MIB]\n"
 		      "                              timed workloads with key=value results", cmd_bench },
+	{ "spawn", 17, "spawn N [COMMAND...]        fork + exec + wait N times, running COMMAND (default true)\n"
+		       "                              in a new process each time", cmd_spawn },
+	{ "true", 16, "true                        do nothing", cmd_true },
 	{ "halt", 0, "halt                        power off (reboot(2), then SBI SRST)", cmd_halt },
 	{ "reboot", 0, "reboot                      restart the machine (reboot(2), then SBI SRST)", cmd_reboot },
 };
@@ -165,9 +169,27 @@ static int split(char *line, char **argv, int max)
 	return argc;
 }
 
+static void run_command(int words, char **args)
+{
+	for (unsigned int i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(args[0], commands[i].name))
+			continue;
+		if (words - 1 > commands[i].max_args)
+			out("%s: too many arguments; usage: %s\n", args[0], commands[i].usage);
+		else
+			commands[i].run(words, args);
+		return;
+	}
+	out("%s: unknown command (try help)\n", args[0]);
+}
+
 int main(int argc, char **argv)
 {
-	(void)argc, (void)argv;
+	/* `mvsh -c COMMAND...`: one command in this process (spawn's children), then exit. */
+	if (argc >= 3 && !strcmp(argv[1], "-c") && getpid() != 1) {
+		run_command(argc - 2, argv + 2);
+		return 0;
+	}
 	init_system();
 	char motd[256];
 	if (read_small("/etc/motd", motd, sizeof(motd)) > 0)
@@ -184,23 +206,9 @@ int main(int argc, char **argv)
 		}
 		line[n] = 0;
 		int words = split(line, args, 18);
-		if (words == 0)
-			continue;
-		if (words < 0) {
+		if (words < 0)
 			out("mvsh: too many words\n");
-			continue;
-		}
-		unsigned int i;
-		for (i = 0; i < NCOMMANDS; i++) {
-			if (strcmp(args[0], commands[i].name))
-				continue;
-			if (words - 1 > commands[i].max_args)
-				out("%s: too many arguments; usage: %s\n", args[0], commands[i].usage);
-			else
-				commands[i].run(words, args);
-			break;
-		}
-		if (i == NCOMMANDS)
-			out("%s: unknown command (try help)\n", args[0]);
+		else if (words > 0)
+			run_command(words, args);
 	}
 }

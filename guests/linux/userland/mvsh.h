@@ -29,5 +29,6 @@ void cmd_dirty(int argc, char **argv);
 void cmd_check(int argc, char **argv);
 void cmd_disk(int argc, char **argv);
 void cmd_bench(int argc, char **argv);
+void cmd_spawn(int argc, char **argv);
 
 #endif
