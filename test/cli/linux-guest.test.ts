@@ -154,7 +154,7 @@ describe("the Linux guest on minivm", () => {
       expect(await run(c, "disk write 1")).toBe("disk write: OK 1 MiB pattern=0x5a5a5a5a\n");
       const after = (await qmp.execute("query-blockstats"))[0]?.stats;
       expect(before?.rd_operations).toBeGreaterThan(0); // the kernel read the partition table and the ext2 root
-      expect((after?.wr_bytes ?? 0) - (before?.wr_bytes ?? 0)).toBe(1 << 20);
+      expect(Number(after?.wr_bytes ?? 0) - Number(before?.wr_bytes ?? 0)).toBe(1 << 20);
       expect(after?.flush_operations).toBeGreaterThan(before?.flush_operations ?? 0);
       await qmp.execute("system_reset");
       const again = await c.waitFor(PROMPT, BOOT_MS);
