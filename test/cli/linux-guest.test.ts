@@ -2,6 +2,7 @@
 // minivm-sbi to its shell with the root on virtio-blk, a user's commands get the right
 // answers, and the same kernel, initramfs, disk and firmware on QEMU 7.2's virt board
 // (with a CPU that has exactly minivm's ISA) give the same transcript, timings masked.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -198,4 +199,15 @@ describe.skipIf(!haveQemu)("the same Linux guest on QEMU 7.2", () => {
     expect(onMinivm.get("disk read 2")).toBe(onQemu.get("disk read 2"));
     expect(onMinivm.get("bench cpu 100000")?.replace(/ms=\d+ us=\d+ /, "")).toBe(onQemu.get("bench cpu 100000")?.replace(/ms=\d+ us=\d+ /, ""));
   }, 600_000);
+});
+
+describe("minivm run's guest options", () => {
+  it("refuses an unknown guest and an initrd without a kernel, saying why", () => {
+    const r1 = spawnSync(process.execPath, [BIN, "run", "--guest", "freebsd"], { encoding: "utf8" });
+    expect(r1.status).toBe(1);
+    expect(r1.stderr).toBe("minivm: --guest freebsd: minivm ships these guests: linux\n");
+    const r2 = spawnSync(process.execPath, [BIN, "run", "-initrd", join(GUEST, "initramfs.cpio.gz")], { encoding: "utf8" });
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toBe("minivm: -initrd only allowed with -kernel option\n");
+  });
 });
