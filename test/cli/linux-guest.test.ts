@@ -201,6 +201,24 @@ describe.skipIf(!haveQemu)("the same Linux guest on QEMU 7.2", () => {
   }, 600_000);
 });
 
+describe.skipIf(!haveQemu)("the Linux guest on QEMU's default CPU", () => {
+  it("boots: minivm-sbi lets S-mode use Sstc's stimecmp (menvcfg.STCE), as OpenSBI does", async () => {
+    const dir = scratchDir();
+    const q = new SerialConsole("qemu-system-riscv32", [
+      "-M", "virt", "-m", "128M", "-bios", SBI_ELF,
+      "-kernel", unpack("Image.gz", dir), "-initrd", join(GUEST, "initramfs.cpio.gz"), "-append", LINUX_APPEND,
+      "-drive", `file=${unpack("disk.img.gz", dir)},if=none,format=raw,id=hd0`, "-device", "virtio-blk-device,drive=hd0",
+      "-nographic", "-no-reboot",
+    ]);
+    consoles.push(q);
+    // Without STCE the kernel's first stimecmp write is an illegal instruction: an oops and a panic.
+    const boot = await q.waitFor(PROMPT, BOOT_MS);
+    expect(boot).toContain("riscv-timer: Timer interrupt in S-mode is available via sstc extension");
+    expect(await run(q, "cat /proc/uptime")).toMatch(/^\d+\.\d+ \d+\.\d+\n$/);
+    await halts(q);
+  }, 300_000);
+});
+
 describe("minivm run's guest options", () => {
   it("refuses an unknown guest and an initrd without a kernel, saying why", () => {
     const r1 = spawnSync(process.execPath, [BIN, "run", "--guest", "freebsd"], { encoding: "utf8" });
