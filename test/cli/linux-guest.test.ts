@@ -157,6 +157,12 @@ describe("the Linux guest on minivm", () => {
       expect(before?.rd_operations).toBeGreaterThan(0); // the kernel read the partition table and the ext2 root
       expect(Number(after?.wr_bytes ?? 0) - Number(before?.wr_bytes ?? 0)).toBe(1 << 20);
       expect(after?.flush_operations).toBeGreaterThan(before?.flush_operations ?? 0);
+      // The vCPU thread ran Linux under the BQL.
+      const bql = await qmp.execute("x-query-bql");
+      const vcpu = bql.threads.find((t) => /cpu/i.test(t.thread));
+      expect(vcpu, JSON.stringify(bql.threads.map((t) => t.thread))).toBeDefined();
+      expect(Number(vcpu?.acquisitions)).toBeGreaterThan(0);
+      expect(Number(vcpu?.["total-hold-ns"])).toBeGreaterThan(0);
       await qmp.execute("system_reset");
       const again = await c.waitFor(PROMPT, BOOT_MS);
       expect(again).toMatch(/Linux version 6\.1/);
