@@ -83,3 +83,11 @@ uint64_t platform_time(void)
 {
 	return clint_mtime();
 }
+
+/* Written high half first, through all ones, so the compare never passes early in between. */
+void sstc_set_timer(uint64_t when)
+{
+	__asm__ volatile("csrw 0x15d, %0" ::"r"(0xffffffffu)); /* stimecmph */
+	__asm__ volatile("csrw 0x14d, %0" ::"r"((uint32_t)when)); /* stimecmp */
+	__asm__ volatile("csrw 0x15d, %0" ::"r"((uint32_t)(when >> 32)));
+}

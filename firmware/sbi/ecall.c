@@ -31,6 +31,11 @@ static int mask_selects_hart0(uint32_t mask, uint32_t base, int *bad)
 
 static void set_timer(uint64_t when)
 {
+	if (platform_sstc) {
+		/* STIP is stimecmp's to drive: pending while time >= when (Sstc spec). */
+		sstc_set_timer(when);
+		return;
+	}
 	clint_set_mtimecmp(when);
 	csr_clear(mip, 1u << IRQ_S_TIMER);
 	csr_set(mie, 1u << IRQ_M_TIMER);

@@ -9,6 +9,7 @@
 
 struct machine_info machine;
 uint32_t platform_timebase; /* from the DTB (read_dtb), for the disk driver's timeouts */
+int platform_sstc; /* the hart has Sstc's stimecmp, enabled for S (menvcfg.STCE) */
 
 extern char __stack_top[];
 
@@ -87,6 +88,17 @@ void sbi_main(uint32_t hartid, uintptr_t dtb, uintptr_t fw_dynamic)
 	/* cycle, time and instret readable from S (and from U if S allows it in scounteren). */
 	M_PROBE(csr_write(mcounteren, 7));
 	open_pmp();
+	/* Sstc (Privileged spec 1.12 ch. 16): where the hart has stimecmp, S may use it only with
+	 * menvcfg.STCE set. OpenSBI sets it; Linux 6.1 reads "sstc" from riscv,isa (QEMU's default
+	 * rv32 CPU lists it) and then writes stimecmp directly, an illegal instruction otherwise.
+	 * With STCE set, STIP follows stimecmp and M can no longer raise it by hand, so the SBI
+	 * timer then programs stimecmp too (ecall.c), as OpenSBI does. Probe the CSR itself: a
+	 * hart may keep a writable STCE bit without having stimecmp. */
+	platform_sstc = M_PROBE(csr_read(0x14d /* stimecmp */)) == 0;
+	if (platform_sstc) {
+		csr_set(0x31a /* menvcfgh */, 1u << 31);
+		sstc_set_timer(~0ull);
+	}
 	clint_set_mtimecmp(~0ull);
 	csr_write(mie, 1u << IRQ_M_SOFT);
 

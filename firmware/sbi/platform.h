@@ -41,6 +41,11 @@ void clint_set_msip(int on);
 
 void finisher_write(uint32_t value) __attribute__((noreturn));
 
+/* Sstc: the hart's own S timer compare (stimecmp/stimecmph), used instead of the CLINT's
+ * mtimecmp when present. */
+extern int platform_sstc;
+void sstc_set_timer(uint64_t when);
+
 /* Loads the boot payload from the first virtio-blk disk; returns its entry or 0. */
 uintptr_t load_payload(void);
 

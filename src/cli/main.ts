@@ -6,7 +6,7 @@ import { MINIVM_VERSION } from "../version.js";
 /** QEMU's single-dash long options that minivm understands, rewritten to `--name`. */
 const QEMU_LONG_OPTIONS = new Set([
   "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
-  "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "device",
+  "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "initrd", "device",
   "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate",
 ]);
 

@@ -22,6 +22,8 @@ interface RunFlags {
   kernel?: string;
   bios?: string;
   append?: string;
+  initrd?: string;
+  guest?: string;
   serial?: string;
   paused?: boolean;
   incoming?: string;
@@ -188,7 +190,7 @@ async function checkRamHolds(ramSize: number, image: Uint8Array | null, what: st
   }
 }
 
-async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> {
+async function machineFromFlags(flags: RunFlags, guest: import("./linux-guest.js").GuestFiles | null = null): Promise<MachineConfig | null> {
   const { readFile } = await import("node:fs/promises");
   const ramSize = parseMemorySize(flags.memory);
   const read = async (what: string, path: string): Promise<Uint8Array> => {
@@ -198,15 +200,18 @@ async function machineFromFlags(flags: RunFlags): Promise<MachineConfig | null> 
       throw new Error(`could not load ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
     }
   };
-  const kernel = flags.kernel === undefined ? null : await read("kernel", flags.kernel);
+  const kernel = flags.kernel === undefined ? guest?.kernel ?? null : await read("kernel", flags.kernel);
   // Like QEMU, a firmware runs first unless told `--bios none`: minivm's own SBI.
   let bios: Uint8Array | null = null;
   if (flags.bios === undefined) bios = await read("firmware", packageFile(DEFAULT_FIRMWARE));
   else if (flags.bios !== "none") bios = await read("firmware", flags.bios);
+  if (flags.initrd !== undefined && kernel === null) throw new Error("-initrd only allowed with -kernel option");
+  const initrd = flags.initrd === undefined ? guest?.initrd ?? null : await read("initrd", flags.initrd);
   if (kernel === null && bios === null) return null;
   // The image at the DRAM base is the firmware, or the kernel when there is none.
-  await checkRamHolds(ramSize, bios ?? kernel, bios !== null ? "firmware" : "kernel", flags.append);
-  return { ramSize, kernel, bios, append: flags.append };
+  const append = flags.append ?? guest?.append;
+  await checkRamHolds(ramSize, bios ?? kernel, bios !== null ? "firmware" : "kernel", append);
+  return { ramSize, kernel, bios, append, initrd };
 }
 
 export function buildProgram(setStatus: (code: number) => void, fixMessage: (message: string) => string = (m) => m): Command {
@@ -233,6 +238,8 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     .option("--kernel <elf>", "load an ELF at its physical addresses (QEMU's -kernel)")
     .option("--bios <file|none>", "firmware at 0x80000000 (default: minivm's SBI), or 'none' to boot --kernel directly in M-mode")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
+    .option("--guest <name>", "boot a guest minivm ships: 'linux' (Linux 6.1 with its initramfs and disk; docs/linux-guest.md)")
+    .option("--initrd <file>", "initial ramdisk placed after the kernel, named in /chosen (QEMU's -initrd; needs --kernel)")
     .option("--serial <stdio|mon:stdio|none|file:PATH|unix:PATH>", "where the guest's serial console goes (default stdio; none with --daemonize)")
     .option("-M, --machine <type>", "the board: only 'virt' (QEMU's riscv32 virt)")
     .option("--smp <n>", "number of harts: only 1")
@@ -277,6 +284,14 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
         return;
       }
       const { runVm } = await import("./run.js");
+      let guest: import("./linux-guest.js").GuestFiles | null = null;
+      if (flags.guest !== undefined) {
+        const { GUESTS, linuxGuestFiles } = await import("./linux-guest.js");
+        if (!(GUESTS as readonly string[]).includes(flags.guest)) throw new Error(`--guest ${flags.guest}: minivm ships these guests: ${GUESTS.join(", ")}`);
+        guest = await linuxGuestFiles();
+        // The shipped disk (a private copy) unless the user names one.
+        if (disk === undefined && flags.drive.length === 0 && flags.blockdev.length === 0) disk = guest.diskPath;
+      }
       let drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
       // Nothing to boot named at all: the teaching disk, behind a throw-away overlay so the
       // shipped image never changes.
@@ -284,7 +299,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
         drives = [`file=${packageFile(BUILTIN_DISK).replace(/,/g, ",,")},format=raw,if=virtio,snapshot=on`];
       }
       const monitors = monitorsFromFlags(flags);
-      const machine = await machineFromFlags(flags);
+      const machine = await machineFromFlags(flags, guest);
       const serial = parseSerial(flags.serial ?? (flags.daemonize === true ? "none" : "stdio"));
       if (machine === null) {
         process.stderr.write("minivm: --bios none and no --kernel: nothing to run; the machine idles, QMP still answers\n");

@@ -92,6 +92,7 @@ const machine =
         kernel: data.machine.kernel ?? undefined,
         bios: data.machine.bios,
         append: data.machine.append,
+        initrd: data.machine.initrd ?? undefined,
         regions,
         serialOut,
         now: () => performance.now() * 1e6,

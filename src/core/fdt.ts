@@ -100,6 +100,8 @@ export interface VirtFdtOptions {
   ramSize: number;
   /** /chosen/bootargs, when a command line is given. */
   bootargs?: string;
+  /** /chosen/linux,initrd-start and -end (end exclusive), as QEMU 7.2 writes them: 32-bit cells. */
+  initrd?: { start: number; end: number };
   /** riscv,isa string of the hart. */
   isa?: string;
 }
@@ -114,6 +116,7 @@ export function buildVirtFdt(o: VirtFdtOptions, rows: readonly BoardRow[] = BOAR
 
   const chosen = root.child("chosen");
   if (o.bootargs !== undefined) chosen.prop("bootargs", o.bootargs);
+  if (o.initrd !== undefined) chosen.prop("linux,initrd-start", [o.initrd.start]).prop("linux,initrd-end", [o.initrd.end]);
   const console = rows.find((r) => r.id === "uart0");
   if (console !== undefined) chosen.prop("stdout-path", `/soc/serial@${console.base.toString(16)}`);
 

@@ -51,6 +51,11 @@ export interface MachineOptions {
   now?: () => number;
   /** /chosen/bootargs. */
   append?: string;
+  /**
+   * QEMU -initrd: raw bytes at kernel start + min(RAM / 2, 128 MiB) (QEMU 7.2's
+   * riscv_load_initrd), announced in /chosen/linux,initrd-start and -end. Needs a kernel.
+   */
+  initrd?: Uint8Array;
   /** Backends for virtio-mmio slots 0..7 (missing or null = QEMU's empty slot). */
   virtio?: (VirtioBackend | null)[];
   /**
@@ -129,6 +134,7 @@ export class Machine {
   private readonly kernel: ElfImage | null;
   private readonly rawKernel: Uint8Array | null;
   private kernelEntry = 0;
+  private readonly initrd: { bytes: Uint8Array; start: number } | null;
   private readonly bios: Uint8Array | null;
   private readonly exitRequest: Int32Array | null;
   /** The guest's clock in ns (QEMU_CLOCK_VIRTUAL): host time minus time spent stopped. */
@@ -171,7 +177,18 @@ export class Machine {
     this.kernel = opts.kernel && isElf(opts.kernel) ? parseElf(opts.kernel) : null;
     this.rawKernel = opts.kernel && !isElf(opts.kernel) ? opts.kernel : null;
     this.bios = opts.bios ?? null;
-    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append }));
+    this.initrd = null;
+    if (opts.initrd !== undefined) {
+      if (opts.kernel === undefined) throw new Error("-initrd only allowed with -kernel option");
+      const kernelLow = this.kernel !== null ? this.kernel.lowAddr : alignUp4M(imageEnd(this.bios));
+      const start = kernelLow + Math.min(ramSize / 2, 128 * 2 ** 20);
+      if (start + opts.initrd.length > RAM_BASE + ramSize) {
+        throw new Error(`initrd of ${opts.initrd.length} bytes at 0x${start.toString(16)} does not fit in RAM`);
+      }
+      this.initrd = { bytes: opts.initrd, start };
+    }
+    const initrd = this.initrd === null ? undefined : { start: this.initrd.start, end: this.initrd.start + this.initrd.bytes.length };
+    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, initrd }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
     const built = new Map<string, MmioDevice>();
@@ -236,7 +253,7 @@ export class Machine {
     this.kernelEntry = 0;
     if (this.rawKernel) {
       // riscv_calc_kernel_start_addr (rv32): 4 MiB aligned after the firmware.
-      const start = Math.ceil(firmwareEnd / 0x400000) * 0x400000;
+      const start = alignUp4M(firmwareEnd);
       if (!this.ram.dmaWrite(start, this.rawKernel)) {
         throw new Error(`kernel image of ${this.rawKernel.length} bytes at 0x${start.toString(16)} does not fit in RAM`);
       }
@@ -251,6 +268,7 @@ export class Machine {
         this.cpu.htifPage = (t - RAM_BASE) >>> 12;
       }
     }
+    if (this.initrd !== null) this.ram.dmaWrite(this.initrd.start, this.initrd.bytes);
     this.ram.dmaWrite(this.fdtAddr, this.dtb);
     this.bootRom.program({ startAddr: RAM_BASE, fdtAddr: this.fdtAddr, nextAddr: this.kernelEntry });
   }
@@ -531,4 +549,18 @@ export class Machine {
     }
     return lines.join("\n") + "\n";
   }
+}
+
+/** riscv_calc_kernel_start_addr (rv32): a raw kernel goes 4 MiB-aligned after the firmware. */
+function alignUp4M(addr: number): number {
+  return Math.ceil(addr / 0x400000) * 0x400000;
+}
+
+/** Where a firmware image (ELF or raw at the DRAM base) ends; the DRAM base without one. */
+function imageEnd(image: Uint8Array | null): number {
+  if (image === null) return RAM_BASE;
+  if (image.length >= 4 && image[0] === 0x7f && image[1] === 0x45 && image[2] === 0x4c && image[3] === 0x46) {
+    return Math.max(RAM_BASE, ...parseElf(image).segments.map((s) => s.paddr + s.memsz));
+  }
+  return RAM_BASE + image.length;
 }

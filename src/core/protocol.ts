@@ -31,6 +31,8 @@ export interface MachineConfig {
   /** Firmware bytes at 0x8000_0000; null is QEMU's `-bios none`. */
   bios: Uint8Array | null;
   append: string | undefined;
+  /** QEMU's -initrd: raw bytes placed after the kernel, named in /chosen. */
+  initrd?: Uint8Array | null;
 }
 
 export type ExecResult =
