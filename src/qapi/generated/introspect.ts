@@ -45,204 +45,243 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"migrate-incoming","meta-type":"command","arg-type":"32","ret-type":"0"},
   {"name":"migrate-recover","meta-type":"command","arg-type":"33","ret-type":"0","allow-oob":true},
   {"name":"migrate-pause","meta-type":"command","arg-type":"0","ret-type":"0","allow-oob":true},
+  {"name":"object-add","meta-type":"command","arg-type":"34","ret-type":"0"},
+  {"name":"object-del","meta-type":"command","arg-type":"35","ret-type":"0"},
+  {"name":"query-objects","meta-type":"command","arg-type":"0","ret-type":"[34]","features":["unstable"]},
+  {"name":"qom-list","meta-type":"command","arg-type":"36","ret-type":"[37]"},
+  {"name":"qom-list-types","meta-type":"command","arg-type":"38","ret-type":"[39]"},
   // "0" = q_empty
   {"name":"0","meta-type":"object","members":[]},
   // "1" = StatusInfo
-  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"34"}]},
+  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"40"}]},
   // "2" = q_obj_SHUTDOWN-arg
-  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"35"}]},
+  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"41"}]},
   // "3" = q_obj_RESET-arg
-  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"35"}]},
+  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"41"}]},
   // "4" = q_obj_qmp_capabilities-arg
-  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[36]","default":null}]},
+  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[42]","default":null}]},
   // "5" = VersionInfo
-  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"37"},{"name":"package","type":"str"}]},
+  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"43"},{"name":"package","type":"str"}]},
   {"name":"[6]","meta-type":"array","element-type":"6"},
   // "6" = CommandInfo
   {"name":"6","meta-type":"object","members":[{"name":"name","type":"str"}]},
   // "7" = q_obj_x-oob-test-arg
   {"name":"7","meta-type":"object","members":[{"name":"lock","type":"bool"}]},
   // "8" = q_obj_COMMAND_DROPPED-arg
-  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"38"}]},
+  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"44"}]},
   {"name":"[9]","meta-type":"array","element-type":"9"},
   // "9" = SchemaInfo
-  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"39"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"40"},{"case":"enum","type":"41"},{"case":"array","type":"42"},{"case":"object","type":"43"},{"case":"alternate","type":"44"},{"case":"command","type":"45"},{"case":"event","type":"46"}]},
+  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"45"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"46"},{"case":"enum","type":"47"},{"case":"array","type":"48"},{"case":"object","type":"49"},{"case":"alternate","type":"50"},{"case":"command","type":"51"},{"case":"event","type":"52"}]},
   // "10" = NameInfo
   {"name":"10","meta-type":"object","members":[{"name":"name","type":"str","default":null}]},
   // "11" = q_obj_human-monitor-command-arg
   {"name":"11","meta-type":"object","members":[{"name":"command-line","type":"str"},{"name":"cpu-index","type":"int","default":null}]},
   {"name":"str","meta-type":"builtin","json-type":"string"},
   // "12" = BqlInfo
-  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[47]"}]},
+  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[53]"}]},
   {"name":"[13]","meta-type":"array","element-type":"13"},
   // "13" = CpuInfoFast
-  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"48","default":null},{"name":"target","type":"49"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
+  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"54","default":null},{"name":"target","type":"55"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
   {"name":"[14]","meta-type":"array","element-type":"14"},
   // "14" = BlockInfo
-  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"50","default":null}]},
+  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"56","default":null}]},
   // "15" = q_obj_query-blockstats-arg
   {"name":"15","meta-type":"object","members":[{"name":"query-nodes","type":"bool","default":null}]},
   {"name":"[16]","meta-type":"array","element-type":"16"},
   // "16" = BlockStats
-  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"51"},{"name":"driver-specific","type":"52","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
+  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"57"},{"name":"driver-specific","type":"58","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
   // "17" = q_obj_query-named-block-nodes-arg
   {"name":"17","meta-type":"object","members":[{"name":"flat","type":"bool","default":null}]},
   {"name":"[18]","meta-type":"array","element-type":"18"},
   // "18" = BlockDeviceInfo
-  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"53"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"54"},{"name":"cache","type":"55"},{"name":"write_threshold","type":"int"}]},
+  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"59"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"60"},{"name":"cache","type":"61"},{"name":"write_threshold","type":"int"}]},
   // "19" = q_obj_block_resize-arg
   {"name":"19","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"size","type":"int"}]},
   // "20" = q_obj_block-latency-histogram-set-arg
   {"name":"20","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"boundaries","type":"[int]","default":null},{"name":"boundaries-read","type":"[int]","default":null},{"name":"boundaries-write","type":"[int]","default":null},{"name":"boundaries-flush","type":"[int]","default":null}]},
   // "21" = BlockdevOptions
-  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"56"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"57"},{"case":"qcow2","type":"58"},{"case":"raw","type":"59"}]},
+  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"62"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"63"},{"case":"qcow2","type":"64"},{"case":"raw","type":"65"}]},
   // "22" = q_obj_blockdev-del-arg
   {"name":"22","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
   // "23" = MigrationInfo
-  {"name":"23","meta-type":"object","members":[{"name":"status","type":"60","default":null},{"name":"ram","type":"61","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[62]","default":null}]},
+  {"name":"23","meta-type":"object","members":[{"name":"status","type":"66","default":null},{"name":"ram","type":"67","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[68]","default":null}]},
   // "24" = q_obj_migrate-set-capabilities-arg
   {"name":"24","meta-type":"object","members":[{"name":"capabilities","type":"[25]"}]},
   {"name":"[25]","meta-type":"array","element-type":"25"},
   // "25" = MigrationCapabilityStatus
-  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"63"},{"name":"state","type":"bool"}]},
+  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"69"},{"name":"state","type":"bool"}]},
   // "26" = MigrateSetParameters
-  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"64","default":null},{"name":"tls-hostname","type":"64","default":null},{"name":"tls-authz","type":"64","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"65","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"70","default":null},{"name":"tls-hostname","type":"70","default":null},{"name":"tls-authz","type":"70","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"71","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "27" = MigrationParameters
-  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"65","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"71","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "28" = q_obj_MIGRATION-arg
-  {"name":"28","meta-type":"object","members":[{"name":"status","type":"60"}]},
+  {"name":"28","meta-type":"object","members":[{"name":"status","type":"66"}]},
   // "29" = q_obj_MIGRATION_PASS-arg
   {"name":"29","meta-type":"object","members":[{"name":"pass","type":"int"}]},
   // "30" = q_obj_migrate-continue-arg
-  {"name":"30","meta-type":"object","members":[{"name":"state","type":"60"}]},
+  {"name":"30","meta-type":"object","members":[{"name":"state","type":"66"}]},
   // "31" = q_obj_migrate-arg
   {"name":"31","meta-type":"object","members":[{"name":"uri","type":"str"},{"name":"blk","type":"bool","default":null},{"name":"inc","type":"bool","default":null},{"name":"detach","type":"bool","default":null},{"name":"resume","type":"bool","default":null}]},
   // "32" = q_obj_migrate-incoming-arg
   {"name":"32","meta-type":"object","members":[{"name":"uri","type":"str"}]},
   // "33" = q_obj_migrate-recover-arg
   {"name":"33","meta-type":"object","members":[{"name":"uri","type":"str"}]},
+  // "34" = ObjectOptions
+  {"name":"34","meta-type":"object","members":[{"name":"qom-type","type":"72"},{"name":"id","type":"str"}],"tag":"qom-type","variants":[{"case":"authz-list","type":"73"},{"case":"authz-simple","type":"74"},{"case":"tls-creds-psk","type":"75"},{"case":"tls-creds-x509","type":"76"}]},
+  // "35" = q_obj_object-del-arg
+  {"name":"35","meta-type":"object","members":[{"name":"id","type":"str"}]},
+  {"name":"[34]","meta-type":"array","element-type":"34"},
+  // "36" = q_obj_qom-list-arg
+  {"name":"36","meta-type":"object","members":[{"name":"path","type":"str"}]},
+  {"name":"[37]","meta-type":"array","element-type":"37"},
+  // "37" = ObjectPropertyInfo
+  {"name":"37","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"}]},
+  // "38" = q_obj_qom-list-types-arg
+  {"name":"38","meta-type":"object","members":[{"name":"implements","type":"str","default":null},{"name":"abstract","type":"bool","default":null}]},
+  {"name":"[39]","meta-type":"array","element-type":"39"},
+  // "39" = ObjectTypeInfo
+  {"name":"39","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"parent","type":"str","default":null}]},
   {"name":"bool","meta-type":"builtin","json-type":"boolean"},
-  // "34" = RunState
-  {"name":"34","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
-  // "35" = ShutdownCause
-  {"name":"35","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
-  {"name":"[36]","meta-type":"array","element-type":"36"},
-  // "36" = QMPCapability
-  {"name":"36","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
-  // "37" = VersionTriple
-  {"name":"37","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
+  // "40" = RunState
+  {"name":"40","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
+  // "41" = ShutdownCause
+  {"name":"41","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
+  {"name":"[42]","meta-type":"array","element-type":"42"},
+  // "42" = QMPCapability
+  {"name":"42","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
+  // "43" = VersionTriple
+  {"name":"43","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
   {"name":"any","meta-type":"builtin","json-type":"value"},
-  // "38" = CommandDropReason
-  {"name":"38","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
-  // "39" = SchemaMetaType
-  {"name":"39","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
+  // "44" = CommandDropReason
+  {"name":"44","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
+  // "45" = SchemaMetaType
+  {"name":"45","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
   {"name":"[str]","meta-type":"array","element-type":"str"},
-  // "40" = SchemaInfoBuiltin
-  {"name":"40","meta-type":"object","members":[{"name":"json-type","type":"66"}]},
-  // "41" = SchemaInfoEnum
-  {"name":"41","meta-type":"object","members":[{"name":"members","type":"[67]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
-  // "42" = SchemaInfoArray
-  {"name":"42","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
-  // "43" = SchemaInfoObject
-  {"name":"43","meta-type":"object","members":[{"name":"members","type":"[68]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[69]","default":null}]},
-  // "44" = SchemaInfoAlternate
-  {"name":"44","meta-type":"object","members":[{"name":"members","type":"[70]"}]},
-  // "45" = SchemaInfoCommand
-  {"name":"45","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
-  // "46" = SchemaInfoEvent
-  {"name":"46","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
+  // "46" = SchemaInfoBuiltin
+  {"name":"46","meta-type":"object","members":[{"name":"json-type","type":"77"}]},
+  // "47" = SchemaInfoEnum
+  {"name":"47","meta-type":"object","members":[{"name":"members","type":"[78]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
+  // "48" = SchemaInfoArray
+  {"name":"48","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
+  // "49" = SchemaInfoObject
+  {"name":"49","meta-type":"object","members":[{"name":"members","type":"[79]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[80]","default":null}]},
+  // "50" = SchemaInfoAlternate
+  {"name":"50","meta-type":"object","members":[{"name":"members","type":"[81]"}]},
+  // "51" = SchemaInfoCommand
+  {"name":"51","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
+  // "52" = SchemaInfoEvent
+  {"name":"52","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
   {"name":"int","meta-type":"builtin","json-type":"int"},
-  {"name":"[47]","meta-type":"array","element-type":"47"},
-  // "47" = BqlThreadInfo
-  {"name":"47","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
-  // "48" = CpuInstanceProperties
-  {"name":"48","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
-  // "49" = SysEmuTarget
-  {"name":"49","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
-  // "50" = BlockDeviceIoStatus
-  {"name":"50","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
-  // "51" = BlockDeviceStats
-  {"name":"51","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[71]"},{"name":"rd_latency_histogram","type":"72","default":null},{"name":"wr_latency_histogram","type":"72","default":null},{"name":"flush_latency_histogram","type":"72","default":null}]},
-  // "52" = BlockStatsSpecific
-  {"name":"52","meta-type":"object","members":[{"name":"driver","type":"56"}],"tag":"driver","variants":[{"case":"file","type":"73"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
-  // "53" = BlockdevDetectZeroesOptions
-  {"name":"53","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
-  // "54" = ImageInfo
-  {"name":"54","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[74]","default":null},{"name":"backing-image","type":"54","default":null},{"name":"format-specific","type":"75","default":null}]},
-  // "55" = BlockdevCacheInfo
-  {"name":"55","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
+  {"name":"[53]","meta-type":"array","element-type":"53"},
+  // "53" = BqlThreadInfo
+  {"name":"53","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
+  // "54" = CpuInstanceProperties
+  {"name":"54","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
+  // "55" = SysEmuTarget
+  {"name":"55","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
+  // "56" = BlockDeviceIoStatus
+  {"name":"56","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
+  // "57" = BlockDeviceStats
+  {"name":"57","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[82]"},{"name":"rd_latency_histogram","type":"83","default":null},{"name":"wr_latency_histogram","type":"83","default":null},{"name":"flush_latency_histogram","type":"83","default":null}]},
+  // "58" = BlockStatsSpecific
+  {"name":"58","meta-type":"object","members":[{"name":"driver","type":"62"}],"tag":"driver","variants":[{"case":"file","type":"84"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
+  // "59" = BlockdevDetectZeroesOptions
+  {"name":"59","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
+  // "60" = ImageInfo
+  {"name":"60","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[85]","default":null},{"name":"backing-image","type":"60","default":null},{"name":"format-specific","type":"86","default":null}]},
+  // "61" = BlockdevCacheInfo
+  {"name":"61","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
   {"name":"[int]","meta-type":"array","element-type":"int"},
-  // "56" = BlockdevDriver
-  {"name":"56","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
-  // "57" = BlockdevOptionsFile
-  {"name":"57","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"76","default":null}]},
-  // "58" = BlockdevOptionsQcow2
-  {"name":"58","meta-type":"object","members":[{"name":"file","type":"77"},{"name":"backing","type":"78","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
-  // "59" = BlockdevOptionsRaw
-  {"name":"59","meta-type":"object","members":[{"name":"file","type":"77"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
-  // "60" = MigrationStatus
-  {"name":"60","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
-  // "61" = MigrationStats
-  {"name":"61","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
-  {"name":"[62]","meta-type":"array","element-type":"62"},
-  // "62" = SocketAddress
-  {"name":"62","meta-type":"object","members":[{"name":"type","type":"79"}],"tag":"type","variants":[{"case":"inet","type":"80"},{"case":"unix","type":"81"},{"case":"vsock","type":"82"},{"case":"fd","type":"83"}]},
-  // "63" = MigrationCapability
-  {"name":"63","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
-  // "64" = StrOrNull
-  {"name":"64","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
-  // "65" = MultiFDCompression
-  {"name":"65","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
-  // "66" = JSONType
-  {"name":"66","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
-  {"name":"[67]","meta-type":"array","element-type":"67"},
-  // "67" = SchemaInfoEnumMember
-  {"name":"67","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  // "62" = BlockdevDriver
+  {"name":"62","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
+  // "63" = BlockdevOptionsFile
+  {"name":"63","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"87","default":null}]},
+  // "64" = BlockdevOptionsQcow2
+  {"name":"64","meta-type":"object","members":[{"name":"file","type":"88"},{"name":"backing","type":"89","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  // "65" = BlockdevOptionsRaw
+  {"name":"65","meta-type":"object","members":[{"name":"file","type":"88"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  // "66" = MigrationStatus
+  {"name":"66","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
+  // "67" = MigrationStats
+  {"name":"67","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
   {"name":"[68]","meta-type":"array","element-type":"68"},
-  // "68" = SchemaInfoObjectMember
-  {"name":"68","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[69]","meta-type":"array","element-type":"69"},
-  // "69" = SchemaInfoObjectVariant
-  {"name":"69","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
-  {"name":"[70]","meta-type":"array","element-type":"70"},
-  // "70" = SchemaInfoAlternateMember
-  {"name":"70","meta-type":"object","members":[{"name":"type","type":"str"}]},
-  {"name":"[71]","meta-type":"array","element-type":"71"},
-  // "71" = BlockDeviceTimedStats
-  {"name":"71","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
-  // "72" = BlockLatencyHistogramInfo
-  {"name":"72","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
-  // "73" = BlockStatsSpecificFile
-  {"name":"73","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
-  {"name":"[74]","meta-type":"array","element-type":"74"},
-  // "74" = SnapshotInfo
-  {"name":"74","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
-  // "75" = ImageInfoSpecific
-  {"name":"75","meta-type":"object","members":[{"name":"type","type":"84"}],"tag":"type","variants":[{"case":"qcow2","type":"85"}]},
-  // "76" = OnOffAuto
-  {"name":"76","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
-  // "77" = BlockdevRef
-  {"name":"77","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "78" = BlockdevRefOrNull
-  {"name":"78","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  // "68" = SocketAddress
+  {"name":"68","meta-type":"object","members":[{"name":"type","type":"90"}],"tag":"type","variants":[{"case":"inet","type":"91"},{"case":"unix","type":"92"},{"case":"vsock","type":"93"},{"case":"fd","type":"94"}]},
+  // "69" = MigrationCapability
+  {"name":"69","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
+  // "70" = StrOrNull
+  {"name":"70","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
+  // "71" = MultiFDCompression
+  {"name":"71","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
+  // "72" = ObjectType
+  {"name":"72","meta-type":"enum","members":[{"name":"authz-list"},{"name":"authz-simple"},{"name":"tls-creds-psk"},{"name":"tls-creds-x509"}],"values":["authz-list","authz-simple","tls-creds-psk","tls-creds-x509"]},
+  // "73" = AuthZListProperties
+  {"name":"73","meta-type":"object","members":[{"name":"policy","type":"95","default":null},{"name":"rules","type":"[96]","default":null}]},
+  // "74" = AuthZSimpleProperties
+  {"name":"74","meta-type":"object","members":[{"name":"identity","type":"str"}]},
+  // "75" = TlsCredsPskProperties
+  {"name":"75","meta-type":"object","members":[{"name":"verify-peer","type":"bool","default":null},{"name":"dir","type":"str","default":null},{"name":"endpoint","type":"97","default":null},{"name":"priority","type":"str","default":null},{"name":"loaded","type":"bool","default":null,"features":["deprecated"]},{"name":"username","type":"str","default":null}]},
+  // "76" = TlsCredsX509Properties
+  {"name":"76","meta-type":"object","members":[{"name":"verify-peer","type":"bool","default":null},{"name":"dir","type":"str","default":null},{"name":"endpoint","type":"97","default":null},{"name":"priority","type":"str","default":null},{"name":"loaded","type":"bool","default":null,"features":["deprecated"]},{"name":"sanity-check","type":"bool","default":null},{"name":"passwordid","type":"str","default":null}]},
+  // "77" = JSONType
+  {"name":"77","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
+  {"name":"[78]","meta-type":"array","element-type":"78"},
+  // "78" = SchemaInfoEnumMember
+  {"name":"78","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[79]","meta-type":"array","element-type":"79"},
+  // "79" = SchemaInfoObjectMember
+  {"name":"79","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[80]","meta-type":"array","element-type":"80"},
+  // "80" = SchemaInfoObjectVariant
+  {"name":"80","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  {"name":"[81]","meta-type":"array","element-type":"81"},
+  // "81" = SchemaInfoAlternateMember
+  {"name":"81","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  {"name":"[82]","meta-type":"array","element-type":"82"},
+  // "82" = BlockDeviceTimedStats
+  {"name":"82","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
+  // "83" = BlockLatencyHistogramInfo
+  {"name":"83","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
+  // "84" = BlockStatsSpecificFile
+  {"name":"84","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
+  {"name":"[85]","meta-type":"array","element-type":"85"},
+  // "85" = SnapshotInfo
+  {"name":"85","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
+  // "86" = ImageInfoSpecific
+  {"name":"86","meta-type":"object","members":[{"name":"type","type":"98"}],"tag":"type","variants":[{"case":"qcow2","type":"99"}]},
+  // "87" = OnOffAuto
+  {"name":"87","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
+  // "88" = BlockdevRef
+  {"name":"88","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "89" = BlockdevRefOrNull
+  {"name":"89","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "79" = SocketAddressType
-  {"name":"79","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
-  // "80" = InetSocketAddress
-  {"name":"80","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
-  // "81" = UnixSocketAddress
-  {"name":"81","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
-  // "82" = VsockSocketAddress
-  {"name":"82","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
-  // "83" = String
-  {"name":"83","meta-type":"object","members":[{"name":"str","type":"str"}]},
+  // "90" = SocketAddressType
+  {"name":"90","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
+  // "91" = InetSocketAddress
+  {"name":"91","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
+  // "92" = UnixSocketAddress
+  {"name":"92","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
+  // "93" = VsockSocketAddress
+  {"name":"93","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
+  // "94" = String
+  {"name":"94","meta-type":"object","members":[{"name":"str","type":"str"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "84" = ImageInfoSpecificKind
-  {"name":"84","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "85" = ImageInfoSpecificQCow2Wrapper
-  {"name":"85","meta-type":"object","members":[{"name":"data","type":"86"}]},
-  // "86" = ImageInfoSpecificQCow2
-  {"name":"86","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"87"}]},
-  // "87" = Qcow2CompressionType
-  {"name":"87","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "95" = QAuthZListPolicy
+  {"name":"95","meta-type":"enum","members":[{"name":"deny"},{"name":"allow"}],"values":["deny","allow"]},
+  {"name":"[96]","meta-type":"array","element-type":"96"},
+  // "96" = QAuthZListRule
+  {"name":"96","meta-type":"object","members":[{"name":"match","type":"str"},{"name":"policy","type":"95"},{"name":"format","type":"100","default":null}]},
+  // "97" = QCryptoTLSCredsEndpoint
+  {"name":"97","meta-type":"enum","members":[{"name":"client"},{"name":"server"}],"values":["client","server"]},
+  // "98" = ImageInfoSpecificKind
+  {"name":"98","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "99" = ImageInfoSpecificQCow2Wrapper
+  {"name":"99","meta-type":"object","members":[{"name":"data","type":"101"}]},
+  // "100" = QAuthZListFormat
+  {"name":"100","meta-type":"enum","members":[{"name":"exact"},{"name":"glob"}],"values":["exact","glob"]},
+  // "101" = ImageInfoSpecificQCow2
+  {"name":"101","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"102"}]},
+  // "102" = Qcow2CompressionType
+  {"name":"102","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];
