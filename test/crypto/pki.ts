@@ -53,6 +53,7 @@ policy = policy_any
 copy_extensions = none
 unique_subject = no
 [ policy_any ]
+countryName = optional
 organizationName = optional
 commonName = supplied
 `;
