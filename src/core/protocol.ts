@@ -20,6 +20,8 @@ export interface CoreWorkerData {
   blockdevs: import("../qapi/generated/types.js").BlockdevOptions[];
   /** `-device virtio-blk-device,drive=...[,id=...]`. */
   devices: Array<{ drive: string; id: string | undefined }>;
+  /** `-object` definitions (TLS credentials, authz), checked by the schema and loaded once by the main thread. */
+  objects?: import("../qapi/generated/types.js").ObjectOptions[];
 }
 
 export interface MachineConfig {
@@ -44,7 +46,8 @@ export interface CoreApi {
 /** Raw messages the core posts on the monitor port next to comlink's replies. */
 export type CoreToMonitorMessage =
   | { kind: "event"; event: string; data: Record<string, unknown> | undefined; timestamp: { seconds: number; microseconds: number } }
-  | { kind: "exit"; status: number };
+  | { kind: "exit"; status: number }
+  | { kind: "authz"; definitions: import("../crypto/authz.js").AuthzDefinition[] };
 
 /** Messages the core thread posts to the main thread. */
 export type CoreToMainMessage =
@@ -69,6 +72,15 @@ export interface MonitorConfig {
   server: boolean;
   /** Offer the "oob" capability (QEMU offers it on sockets). */
   oob: boolean;
+  /** `-chardev ...,tls-creds=ID[,tls-authz=ID]`: TLS on every accepted connection (src/crypto). */
+  tls?: ChardevTls;
+}
+
+/** A chardev's TLS: its name (for messages), the loaded server credentials, the authz object's id. */
+export interface ChardevTls {
+  chardev: string;
+  creds: import("../crypto/tls-creds.js").TlsCredsMaterial;
+  authz: string | null;
 }
 
 export type SocketAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
@@ -79,6 +91,8 @@ export interface MonitorWorkerData {
   regions: import("./regions.js").SharedRegions;
   corePort: import("node:worker_threads").MessagePort;
   monitors: MonitorConfig[];
+  /** The authz objects at start; the core thread sends changes (object-add/del) as "authz" messages. */
+  authz?: import("../crypto/authz.js").AuthzDefinition[];
 }
 
 export type MonitorToMainMessage =

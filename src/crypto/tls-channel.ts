@@ -166,3 +166,61 @@ export function connectTls(raw: Socket, creds: TlsCredsMaterial, hostname: strin
     // The server may refuse us only after the handshake (authz): that is a close before any data.
   });
 }
+
+/**
+ * What a migration channel needs for TLS (QEMU's migration/tls.c), resolved on the core thread
+ * from migrate-set-parameters: the credentials and, on the source, the host name to check; on
+ * the destination, the authz object. `error` carries a lookup failure to where QEMU reports
+ * it: when the channel is set up, failing that migration only.
+ */
+export type MigrationTls = (
+  | { creds: TlsCredsMaterial; hostname: string | null; authz: TlsAuthz | null }
+  | { error: string }
+) & {
+  /** The destination's report of a refused connection (it keeps listening). Not sent to workers. */
+  refused?: (reason: string) => void;
+};
+
+export interface MigrationTlsParameters {
+  "tls-creds"?: string;
+  "tls-hostname"?: string;
+  "tls-authz"?: string;
+}
+
+/** Null when tls-creds is empty (a plain channel), as in QEMU. The source is the client. */
+export function migrationTls(
+  objects: { tlsCreds(id: string, endpoint: "client" | "server"): TlsCredsMaterial; authz: AuthzLookup } | undefined,
+  params: MigrationTlsParameters,
+  side: "source" | "destination",
+): MigrationTls | null {
+  const id = params["tls-creds"] ?? "";
+  if (id === "") return null;
+  if (objects === undefined) return { error: `No TLS credentials with id '${id}'` };
+  try {
+    const creds = objects.tlsCreds(id, side === "source" ? "client" : "server");
+    const authzId = params["tls-authz"] ?? "";
+    const authz = side === "destination" && authzId !== "" ? { id: authzId, lookup: (a: string) => objects.authz(a) } : null;
+    const hostname = side === "source" && (params["tls-hostname"] ?? "") !== "" ? (params["tls-hostname"] as string) : null;
+    return { creds, hostname, authz };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The source's side: TLS client over the connected socket; the URI's host is the default tls-hostname. */
+export function secureOutgoing(raw: Socket, tls: MigrationTls, uriHost: string | null): Promise<tls.TLSSocket> {
+  if ("error" in tls) {
+    raw.destroy();
+    return Promise.reject(new Error(tls.error));
+  }
+  return connectTls(raw, tls.creds, tls.hostname ?? uriHost);
+}
+
+/** The destination's side: TLS server over an accepted socket, then authz. */
+export function secureIncoming(raw: Socket, tls: MigrationTls): Promise<tls.TLSSocket> {
+  if ("error" in tls) {
+    raw.destroy();
+    return Promise.reject(new Error(tls.error));
+  }
+  return acceptTls(raw, tls.creds, tls.authz);
+}

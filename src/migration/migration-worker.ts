@@ -77,7 +77,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
   installTracer(d.trace, "migration");
   let params = d.params;
   const t0 = performance.now();
-  const channel = await openOutgoing(d.uri);
+  const channel = await openOutgoing(d.uri, d.tls ?? null);
   try {
     const f = new QemuFileWriter(channel.stream);
     const w = new MigrationStreamWriter(f, d.machineName);

@@ -20,6 +20,8 @@ import type { CoreToWorker, RamCounters, SourceWorkerData, WorkerParams, WorkerT
 import { QemuFileReader } from "./qemu-file.js";
 import { RamLoader } from "./ram-load.js";
 import type { MigrationState } from "./state.js";
+import type { ObjectRegistry } from "../crypto/objects.js";
+import { migrationTls } from "../crypto/tls-channel.js";
 
 /** QEMU's name for the board in the stream's configuration section. */
 export const MACHINE_NAME = "virt";
@@ -42,6 +44,8 @@ export interface MigrationHost {
   };
   /** Something worth saying on stderr (an incoming migration that failed, say). */
   warn(message: string): void;
+  /** TLS (issue 15): the objects that tls-creds / tls-authz name. */
+  objects?: ObjectRegistry;
 }
 
 function workerUrl(): URL {
@@ -138,6 +142,8 @@ class Outgoing {
     const params = workerParams(state);
     this.sentParams = JSON.stringify(params);
     const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params, trace: regions.trace };
+    // TLS: the source is the TLS client; the worker wraps its socket (src/crypto/tls-channel.ts).
+    data.tls = migrationTls(host.objects, state.parameters, "source");
     this.worker = spare ?? new Worker(workerUrl(), { workerData: null });
     this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker);
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));
@@ -312,7 +318,10 @@ class Incoming {
   async run(uri: string): Promise<void> {
     const { host, state } = this;
     try {
-      this.listener = await listenIncoming(uri);
+      // TLS: the destination is the TLS server; a refused source is reported and the listener waits on.
+      const tls = migrationTls(host.objects, state.parameters, "destination");
+      if (tls !== null) tls.refused = (reason) => host.warn(`TLS handshake of an incoming migration failed: ${reason}`);
+      this.listener = await listenIncoming(uri, tls);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.listened(error);

@@ -29,6 +29,8 @@ export interface SourceWorkerData {
   params: WorkerParams;
   /** The shared trace region, for this thread's ring. */
   trace: SharedArrayBuffer;
+  /** TLS (issue 15): credentials for the channel, or null for plain. */
+  tls?: import("../crypto/tls-channel.js").MigrationTls | null;
 }
 
 
