@@ -84,7 +84,9 @@ function secureOptions(m: TlsCredsMaterial): tls.SecureContextOptions {
 export function acceptTls(raw: Socket, creds: TlsCredsMaterial, authz: TlsAuthz | null): Promise<tls.TLSSocket> {
   if (creds.endpoint !== "server") return Promise.reject(new Error("Expected TLS credentials for a server endpoint"));
   const verify = creds.kind === "x509" && creds.verifyPeer;
-  const options: tls.TlsOptions = { ...secureOptions(creds), requestCert: verify, rejectUnauthorized: verify, handshakeTimeout: 10_000 };
+  // rejectUnauthorized stays off: with it Node drops a refused TLS 1.3 client silently, after
+  // the handshake; minivm checks `authorized` itself below so every refusal has a reason.
+  const options: tls.TlsOptions = { ...secureOptions(creds), requestCert: verify, rejectUnauthorized: false, handshakeTimeout: 10_000 };
   let pskIdentity: string | null = null;
   if (creds.kind === "psk") {
     const keys = creds.keys;
@@ -95,12 +97,27 @@ export function acceptTls(raw: Socket, creds: TlsCredsMaterial, authz: TlsAuthz 
       return Buffer.from(hex, "hex");
     };
   }
-  return new Promise<tls.TLSSocket>((resolve, reject) => {
+  return new Promise<tls.TLSSocket>((resolvePromise, rejectPromise) => {
+    let settled = false;
+    const resolve = (s: tls.TLSSocket): void => {
+      settled = true;
+      resolvePromise(s);
+    };
+    const reject = (e: Error): void => {
+      settled = true;
+      rejectPromise(e);
+    };
+    raw.once("close", () => {
+      if (!settled) reject(new Error("TLS handshake failed: The TLS connection was non-properly terminated."));
+    });
     const server = tls.createServer(options);
     server.once("secureConnection", (socket: tls.TLSSocket) => {
       if (verify && !socket.authorized) {
+        const code = String(socket.authorizationError ?? "");
+        // GnuTLS's verify of a peer that sent no certificate: GNUTLS_E_NO_CERTIFICATE_FOUND.
+        const noCert = socket.getPeerX509Certificate() === undefined;
         socket.destroy();
-        reject(new Error(verifyReason(String(socket.authorizationError ?? ""), String(socket.authorizationError))));
+        reject(new Error(noCert ? "Verify failed: No certificate was found." : verifyReason(code, code)));
         return;
       }
       if (authz !== null) {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { ObjectRegistry } from "../../src/crypto/objects.js";
+import { objectHandlers } from "../../src/crypto/qmp-objects.js";
 import { Bql, createBqlBuffer } from "../../src/core/bql.js";
 import {
   composeCommandTable,
@@ -62,6 +64,7 @@ function coreContext(): CoreContext {
     migration: new MigrationState({ events: { MIGRATION: () => undefined, MIGRATION_PASS: () => undefined } }),
     migrationEngine: new StubMigrationEngine(),
     block: { inactive: () => false, activateAll: () => Promise.resolve() },
+    objects: new ObjectRegistry(),
   };
 }
 
@@ -112,6 +115,7 @@ describe("composeCommandTable", () => {
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
     { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },
+    { source: "objects", handlers: objectHandlers(ctx.objects) },
     { source: "hmp", handlers: createHmpHandlers({ ...ctx, call: notCalled }) },
   ];
 
