@@ -16,7 +16,7 @@ import type { TlsCredsMaterial } from "./tls-creds.js";
  * resumption semantics differ, so minivm keeps PSK on TLS 1.2, as GnuTLS's NORMAL would
  * negotiate with an older peer).
  */
-const PSK_CIPHERS = "ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305";
+const PSK_CIPHERS = "ECDHE-PSK-CHACHA20-POLY1305:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384";
 
 /** The authorization a listening socket applies: an object id, looked up at each connection. */
 export interface TlsAuthz {
