@@ -169,3 +169,53 @@ describe.runIf(HAVE_OPENSSL)("a QMP monitor over TLS", () => {
     expect(expired.stderr).toContain(`The server certificate ${pki.expiredServerDir}/server-cert.pem has expired`);
   });
 });
+
+/** openssl s_client with a pre-shared key: the QMP lines the server sent before it closed (or we had two replies). */
+function pskClient(port: number, identity: string, hexKey: string): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn("openssl", ["s_client", "-quiet", "-connect", `127.0.0.1:${port}`, "-tls1_2", "-psk_identity", identity, "-psk", hexKey], { stdio: ["pipe", "pipe", "ignore"] });
+    let out = "";
+    const timer = setTimeout(() => p.kill(), 10_000);
+    p.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if ((out.match(/"return"/g) ?? []).length >= 2) p.kill();
+    });
+    p.on("exit", () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    // stdin stays open until the replies are in: an EOF would close the TLS session first.
+    p.stdin.write('{"execute": "qmp_capabilities"}\n{"execute": "query-name"}\n');
+  });
+}
+
+describe.runIf(HAVE_OPENSSL)("a QMP monitor over TLS with pre-shared keys", () => {
+  let pki: Pki;
+  let vm: VmProcess;
+  let port: number;
+  beforeAll(async () => {
+    pki = makePki();
+    vm = await startVm([
+      "--bios", "none",
+      "-object", `tls-creds-psk,id=psk0,dir=${pki.pskServerDir},endpoint=server`,
+      "-object", "authz-simple,id=auth0,identity=alice",
+      "-chardev", "socket,id=mon0,host=127.0.0.1,port=0,server=on,wait=off,tls-creds=psk0,tls-authz=auth0",
+      "-mon", "chardev=mon0,mode=control",
+    ]);
+    port = portOf(vm.addresses[1] as string);
+  }, 60_000);
+  afterAll(async () => {
+    await vm?.kill();
+  });
+
+  it("lets in the identity with the right key (openssl s_client -psk), checks the username against authz, refuses a wrong key", async () => {
+    const out = await pskClient(port, "alice", "0123456789abcdef0123456789abcdef");
+    expect(out).toContain('"QMP"');
+    expect((out.match(/"return": \{\}/g) ?? []).length).toBe(2);
+    // bob's key is in keys.psk, but the authz object allows only alice.
+    expect(await pskClient(port, "bob", "fedcba9876543210fedcba9876543210")).not.toContain('"QMP"');
+    await waitForStderr(vm, "TLS PSK authz check for bob is denied");
+    expect(await pskClient(port, "alice", "00000000000000000000000000000000")).not.toContain('"QMP"');
+    expect(await pskClient(port, "alice", "0123456789abcdef0123456789abcdef")).toContain('"QMP"');
+  });
+});

@@ -90,7 +90,10 @@ describe.runIf(HAVE_OPENSSL && qmpPackage !== null)("QEMU's Python QMP client ov
     expect(stranger.has("query-status")).toBe(false);
     const student = await python(["127.0.0.1", String(verified), pki.caCert, `${pki.otherClientDir}/client-cert.pem`, `${pki.otherClientDir}/client-key.pem`]);
     expect(student.get("connect")?.error).toBeDefined();
-    expect(vm.stderr()).toContain(`TLS x509 authz check for ${pki.otherClientDn} is denied`);
+    // The monitor thread's stderr reaches the process's a moment later.
+    const denied = `TLS x509 authz check for ${pki.otherClientDn} is denied`;
+    for (let i = 0; i < 200 && !vm.stderr().includes(denied); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(vm.stderr()).toContain(denied);
     await expectServing();
   });
 
