@@ -8,7 +8,8 @@ import type { Socket } from "node:net";
 import * as tls from "node:tls";
 import { isIP } from "node:net";
 import { authzAllows } from "./authz.js";
-import type { AuthzLookup } from "./objects.js";
+import { authzLookupOf, type AuthzLookup, type ObjectRegistry } from "./objects.js";
+import type { AuthzDefinition } from "./authz.js";
 import type { TlsCredsMaterial } from "./tls-creds.js";
 
 /**
@@ -187,16 +188,27 @@ export function connectTls(raw: Socket, creds: TlsCredsMaterial, hostname: strin
 /**
  * What a migration channel needs for TLS (QEMU's migration/tls.c), resolved on the core thread
  * from migrate-set-parameters: the credentials and, on the source, the host name to check; on
- * the destination, the authz object. `error` carries a lookup failure to where QEMU reports
- * it: when the channel is set up, failing that migration only.
+ * the destination, the authz object's id with a snapshot of the authz objects. `error` carries
+ * a lookup failure to where QEMU reports it: when the channel is set up, failing that
+ * migration only. Everything but the two optional functions is plain data, so cloneableTls()
+ * of it can go to a migration thread in workerData or a message.
  */
 export type MigrationTls = (
-  | { creds: TlsCredsMaterial; hostname: string | null; authz: TlsAuthz | null }
+  | { creds: TlsCredsMaterial; hostname: string | null; authz: { id: string; definitions: AuthzDefinition[] } | null }
   | { error: string }
 ) & {
-  /** The destination's report of a refused connection (it keeps listening). Not sent to workers. */
+  /** The destination's report of a refused connection (it keeps listening). Not cloneable. */
   refused?: (reason: string) => void;
+  /** A live lookup of authz objects (the core thread's registry), used instead of the snapshot. Not cloneable. */
+  lookup?: AuthzLookup;
 };
+
+/** `tls` without its functions: what may cross to a worker thread. */
+export function cloneableTls(tls: MigrationTls | null): MigrationTls | null {
+  if (tls === null) return null;
+  const { refused: _refused, lookup: _lookup, ...data } = tls;
+  return data as MigrationTls;
+}
 
 export interface MigrationTlsParameters {
   "tls-creds"?: string;
@@ -206,7 +218,7 @@ export interface MigrationTlsParameters {
 
 /** Null when tls-creds is empty (a plain channel), as in QEMU. The source is the client. */
 export function migrationTls(
-  objects: { tlsCreds(id: string, endpoint: "client" | "server"): TlsCredsMaterial; authz: AuthzLookup } | undefined,
+  objects: Pick<ObjectRegistry, "tlsCreds" | "authz" | "authzDefinitions"> | undefined,
   params: MigrationTlsParameters,
   side: "source" | "destination",
 ): MigrationTls | null {
@@ -216,9 +228,9 @@ export function migrationTls(
   try {
     const creds = objects.tlsCreds(id, side === "source" ? "client" : "server");
     const authzId = params["tls-authz"] ?? "";
-    const authz = side === "destination" && authzId !== "" ? { id: authzId, lookup: (a: string) => objects.authz(a) } : null;
+    const authz = side === "destination" && authzId !== "" ? { id: authzId, definitions: objects.authzDefinitions() } : null;
     const hostname = side === "source" && (params["tls-hostname"] ?? "") !== "" ? (params["tls-hostname"] as string) : null;
-    return { creds, hostname, authz };
+    return { creds, hostname, authz, lookup: (a: string) => objects.authz(a) };
   } catch (e) {
     return { error: e instanceof Error ? e.message : String(e) };
   }
@@ -233,11 +245,12 @@ export function secureOutgoing(raw: Socket, tls: MigrationTls, uriHost: string |
   return connectTls(raw, tls.creds, tls.hostname ?? uriHost);
 }
 
-/** The destination's side: TLS server over an accepted socket, then authz. */
+/** The destination's side: TLS server over an accepted socket, then authz (live lookup when there is one). */
 export function secureIncoming(raw: Socket, tls: MigrationTls): Promise<tls.TLSSocket> {
   if ("error" in tls) {
     raw.destroy();
     return Promise.reject(new Error(tls.error));
   }
-  return acceptTls(raw, tls.creds, tls.authz);
+  const authz = tls.authz === null ? null : { id: tls.authz.id, lookup: tls.lookup ?? authzLookupOf(tls.authz.definitions) };
+  return acceptTls(raw, tls.creds, authz);
 }

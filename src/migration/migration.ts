@@ -21,7 +21,7 @@ import { QemuFileReader } from "./qemu-file.js";
 import { RamLoader } from "./ram-load.js";
 import type { MigrationState } from "./state.js";
 import type { ObjectRegistry } from "../crypto/objects.js";
-import { migrationTls } from "../crypto/tls-channel.js";
+import { cloneableTls, migrationTls } from "../crypto/tls-channel.js";
 
 /** QEMU's name for the board in the stream's configuration section. */
 export const MACHINE_NAME = "virt";
@@ -143,7 +143,7 @@ class Outgoing {
     this.sentParams = JSON.stringify(params);
     const data: SourceWorkerData = { role: "source", uri, ram: regions.ram, dirty: regions.dirty, ramSize: regions.ramSize, machineName: MACHINE_NAME, params, trace: regions.trace };
     // TLS: the source is the TLS client; the worker wraps its socket (src/crypto/tls-channel.ts).
-    data.tls = migrationTls(host.objects, state.parameters, "source");
+    data.tls = cloneableTls(migrationTls(host.objects, state.parameters, "source"));
     this.worker = spare ?? new Worker(workerUrl(), { workerData: null });
     this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker);
     this.worker.on("message", (m: WorkerToCore) => void this.onMessage(m));

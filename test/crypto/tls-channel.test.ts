@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import * as net from "node:net";
 import type { TLSSocket } from "node:tls";
 import { ObjectRegistry, authzLookupOf } from "../../src/crypto/objects.js";
-import { acceptTls, connectTls, type TlsAuthz } from "../../src/crypto/tls-channel.js";
+import { acceptTls, cloneableTls, connectTls, migrationTls, secureIncoming, secureOutgoing, type TlsAuthz } from "../../src/crypto/tls-channel.js";
 import type { TlsCredsMaterial } from "../../src/crypto/tls-creds.js";
 import { HAVE_OPENSSL, makePki, type Pki } from "./pki.js";
 
@@ -129,5 +129,25 @@ describe.runIf(HAVE_OPENSSL)("TLS over a connected socket", () => {
     expect(await echo(s, "psk")).toBe("psk");
     s.destroy();
     await expect(connectTls(await rawConnect(l.port), reg.tlsCreds("psk-bad", "client"), null)).rejects.toThrow(/TLS handshake failed/);
+  });
+
+  it("migration TLS crosses to a worker thread as plain data, authz snapshot included", async () => {
+    const dst = migrationTls(reg, { "tls-creds": "srv", "tls-authz": "teacher" }, "destination");
+    // structuredClone is what postMessage / workerData do: it throws on a function.
+    expect(() => structuredClone(dst)).toThrow();
+    const copy = structuredClone(cloneableTls(dst));
+    if (copy === null) throw new Error("no TLS");
+    const results: Array<Promise<unknown>> = [];
+    const server = net.createServer((raw) => results.push(secureIncoming(raw, copy)));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    const src = (creds: string) => structuredClone(cloneableTls(migrationTls(reg, { "tls-creds": creds, "tls-hostname": "localhost" }, "source")));
+    await secureOutgoing(await rawConnect(port), src("cli") as NonNullable<ReturnType<typeof src>>, null);
+    await expect(results[0]).resolves.toBeDefined();
+    await secureOutgoing(await rawConnect(port), src("other") as NonNullable<ReturnType<typeof src>>, null);
+    await expect(results[1]).rejects.toThrow(`TLS x509 authz check for ${pki.otherClientDn} is denied`);
+    expect(migrationTls(reg, { "tls-creds": "nope" }, "source")).toEqual({ error: "No TLS credentials with id 'nope'" });
+    expect(migrationTls(reg, { "tls-creds": "" }, "source")).toBeNull();
   });
 });
