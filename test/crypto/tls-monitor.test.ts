@@ -127,6 +127,10 @@ describe.runIf(HAVE_OPENSSL)("a QMP monitor over TLS", () => {
       { name: "tls0", type: "child<tls-creds-x509>" },
       { name: "auth0", type: "child<authz-simple>" },
     ]);
+    expect(await admin.execute("qom-list-types", { implements: "tls-creds" })).toEqual([
+      { name: "tls-creds-psk", parent: "tls-creds" },
+      { name: "tls-creds-x509", parent: "tls-creds" },
+    ]);
     // Without its authz object the chardev denies everyone, as QEMU does.
     await admin.execute("object-del", { id: "auth0" });
     const denied = await TlsQmp.connect(port, teacher());
