@@ -8,6 +8,7 @@ const QEMU_LONG_OPTIONS = new Set([
   "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
   "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "initrd", "device",
   "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate",
+  "object",
 ]);
 
 /** Put back the spelling the user typed into a parser message about a rewritten option. */

@@ -9,6 +9,7 @@ import { parseChardev, parseMon, parseQmpEndpoint, splitOptions, toMonitorConfig
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import type { BlockdevOptions } from "../qapi/generated/types.js";
 import { parseDashboardAddress } from "../dashboard/address.js";
+import { ObjectRegistry, parseObjectOption } from "../crypto/objects.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -43,24 +44,44 @@ interface RunFlags {
   reboot: boolean;
   daemonize?: boolean;
   pidfile?: string;
+  object: string[];
 }
 
-export type SerialConfig = "stdio" | "none" | { unix: string } | { file: string };
+export type SerialConfig = "stdio" | "none" | { unix: string } | { file: string } | { chardev: string };
 
-/** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
-export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon">): MonitorConfig[] {
-  const monitors = flags.qmp.map((q, i) => ({ ...toMonitorConfig(parseQmpEndpoint(q)), chardevId: `compat_monitor${i}` }));
+/** `--chardev` options by id. */
+export function chardevsFromFlags(flags: Pick<RunFlags, "chardev">): Map<string, ParsedEndpoint> {
   const chardevs = new Map<string, ParsedEndpoint>();
   for (const c of flags.chardev) {
     const { id, endpoint } = parseChardev(c);
     if (chardevs.has(id)) throw new Error(`Duplicate chardev ID '${id}'`);
     chardevs.set(id, endpoint);
   }
+  return chardevs;
+}
+
+/**
+ * A chardev's TLS, resolved against the objects once every option is read (so `-chardev` may
+ * name an `-object` that comes after it, as QEMU's machine-done hook allows).
+ */
+export function chardevTls(id: string, endpoint: ParsedEndpoint, objects: ObjectRegistry | undefined): MonitorConfig["tls"] {
+  if (endpoint.tls === undefined) return undefined;
+  if (!endpoint.server) throw new Error(`chardev '${id}': minivm supports tls-creds on server=on sockets only`);
+  if (objects === undefined) throw new Error(`No TLS credentials with id '${endpoint.tls.creds}'`);
+  return { chardev: id, creds: objects.tlsCreds(endpoint.tls.creds, "server"), authz: endpoint.tls.authz };
+}
+
+/** Turn --qmp, --chardev and --mon into monitor configurations, as QEMU pairs them. */
+export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon">, objects?: ObjectRegistry): MonitorConfig[] {
+  const monitors = flags.qmp.map((q, i) => ({ ...toMonitorConfig(parseQmpEndpoint(q)), chardevId: `compat_monitor${i}` }));
+  const chardevs = chardevsFromFlags(flags);
   for (const m of flags.mon) {
     const mon = parseMon(m);
     const endpoint = chardevs.get(mon.chardev);
     if (endpoint === undefined) throw new Error(`chardev "${mon.chardev}" not found`);
-    monitors.push({ ...toMonitorConfig(mon.queueFull === undefined ? endpoint : { ...endpoint, queueFull: mon.queueFull }), chardevId: mon.chardev });
+    const config = { ...toMonitorConfig(mon.queueFull === undefined ? endpoint : { ...endpoint, queueFull: mon.queueFull }), chardevId: mon.chardev };
+    const tls = chardevTls(mon.chardev, endpoint, objects);
+    monitors.push(tls === undefined ? config : { ...config, tls });
   }
   return monitors;
 }
@@ -115,6 +136,8 @@ export function parseDevice(text: string): { drive: string; id: string | undefin
 /** `--serial stdio|mon:stdio|none|file:PATH|unix:PATH[,server=on,wait=off]`. */
 export function parseSerial(text: string): SerialConfig {
   if (text === "stdio" || text === "none") return text;
+  // A -chardev socket by id (for TLS: `-chardev socket,...,tls-creds=ID -serial chardev:ID`).
+  if (text.startsWith("chardev:")) return { chardev: text.slice("chardev:".length) };
   // QEMU's mon:stdio multiplexes its HMP monitor onto the console; minivm's console has the
   // same Ctrl-A escapes but no HMP on it, so the console is what the user gets.
   if (text === "mon:stdio") return "stdio";
@@ -251,6 +274,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     .option("--drive <spec>", "file=PATH,format=raw|qcow2,if=virtio|none,id=ID,readonly=on,snapshot=on (repeatable)", collect, [])
     .option("--blockdev <spec>", "a block node, as JSON or driver=...,node-name=...,file.driver=file,file.filename=... (repeatable)", collect, [])
     .option("--device <spec>", "virtio-blk-device,drive=NODE[,id=ID] (repeatable)", collect, [])
+    .option("--object <spec>", "tls-creds-x509|tls-creds-psk|authz-simple|authz-list,id=ID,... or JSON (QEMU's -object; repeatable; see docs/tls.md)", collect, [])
     .addOption(new Option("--no-shutdown", "stop the VM instead of exiting when the guest shuts down"))
     .option("--trace <file>", "write the trace points to FILE as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)")
     .option("--trace-events <patterns>", "which trace points record: comma-separated globs, -GLOB removes (QEMU's -trace); 'help' lists them")
@@ -292,15 +316,27 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
         // The shipped disk (a private copy) unless the user names one.
         if (disk === undefined && flags.drive.length === 0 && flags.blockdev.length === 0) disk = guest.diskPath;
       }
+      type RunOptions = Parameters<typeof runVm>[0];
       let drives = disk === undefined ? flags.drive : [`file=${disk.replace(/,/g, ",,")},if=virtio`, ...flags.drive];
       // Nothing to boot named at all: the teaching disk, behind a throw-away overlay so the
       // shipped image never changes.
       if (drives.length === 0 && flags.blockdev.length === 0 && flags.kernel === undefined && flags.bios === undefined) {
         drives = [`file=${packageFile(BUILTIN_DISK).replace(/,/g, ",,")},format=raw,if=virtio,snapshot=on`];
       }
-      const monitors = monitorsFromFlags(flags);
+      // -object first: chardevs and monitors name these objects wherever they were written.
+      const objectOptions = flags.object.map(parseObjectOption);
+      const objects = new ObjectRegistry();
+      for (const o of objectOptions) objects.add(o);
+      const monitors = monitorsFromFlags(flags, objects);
       const machine = await machineFromFlags(flags, guest);
-      const serial = parseSerial(flags.serial ?? (flags.daemonize === true ? "none" : "stdio"));
+      const serialSpec = parseSerial(flags.serial ?? (flags.daemonize === true ? "none" : "stdio"));
+      let serial: RunOptions["serial"];
+      if (typeof serialSpec === "object" && "chardev" in serialSpec) {
+        const endpoint = chardevsFromFlags(flags).get(serialSpec.chardev);
+        if (endpoint === undefined) throw new Error(`-serial chardev:${serialSpec.chardev}: chardev "${serialSpec.chardev}" not found`);
+        if (endpoint.address.kind !== "tcp" || !endpoint.server) throw new Error(`-serial chardev:${serialSpec.chardev}: minivm's serial chardev must be a tcp server=on socket`);
+        serial = { tcp: endpoint.address, tls: chardevTls(serialSpec.chardev, endpoint, objects) ?? null };
+      } else serial = serialSpec;
       if (machine === null) {
         process.stderr.write("minivm: --bios none and no --kernel: nothing to run; the machine idles, QMP still answers\n");
       }
@@ -312,6 +348,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
           machine,
           serial,
           monitors,
+          objects: objectOptions,
           startPaused: flags.paused === true,
           incoming: flags.incoming ?? null,
           noShutdown: !flags.shutdown,

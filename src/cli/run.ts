@@ -12,7 +12,11 @@ import { pumpRing, type ByteRing } from "../core/byte-ring.js";
 import type { CoreToMainMessage, CoreWorkerData, MachineConfig, MonitorConfig, MonitorToMainMessage, MonitorWorkerData } from "../core/protocol.js";
 import { controlView, createSharedRegions, serialInRing, serialOutRing } from "../core/regions.js";
 import { EscapeDecoder } from "./serial.js";
-import { openSerialSocket } from "./serial-socket.js";
+import { openSerialSocket, openSerialTcp } from "./serial-socket.js";
+import type { ObjectOptions } from "../qapi/generated/types.js";
+import type { ChardevTls } from "../core/protocol.js";
+import { authzLookupOf } from "../crypto/objects.js";
+import type { AuthzDefinition } from "../crypto/authz.js";
 import { CONTROL, Request, kickCore } from "../core/shared.js";
 import { Bql } from "../core/bql.js";
 import { selectEvents, TRACE_THREADS } from "../trace/events.js";
@@ -26,8 +30,10 @@ export interface RunOptions {
   devices: CoreWorkerData["devices"];
   machine: MachineConfig | null;
   /** Where the guest's UART0 goes: this process's stdio, a unix socket, or nowhere. */
-  serial: "stdio" | "none" | { unix: string } | { file: string };
+  serial: "stdio" | "none" | { unix: string } | { file: string } | { tcp: { host: string; port: number }; tls: ChardevTls | null };
   monitors: MonitorConfig[];
+  /** `-object` definitions (TLS credentials, authz), already loaded once by the caller. */
+  objects?: ObjectOptions[];
   startPaused: boolean;
   /** `--incoming URI|defer` (QEMU's -incoming), or null. */
   incoming: string | null;
@@ -149,7 +155,16 @@ export async function runVm(o: RunOptions): Promise<number> {
   const toGuest = (bytes: Uint8Array): void => {
     if (core !== null) input.feed(bytes);
   };
-  const serialSocket = typeof o.serial === "object" && "unix" in o.serial ? await openSerialSocket(o.serial.unix, toGuest) : null;
+  const authzAtStart = (o.objects ?? []).filter((x): x is AuthzDefinition & ObjectOptions => x["qom-type"] === "authz-simple" || x["qom-type"] === "authz-list");
+  const serialSocket =
+    typeof o.serial === "object" && "unix" in o.serial
+      ? await openSerialSocket(o.serial.unix, toGuest)
+      : typeof o.serial === "object" && "tcp" in o.serial
+        ? await openSerialTcp(o.serial.tcp, o.serial.tls, authzLookupOf(authzAtStart), toGuest)
+        : null;
+  if (serialSocket !== null && typeof o.serial === "object" && "tcp" in o.serial && o.announce) {
+    process.stderr.write(`minivm: serial console listening on ${serialSocket.address}${o.serial.tls === null ? "" : " (TLS)"}\n`);
+  }
   // QEMU's file: chardev opens with O_CREAT|O_TRUNC and writes output only.
   const serialFd = typeof o.serial === "object" && "file" in o.serial ? openSync(o.serial.file, "w") : null;
   const dash = o.dashboard === undefined ? null : await startDashboard({ listen: o.dashboard, regions, toGuest });
@@ -163,7 +178,7 @@ export async function runVm(o: RunOptions): Promise<number> {
   const outputRing = serialOutRing(regions);
   const output = pumpRing(outputRing, serialOut);
 
-  const monitorData: MonitorWorkerData = { regions, corePort: channel.port1, monitors: dash === null ? o.monitors : [...o.monitors, dash.monitor] };
+  const monitorData: MonitorWorkerData = { regions, corePort: channel.port1, monitors: dash === null ? o.monitors : [...o.monitors, dash.monitor], authz: authzAtStart };
   const monitor = new Worker(workerUrl("../monitor/monitor-worker.js"), {
     workerData: monitorData,
     transferList: [channel.port1],
@@ -185,6 +200,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       blockdevs: o.blockdevs,
       devices: o.devices,
       chardevIds: o.monitors.flatMap((m) => (m.chardevId === undefined ? [] : [m.chardevId])),
+      objects: o.objects,
     };
     const w = new Worker(workerUrl("../core/core-worker.js"), {
       workerData: coreData,

@@ -26,6 +26,7 @@ import { StubMigrationEngine, type MigrationEngine } from "../migration/engine.j
 import { PrecopyEngine } from "../migration/migration.js";
 import { startIncoming } from "../migration/qmp-migration.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
+import { ObjectRegistry } from "../crypto/objects.js";
 
 const data = workerData as CoreWorkerData;
 const regions = checkRegions(data.regions);
@@ -59,6 +60,16 @@ function serialOut(bytes: Uint8Array): void {
 function flushSerial(): void {
   serialWakePending = false;
   serialOutput.notifyReader();
+}
+
+// -object: the main thread already loaded these once, so a failure here is a changed file.
+// The monitor thread checks TLS clients against its own copy of the authz objects.
+const objects = new ObjectRegistry(() => post({ kind: "authz", definitions: objects.authzDefinitions() }));
+try {
+  for (const o of data.objects ?? []) objects.add(o);
+} catch (e) {
+  parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
+  throw e;
 }
 
 let blockLayer: BlockLayer;
@@ -137,6 +148,7 @@ const migrationEngine: MigrationEngine =
         },
         warn: (message) => parentPort?.postMessage({ kind: "warning", message }),
         attachMonitorLink: (side, port) => monitorPort.postMessage({ kind: "migration-link", side, port } satisfies CoreToMonitorMessage, [port]),
+        objects,
       });
 
 /** Linux names the calling thread in /proc/thread-self; QEMU reports vCPU threads by tid. */
@@ -174,6 +186,7 @@ const commands: CommandTable = createCommandTable(blockHandlers(blockLayer), {
   migration,
   migrationEngine,
   block: { inactive: () => blockLayer.isInactive, activateAll: () => blockLayer.activateAll() },
+  objects,
 });
 
 function errorResult(e: unknown): ExecResult {

@@ -18,6 +18,8 @@ import type { MigrationEngine } from "../migration/engine.js";
 import { migrationHandlers, type MigrationHandlers } from "../migration/qmp-migration.js";
 import type { MigrationState } from "../migration/state.js";
 import type { Bql } from "./bql.js";
+import type { ObjectRegistry } from "../crypto/objects.js";
+import { objectHandlers, type ObjectHandlers } from "../crypto/qmp-objects.js";
 import type { CoreLoop } from "./loop.js";
 import type { Machine } from "./machine.js";
 import { OOB_HANDLERS, type MigrationControl, type OobContext } from "./oob-commands.js";
@@ -42,6 +44,8 @@ export interface CoreContext {
   block: { inactive(): boolean; activateAll(): Promise<void> };
   /** The QMP monitors' chardevs, for in-band yank (the monitor thread owns their sockets). */
   chardevs: import("./oob-commands.js").ChardevControl;
+  /** The user-created objects (-object, object-add): TLS credentials and authz. */
+  objects: ObjectRegistry;
 }
 
 /** Every command the core thread can run: the whole schema but what the session answers. */
@@ -50,14 +54,14 @@ export type InbandCommandName = Exclude<keyof QmpCommandMap, SessionCommandName>
 /** The handlers defined in this file: not the session's, the OOB module's, the block layer's, migration's or HMP's. */
 export type CoreHandlers = Omit<
   QmpHandlers,
-  SessionCommandName | QmpOobCommandName | keyof BlockHandlers | keyof MigrationHandlers | "human-monitor-command"
+  SessionCommandName | QmpOobCommandName | keyof BlockHandlers | keyof MigrationHandlers | keyof ObjectHandlers | "human-monitor-command"
 >;
 
 /** Run another command of the table from inside a handler (HMP is text over these). */
 export type CommandCaller = <K extends InbandCommandName>(name: K, args: QmpCommandMap[K]["args"]) => ReturnType<QmpHandlers[K]>;
 
 /** Where a command's handler is defined. */
-export type CommandSource = "oob" | "core" | "block" | "migration" | "hmp";
+export type CommandSource = "oob" | "core" | "block" | "migration" | "objects" | "hmp";
 
 export interface CommandEntry {
   /** The generated registry's entry: allow-oob and the other flags come only from there. */
@@ -188,6 +192,7 @@ export function createCommandTable(block: BlockHandlers, ctx: CoreContext): Comm
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
     { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },
+    { source: "objects", handlers: objectHandlers(ctx.objects) },
     { source: "hmp", handlers: createHmpHandlers({ ...ctx, call }) },
   ]);
   return table;

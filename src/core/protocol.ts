@@ -22,6 +22,8 @@ export interface CoreWorkerData {
   devices: Array<{ drive: string; id: string | undefined }>;
   /** The QMP monitors' chardev ids (query-yank lists them). */
   chardevIds?: string[];
+  /** `-object` definitions (TLS credentials, authz), checked by the schema and loaded once by the main thread. */
+  objects?: import("../qapi/generated/types.js").ObjectOptions[];
 }
 
 export interface MachineConfig {
@@ -56,7 +58,8 @@ export type CoreToMonitorMessage =
    */
   | { kind: "migration-link"; side: "outgoing" | "incoming"; port: import("node:worker_threads").MessagePort }
   /** An in-band yank of a monitor's chardev: the monitor thread owns its sockets. */
-  | { kind: "yank-chardev"; id: string };
+  | { kind: "yank-chardev"; id: string }
+  | { kind: "authz"; definitions: import("../crypto/authz.js").AuthzDefinition[] };
 
 /** Messages the core thread posts to the main thread. */
 export type CoreToMainMessage =
@@ -83,6 +86,15 @@ export interface MonitorConfig {
   oob: boolean;
   /** The chardev id: `-chardev id=`, or QEMU's compat_monitorN for the Nth --qmp. */
   chardevId?: string;
+  /** `-chardev ...,tls-creds=ID[,tls-authz=ID]`: TLS on every accepted connection (src/crypto). */
+  tls?: ChardevTls;
+}
+
+/** A chardev's TLS: its name (for messages), the loaded server credentials, the authz object's id. */
+export interface ChardevTls {
+  chardev: string;
+  creds: import("../crypto/tls-creds.js").TlsCredsMaterial;
+  authz: string | null;
 }
 
 export type SocketAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
@@ -93,6 +105,8 @@ export interface MonitorWorkerData {
   regions: import("./regions.js").SharedRegions;
   corePort: import("node:worker_threads").MessagePort;
   monitors: MonitorConfig[];
+  /** The authz objects at start; the core thread sends changes (object-add/del) as "authz" messages. */
+  authz?: import("../crypto/authz.js").AuthzDefinition[];
 }
 
 export type MonitorToMainMessage =

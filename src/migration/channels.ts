@@ -10,6 +10,8 @@ import { dirname } from "node:path";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { getSystemErrorMap } from "node:util";
+// TLS (issue 15): the wrapping lives in src/crypto/tls-channel.ts; the edits here are marked "TLS:".
+import { secureIncoming, secureOutgoing, type MigrationTls } from "../crypto/tls-channel.js";
 
 export type MigrationUri =
   | { kind: "unix"; path: string }
@@ -125,8 +127,10 @@ function endWritable(w: Writable, done: Promise<void>): Promise<void> {
 }
 
 /** Open the sending side of `uri` (qmp_migrate). */
-export async function openOutgoing(uri: string): Promise<OutgoingChannel> {
+export async function openOutgoing(uri: string, tls: MigrationTls | null = null): Promise<OutgoingChannel> {
   const u = parseMigrationUri(uri, "outgoing");
+  // TLS: only over sockets (minivm cannot wrap a one-way pipe or file).
+  if (tls !== null && u.kind !== "tcp" && u.kind !== "unix") throw new Error(`minivm: TLS migration needs a tcp: or unix: URI, not ${u.kind}:`);
   switch (u.kind) {
     case "unix":
     case "tcp": {
@@ -142,6 +146,13 @@ export async function openOutgoing(uri: string): Promise<OutgoingChannel> {
         });
       });
       sock.setNoDelay(true);
+      // TLS: the source is the TLS client (QEMU's migration_tls_channel_connect).
+      if (tls !== null) {
+        const secure = await secureOutgoing(sock, tls, u.kind === "tcp" ? (u.host === "" ? "localhost" : u.host) : null);
+        const done = new Promise<void>((resolve) => secure.once("close", () => resolve()));
+        secure.on("error", () => undefined);
+        return { stream: secure, close: () => endWritable(secure, done) };
+      }
       const closed = new Promise<void>((resolve) => sock.once("close", () => resolve()));
       // Errors after connecting reach whoever writes (QemuFileWriter listens for them).
       sock.on("error", () => undefined);
@@ -189,12 +200,14 @@ function childExit(child: ChildProcess): Promise<void> {
 }
 
 /** Start the receiving side of `uri` (qemu_start_incoming_migration). */
-export async function listenIncoming(uri: string): Promise<IncomingListener> {
+export async function listenIncoming(uri: string, tls: MigrationTls | null = null): Promise<IncomingListener> {
   const u = parseMigrationUri(uri, "incoming");
+  // TLS: only over sockets, as for openOutgoing.
+  if (tls !== null && u.kind !== "tcp" && u.kind !== "unix") throw new Error(`minivm: TLS migration needs a tcp: or unix: URI, not ${u.kind}:`);
   switch (u.kind) {
     case "unix":
     case "tcp":
-      return listenSocket(u);
+      return listenSocket(u, tls);
     case "exec": {
       const child = spawn("/bin/sh", ["-c", u.command], { stdio: ["ignore", "pipe", "inherit"] });
       await new Promise<void>((resolve, reject) => {
@@ -231,19 +244,37 @@ export async function listenIncoming(uri: string): Promise<IncomingListener> {
   }
 }
 
-async function listenSocket(u: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: string }): Promise<IncomingListener> {
+async function listenSocket(u: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: string }, tls: MigrationTls | null = null): Promise<IncomingListener> {
   // allowHalfOpen: the source ends its side when it has sent everything, but the channel (and
   // with it the source's wait for the close) lasts until this side has loaded and taken over.
   const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
   const pending: Socket[] = [];
   const waiting: Array<(s: Socket) => void> = [];
-  server.on("connection", (s) => {
+  server.on("connection", (raw) => {
+    // TLS: the destination is the TLS server. A refused handshake is no channel: QEMU reports
+    // it and keeps listening for the right source.
+    if (tls !== null) {
+      secureIncoming(raw, tls).then(
+        (s) => deliver(s),
+        (e: Error) => tls.refused?.(e.message),
+      );
+      return;
+    }
+    deliver(raw);
+  });
+  let delivered = false;
+  const deliver = (s: Socket): void => {
+    if (delivered) {
+      s.destroy();
+      return;
+    }
+    delivered = true;
     // One channel per listener (QEMU stops listening once it has all its channels).
     server.close();
     const w = waiting.shift();
     if (w) w(s);
     else pending.push(s);
-  });
+  };
   if (u.kind === "unix") {
     // unix_listen_saddr unlinks a stale socket file before binding.
     rmSync(u.path, { force: true });

@@ -51,6 +51,8 @@ installTracer(d.trace, "migration");
 const control = new Int32Array(d.control);
 const present = new Int32Array(d.present);
 const pages = d.ramSize / RAM_PAGE_SIZE;
+// TLS: a source whose handshake is refused is reported, and the listener waits on (QEMU).
+const tls = d.tls === null ? null : { ...d.tls, refused: (reason: string) => post({ kind: "warn", message: `TLS handshake of an incoming migration failed: ${reason}` }) };
 
 function post(m: IncomingToCore): void {
   parentPort?.postMessage(m);
@@ -266,7 +268,7 @@ async function recover(): Promise<Readable> {
     recoverWaiter = null;
     await closeListener();
     try {
-      listener = await listenIncoming(uri);
+      listener = await listenIncoming(uri, tls);
     } catch (e) {
       toMonitor({ kind: "reply", id, error: e instanceof Error ? e.message : String(e) }, port);
       continue;
@@ -294,7 +296,7 @@ let pendingRecover: { uri: string; id: number; port: MessagePort } | null = null
 
 async function run(): Promise<void> {
   try {
-    listener = await listenIncoming(d.uri);
+    listener = await listenIncoming(d.uri, tls);
   } catch (e) {
     post({ kind: "listen-failed", error: e instanceof Error ? e.message : String(e) });
     return;

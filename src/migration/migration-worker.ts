@@ -117,7 +117,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
   installTracer(d.trace, "migration");
   let params = d.params;
   const t0 = performance.now();
-  let channel = await openOutgoing(d.uri);
+  let channel = await openOutgoing(d.uri, d.tls ?? null);
   inbox.channel = channel;
   try {
     let f = new QemuFileWriter(channel.stream);
@@ -365,7 +365,7 @@ async function runSource(d: SourceWorkerData): Promise<void> {
             const { uri } = await inbox.next("resume");
             try {
               if (!hasReturnPath(uri)) throw new Error("Unable to open return-path for postcopy");
-              channel = await openOutgoing(uri);
+              channel = await openOutgoing(uri, d.tls ?? null);
             } catch (err) {
               post({ kind: "resume-failed", error: err instanceof Error ? err.message : String(err) });
               continue;

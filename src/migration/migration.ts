@@ -32,6 +32,8 @@ import type { MigrationState } from "./state.js";
 import { markAllPresent } from "../memory/present-gate.js";
 import { TRACE } from "../trace/events.js";
 import { trace } from "../trace/tracer.js";
+import type { ObjectRegistry } from "../crypto/objects.js";
+import { cloneableTls, migrationTls } from "../crypto/tls-channel.js";
 
 /** QEMU's name for the board in the stream's configuration section. */
 export const MACHINE_NAME = "virt";
@@ -56,6 +58,8 @@ export interface MigrationHost {
   warn(message: string): void;
   /** Hand a migration thread's monitor link to the monitor thread (out-of-band commands, events). */
   attachMonitorLink(side: "outgoing" | "incoming", port: MessagePort): void;
+  /** TLS (issue 15): the objects that tls-creds / tls-authz name. */
+  objects?: ObjectRegistry;
 }
 
 function workerUrl(): URL {
@@ -181,6 +185,9 @@ class Outgoing {
       params,
       trace: regions.trace,
       links: [toMonitor.port2, toCore.port2],
+      // TLS: the source is the TLS client; the worker wraps its socket (src/crypto/tls-channel.ts),
+      // for the first channel and for a postcopy recovery's.
+      tls: cloneableTls(migrationTls(host.objects, state.parameters, "source")),
     };
     this.worker = spare ?? new Worker(workerUrl(), { workerData: null });
     this.worker.postMessage({ kind: "start", data } satisfies CoreToWorker, [toMonitor.port2, toCore.port2]);
@@ -424,7 +431,7 @@ class Incoming {
   }
 
   run(uri: string): void {
-    const { host } = this;
+    const { host, state } = this;
     const machine = host.machine;
     const link = new MessageChannel();
     const own = new MessageChannel();
@@ -439,6 +446,8 @@ class Incoming {
       machineName: MACHINE_NAME,
       sections: machine.migrationEntries().map((e) => ({ idstr: e.idstr, instanceId: e.instanceId, versionId: e.owner.vmsd.version_id })),
       links: [link.port2, own.port2],
+      // TLS: the destination is the TLS server, for the first channel and for migrate-recover's.
+      tls: cloneableTls(migrationTls(host.objects, state.parameters, "destination")),
     };
     const w = new Worker(new URL("./incoming-worker.js", import.meta.url), { workerData: data, transferList: [link.port2, own.port2] });
     this.worker = w;

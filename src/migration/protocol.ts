@@ -39,6 +39,8 @@ export interface SourceWorkerData {
   trace: SharedArrayBuffer;
   /** Out-of-band control links ([0] monitor thread, [1] core thread), as IncomingWorkerData's. */
   links: MessagePort[];
+  /** TLS (issue 15): credentials for the channel, or null for plain. */
+  tls?: import("../crypto/tls-channel.js").MigrationTls | null;
 }
 
 
@@ -115,6 +117,8 @@ export interface IncomingWorkerData {
    * for the same commands sent in-band.
    */
   links: MessagePort[];
+  /** TLS (issue 15): the destination's credentials and authz snapshot, or null for plain. */
+  tls: import("../crypto/tls-channel.js").MigrationTls | null;
 }
 
 /** Requests the receiver makes of the core thread, answered with IncomingReply. */

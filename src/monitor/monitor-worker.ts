@@ -27,6 +27,8 @@ import { QmpSession, type SessionHost } from "../qmp/session.js";
 import { InbandDispatcher } from "./dispatcher.js";
 import { runOobCommand } from "../core/oob-commands.js";
 import { MigrationLinks } from "../migration/migration-links.js";
+import { acceptTls } from "../crypto/tls-channel.js";
+import { authzLookupOf, type AuthzLookup } from "../crypto/objects.js";
 
 const data = workerData as MonitorWorkerData;
 const regions = checkRegions(data.regions);
@@ -51,6 +53,8 @@ const chardevs = {
 };
 const servers: net.Server[] = [];
 const unixPaths: string[] = [];
+/** The authz objects as the core thread last described them (TLS clients are checked here, lock-free). */
+let authzLookup: AuthzLookup = authzLookupOf(data.authz ?? []);
 
 /** Output buffered for one client past which we stop reading its input until it drains. */
 const MAX_PENDING_OUTPUT = 4 << 20;
@@ -166,9 +170,23 @@ async function startMonitor(config: MonitorConfig): Promise<{ address: string; f
     gotClient();
     return { address: formatAddress(a), firstClient };
   }
+  const tls = config.tls;
   const server = net.createServer((socket) => {
-    attach(socket, config);
-    gotClient();
+    if (tls === undefined) {
+      attach(socket, config);
+      gotClient();
+      return;
+    }
+    // TLS (issue 15): the handshake and the authz check come first; a failure costs only this
+    // client (QEMU 8.1's tcp_chr_tls_handshake report), and the monitor goes on listening.
+    const authz = tls.authz === null ? null : { id: tls.authz, lookup: (id: string) => authzLookup(id) };
+    acceptTls(socket, tls.creds, authz).then(
+      (secure) => {
+        attach(secure, config);
+        gotClient();
+      },
+      (e: Error) => process.stderr.write(`minivm: TLS handshake of character device ${tls.chardev} failed: ${e.message}\n`),
+    );
   });
   servers.push(server);
   if (a.kind === "unix") {
@@ -211,6 +229,7 @@ data.corePort.on("message", (msg: CoreToMonitorMessage | { kind?: undefined }) =
   else if (msg.kind === "migration-link") migrationLinks.attach(msg.side, msg.port);
   else if (msg.kind === "yank-chardev") chardevs.yank(msg.id);
   else if (msg.kind === "exit") void closeAll();
+  else if (msg.kind === "authz") authzLookup = authzLookupOf(msg.definitions);
 });
 
 parentPort?.on("message", (msg: MainToMonitorMessage) => {

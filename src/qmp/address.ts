@@ -9,6 +9,8 @@ export interface ParsedEndpoint {
   server: boolean;
   wait: boolean;
   queueFull: "suspend" | "drop";
+  /** `tls-creds=ID[,tls-authz=ID]` on a -chardev: object ids, resolved once every option is read. */
+  tls?: { creds: string; authz: string | null };
 }
 
 function parseBool(name: string, value: string): boolean {
@@ -106,7 +108,18 @@ export function parseChardev(spec: string): { id: string; endpoint: ParsedEndpoi
   if (path !== undefined) address = { kind: "unix", path };
   else if (port !== undefined) address = parseTcp(`${host ?? ""}:${port}`);
   else throw new Error(`chardev '${id}': socket needs path= or port=`);
-  return { id, endpoint: finish(opts, address, COMMON) };
+  // TLS (issue 15): QEMU's chardev socket options; the objects may come later on the command line.
+  const tlsCreds = opts.get("tls-creds");
+  const tlsAuthz = opts.get("tls-authz");
+  opts.delete("tls-creds");
+  opts.delete("tls-authz");
+  const endpoint = finish(opts, address, COMMON);
+  if (tlsCreds === undefined) {
+    if (tlsAuthz !== undefined) throw new Error("'tls_authz' option requires 'tls_creds' option");
+    return { id, endpoint };
+  }
+  if (address.kind !== "tcp") throw new Error("TLS can only be used over TCP socket");
+  return { id, endpoint: { ...endpoint, tls: { creds: tlsCreds, authz: tlsAuthz ?? null } } };
 }
 
 /** Parse `-mon chardev=ID,mode=control[,pretty=on][,queue-full=...]`. */

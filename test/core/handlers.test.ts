@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { ObjectRegistry } from "../../src/crypto/objects.js";
+import { objectHandlers } from "../../src/crypto/qmp-objects.js";
 import { Bql, createBqlBuffer } from "../../src/core/bql.js";
 import {
   composeCommandTable,
@@ -63,6 +65,7 @@ function coreContext(): CoreContext {
     migrationEngine: new StubMigrationEngine(),
     block: { inactive: () => false, activateAll: () => Promise.resolve() },
     chardevs: { ids: () => ["compat_monitor0"], yank: (id) => id === "compat_monitor0" },
+    objects: new ObjectRegistry(),
   };
 }
 
@@ -120,6 +123,7 @@ describe("composeCommandTable", () => {
     { source: "core", handlers: createCoreHandlers(ctx) },
     { source: "block", handlers: block },
     { source: "migration", handlers: migrationHandlers({ migration: ctx.migration, engine: ctx.migrationEngine, runState: ctx.runState }) },
+    { source: "objects", handlers: objectHandlers(ctx.objects) },
     { source: "hmp", handlers: createHmpHandlers({ ...ctx, call: notCalled }) },
   ];
 

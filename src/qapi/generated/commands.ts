@@ -15,6 +15,9 @@ import type {
   MigrationInfo,
   MigrationParameters,
   NameInfo,
+  ObjectOptions,
+  ObjectPropertyInfo,
+  ObjectTypeInfo,
   QObjBlockLatencyHistogramSetArg,
   QObjBlockResizeArg,
   QObjBlockdevDelArg,
@@ -24,7 +27,10 @@ import type {
   QObjMigrateIncomingArg,
   QObjMigrateRecoverArg,
   QObjMigrateSetCapabilitiesArg,
+  QObjObjectDelArg,
   QObjQmpCapabilitiesArg,
+  QObjQomListArg,
+  QObjQomListTypesArg,
   QObjQueryBlockstatsArg,
   QObjQueryNamedBlockNodesArg,
   QObjXOobTestArg,
@@ -37,6 +43,7 @@ import type {
 import {
   visit_BlockdevOptions_members,
   visit_MigrateSetParameters_members,
+  visit_ObjectOptions_members,
   visit_QObjBlockLatencyHistogramSetArg_members,
   visit_QObjBlockResizeArg_members,
   visit_QObjBlockdevDelArg_members,
@@ -46,7 +53,10 @@ import {
   visit_QObjMigrateIncomingArg_members,
   visit_QObjMigrateRecoverArg_members,
   visit_QObjMigrateSetCapabilitiesArg_members,
+  visit_QObjObjectDelArg_members,
   visit_QObjQmpCapabilitiesArg_members,
+  visit_QObjQomListArg_members,
+  visit_QObjQomListTypesArg_members,
   visit_QObjQueryBlockstatsArg_members,
   visit_QObjQueryNamedBlockNodesArg_members,
   visit_QObjXOobTestArg_members,
@@ -201,6 +211,30 @@ export interface QmpCommandMap {
   "yank": { args: QObjYankArg; ret: Record<string, never> };
   /** The instances that yank can break now. */
   "query-yank": { args: Record<string, never>; ret: YankInstance[] };
+  /**
+   * Create an object.  TLS credentials are loaded (and their files
+   * checked) at once; a failure leaves nothing behind.
+   */
+  "object-add": { args: ObjectOptions; ret: Record<string, never> };
+  /**
+   * Remove an object.  A socket or migration already using credentials
+   * keeps them; an authorization object is looked up at each connection,
+   * so removing it denies every later client.
+   */
+  "object-del": { args: QObjObjectDelArg; ret: Record<string, never> };
+  /**
+   * List the user-created objects with the properties they were created
+   * with.  QEMU has no such command (it lists /objects with qom-list);
+   * minivm adds it to make the objects visible.
+   */
+  "query-objects": { args: Record<string, never>; ret: ObjectOptions[] };
+  /**
+   * List the properties of an object.  minivm's object tree has only
+   * the container /objects, whose children are the user-created objects.
+   */
+  "qom-list": { args: QObjQomListArg; ret: ObjectPropertyInfo[] };
+  /** List the object types minivm knows. */
+  "qom-list-types": { args: QObjQomListTypesArg; ret: ObjectTypeInfo[] };
 }
 
 export type QmpCommandName = keyof QmpCommandMap;
@@ -644,6 +678,66 @@ export const QMP_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, Co
       gen: true,
       features: [],
       parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "object-add",
+    {
+      name: "object-add",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): ObjectOptions => visitArguments(args, visit_ObjectOptions_members),
+    },
+  ],
+  [
+    "object-del",
+    {
+      name: "object-del",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjObjectDelArg => visitArguments(args, visit_QObjObjectDelArg_members),
+    },
+  ],
+  [
+    "query-objects",
+    {
+      name: "query-objects",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: ["unstable"],
+      parseArgs: (args: Record<string, unknown>): Record<string, never> => visitArguments(args, null),
+    },
+  ],
+  [
+    "qom-list",
+    {
+      name: "qom-list",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjQomListArg => visitArguments(args, visit_QObjQomListArg_members),
+    },
+  ],
+  [
+    "qom-list-types",
+    {
+      name: "qom-list-types",
+      allowOob: false,
+      successResponse: true,
+      allowPreconfig: true,
+      gen: true,
+      features: [],
+      parseArgs: (args: Record<string, unknown>): QObjQomListTypesArg => visitArguments(args, visit_QObjQomListTypesArg_members),
     },
   ],
 ]);

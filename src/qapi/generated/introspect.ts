@@ -47,76 +47,81 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"migrate-pause","meta-type":"command","arg-type":"0","ret-type":"0","allow-oob":true},
   {"name":"yank","meta-type":"command","arg-type":"34","ret-type":"0","allow-oob":true},
   {"name":"query-yank","meta-type":"command","arg-type":"0","ret-type":"[35]","allow-oob":true},
+  {"name":"object-add","meta-type":"command","arg-type":"36","ret-type":"0"},
+  {"name":"object-del","meta-type":"command","arg-type":"37","ret-type":"0"},
+  {"name":"query-objects","meta-type":"command","arg-type":"0","ret-type":"[36]","features":["unstable"]},
+  {"name":"qom-list","meta-type":"command","arg-type":"38","ret-type":"[39]"},
+  {"name":"qom-list-types","meta-type":"command","arg-type":"40","ret-type":"[41]"},
   // "0" = q_empty
   {"name":"0","meta-type":"object","members":[]},
   // "1" = StatusInfo
-  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"36"}]},
+  {"name":"1","meta-type":"object","members":[{"name":"running","type":"bool"},{"name":"singlestep","type":"bool"},{"name":"status","type":"42"}]},
   // "2" = q_obj_SHUTDOWN-arg
-  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"37"}]},
+  {"name":"2","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"43"}]},
   // "3" = q_obj_RESET-arg
-  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"37"}]},
+  {"name":"3","meta-type":"object","members":[{"name":"guest","type":"bool"},{"name":"reason","type":"43"}]},
   // "4" = q_obj_qmp_capabilities-arg
-  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[38]","default":null}]},
+  {"name":"4","meta-type":"object","members":[{"name":"enable","type":"[44]","default":null}]},
   // "5" = VersionInfo
-  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"39"},{"name":"package","type":"str"}]},
+  {"name":"5","meta-type":"object","members":[{"name":"qemu","type":"45"},{"name":"package","type":"str"}]},
   {"name":"[6]","meta-type":"array","element-type":"6"},
   // "6" = CommandInfo
   {"name":"6","meta-type":"object","members":[{"name":"name","type":"str"}]},
   // "7" = q_obj_x-oob-test-arg
   {"name":"7","meta-type":"object","members":[{"name":"lock","type":"bool"}]},
   // "8" = q_obj_COMMAND_DROPPED-arg
-  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"40"}]},
+  {"name":"8","meta-type":"object","members":[{"name":"id","type":"any"},{"name":"reason","type":"46"}]},
   {"name":"[9]","meta-type":"array","element-type":"9"},
   // "9" = SchemaInfo
-  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"41"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"42"},{"case":"enum","type":"43"},{"case":"array","type":"44"},{"case":"object","type":"45"},{"case":"alternate","type":"46"},{"case":"command","type":"47"},{"case":"event","type":"48"}]},
+  {"name":"9","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"meta-type","type":"47"},{"name":"features","type":"[str]","default":null}],"tag":"meta-type","variants":[{"case":"builtin","type":"48"},{"case":"enum","type":"49"},{"case":"array","type":"50"},{"case":"object","type":"51"},{"case":"alternate","type":"52"},{"case":"command","type":"53"},{"case":"event","type":"54"}]},
   // "10" = NameInfo
   {"name":"10","meta-type":"object","members":[{"name":"name","type":"str","default":null}]},
   // "11" = q_obj_human-monitor-command-arg
   {"name":"11","meta-type":"object","members":[{"name":"command-line","type":"str"},{"name":"cpu-index","type":"int","default":null}]},
   {"name":"str","meta-type":"builtin","json-type":"string"},
   // "12" = BqlInfo
-  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[49]"}]},
+  {"name":"12","meta-type":"object","members":[{"name":"holder","type":"str","default":null},{"name":"held-ns","type":"int","default":null},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"threads","type":"[55]"}]},
   {"name":"[13]","meta-type":"array","element-type":"13"},
   // "13" = CpuInfoFast
-  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"50","default":null},{"name":"target","type":"51"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
+  {"name":"13","meta-type":"object","members":[{"name":"cpu-index","type":"int"},{"name":"qom-path","type":"str"},{"name":"thread-id","type":"int"},{"name":"props","type":"56","default":null},{"name":"target","type":"57"}],"tag":"target","variants":[{"case":"riscv32","type":"0"},{"case":"riscv64","type":"0"}]},
   {"name":"[14]","meta-type":"array","element-type":"14"},
   // "14" = BlockInfo
-  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"52","default":null}]},
+  {"name":"14","meta-type":"object","members":[{"name":"device","type":"str"},{"name":"qdev","type":"str","default":null},{"name":"type","type":"str"},{"name":"removable","type":"bool"},{"name":"locked","type":"bool"},{"name":"inserted","type":"18","default":null},{"name":"tray_open","type":"bool","default":null},{"name":"io-status","type":"58","default":null}]},
   // "15" = q_obj_query-blockstats-arg
   {"name":"15","meta-type":"object","members":[{"name":"query-nodes","type":"bool","default":null}]},
   {"name":"[16]","meta-type":"array","element-type":"16"},
   // "16" = BlockStats
-  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"53"},{"name":"driver-specific","type":"54","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
+  {"name":"16","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"qdev","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"stats","type":"59"},{"name":"driver-specific","type":"60","default":null},{"name":"parent","type":"16","default":null},{"name":"backing","type":"16","default":null}]},
   // "17" = q_obj_query-named-block-nodes-arg
   {"name":"17","meta-type":"object","members":[{"name":"flat","type":"bool","default":null}]},
   {"name":"[18]","meta-type":"array","element-type":"18"},
   // "18" = BlockDeviceInfo
-  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"55"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"56"},{"name":"cache","type":"57"},{"name":"write_threshold","type":"int"}]},
+  {"name":"18","meta-type":"object","members":[{"name":"file","type":"str"},{"name":"node-name","type":"str","default":null},{"name":"ro","type":"bool"},{"name":"drv","type":"str"},{"name":"backing_file","type":"str","default":null},{"name":"backing_file_depth","type":"int"},{"name":"encrypted","type":"bool"},{"name":"detect_zeroes","type":"61"},{"name":"bps","type":"int"},{"name":"bps_rd","type":"int"},{"name":"bps_wr","type":"int"},{"name":"iops","type":"int"},{"name":"iops_rd","type":"int"},{"name":"iops_wr","type":"int"},{"name":"image","type":"62"},{"name":"cache","type":"63"},{"name":"write_threshold","type":"int"}]},
   // "19" = q_obj_block_resize-arg
   {"name":"19","meta-type":"object","members":[{"name":"device","type":"str","default":null},{"name":"node-name","type":"str","default":null},{"name":"size","type":"int"}]},
   // "20" = q_obj_block-latency-histogram-set-arg
   {"name":"20","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"boundaries","type":"[int]","default":null},{"name":"boundaries-read","type":"[int]","default":null},{"name":"boundaries-write","type":"[int]","default":null},{"name":"boundaries-flush","type":"[int]","default":null}]},
   // "21" = BlockdevOptions
-  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"58"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"59"},{"case":"qcow2","type":"60"},{"case":"raw","type":"61"}]},
+  {"name":"21","meta-type":"object","members":[{"name":"driver","type":"64"},{"name":"node-name","type":"str","default":null},{"name":"read-only","type":"bool","default":null}],"tag":"driver","variants":[{"case":"file","type":"65"},{"case":"qcow2","type":"66"},{"case":"raw","type":"67"}]},
   // "22" = q_obj_blockdev-del-arg
   {"name":"22","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
   // "23" = MigrationInfo
-  {"name":"23","meta-type":"object","members":[{"name":"status","type":"62","default":null},{"name":"ram","type":"63","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[64]","default":null},{"name":"x-postcopy-faults","type":"65","default":null,"features":["unstable"]}]},
+  {"name":"23","meta-type":"object","members":[{"name":"status","type":"68","default":null},{"name":"ram","type":"69","default":null},{"name":"total-time","type":"int","default":null},{"name":"expected-downtime","type":"int","default":null},{"name":"downtime","type":"int","default":null},{"name":"setup-time","type":"int","default":null},{"name":"cpu-throttle-percentage","type":"int","default":null},{"name":"error-desc","type":"str","default":null},{"name":"blocked-reasons","type":"[str]","default":null},{"name":"socket-address","type":"[70]","default":null},{"name":"x-postcopy-faults","type":"71","default":null,"features":["unstable"]}]},
   // "24" = q_obj_migrate-set-capabilities-arg
   {"name":"24","meta-type":"object","members":[{"name":"capabilities","type":"[25]"}]},
   {"name":"[25]","meta-type":"array","element-type":"25"},
   // "25" = MigrationCapabilityStatus
-  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"66"},{"name":"state","type":"bool"}]},
+  {"name":"25","meta-type":"object","members":[{"name":"capability","type":"72"},{"name":"state","type":"bool"}]},
   // "26" = MigrateSetParameters
-  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"67","default":null},{"name":"tls-hostname","type":"67","default":null},{"name":"tls-authz","type":"67","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"68","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"26","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"73","default":null},{"name":"tls-hostname","type":"73","default":null},{"name":"tls-authz","type":"73","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"74","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "27" = MigrationParameters
-  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"68","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
+  {"name":"27","meta-type":"object","members":[{"name":"announce-initial","type":"int","default":null},{"name":"announce-max","type":"int","default":null},{"name":"announce-rounds","type":"int","default":null},{"name":"announce-step","type":"int","default":null},{"name":"compress-level","type":"int","default":null},{"name":"compress-threads","type":"int","default":null},{"name":"compress-wait-thread","type":"bool","default":null},{"name":"decompress-threads","type":"int","default":null},{"name":"throttle-trigger-threshold","type":"int","default":null},{"name":"cpu-throttle-initial","type":"int","default":null},{"name":"cpu-throttle-increment","type":"int","default":null},{"name":"cpu-throttle-tailslow","type":"bool","default":null},{"name":"tls-creds","type":"str","default":null},{"name":"tls-hostname","type":"str","default":null},{"name":"tls-authz","type":"str","default":null},{"name":"max-bandwidth","type":"int","default":null},{"name":"downtime-limit","type":"int","default":null},{"name":"x-checkpoint-delay","type":"int","default":null,"features":["unstable"]},{"name":"block-incremental","type":"bool","default":null},{"name":"multifd-channels","type":"int","default":null},{"name":"xbzrle-cache-size","type":"int","default":null},{"name":"max-postcopy-bandwidth","type":"int","default":null},{"name":"max-cpu-throttle","type":"int","default":null},{"name":"multifd-compression","type":"74","default":null},{"name":"multifd-zlib-level","type":"int","default":null},{"name":"multifd-zstd-level","type":"int","default":null}]},
   // "28" = q_obj_MIGRATION-arg
-  {"name":"28","meta-type":"object","members":[{"name":"status","type":"62"}]},
+  {"name":"28","meta-type":"object","members":[{"name":"status","type":"68"}]},
   // "29" = q_obj_MIGRATION_PASS-arg
   {"name":"29","meta-type":"object","members":[{"name":"pass","type":"int"}]},
   // "30" = q_obj_migrate-continue-arg
-  {"name":"30","meta-type":"object","members":[{"name":"state","type":"62"}]},
+  {"name":"30","meta-type":"object","members":[{"name":"state","type":"68"}]},
   // "31" = q_obj_migrate-arg
   {"name":"31","meta-type":"object","members":[{"name":"uri","type":"str"},{"name":"blk","type":"bool","default":null},{"name":"inc","type":"bool","default":null},{"name":"detach","type":"bool","default":null},{"name":"resume","type":"bool","default":null}]},
   // "32" = q_obj_migrate-incoming-arg
@@ -127,137 +132,171 @@ export const QMP_SCHEMA_INFO: readonly unknown[] = [
   {"name":"34","meta-type":"object","members":[{"name":"instances","type":"[35]"}]},
   {"name":"[35]","meta-type":"array","element-type":"35"},
   // "35" = YankInstance
-  {"name":"35","meta-type":"object","members":[{"name":"type","type":"69"}],"tag":"type","variants":[{"case":"block-node","type":"70"},{"case":"chardev","type":"71"},{"case":"migration","type":"0"}]},
+  {"name":"35","meta-type":"object","members":[{"name":"type","type":"75"}],"tag":"type","variants":[{"case":"block-node","type":"76"},{"case":"chardev","type":"77"},{"case":"migration","type":"0"}]},
+  // "36" = ObjectOptions
+  {"name":"36","meta-type":"object","members":[{"name":"qom-type","type":"78"},{"name":"id","type":"str"}],"tag":"qom-type","variants":[{"case":"authz-list","type":"79"},{"case":"authz-simple","type":"80"},{"case":"tls-creds-psk","type":"81"},{"case":"tls-creds-x509","type":"82"}]},
+  // "37" = q_obj_object-del-arg
+  {"name":"37","meta-type":"object","members":[{"name":"id","type":"str"}]},
+  {"name":"[36]","meta-type":"array","element-type":"36"},
+  // "38" = q_obj_qom-list-arg
+  {"name":"38","meta-type":"object","members":[{"name":"path","type":"str"}]},
+  {"name":"[39]","meta-type":"array","element-type":"39"},
+  // "39" = ObjectPropertyInfo
+  {"name":"39","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"}]},
+  // "40" = q_obj_qom-list-types-arg
+  {"name":"40","meta-type":"object","members":[{"name":"implements","type":"str","default":null},{"name":"abstract","type":"bool","default":null}]},
+  {"name":"[41]","meta-type":"array","element-type":"41"},
+  // "41" = ObjectTypeInfo
+  {"name":"41","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"parent","type":"str","default":null}]},
   {"name":"bool","meta-type":"builtin","json-type":"boolean"},
-  // "36" = RunState
-  {"name":"36","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
-  // "37" = ShutdownCause
-  {"name":"37","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
-  {"name":"[38]","meta-type":"array","element-type":"38"},
-  // "38" = QMPCapability
-  {"name":"38","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
-  // "39" = VersionTriple
-  {"name":"39","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
+  // "42" = RunState
+  {"name":"42","meta-type":"enum","members":[{"name":"debug"},{"name":"inmigrate"},{"name":"internal-error"},{"name":"io-error"},{"name":"paused"},{"name":"postmigrate"},{"name":"prelaunch"},{"name":"finish-migrate"},{"name":"restore-vm"},{"name":"running"},{"name":"save-vm"},{"name":"shutdown"},{"name":"suspended"},{"name":"watchdog"},{"name":"guest-panicked"},{"name":"colo"}],"values":["debug","inmigrate","internal-error","io-error","paused","postmigrate","prelaunch","finish-migrate","restore-vm","running","save-vm","shutdown","suspended","watchdog","guest-panicked","colo"]},
+  // "43" = ShutdownCause
+  {"name":"43","meta-type":"enum","members":[{"name":"none"},{"name":"host-error"},{"name":"host-qmp-quit"},{"name":"host-qmp-system-reset"},{"name":"host-signal"},{"name":"host-ui"},{"name":"guest-shutdown"},{"name":"guest-reset"},{"name":"guest-panic"},{"name":"subsystem-reset"},{"name":"snapshot-load"}],"values":["none","host-error","host-qmp-quit","host-qmp-system-reset","host-signal","host-ui","guest-shutdown","guest-reset","guest-panic","subsystem-reset","snapshot-load"]},
+  {"name":"[44]","meta-type":"array","element-type":"44"},
+  // "44" = QMPCapability
+  {"name":"44","meta-type":"enum","members":[{"name":"oob"}],"values":["oob"]},
+  // "45" = VersionTriple
+  {"name":"45","meta-type":"object","members":[{"name":"major","type":"int"},{"name":"minor","type":"int"},{"name":"micro","type":"int"}]},
   {"name":"any","meta-type":"builtin","json-type":"value"},
-  // "40" = CommandDropReason
-  {"name":"40","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
-  // "41" = SchemaMetaType
-  {"name":"41","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
+  // "46" = CommandDropReason
+  {"name":"46","meta-type":"enum","members":[{"name":"queue-full"}],"values":["queue-full"]},
+  // "47" = SchemaMetaType
+  {"name":"47","meta-type":"enum","members":[{"name":"builtin"},{"name":"enum"},{"name":"array"},{"name":"object"},{"name":"alternate"},{"name":"command"},{"name":"event"}],"values":["builtin","enum","array","object","alternate","command","event"]},
   {"name":"[str]","meta-type":"array","element-type":"str"},
-  // "42" = SchemaInfoBuiltin
-  {"name":"42","meta-type":"object","members":[{"name":"json-type","type":"72"}]},
-  // "43" = SchemaInfoEnum
-  {"name":"43","meta-type":"object","members":[{"name":"members","type":"[73]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
-  // "44" = SchemaInfoArray
-  {"name":"44","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
-  // "45" = SchemaInfoObject
-  {"name":"45","meta-type":"object","members":[{"name":"members","type":"[74]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[75]","default":null}]},
-  // "46" = SchemaInfoAlternate
-  {"name":"46","meta-type":"object","members":[{"name":"members","type":"[76]"}]},
-  // "47" = SchemaInfoCommand
-  {"name":"47","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
-  // "48" = SchemaInfoEvent
-  {"name":"48","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
+  // "48" = SchemaInfoBuiltin
+  {"name":"48","meta-type":"object","members":[{"name":"json-type","type":"83"}]},
+  // "49" = SchemaInfoEnum
+  {"name":"49","meta-type":"object","members":[{"name":"members","type":"[84]"},{"name":"values","type":"[str]","features":["deprecated"]}]},
+  // "50" = SchemaInfoArray
+  {"name":"50","meta-type":"object","members":[{"name":"element-type","type":"str"}]},
+  // "51" = SchemaInfoObject
+  {"name":"51","meta-type":"object","members":[{"name":"members","type":"[85]"},{"name":"tag","type":"str","default":null},{"name":"variants","type":"[86]","default":null}]},
+  // "52" = SchemaInfoAlternate
+  {"name":"52","meta-type":"object","members":[{"name":"members","type":"[87]"}]},
+  // "53" = SchemaInfoCommand
+  {"name":"53","meta-type":"object","members":[{"name":"arg-type","type":"str"},{"name":"ret-type","type":"str"},{"name":"allow-oob","type":"bool","default":null}]},
+  // "54" = SchemaInfoEvent
+  {"name":"54","meta-type":"object","members":[{"name":"arg-type","type":"str"}]},
   {"name":"int","meta-type":"builtin","json-type":"int"},
-  {"name":"[49]","meta-type":"array","element-type":"49"},
-  // "49" = BqlThreadInfo
-  {"name":"49","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
-  // "50" = CpuInstanceProperties
-  {"name":"50","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
-  // "51" = SysEmuTarget
-  {"name":"51","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
-  // "52" = BlockDeviceIoStatus
-  {"name":"52","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
-  // "53" = BlockDeviceStats
-  {"name":"53","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[77]"},{"name":"rd_latency_histogram","type":"78","default":null},{"name":"wr_latency_histogram","type":"78","default":null},{"name":"flush_latency_histogram","type":"78","default":null}]},
-  // "54" = BlockStatsSpecific
-  {"name":"54","meta-type":"object","members":[{"name":"driver","type":"58"}],"tag":"driver","variants":[{"case":"file","type":"79"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
-  // "55" = BlockdevDetectZeroesOptions
-  {"name":"55","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
-  // "56" = ImageInfo
-  {"name":"56","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[80]","default":null},{"name":"backing-image","type":"56","default":null},{"name":"format-specific","type":"81","default":null}]},
-  // "57" = BlockdevCacheInfo
-  {"name":"57","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
+  {"name":"[55]","meta-type":"array","element-type":"55"},
+  // "55" = BqlThreadInfo
+  {"name":"55","meta-type":"object","members":[{"name":"thread","type":"str"},{"name":"acquisitions","type":"int"},{"name":"contended","type":"int"},{"name":"total-hold-ns","type":"int"},{"name":"longest-hold-ns","type":"int"},{"name":"total-wait-ns","type":"int"}]},
+  // "56" = CpuInstanceProperties
+  {"name":"56","meta-type":"object","members":[{"name":"node-id","type":"int","default":null},{"name":"socket-id","type":"int","default":null},{"name":"die-id","type":"int","default":null},{"name":"cluster-id","type":"int","default":null},{"name":"core-id","type":"int","default":null},{"name":"thread-id","type":"int","default":null}]},
+  // "57" = SysEmuTarget
+  {"name":"57","meta-type":"enum","members":[{"name":"riscv32"},{"name":"riscv64"}],"values":["riscv32","riscv64"]},
+  // "58" = BlockDeviceIoStatus
+  {"name":"58","meta-type":"enum","members":[{"name":"ok"},{"name":"failed"},{"name":"nospace"}],"values":["ok","failed","nospace"]},
+  // "59" = BlockDeviceStats
+  {"name":"59","meta-type":"object","members":[{"name":"rd_bytes","type":"int"},{"name":"wr_bytes","type":"int"},{"name":"unmap_bytes","type":"int"},{"name":"rd_operations","type":"int"},{"name":"wr_operations","type":"int"},{"name":"flush_operations","type":"int"},{"name":"unmap_operations","type":"int"},{"name":"rd_total_time_ns","type":"int"},{"name":"wr_total_time_ns","type":"int"},{"name":"flush_total_time_ns","type":"int"},{"name":"unmap_total_time_ns","type":"int"},{"name":"wr_highest_offset","type":"int"},{"name":"rd_merged","type":"int"},{"name":"wr_merged","type":"int"},{"name":"unmap_merged","type":"int"},{"name":"idle_time_ns","type":"int","default":null},{"name":"failed_rd_operations","type":"int"},{"name":"failed_wr_operations","type":"int"},{"name":"failed_flush_operations","type":"int"},{"name":"failed_unmap_operations","type":"int"},{"name":"invalid_rd_operations","type":"int"},{"name":"invalid_wr_operations","type":"int"},{"name":"invalid_flush_operations","type":"int"},{"name":"invalid_unmap_operations","type":"int"},{"name":"account_invalid","type":"bool"},{"name":"account_failed","type":"bool"},{"name":"timed_stats","type":"[88]"},{"name":"rd_latency_histogram","type":"89","default":null},{"name":"wr_latency_histogram","type":"89","default":null},{"name":"flush_latency_histogram","type":"89","default":null}]},
+  // "60" = BlockStatsSpecific
+  {"name":"60","meta-type":"object","members":[{"name":"driver","type":"64"}],"tag":"driver","variants":[{"case":"file","type":"90"},{"case":"qcow2","type":"0"},{"case":"raw","type":"0"}]},
+  // "61" = BlockdevDetectZeroesOptions
+  {"name":"61","meta-type":"enum","members":[{"name":"off"},{"name":"on"},{"name":"unmap"}],"values":["off","on","unmap"]},
+  // "62" = ImageInfo
+  {"name":"62","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"format","type":"str"},{"name":"dirty-flag","type":"bool","default":null},{"name":"actual-size","type":"int","default":null},{"name":"virtual-size","type":"int"},{"name":"cluster-size","type":"int","default":null},{"name":"encrypted","type":"bool","default":null},{"name":"compressed","type":"bool","default":null},{"name":"backing-filename","type":"str","default":null},{"name":"full-backing-filename","type":"str","default":null},{"name":"backing-filename-format","type":"str","default":null},{"name":"snapshots","type":"[91]","default":null},{"name":"backing-image","type":"62","default":null},{"name":"format-specific","type":"92","default":null}]},
+  // "63" = BlockdevCacheInfo
+  {"name":"63","meta-type":"object","members":[{"name":"writeback","type":"bool"},{"name":"direct","type":"bool"},{"name":"no-flush","type":"bool"}]},
   {"name":"[int]","meta-type":"array","element-type":"int"},
-  // "58" = BlockdevDriver
-  {"name":"58","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
-  // "59" = BlockdevOptionsFile
-  {"name":"59","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"82","default":null}]},
-  // "60" = BlockdevOptionsQcow2
-  {"name":"60","meta-type":"object","members":[{"name":"file","type":"83"},{"name":"backing","type":"84","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
-  // "61" = BlockdevOptionsRaw
-  {"name":"61","meta-type":"object","members":[{"name":"file","type":"83"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
-  // "62" = MigrationStatus
-  {"name":"62","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
-  // "63" = MigrationStats
-  {"name":"63","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
-  {"name":"[64]","meta-type":"array","element-type":"64"},
-  // "64" = SocketAddress
-  {"name":"64","meta-type":"object","members":[{"name":"type","type":"85"}],"tag":"type","variants":[{"case":"inet","type":"86"},{"case":"unix","type":"87"},{"case":"vsock","type":"88"},{"case":"fd","type":"89"}]},
-  // "65" = PostcopyFaultLatency
-  {"name":"65","meta-type":"object","members":[{"name":"faults","type":"int"},{"name":"p50-us","type":"int"},{"name":"p99-us","type":"int"},{"name":"max-us","type":"int"},{"name":"requests","type":"int"},{"name":"pages","type":"int"}]},
-  // "66" = MigrationCapability
-  {"name":"66","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
-  // "67" = StrOrNull
-  {"name":"67","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
-  // "68" = MultiFDCompression
-  {"name":"68","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
-  // "69" = YankInstanceType
-  {"name":"69","meta-type":"enum","members":[{"name":"block-node"},{"name":"chardev"},{"name":"migration"}],"values":["block-node","chardev","migration"]},
-  // "70" = YankInstanceBlockNode
-  {"name":"70","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
-  // "71" = YankInstanceChardev
-  {"name":"71","meta-type":"object","members":[{"name":"id","type":"str"}]},
-  // "72" = JSONType
-  {"name":"72","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
-  {"name":"[73]","meta-type":"array","element-type":"73"},
-  // "73" = SchemaInfoEnumMember
-  {"name":"73","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[74]","meta-type":"array","element-type":"74"},
-  // "74" = SchemaInfoObjectMember
-  {"name":"74","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
-  {"name":"[75]","meta-type":"array","element-type":"75"},
-  // "75" = SchemaInfoObjectVariant
-  {"name":"75","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
-  {"name":"[76]","meta-type":"array","element-type":"76"},
-  // "76" = SchemaInfoAlternateMember
-  {"name":"76","meta-type":"object","members":[{"name":"type","type":"str"}]},
-  {"name":"[77]","meta-type":"array","element-type":"77"},
-  // "77" = BlockDeviceTimedStats
-  {"name":"77","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
-  // "78" = BlockLatencyHistogramInfo
-  {"name":"78","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
-  // "79" = BlockStatsSpecificFile
-  {"name":"79","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
-  {"name":"[80]","meta-type":"array","element-type":"80"},
-  // "80" = SnapshotInfo
-  {"name":"80","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
-  // "81" = ImageInfoSpecific
-  {"name":"81","meta-type":"object","members":[{"name":"type","type":"90"}],"tag":"type","variants":[{"case":"qcow2","type":"91"}]},
-  // "82" = OnOffAuto
-  {"name":"82","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
-  // "83" = BlockdevRef
-  {"name":"83","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
-  // "84" = BlockdevRefOrNull
-  {"name":"84","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
+  // "64" = BlockdevDriver
+  {"name":"64","meta-type":"enum","members":[{"name":"file"},{"name":"qcow2"},{"name":"raw"}],"values":["file","qcow2","raw"]},
+  // "65" = BlockdevOptionsFile
+  {"name":"65","meta-type":"object","members":[{"name":"filename","type":"str"},{"name":"locking","type":"93","default":null}]},
+  // "66" = BlockdevOptionsQcow2
+  {"name":"66","meta-type":"object","members":[{"name":"file","type":"94"},{"name":"backing","type":"95","default":null},{"name":"lazy-refcounts","type":"bool","default":null}]},
+  // "67" = BlockdevOptionsRaw
+  {"name":"67","meta-type":"object","members":[{"name":"file","type":"94"},{"name":"offset","type":"int","default":null},{"name":"size","type":"int","default":null}]},
+  // "68" = MigrationStatus
+  {"name":"68","meta-type":"enum","members":[{"name":"none"},{"name":"setup"},{"name":"cancelling"},{"name":"cancelled"},{"name":"active"},{"name":"postcopy-active"},{"name":"postcopy-paused"},{"name":"postcopy-recover"},{"name":"completed"},{"name":"failed"},{"name":"colo"},{"name":"pre-switchover"},{"name":"device"},{"name":"wait-unplug"}],"values":["none","setup","cancelling","cancelled","active","postcopy-active","postcopy-paused","postcopy-recover","completed","failed","colo","pre-switchover","device","wait-unplug"]},
+  // "69" = MigrationStats
+  {"name":"69","meta-type":"object","members":[{"name":"transferred","type":"int"},{"name":"remaining","type":"int"},{"name":"total","type":"int"},{"name":"duplicate","type":"int"},{"name":"skipped","type":"int"},{"name":"normal","type":"int"},{"name":"normal-bytes","type":"int"},{"name":"dirty-pages-rate","type":"int"},{"name":"mbps","type":"number"},{"name":"dirty-sync-count","type":"int"},{"name":"postcopy-requests","type":"int"},{"name":"page-size","type":"int"},{"name":"multifd-bytes","type":"int"},{"name":"pages-per-second","type":"int"},{"name":"precopy-bytes","type":"int"},{"name":"downtime-bytes","type":"int"},{"name":"postcopy-bytes","type":"int"},{"name":"dirty-sync-missed-zero-copy","type":"int"}]},
+  {"name":"[70]","meta-type":"array","element-type":"70"},
+  // "70" = SocketAddress
+  {"name":"70","meta-type":"object","members":[{"name":"type","type":"96"}],"tag":"type","variants":[{"case":"inet","type":"97"},{"case":"unix","type":"98"},{"case":"vsock","type":"99"},{"case":"fd","type":"100"}]},
+  // "71" = PostcopyFaultLatency
+  {"name":"71","meta-type":"object","members":[{"name":"faults","type":"int"},{"name":"p50-us","type":"int"},{"name":"p99-us","type":"int"},{"name":"max-us","type":"int"},{"name":"requests","type":"int"},{"name":"pages","type":"int"}]},
+  // "72" = MigrationCapability
+  {"name":"72","meta-type":"enum","members":[{"name":"xbzrle"},{"name":"rdma-pin-all"},{"name":"auto-converge"},{"name":"zero-blocks"},{"name":"compress"},{"name":"events"},{"name":"postcopy-ram"},{"name":"x-colo","features":["unstable"]},{"name":"release-ram"},{"name":"block"},{"name":"return-path"},{"name":"pause-before-switchover"},{"name":"multifd"},{"name":"dirty-bitmaps"},{"name":"postcopy-blocktime"},{"name":"late-block-activate"},{"name":"x-ignore-shared","features":["unstable"]},{"name":"validate-uuid"},{"name":"background-snapshot"},{"name":"zero-copy-send"},{"name":"postcopy-preempt"}],"values":["xbzrle","rdma-pin-all","auto-converge","zero-blocks","compress","events","postcopy-ram","x-colo","release-ram","block","return-path","pause-before-switchover","multifd","dirty-bitmaps","postcopy-blocktime","late-block-activate","x-ignore-shared","validate-uuid","background-snapshot","zero-copy-send","postcopy-preempt"]},
+  // "73" = StrOrNull
+  {"name":"73","meta-type":"alternate","members":[{"type":"str"},{"type":"null"}]},
+  // "74" = MultiFDCompression
+  {"name":"74","meta-type":"enum","members":[{"name":"none"},{"name":"zlib"},{"name":"zstd"}],"values":["none","zlib","zstd"]},
+  // "75" = YankInstanceType
+  {"name":"75","meta-type":"enum","members":[{"name":"block-node"},{"name":"chardev"},{"name":"migration"}],"values":["block-node","chardev","migration"]},
+  // "76" = YankInstanceBlockNode
+  {"name":"76","meta-type":"object","members":[{"name":"node-name","type":"str"}]},
+  // "77" = YankInstanceChardev
+  {"name":"77","meta-type":"object","members":[{"name":"id","type":"str"}]},
+  // "78" = ObjectType
+  {"name":"78","meta-type":"enum","members":[{"name":"authz-list"},{"name":"authz-simple"},{"name":"tls-creds-psk"},{"name":"tls-creds-x509"}],"values":["authz-list","authz-simple","tls-creds-psk","tls-creds-x509"]},
+  // "79" = AuthZListProperties
+  {"name":"79","meta-type":"object","members":[{"name":"policy","type":"101","default":null},{"name":"rules","type":"[102]","default":null}]},
+  // "80" = AuthZSimpleProperties
+  {"name":"80","meta-type":"object","members":[{"name":"identity","type":"str"}]},
+  // "81" = TlsCredsPskProperties
+  {"name":"81","meta-type":"object","members":[{"name":"verify-peer","type":"bool","default":null},{"name":"dir","type":"str","default":null},{"name":"endpoint","type":"103","default":null},{"name":"priority","type":"str","default":null},{"name":"loaded","type":"bool","default":null,"features":["deprecated"]},{"name":"username","type":"str","default":null}]},
+  // "82" = TlsCredsX509Properties
+  {"name":"82","meta-type":"object","members":[{"name":"verify-peer","type":"bool","default":null},{"name":"dir","type":"str","default":null},{"name":"endpoint","type":"103","default":null},{"name":"priority","type":"str","default":null},{"name":"loaded","type":"bool","default":null,"features":["deprecated"]},{"name":"sanity-check","type":"bool","default":null},{"name":"passwordid","type":"str","default":null}]},
+  // "83" = JSONType
+  {"name":"83","meta-type":"enum","members":[{"name":"string"},{"name":"number"},{"name":"int"},{"name":"boolean"},{"name":"null"},{"name":"object"},{"name":"array"},{"name":"value"}],"values":["string","number","int","boolean","null","object","array","value"]},
+  {"name":"[84]","meta-type":"array","element-type":"84"},
+  // "84" = SchemaInfoEnumMember
+  {"name":"84","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[85]","meta-type":"array","element-type":"85"},
+  // "85" = SchemaInfoObjectMember
+  {"name":"85","meta-type":"object","members":[{"name":"name","type":"str"},{"name":"type","type":"str"},{"name":"default","type":"any","default":null},{"name":"features","type":"[str]","default":null}]},
+  {"name":"[86]","meta-type":"array","element-type":"86"},
+  // "86" = SchemaInfoObjectVariant
+  {"name":"86","meta-type":"object","members":[{"name":"case","type":"str"},{"name":"type","type":"str"}]},
+  {"name":"[87]","meta-type":"array","element-type":"87"},
+  // "87" = SchemaInfoAlternateMember
+  {"name":"87","meta-type":"object","members":[{"name":"type","type":"str"}]},
+  {"name":"[88]","meta-type":"array","element-type":"88"},
+  // "88" = BlockDeviceTimedStats
+  {"name":"88","meta-type":"object","members":[{"name":"interval_length","type":"int"},{"name":"min_rd_latency_ns","type":"int"},{"name":"max_rd_latency_ns","type":"int"},{"name":"avg_rd_latency_ns","type":"int"},{"name":"min_wr_latency_ns","type":"int"},{"name":"max_wr_latency_ns","type":"int"},{"name":"avg_wr_latency_ns","type":"int"},{"name":"min_flush_latency_ns","type":"int"},{"name":"max_flush_latency_ns","type":"int"},{"name":"avg_flush_latency_ns","type":"int"},{"name":"avg_rd_queue_depth","type":"number"},{"name":"avg_wr_queue_depth","type":"number"}]},
+  // "89" = BlockLatencyHistogramInfo
+  {"name":"89","meta-type":"object","members":[{"name":"boundaries","type":"[int]"},{"name":"bins","type":"[int]"}]},
+  // "90" = BlockStatsSpecificFile
+  {"name":"90","meta-type":"object","members":[{"name":"discard-nb-ok","type":"int"},{"name":"discard-nb-failed","type":"int"},{"name":"discard-bytes-ok","type":"int"}]},
+  {"name":"[91]","meta-type":"array","element-type":"91"},
+  // "91" = SnapshotInfo
+  {"name":"91","meta-type":"object","members":[{"name":"id","type":"str"},{"name":"name","type":"str"},{"name":"vm-state-size","type":"int"},{"name":"date-sec","type":"int"},{"name":"date-nsec","type":"int"},{"name":"vm-clock-sec","type":"int"},{"name":"vm-clock-nsec","type":"int"},{"name":"icount","type":"int","default":null}]},
+  // "92" = ImageInfoSpecific
+  {"name":"92","meta-type":"object","members":[{"name":"type","type":"104"}],"tag":"type","variants":[{"case":"qcow2","type":"105"}]},
+  // "93" = OnOffAuto
+  {"name":"93","meta-type":"enum","members":[{"name":"auto"},{"name":"on"},{"name":"off"}],"values":["auto","on","off"]},
+  // "94" = BlockdevRef
+  {"name":"94","meta-type":"alternate","members":[{"type":"21"},{"type":"str"}]},
+  // "95" = BlockdevRefOrNull
+  {"name":"95","meta-type":"alternate","members":[{"type":"21"},{"type":"str"},{"type":"null"}]},
   {"name":"number","meta-type":"builtin","json-type":"number"},
-  // "85" = SocketAddressType
-  {"name":"85","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
-  // "86" = InetSocketAddress
-  {"name":"86","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
-  // "87" = UnixSocketAddress
-  {"name":"87","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
-  // "88" = VsockSocketAddress
-  {"name":"88","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
-  // "89" = String
-  {"name":"89","meta-type":"object","members":[{"name":"str","type":"str"}]},
+  // "96" = SocketAddressType
+  {"name":"96","meta-type":"enum","members":[{"name":"inet"},{"name":"unix"},{"name":"vsock"},{"name":"fd"}],"values":["inet","unix","vsock","fd"]},
+  // "97" = InetSocketAddress
+  {"name":"97","meta-type":"object","members":[{"name":"host","type":"str"},{"name":"port","type":"str"},{"name":"numeric","type":"bool","default":null},{"name":"to","type":"int","default":null},{"name":"ipv4","type":"bool","default":null},{"name":"ipv6","type":"bool","default":null},{"name":"keep-alive","type":"bool","default":null}]},
+  // "98" = UnixSocketAddress
+  {"name":"98","meta-type":"object","members":[{"name":"path","type":"str"},{"name":"abstract","type":"bool","default":null},{"name":"tight","type":"bool","default":null}]},
+  // "99" = VsockSocketAddress
+  {"name":"99","meta-type":"object","members":[{"name":"cid","type":"str"},{"name":"port","type":"str"}]},
+  // "100" = String
+  {"name":"100","meta-type":"object","members":[{"name":"str","type":"str"}]},
   {"name":"null","meta-type":"builtin","json-type":"null"},
-  // "90" = ImageInfoSpecificKind
-  {"name":"90","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
-  // "91" = ImageInfoSpecificQCow2Wrapper
-  {"name":"91","meta-type":"object","members":[{"name":"data","type":"92"}]},
-  // "92" = ImageInfoSpecificQCow2
-  {"name":"92","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"93"}]},
-  // "93" = Qcow2CompressionType
-  {"name":"93","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
+  // "101" = QAuthZListPolicy
+  {"name":"101","meta-type":"enum","members":[{"name":"deny"},{"name":"allow"}],"values":["deny","allow"]},
+  {"name":"[102]","meta-type":"array","element-type":"102"},
+  // "102" = QAuthZListRule
+  {"name":"102","meta-type":"object","members":[{"name":"match","type":"str"},{"name":"policy","type":"101"},{"name":"format","type":"106","default":null}]},
+  // "103" = QCryptoTLSCredsEndpoint
+  {"name":"103","meta-type":"enum","members":[{"name":"client"},{"name":"server"}],"values":["client","server"]},
+  // "104" = ImageInfoSpecificKind
+  {"name":"104","meta-type":"enum","members":[{"name":"qcow2"}],"values":["qcow2"]},
+  // "105" = ImageInfoSpecificQCow2Wrapper
+  {"name":"105","meta-type":"object","members":[{"name":"data","type":"107"}]},
+  // "106" = QAuthZListFormat
+  {"name":"106","meta-type":"enum","members":[{"name":"exact"},{"name":"glob"}],"values":["exact","glob"]},
+  // "107" = ImageInfoSpecificQCow2
+  {"name":"107","meta-type":"object","members":[{"name":"compat","type":"str"},{"name":"data-file","type":"str","default":null},{"name":"data-file-raw","type":"bool","default":null},{"name":"extended-l2","type":"bool","default":null},{"name":"lazy-refcounts","type":"bool","default":null},{"name":"corrupt","type":"bool","default":null},{"name":"refcount-bits","type":"int"},{"name":"compression-type","type":"108"}]},
+  // "108" = Qcow2CompressionType
+  {"name":"108","meta-type":"enum","members":[{"name":"zlib"},{"name":"zstd"}],"values":["zlib","zstd"]},
 ];

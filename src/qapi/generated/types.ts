@@ -1294,3 +1294,154 @@ export type YankInstance =
 export interface QObjYankArg {
   instances: YankInstance[];
 }
+
+/** Which end of a TLS connection the credentials are for. */
+export const QCryptoTLSCredsEndpoint_VALUES = ["client", "server"] as const;
+export type QCryptoTLSCredsEndpoint = (typeof QCryptoTLSCredsEndpoint_VALUES)[number];
+
+/** What every kind of TLS credentials has. */
+export interface TlsCredsProperties {
+  /**
+   * whether the other side must present a certificate
+   * that the CA signed (default: true)
+   */
+  "verify-peer"?: boolean;
+  /** the directory holding the credential files */
+  dir?: string;
+  /** which end these credentials are for (default: client) */
+  endpoint?: QCryptoTLSCredsEndpoint;
+  /**
+   * the cipher and protocol choice.  QEMU takes a GnuTLS
+   * priority string; minivm understands the subset described in
+   * docs/tls.md and maps it to OpenSSL settings.
+   */
+  priority?: string;
+}
+
+/**
+ * Pre-shared key credentials: `keys.psk` in @dir, one
+ * `username:hexkey` per line.
+ */
+export interface TlsCredsPskProperties extends TlsCredsProperties {
+  /** accepted and ignored, as in QEMU, which deprecates it */
+  loaded?: boolean;
+  /**
+   * the identity a client presents (default: qemu); a
+   * server must not set it
+   */
+  username?: string;
+}
+
+/**
+ * X.509 certificate credentials: `ca-cert.pem`, `server-cert.pem`,
+ * `server-key.pem`, `client-cert.pem`, `client-key.pem` and the
+ * optional `ca-crl.pem` and `dh-params.pem` in @dir.
+ */
+export interface TlsCredsX509Properties extends TlsCredsProperties {
+  /** accepted and ignored, as in QEMU, which deprecates it */
+  loaded?: boolean;
+  /**
+   * check this side's own certificate and the CA when
+   * loading (default: true)
+   */
+  "sanity-check"?: boolean;
+  /**
+   * the id of a secret object holding the private key's
+   * password (not supported by minivm: keys must be unencrypted)
+   */
+  passwordid?: string;
+}
+
+/** What an authorization rule, or a whole list, decides. */
+export const QAuthZListPolicy_VALUES = ["deny", "allow"] as const;
+export type QAuthZListPolicy = (typeof QAuthZListPolicy_VALUES)[number];
+
+/** How a rule's @match is compared with an identity. */
+export const QAuthZListFormat_VALUES = ["exact", "glob"] as const;
+export type QAuthZListFormat = (typeof QAuthZListFormat_VALUES)[number];
+
+/** One rule of an authorization list. */
+export interface QAuthZListRule {
+  /**
+   * the identity (for TLS, the certificate's distinguished name)
+   * or pattern to compare
+   */
+  match: string;
+  /** what a match decides */
+  policy: QAuthZListPolicy;
+  /** how to compare (default: exact) */
+  format?: QAuthZListFormat;
+}
+
+/** An ordered list of rules; the first that matches decides. */
+export interface AuthZListProperties {
+  /** the decision when no rule matches (default: deny) */
+  policy?: QAuthZListPolicy;
+  /** the rules, in order */
+  rules?: QAuthZListRule[];
+}
+
+/** Allow exactly one identity. */
+export interface AuthZSimpleProperties {
+  /**
+   * the identity allowed (for TLS, the client certificate's
+   * distinguished name, e.g. "O=Example,CN=laptop")
+   */
+  identity: string;
+}
+
+/** The object types minivm can create. */
+export const ObjectType_VALUES = [
+  "authz-list",
+  "authz-simple",
+  "tls-creds-psk",
+  "tls-creds-x509",
+] as const;
+export type ObjectType = (typeof ObjectType_VALUES)[number];
+
+/** Implicit type q_obj_ObjectOptions-base. */
+export interface QObjObjectOptionsBase {
+  "qom-type": ObjectType;
+  id: string;
+}
+
+/** A user-creatable object and its properties. */
+export type ObjectOptions =
+  | (Omit<QObjObjectOptionsBase, "qom-type"> & { "qom-type": "authz-list" } & AuthZListProperties)
+  | (Omit<QObjObjectOptionsBase, "qom-type"> & { "qom-type": "authz-simple" } & AuthZSimpleProperties)
+  | (Omit<QObjObjectOptionsBase, "qom-type"> & { "qom-type": "tls-creds-psk" } & TlsCredsPskProperties)
+  | (Omit<QObjObjectOptionsBase, "qom-type"> & { "qom-type": "tls-creds-x509" } & TlsCredsX509Properties);
+
+/** Implicit type q_obj_object-del-arg. */
+export interface QObjObjectDelArg {
+  id: string;
+}
+
+/** One property of an object (here: one child of /objects). */
+export interface ObjectPropertyInfo {
+  /** the property's name */
+  name: string;
+  /** its type, e.g. "child<tls-creds-x509>" */
+  type: string;
+}
+
+/** Implicit type q_obj_qom-list-arg. */
+export interface QObjQomListArg {
+  path: string;
+}
+
+/** An object type. */
+export interface ObjectTypeInfo {
+  /** the type's name */
+  name: string;
+  /** whether the type can only be a parent (omitted if false) */
+  abstract?: boolean;
+  /** the parent type's name */
+  parent?: string;
+}
+
+/** Implicit type q_obj_qom-list-types-arg. */
+export interface QObjQomListTypesArg {
+  implements?: string;
+  abstract?: boolean;
+}

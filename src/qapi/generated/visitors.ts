@@ -87,6 +87,19 @@ import type {
   QObjYankInstanceBase,
   YankInstance,
   QObjYankArg,
+  TlsCredsProperties,
+  TlsCredsPskProperties,
+  TlsCredsX509Properties,
+  QAuthZListRule,
+  AuthZListProperties,
+  AuthZSimpleProperties,
+  QObjObjectOptionsBase,
+  ObjectOptions,
+  QObjObjectDelArg,
+  ObjectPropertyInfo,
+  QObjQomListArg,
+  ObjectTypeInfo,
+  QObjQomListTypesArg,
 } from "./types.js";
 import {
   RunState_VALUES,
@@ -107,6 +120,10 @@ import {
   MigrationCapability_VALUES,
   MultiFDCompression_VALUES,
   YankInstanceType_VALUES,
+  QCryptoTLSCredsEndpoint_VALUES,
+  QAuthZListPolicy_VALUES,
+  QAuthZListFormat_VALUES,
+  ObjectType_VALUES,
 } from "./types.js";
 
 export function visit_StatusInfo_members(v: InputVisitor): StatusInfo {
@@ -1723,6 +1740,230 @@ export function visit_QObjYankArg_members(v: InputVisitor): QObjYankArg {
 export function visit_QObjYankArg(v: InputVisitor, name: string | null): QObjYankArg {
   v.startStruct(name);
   const r = visit_QObjYankArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_TlsCredsProperties_members(v: InputVisitor): TlsCredsProperties {
+  const m_verify_peer = v.optional("verify-peer") ? v.bool("verify-peer") : undefined;
+  const m_dir = v.optional("dir") ? v.str("dir") : undefined;
+  const m_endpoint = v.optional("endpoint") ? v.enum("endpoint", QCryptoTLSCredsEndpoint_VALUES) : undefined;
+  const m_priority = v.optional("priority") ? v.str("priority") : undefined;
+  const r: TlsCredsProperties = {  };
+  if (m_verify_peer !== undefined) r["verify-peer"] = m_verify_peer;
+  if (m_dir !== undefined) r["dir"] = m_dir;
+  if (m_endpoint !== undefined) r["endpoint"] = m_endpoint;
+  if (m_priority !== undefined) r["priority"] = m_priority;
+  return r;
+}
+
+export function visit_TlsCredsProperties(v: InputVisitor, name: string | null): TlsCredsProperties {
+  v.startStruct(name);
+  const r = visit_TlsCredsProperties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_TlsCredsPskProperties_members(v: InputVisitor): TlsCredsPskProperties {
+  const base = visit_TlsCredsProperties_members(v);
+  const m_loaded = v.optional("loaded") ? v.bool("loaded") : undefined;
+  const m_username = v.optional("username") ? v.str("username") : undefined;
+  const r: TlsCredsPskProperties = { ...base };
+  if (m_loaded !== undefined) r["loaded"] = m_loaded;
+  if (m_username !== undefined) r["username"] = m_username;
+  return r;
+}
+
+export function visit_TlsCredsPskProperties(v: InputVisitor, name: string | null): TlsCredsPskProperties {
+  v.startStruct(name);
+  const r = visit_TlsCredsPskProperties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_TlsCredsX509Properties_members(v: InputVisitor): TlsCredsX509Properties {
+  const base = visit_TlsCredsProperties_members(v);
+  const m_loaded = v.optional("loaded") ? v.bool("loaded") : undefined;
+  const m_sanity_check = v.optional("sanity-check") ? v.bool("sanity-check") : undefined;
+  const m_passwordid = v.optional("passwordid") ? v.str("passwordid") : undefined;
+  const r: TlsCredsX509Properties = { ...base };
+  if (m_loaded !== undefined) r["loaded"] = m_loaded;
+  if (m_sanity_check !== undefined) r["sanity-check"] = m_sanity_check;
+  if (m_passwordid !== undefined) r["passwordid"] = m_passwordid;
+  return r;
+}
+
+export function visit_TlsCredsX509Properties(v: InputVisitor, name: string | null): TlsCredsX509Properties {
+  v.startStruct(name);
+  const r = visit_TlsCredsX509Properties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QAuthZListRule_members(v: InputVisitor): QAuthZListRule {
+  const m_match = v.str("match");
+  const m_policy = v.enum("policy", QAuthZListPolicy_VALUES);
+  const m_format = v.optional("format") ? v.enum("format", QAuthZListFormat_VALUES) : undefined;
+  const r: QAuthZListRule = { "match": m_match, "policy": m_policy };
+  if (m_format !== undefined) r["format"] = m_format;
+  return r;
+}
+
+export function visit_QAuthZListRule(v: InputVisitor, name: string | null): QAuthZListRule {
+  v.startStruct(name);
+  const r = visit_QAuthZListRule_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_AuthZListProperties_members(v: InputVisitor): AuthZListProperties {
+  const m_policy = v.optional("policy") ? v.enum("policy", QAuthZListPolicy_VALUES) : undefined;
+  const m_rules = v.optional("rules") ? v.list("rules", (n) => visit_QAuthZListRule(v, n)) : undefined;
+  const r: AuthZListProperties = {  };
+  if (m_policy !== undefined) r["policy"] = m_policy;
+  if (m_rules !== undefined) r["rules"] = m_rules;
+  return r;
+}
+
+export function visit_AuthZListProperties(v: InputVisitor, name: string | null): AuthZListProperties {
+  v.startStruct(name);
+  const r = visit_AuthZListProperties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_AuthZSimpleProperties_members(v: InputVisitor): AuthZSimpleProperties {
+  const m_identity = v.str("identity");
+  const r: AuthZSimpleProperties = { "identity": m_identity };
+  return r;
+}
+
+export function visit_AuthZSimpleProperties(v: InputVisitor, name: string | null): AuthZSimpleProperties {
+  v.startStruct(name);
+  const r = visit_AuthZSimpleProperties_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjObjectOptionsBase_members(v: InputVisitor): QObjObjectOptionsBase {
+  const m_qom_type = v.enum("qom-type", ObjectType_VALUES);
+  const m_id = v.str("id");
+  const r: QObjObjectOptionsBase = { "qom-type": m_qom_type, "id": m_id };
+  return r;
+}
+
+export function visit_QObjObjectOptionsBase(v: InputVisitor, name: string | null): QObjObjectOptionsBase {
+  v.startStruct(name);
+  const r = visit_QObjObjectOptionsBase_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ObjectOptions_members(v: InputVisitor): ObjectOptions {
+  const base = visit_QObjObjectOptionsBase_members(v);
+  switch (base["qom-type"]) {
+    case "authz-list":
+      return { ...base, "qom-type": "authz-list", ...visit_AuthZListProperties_members(v) };
+    case "authz-simple":
+      return { ...base, "qom-type": "authz-simple", ...visit_AuthZSimpleProperties_members(v) };
+    case "tls-creds-psk":
+      return { ...base, "qom-type": "tls-creds-psk", ...visit_TlsCredsPskProperties_members(v) };
+    case "tls-creds-x509":
+      return { ...base, "qom-type": "tls-creds-x509", ...visit_TlsCredsX509Properties_members(v) };
+    default:
+      return base as unknown as ObjectOptions;
+  }
+}
+
+export function visit_ObjectOptions(v: InputVisitor, name: string | null): ObjectOptions {
+  v.startStruct(name);
+  const r = visit_ObjectOptions_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjObjectDelArg_members(v: InputVisitor): QObjObjectDelArg {
+  const m_id = v.str("id");
+  const r: QObjObjectDelArg = { "id": m_id };
+  return r;
+}
+
+export function visit_QObjObjectDelArg(v: InputVisitor, name: string | null): QObjObjectDelArg {
+  v.startStruct(name);
+  const r = visit_QObjObjectDelArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ObjectPropertyInfo_members(v: InputVisitor): ObjectPropertyInfo {
+  const m_name = v.str("name");
+  const m_type = v.str("type");
+  const r: ObjectPropertyInfo = { "name": m_name, "type": m_type };
+  return r;
+}
+
+export function visit_ObjectPropertyInfo(v: InputVisitor, name: string | null): ObjectPropertyInfo {
+  v.startStruct(name);
+  const r = visit_ObjectPropertyInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjQomListArg_members(v: InputVisitor): QObjQomListArg {
+  const m_path = v.str("path");
+  const r: QObjQomListArg = { "path": m_path };
+  return r;
+}
+
+export function visit_QObjQomListArg(v: InputVisitor, name: string | null): QObjQomListArg {
+  v.startStruct(name);
+  const r = visit_QObjQomListArg_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_ObjectTypeInfo_members(v: InputVisitor): ObjectTypeInfo {
+  const m_name = v.str("name");
+  const m_abstract = v.optional("abstract") ? v.bool("abstract") : undefined;
+  const m_parent = v.optional("parent") ? v.str("parent") : undefined;
+  const r: ObjectTypeInfo = { "name": m_name };
+  if (m_abstract !== undefined) r["abstract"] = m_abstract;
+  if (m_parent !== undefined) r["parent"] = m_parent;
+  return r;
+}
+
+export function visit_ObjectTypeInfo(v: InputVisitor, name: string | null): ObjectTypeInfo {
+  v.startStruct(name);
+  const r = visit_ObjectTypeInfo_members(v);
+  v.checkStruct();
+  v.endStruct();
+  return r;
+}
+
+export function visit_QObjQomListTypesArg_members(v: InputVisitor): QObjQomListTypesArg {
+  const m_implements = v.optional("implements") ? v.str("implements") : undefined;
+  const m_abstract = v.optional("abstract") ? v.bool("abstract") : undefined;
+  const r: QObjQomListTypesArg = {  };
+  if (m_implements !== undefined) r["implements"] = m_implements;
+  if (m_abstract !== undefined) r["abstract"] = m_abstract;
+  return r;
+}
+
+export function visit_QObjQomListTypesArg(v: InputVisitor, name: string | null): QObjQomListTypesArg {
+  v.startStruct(name);
+  const r = visit_QObjQomListTypesArg_members(v);
   v.checkStruct();
   v.endStruct();
   return r;
