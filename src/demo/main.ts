@@ -14,8 +14,8 @@ const DEMOS: DemoEntry[] = [
   { name: "oob", summary: "the big lock, a stuck in-band command, and the out-of-band escape", run: async (d) => (await import("./oob.js")).oobDemo(d) },
   { name: "histogram", summary: "block latency histograms: set the bin edges, write from the guest, read the bins", run: async (d) => (await import("./histogram.js")).histogramDemo(d) },
   { name: "precopy", summary: "live migration: passes that converge, then a guest too fast for the link until auto-converge", run: async (d) => (await import("./precopy.js")).precopyDemo(d) },
-  { name: "postcopy", summary: "switch over, page faults, completion (arrives with the postcopy issue)", run: null },
-  { name: "recovery", summary: "cut the link, postcopy-paused, migrate-recover (arrives with the postcopy issue)", run: null },
+  { name: "postcopy", summary: "switch over: the destination runs at once and faults its missing pages in", run: async (d) => (await import("./postcopy.js")).postcopyDemo(d) },
+  { name: "recovery", summary: "cut the link in postcopy, both sides paused, migrate-recover and resume, no page lost", run: async (d) => (await import("./recovery.js")).recoveryDemo(d) },
 ];
 
 export function listDemos(out: (text: string) => void): void {
