@@ -7,7 +7,7 @@ import { Demo, type DemoOptions } from "./session.js";
 interface DemoEntry {
   name: string;
   summary: string;
-  run: ((d: Demo) => Promise<void>) | null;
+  run: (d: Demo) => Promise<void>;
 }
 
 const DEMOS: DemoEntry[] = [
@@ -33,10 +33,6 @@ export async function demoMain(name: string | undefined, opts: DemoOptions): Pro
   if (entry === undefined) {
     process.stderr.write(`minivm demo: no demo '${name}'\n`);
     listDemos((t) => process.stderr.write(t));
-    return 1;
-  }
-  if (entry.run === null) {
-    process.stderr.write(`minivm demo ${name}: not yet; it arrives with the postcopy issue\n`);
     return 1;
   }
   const demo = new Demo(opts);
