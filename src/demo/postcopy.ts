@@ -48,8 +48,13 @@ export async function startPostcopyPair(d: Demo): Promise<PostcopyPair> {
   return { src, sq, dst: dst.vm, dq: dst.q, uri: dst.uri };
 }
 
-/** Starts a slow precopy and switches it to postcopy once it runs; returns when the destination runs. */
-export async function switchToPostcopy(d: Demo, p: PostcopyPair, postcopyBandwidth: number): Promise<void> {
+/**
+ * Starts a slow precopy (the guest dirties faster than it sends, so it waits for the switch however
+ * long the class takes) and switches it to postcopy; returns when the destination runs. Postcopy
+ * itself may finish in seconds, so whatever follows the switch belongs in `then`, the same step:
+ * no pause between the switch and it.
+ */
+export async function switchToPostcopy(d: Demo, p: PostcopyPair, postcopyBandwidth: number, then: string): Promise<void> {
   await d.step(
     "start a slow precopy",
     `max-bandwidth ${4} MiB/s keeps most of the guest's 128 MiB on the source for a while; max-postcopy-bandwidth\n` +
@@ -67,7 +72,8 @@ export async function switchToPostcopy(d: Demo, p: PostcopyPair, postcopyBandwid
   await d.step(
     "switch over: migrate-start-postcopy",
     "The source stops the guest, sends the devices and the list of pages it still has, and tells the\n" +
-      "destination to run. From now on the newest copy of each page the destination has is the only one.",
+      "destination to run. From now on the newest copy of each page the destination has is the only one.\n" +
+      then,
   );
   await p.sq.send({ execute: "migrate-start-postcopy" });
   await p.dq.event("MIGRATION", { status: "postcopy-active" });
@@ -115,12 +121,12 @@ export async function postcopyDemo(d: Demo): Promise<void> {
   d.say("that page over the return path, and the source sends it ahead of everything else.");
 
   const p = await startPostcopyPair(d);
-  await switchToPostcopy(d, p, 4 * MiB);
-
-  await d.step(
-    "faults served over the return path",
-    "The source pushes the remaining pages in the background and serves the destination's requests\n" +
-      "first. query-migrate on the source counts them (polled, a line every half second).",
+  await switchToPostcopy(
+    d,
+    p,
+    4 * MiB,
+    "Then the source pushes the remaining pages in the background and serves the destination's page\n" +
+      "requests first; query-migrate on the source counts them (polled, a line every half second).",
   );
   const done = await watchPostcopy(d, p.sq, () => false);
   if (done.status !== "completed") throw new Error(`migration ${done.status ?? "?"}: ${done["error-desc"] ?? ""}`);

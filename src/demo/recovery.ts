@@ -17,14 +17,15 @@ export async function recoveryDemo(d: Demo): Promise<void> {
 
   const p = await startPostcopyPair(d);
   // So slow that postcopy is still running when the link is cut.
-  await switchToPostcopy(d, p, 64 * 1024);
-  await watchPostcopy(d, p.sq, (i) => i.status === "postcopy-active");
-
-  await d.step(
-    "cut the link: migrate-pause, out of band",
-    "`migrate-pause` shuts the migration channel down, as a broken network would (`yank` with\n" +
-      '`{"type": "migration"}` does the same). It is allow-oob, so it works even when the main loop cannot.',
+  await switchToPostcopy(
+    d,
+    p,
+    64 * 1024,
+    "Then, at once, we cut the link: `migrate-pause` out of band on the source shuts the migration\n" +
+      'channel down, as a broken network would (`yank` with `{"type": "migration"}` does the same). It is\n' +
+      "allow-oob, so it works even when the main loop cannot.",
   );
+  await watchPostcopy(d, p.sq, (i) => i.status === "postcopy-active");
   await p.sq.send({ "exec-oob": "migrate-pause", id: "cut" });
   await watchPostcopy(d, p.sq, (i) => i.status === "postcopy-paused");
   await p.dq.event("MIGRATION", { status: "postcopy-paused" });
