@@ -378,7 +378,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
 
   program
     .command("demo")
-    .description("narrated scenarios for a class: oob, histogram, precopy (no name: list them)")
+    .description("narrated scenarios for a class: oob, histogram, precopy, postcopy, recovery (no name: list them)")
     .argument("[name]", "the demo to run")
     .option("--non-interactive", "run straight through without waiting for Enter (CI)")
     .option("--dashboard", "also start the dashboard on the first VM and print its URL")

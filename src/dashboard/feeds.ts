@@ -7,7 +7,8 @@ import { QmpClient, type QmpReply } from "../qmp/client.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import { RunState_VALUES } from "../qapi/generated/types.js";
 import { Bql } from "../core/bql.js";
-import type { SharedRegions } from "../core/regions.js";
+import { controlView, type SharedRegions } from "../core/regions.js";
+import { loadMigrationStatus } from "../migration/status-word.js";
 import { TRACE_EVENTS, TRACE_THREADS } from "../trace/events.js";
 import { TraceReader } from "../trace/ring.js";
 
@@ -28,7 +29,8 @@ export type ServerMessage =
   | { t: "hello"; events: string[]; threads: readonly string[]; commands: string[]; runStates: readonly string[]; ramPages: number }
   /** Trace records flattened, 7 numbers each: ring, event, time (ms since the epoch), 4 args. */
   | { t: "trace"; now: number; records: number[]; bql: { holder: string | null; names: string[] }; missed: number }
-  | { t: "pages"; dirty: string; present: string }
+  /** The bitmaps, and both migrations' status words (read without the lock, unlike query-migrate). */
+  | { t: "pages"; dirty: string; present: string; outgoing: string; incoming: string }
   | { t: "migrate"; info: unknown }
   | { t: "blockstats"; stats: unknown }
   | { t: "qmp-state"; connected: boolean; error?: string };
@@ -138,7 +140,14 @@ export class DashboardFeeds {
   }
 
   private pushPages(): void {
-    this.send({ t: "pages", dirty: Buffer.from(this.regions.dirty).toString("base64"), present: Buffer.from(this.regions.present).toString("base64") });
+    const control = controlView(this.regions);
+    this.send({
+      t: "pages",
+      dirty: Buffer.from(this.regions.dirty).toString("base64"),
+      present: Buffer.from(this.regions.present).toString("base64"),
+      outgoing: loadMigrationStatus(control, "outgoing"),
+      incoming: loadMigrationStatus(control, "incoming"),
+    });
   }
 
   private pollQueries(): void {

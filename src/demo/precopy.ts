@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { Demo, DemoQmp, DemoVm } from "./session.js";
 
-interface MigrateInfo {
+export interface MigrateInfo {
   status?: string;
   "error-desc"?: string;
   "cpu-throttle-percentage"?: number;
@@ -19,7 +19,7 @@ interface MigrateInfo {
  * A destination: `--incoming unix:` on the same disk (shared storage, as migration wants).
  * Its socket exists once query-migrate names it; asking first keeps `migrate` from racing it.
  */
-async function destination(d: Demo, name: string, disk: string): Promise<{ vm: DemoVm; q: DemoQmp; uri: string }> {
+export async function destination(d: Demo, name: string, disk: string): Promise<{ vm: DemoVm; q: DemoQmp; uri: string }> {
   const uri = `unix:${join(d.dir, `${name}-mig.sock`)}`;
   const vm = await d.startVm(name, disk, 1, ["--incoming", uri]);
   const q = await d.qmp(name, vm.qmpPaths[0] as string);
@@ -52,7 +52,7 @@ async function watch(d: Demo, q: DemoQmp, stop: (i: MigrateInfo) => boolean): Pr
 }
 
 /** Stops `dirty` on `vm` with a key, then lets the guest check every page's counter. */
-async function checkGuest(d: Demo, vm: DemoVm): Promise<void> {
+export async function checkGuest(d: Demo, vm: DemoVm): Promise<void> {
   d.say(`  (a key stops dirty on ${vm.name})`);
   vm.type("x");
   await vm.waitFor("minivm$ ");

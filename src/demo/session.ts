@@ -124,6 +124,10 @@ export class DemoQmp {
   private closed: Error | null = null;
   private nextId = 1;
   private readonly silent = new Set<string>();
+  /** Events in arrival order; `event()` looks from `eventMark` on and prints the one it wants. */
+  private readonly events: Array<{ line: string; msg: Json }> = [];
+  private eventMark = 0;
+  private eventWaiters: Array<() => void> = [];
 
   private constructor(
     private readonly demo: Demo,
@@ -143,6 +147,7 @@ export class DemoQmp {
     });
     const fail = (e: Error): void => {
       this.closed ??= e;
+      for (const w of this.eventWaiters.splice(0)) w();
       for (const w of this.waiting.values()) w({ error: { class: "Closed", desc: e.message } });
       this.waiting.clear();
     };
@@ -172,8 +177,12 @@ export class DemoQmp {
       this.greeting(msg);
       return;
     }
-    // Events are not what the demos are about; their replies are.
-    if ("event" in msg) return;
+    // Events are printed only when a demo waits for one (`event()`); replies always are.
+    if ("event" in msg) {
+      this.events.push({ line, msg });
+      for (const w of this.eventWaiters.splice(0)) w();
+      return;
+    }
     const id = msg.id;
     if (typeof id !== "string" || !this.silent.has(id)) this.demo.print(`  ${this.label} ← ${line}`);
     if (typeof id === "string") {
@@ -216,6 +225,34 @@ export class DemoQmp {
     this.silent.delete(id);
     if ("error" in r) throw new Error(`${execute}: ${JSON.stringify(r.error)}`);
     return r.return as Json;
+  }
+
+  /**
+   * Waits for the next event called `name` whose data has every field of `data` (e.g. the
+   * MIGRATION event with `{status: "postcopy-active"}`), skipping others, and prints it.
+   */
+  async event(name: string, data: Json = {}, timeoutMs = 60_000): Promise<Json> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      while (this.eventMark < this.events.length) {
+        const e = this.events[this.eventMark++] as { line: string; msg: Json };
+        const d = (e.msg.data ?? {}) as Json;
+        if (e.msg.event === name && Object.entries(data).every(([k, v]) => d[k] === v)) {
+          this.demo.print(`  ${this.label} ← ${e.line}`);
+          return e.msg;
+        }
+      }
+      if (this.closed !== null) throw this.closed;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.label}: timed out waiting for the ${name} event ${JSON.stringify(data)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.eventWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   close(): void {

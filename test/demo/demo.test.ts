@@ -48,14 +48,13 @@ function expectCleanedUp(out: string): void {
 }
 
 describe("minivm demo", () => {
-  it("lists the demos, the postcopy ones as still to come", async () => {
+  it("lists the demos and refuses an unknown one", async () => {
     const r = await demo([]);
     expect(r.code).toBe(0);
     for (const name of ["oob", "histogram", "precopy", "postcopy", "recovery"]) expect(r.out).toMatch(new RegExp(`^  ${name} `, "m"));
-    expect(r.out).toMatch(/postcopy .*postcopy issue/);
-    const later = await demo(["recovery", "--non-interactive"]);
-    expect(later.code).toBe(1);
-    expect(later.err).toMatch(/arrives with the postcopy issue/);
+    const unknown = await demo(["nope", "--non-interactive"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/no demo 'nope'/);
   });
 
   it("oob: the out-of-band replies are printed before the stuck in-band one", async () => {
@@ -105,6 +104,49 @@ describe("minivm demo", () => {
     expect(throttled).toBeGreaterThan(cancelled);
     expect(second).toBeGreaterThan(throttled);
     expect(r.out.match(/\| check: OK pages=\d+/g)).toHaveLength(2);
+    expectCleanedUp(r.out);
+  });
+
+  it("postcopy: the destination runs at once, faults pages in, completes, shows fault latency, and check passes", { timeout: 60_000 }, async () => {
+    const r = await demo(["postcopy", "--non-interactive"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const start = r.out.indexOf('src → {"execute":"migrate-start-postcopy"');
+    const active = r.out.indexOf('dst ← {"timestamp"', start);
+    const completed = r.out.search(/dst ← \{"timestamp"[^\n]*"status": "completed"/);
+    expect(start).toBeGreaterThan(0);
+    expect(r.out.slice(active)).toMatch(/^dst ← [^\n]*"event": "MIGRATION", "data": \{"status": "postcopy-active"\}/);
+    expect(completed).toBeGreaterThan(active);
+    const served = /query-migrate: completed, [\d.]+ MiB sent, 0\.0 MiB left, (\d+) page requests served/.exec(r.out);
+    expect(Number(served?.[1])).toBeGreaterThan(0);
+    const faults = /fault latency on dst: (\d+) faults, p50 (\d+) µs, p99 (\d+) µs, max (\d+) µs/.exec(r.out);
+    expect(Number(faults?.[1])).toBeGreaterThan(0);
+    expect(Number(faults?.[3])).toBeGreaterThanOrEqual(Number(faults?.[2]));
+    expect(r.out.slice(completed)).toMatch(/dst \| check: OK pages=4096/);
+    expectCleanedUp(r.out);
+  });
+
+  it("recovery: both sides pause on the cut, in-band waits while OOB shows vcpu0 on the lock, recover and resume complete, check passes", { timeout: 60_000 }, async () => {
+    const r = await demo(["recovery", "--non-interactive"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const at = (re: RegExp, from = 0): number => {
+      const i = r.out.slice(from).search(re);
+      expect(i, String(re)).toBeGreaterThanOrEqual(0);
+      return from + i;
+    };
+    const cut = at(/src → \{"exec-oob":"migrate-pause","id":"cut"\}/);
+    const srcPaused = at(/query-migrate: postcopy-paused/, cut);
+    const dstPaused = at(/dst ← [^\n]*"event": "MIGRATION", "data": \{"status": "postcopy-paused"\}/, cut);
+    const stuck = at(/dst → \{"execute":"query-status","id":"stuck"\}/, Math.max(srcPaused, dstPaused));
+    const holder = at(/dst ← \{"return": \{"holder": "vcpu0"[^\n]*"id": "who-holds-it"\}/, stuck);
+    const recover = at(/dst → \{"exec-oob":"migrate-recover","arguments":\{"uri":"unix:[^"]+"\},"id":"recover"\}/, holder);
+    const resume = at(/src → \{"execute":"migrate","arguments":\{"uri":"unix:[^"]+","resume":true\}/, recover);
+    const answered = at(/dst ← \{"return": \{"status": "running"[^\n]*"id": "stuck"\}/, resume);
+    const completed = at(/query-migrate: completed/, resume);
+    at(/dst ← [^\n]*"status": "completed"\}/, completed);
+    expect(answered).toBeGreaterThan(holder);
+    expect(at(/dst \| check: OK pages=4096/, completed)).toBeGreaterThan(completed);
     expectCleanedUp(r.out);
   });
 

@@ -15,6 +15,8 @@
 
   let ws = null;
   let nextId = 1;
+  // Event ids of the postcopy page requests, from the server's hello (src/trace/events.ts).
+  let evRequested = -1, evReceived = -1;
   const pending = new Map();
 
   function send(msg) {
@@ -84,21 +86,30 @@
       case "hello":
         lanes.hello(msg);
         pageMap.setPages(msg.ramPages);
+        evRequested = msg.events.indexOf("migration_page_requested");
+        evReceived = msg.events.indexOf("migration_page_received");
         break;
       case "trace":
         lanes.ingest(msg);
+        for (let i = 0; i + 6 < msg.records.length; i += 7) {
+          const e = msg.records[i + 1];
+          if (e === evRequested) pageMap.pageRequested(msg.records[i + 3]);
+          else if (e === evReceived) pageMap.pageReceived();
+        }
         $("bql-holder").textContent = msg.bql.holder ?? "none";
         $("missed").textContent = msg.missed > 0 ? `${msg.missed} trace records overwritten before they were read` : "";
         break;
       case "pages":
         pageMap.draw(msg.dirty, msg.present);
+        $("mig-out").textContent = $("mig-live").dataset.outgoing = msg.outgoing;
+        $("mig-in").textContent = $("mig-live").dataset.incoming = msg.incoming;
         break;
       case "migrate":
         MinivmPanels.showMigration($("migration").tBodies[0], msg.info);
         break;
       case "blockstats":
         histograms.show(msg.stats);
-        if ($("hist-id").value === "" && msg.stats[0]) $("hist-id").value = msg.stats[0].device || msg.stats[0].qdev || "";
+        if ($("hist-id").value === "" && msg.stats[0]) $("hist-id").value = msg.stats[0].qdev || msg.stats[0].device || "";
         break;
       case "qmp":
         onQmpReply(msg);

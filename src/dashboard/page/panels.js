@@ -26,6 +26,8 @@
       ["total time", info["total-time"] !== undefined ? `${info["total-time"]} ms` : "–"],
       ["postcopy requests", ram["postcopy-requests"] ?? "–"],
     ];
+    const f = info["x-postcopy-faults"];
+    if (f) rows.push(["postcopy faults (here)", `${f.faults}: p50 ${f["p50-us"]} µs, p99 ${f["p99-us"]} µs, max ${f["max-us"]} µs`]);
     tbody.replaceChildren(...rows.map(([k, v]) => {
       const tr = document.createElement("tr");
       for (const text of [k, String(v)]) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
@@ -46,6 +48,20 @@
       this.canvas = canvas;
       this.pages = 0;
       this.last = null;
+      // Pages a postcopy destination asked for (migration_page_requested in the trace), and how
+      // many of those arrived (migration_page_received): drawn over the present bitmap, so a
+      // request still waiting shows in one colour and a page that came on request in another.
+      this.requested = new Set();
+      this.received = 0;
+    }
+
+    /** Trace arguments: the page numbers (RAM page index, as the bitmaps count them). */
+    pageRequested(page) {
+      this.requested.add(page);
+    }
+
+    pageReceived() {
+      this.received++;
     }
 
     setPages(pages) {
@@ -60,19 +76,29 @@
       const g = this.canvas.getContext("2d");
       const img = g.createImageData(this.canvas.width, this.canvas.height);
       const px = img.data;
-      let nDirty = 0;
+      let nDirty = 0, nAbsent = 0, nWaiting = 0;
       for (let p = 0; p < this.pages; p++) {
         const byte = p >>> 3, bit = 1 << (p & 7);
         const isDirty = (dirty[byte] & bit) !== 0;
         const wasDirty = this.last !== null && (this.last[byte] & bit) !== 0;
         const isPresent = (present[byte] & bit) !== 0;
+        const isRequested = this.requested.has(p);
         if (isDirty) nDirty++;
-        const rgb = !isPresent ? [0xd3, 0x2f, 0x2f] : isDirty && !wasDirty ? [0xff, 0xeb, 0x3b] : isDirty ? [0xff, 0x98, 0x00] : [0x2a, 0x33, 0x40];
+        if (!isPresent) nAbsent++;
+        if (isRequested && !isPresent) nWaiting++;
+        const rgb = isRequested ? (isPresent ? [0x4f, 0xc3, 0xf7] : [0xff, 0xff, 0xff])
+          : !isPresent ? [0xd3, 0x2f, 0x2f] : isDirty && !wasDirty ? [0xff, 0xeb, 0x3b] : isDirty ? [0xff, 0x98, 0x00] : [0x2a, 0x33, 0x40];
         px.set([...rgb, 255], p * 4);
       }
       this.last = dirty;
       g.putImageData(img, 0, 0);
-      this.canvas.dataset.dirtyPages = String(nDirty);
+      const d = this.canvas.dataset;
+      d.dirtyPages = String(nDirty);
+      d.absentPages = String(nAbsent);
+      d.presentPages = String(this.pages - nAbsent);
+      d.requestedPages = String(this.requested.size);
+      d.waitingPages = String(nWaiting);
+      d.receivedPages = String(this.received);
     }
   }
 
