@@ -177,7 +177,6 @@ let blockName = "riscv_virt_board.ram";
 function sendRequest(page: number): void {
   if (status !== "postcopy-active") return; // re-sent after a recovery's RESUME
   rp.requestPage(page, blockName);
-  trace(TRACE.migration_page_requested, page);
 }
 
 function onFault(page: number): void {
@@ -185,6 +184,8 @@ function onFault(page: number): void {
   if (outstanding.has(page)) return;
   outstanding.set(page, performance.now());
   requests++;
+  // Traced when the vCPU asks, even with the link down: the page map shows what it waits for.
+  trace(TRACE.migration_page_requested, page);
   sendRequest(page);
 }
 
