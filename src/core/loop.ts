@@ -56,6 +56,12 @@ const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-req
 const BLOCKED_WFI = 0;
 const BLOCKED_THROTTLE = 3;
 
+/**
+ * An idle wait this short blocks the thread on the wake word instead of going back to the
+ * event loop: an I/O completion (which does not kick) can be late by at most this much.
+ */
+const SYNC_SLEEP_MS = 1.5;
+
 /** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms. */
 const THROTTLE_TIMESLICE_MS = 10;
 
@@ -210,6 +216,15 @@ export class CoreLoop {
     let timeoutMs = Infinity;
     // wakeAtNs is on this thread's performance.now() clock, the one the Machine is given.
     if (wakeAtNs !== null) timeoutMs = Math.max(0, (wakeAtNs - performance.now() * 1e6) / 1e6);
+    if (timeoutMs <= SYNC_SLEEP_MS) {
+      // An event-loop timer fires up to a millisecond early (libuv measures from the time it
+      // cached at the start of the loop turn, in whole ms): waiting again asynchronously for the
+      // remainder spun the loop ~9 times per guest tick. The futex behind Atomics.wait keeps
+      // ns precision, and a kick (QMP, console input, an interrupt) still ends it at once.
+      if (timeoutMs > 0) Atomics.wait(c, CONTROL.WAKE, gen, timeoutMs);
+      this.schedule();
+      return;
+    }
     const w = Atomics.waitAsync(c, CONTROL.WAKE, gen, timeoutMs);
     if (!w.async) {
       this.schedule();
@@ -218,7 +233,8 @@ export class CoreLoop {
     this.idleWaiting = true;
     void w.value.then(() => {
       this.idleWaiting = false;
-      this.schedule();
+      // Straight on, not through setImmediate: one wake-up of the thread per guest tick.
+      if (!this.scheduled) this.tick();
     });
   }
 
