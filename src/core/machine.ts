@@ -18,7 +18,7 @@ import { loadSections, saveSections, type SavedSection, type SectionEntry } from
 import type { VMStateDescription } from "../migration/vmstate.js";
 import type { VmdescDevice } from "../migration/vmstate-json.js";
 import { translate } from "../cpu/mmu.js";
-import { ACCESS_LOAD } from "../cpu/constants.js";
+import { ACCESS_LOAD, MISA_C } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
 import { BOARD, RAM_BASE, RESET_VECTOR, VIRTIO_MMIO_COUNT, type BoardContext, type BoardRow } from "./board.js";
 import { Bus } from "./bus.js";
@@ -57,6 +57,8 @@ export interface MachineOptions {
    * a device that completes I/O while the hart sleeps in WFI must wake the thread running it.
    */
   onInterrupt?: () => void;
+  /** The C extension (misa.C, 16-bit instructions); QEMU's `-cpu rv32,c=false` turns it off. Default on. */
+  rvc?: boolean;
 }
 
 export type SliceResult =
@@ -154,6 +156,8 @@ export class Machine {
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
+    const rvc = opts.rvc ?? true;
+    if (!rvc) cpu.misa &= ~MISA_C;
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;
@@ -165,7 +169,8 @@ export class Machine {
     this.kernel = opts.kernel && isElf(opts.kernel) ? parseElf(opts.kernel) : null;
     this.rawKernel = opts.kernel && !isElf(opts.kernel) ? opts.kernel : null;
     this.bios = opts.bios ?? null;
-    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append }));
+    // QEMU 7.2's riscv_isa_string: the single letters in misa order, then the Z extensions.
+    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, isa: rvc ? "rv32imac_zicsr_zifencei" : "rv32ima_zicsr_zifencei" }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
     const built = new Map<string, MmioDevice>();

@@ -54,6 +54,8 @@ export const MSTATUS_TSR = 1 << 22;
 
 /** misa for RV32IMA with S and U modes: MXL=1, extensions A, I, M, S, U. */
 export const MISA_RV32IMASU = 0x40141101;
+/** misa.C (bit 2): the compressed extension, on by default as on QEMU 7.2's rv32. */
+export const MISA_C = 1 << 2;
 
 // Memory access kinds, used by the MMU to pick the fault cause.
 export const ACCESS_FETCH = 0;
