@@ -305,8 +305,8 @@ export class Cpu {
         const half = inst & 0xffff;
         const expanded = c ? expandCompressed(half) : 0;
         if (expanded === 0) {
-          // QEMU 7.2 reports the 16 bits in mtval; without C, the word as the hart fetched it.
-          pc = raiseException(this, EXC_ILLEGAL_INST, c ? half : inst, pc);
+          // QEMU 7.2 reports the 16 bits in mtval, with C or without.
+          pc = raiseException(this, EXC_ILLEGAL_INST, half, pc);
           break run;
         }
         inst = expanded;
