@@ -64,3 +64,7 @@ export const ACCESS_STORE = 2;
 
 /** Entries per soft TLB (direct-mapped by VPN). */
 export const TLB_SIZE = 256;
+
+/** Cpu.counterWrite bits: a CSR instruction wrote minstret[h] / mcycle[h]. */
+export const COUNTER_WRITE_INSTRET = 1;
+export const COUNTER_WRITE_CYCLE = 2;

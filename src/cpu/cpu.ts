@@ -4,6 +4,8 @@
 // (CSRs, traps, page walks, MMIO, AMOs) lives in csr.ts, trap.ts, mmu.ts and memory.ts.
 
 import {
+  COUNTER_WRITE_CYCLE,
+  COUNTER_WRITE_INSTRET,
   EXC_BREAKPOINT,
   EXC_ECALL_U,
   EXC_ILLEGAL_INST,
@@ -119,6 +121,8 @@ export class Cpu {
   instret = 0;
   /** mcycle - instret, so that writes to mcycle stick. */
   cycleOffset = 0;
+  /** Set by csr.ts while a CSR instruction writes minstret[h] / mcycle[h] (COUNTER_WRITE_*). */
+  counterWrite = 0;
 
   /**
    * LR/SC reservation: the virtual address reserved by LR.W, or -1 (kept in this hart's
@@ -520,11 +524,22 @@ export class Cpu {
         }
         case 0x73: {
           // SYSTEM: CSR access, ECALL/EBREAK, xRET, WFI, SFENCE.VMA. All leave the loop.
+          if (f3 !== 0 && f3 !== 4) {
+            // A CSR instruction reads the counters as the instructions before it left them;
+            // its own retirement comes after, and a write to minstret (mcycle) takes effect
+            // after it (privileged spec 3.3.1): the written value is not incremented.
+            this.instret += n - 1 - counted;
+            counted = n;
+            this.counterWrite = 0;
+            pc = csrInstruction(this, inst, pc);
+            if ((this.counterWrite & COUNTER_WRITE_INSTRET) === 0) this.instret += 1;
+            else this.cycleOffset += 1;
+            if ((this.counterWrite & COUNTER_WRITE_CYCLE) !== 0) this.cycleOffset -= 1;
+            break run;
+          }
           this.instret += n - counted;
           counted = n;
-          if (f3 !== 0 && f3 !== 4) {
-            pc = csrInstruction(this, inst, pc);
-          } else if (inst === 0x00000073) {
+          if (inst === 0x00000073) {
             pc = raiseException(this, EXC_ECALL_U + (this.priv === PRV_M ? 3 : this.priv), 0, pc);
           } else if (inst === 0x00100073) {
             // QEMU 7.2 leaves mtval 0 for EBREAK.
