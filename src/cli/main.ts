@@ -7,7 +7,7 @@ import { MINIVM_VERSION } from "../version.js";
 const QEMU_LONG_OPTIONS = new Set([
   "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
   "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "device",
-  "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate",
+  "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate", "gdb", "cpu",
 ]);
 
 /** Put back the spelling the user typed into a parser message about a rewritten option. */

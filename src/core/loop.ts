@@ -48,10 +48,12 @@ export interface CoreLoopOptions {
   /** Called once when the process should end, with its exit status. */
   onExit(status: number): void | Promise<void>;
   sliceInstructions?: number;
+  /** A debugger's breakpoint, watchpoint or step stopped the VM (the GDB stub's stop reply). */
+  onDebugStop?(watch: import("./machine.js").DebugWatchHit | null): void;
 }
 
 /** vcpu_slice's result argument (src/trace/events.ts). */
-const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-request": 1, idle: 2, shutdown: 3, reset: 4 };
+const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-request": 1, idle: 2, shutdown: 3, reset: 4, debug: 5 };
 /** vcpu_blocked's reasons. */
 const BLOCKED_WFI = 0;
 const BLOCKED_THROTTLE = 3;
@@ -113,7 +115,7 @@ export class CoreLoop {
   }
 
   /** QEMU's vm_stop(RUN_STATE_PAUSED)-style stop: only a running VM changes state and says STOP. */
-  vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" = "paused"): void {
+  vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" | "debug" = "paused"): void {
     if (!this.o.runState.running) return;
     this.o.runState.set(state);
     this.o.engine?.stopClock();
@@ -205,6 +207,13 @@ export class CoreLoop {
         break;
       case "reset":
         this.request(Request.Reset, r.reason);
+        break;
+      case "debug":
+        // QEMU's cpu_handle_guest_debug -> vm_stop(RUN_STATE_DEBUG): every vCPU stops, STOP is
+        // sent, and the debugger hears about it through its stop listener.
+        this.vmStop("debug");
+        this.o.onDebugStop?.(r.watch);
+        this.schedule();
         break;
     }
   }

@@ -11,6 +11,8 @@ export interface CoreWorkerData {
   noShutdown: boolean;
   /** QEMU's -no-reboot: a reset request becomes a shutdown request with the same cause. */
   noReboot?: boolean;
+  /** QEMU's -gdb device (`tcp::1234`; `-s` gives that one), or absent for no GDB stub. */
+  gdb?: string;
   name: string | undefined;
   /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */
   machine: MachineConfig | null;
@@ -29,6 +31,8 @@ export interface MachineConfig {
   /** Firmware bytes at 0x8000_0000; null is QEMU's `-bios none`. */
   bios: Uint8Array | null;
   append: string | undefined;
+  /** The C extension; QEMU's `-cpu rv32,c=false` turns it off (default on). */
+  rvc?: boolean;
 }
 
 export type ExecResult =
