@@ -36,6 +36,8 @@ export interface GdbServerDeps {
 export class GdbServer {
   private readonly server: Server;
   private client: { socket: Socket; stub: GdbStub } | null = null;
+  /** Connections that wait for the current debugger to leave (QEMU serves one at a time). */
+  private readonly waiting: Socket[] = [];
 
   private constructor(private readonly deps: GdbServerDeps) {
     this.server = createServer((socket) => this.accept(socket));
@@ -53,8 +55,12 @@ export class GdbServer {
 
   private accept(socket: Socket): void {
     if (this.client !== null) {
-      // QEMU's stub serves one debugger at a time.
-      socket.destroy();
+      socket.pause();
+      this.waiting.push(socket);
+      socket.once("close", () => {
+        const i = this.waiting.indexOf(socket);
+        if (i >= 0) this.waiting.splice(i, 1);
+      });
       return;
     }
     socket.setNoDelay(true);
@@ -74,6 +80,11 @@ export class GdbServer {
       d.withLock(() => {
         if (d.machine.debug === stub) d.machine.debug = null;
       });
+      const next = this.waiting.shift();
+      if (next !== undefined) {
+        this.accept(next);
+        next.resume();
+      }
     };
     socket.on("close", gone);
     socket.on("error", gone);
