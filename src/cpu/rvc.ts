@@ -157,7 +157,7 @@ export function expandCompressed(half: number): number {
         case 4:
           if (bit(h, 12) === 0) {
             if (rs2Full === 0) return rdFull === 0 ? 0 : iType(JALR, 0, 0, rdFull, 0); // C.JR
-            return rType(0, rs2Full, 0, 0, rdFull); // C.MV: add rd, x0, rs2
+            return iType(OP_IMM, 0, rdFull, rs2Full, 0); // C.MV: addi rd, rs2, 0 (QEMU's expansion)
           }
           if (rs2Full === 0) return rdFull === 0 ? EBREAK : iType(JALR, 0, 1, rdFull, 0); // C.EBREAK, C.JALR
           return rType(0, rs2Full, rdFull, 0, rdFull); // C.ADD
