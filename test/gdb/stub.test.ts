@@ -152,10 +152,27 @@ describe.skipIf(!haveGdb)("GDB stub", () => {
     expect(await gdb.request("m80002010,4")).toBe("01000000");
     expect(await gdb.request("m0,4")).toBe("E14");
     expect(await gdb.request("z0,800002a0,4")).toBe("OK");
+    // An access watchpoint stops before the loop's next store to counter, named as awatch.
+    expect(await gdb.request("Z4,80002010,4")).toBe("OK");
+    gdb.send("vCont;c");
+    expect(await gdb.reply()).toBe("T05thread:p01.01;awatch:80002010;");
+    expect(await gdb.request("m80002010,4")).toBe("01000000");
+    expect(await gdb.request("z4,80002010,4")).toBe("OK");
     expect(await gdb.request("D")).toBe("OK");
     await qmp.waitEvent("RESUME");
     expect(await vm.exited).toBe(0);
     qmp.close();
+    gdb.close();
+  }, 60_000);
+
+  it("ends minivm on k, as QEMU ends on a GDB kill", async () => {
+    const port = await freePort();
+    vm = await startVm(["--bios", "none", "--kernel", ELF, "-gdb", `tcp::${port}`]);
+    await waitForPort(port);
+    const gdb = await RspClient.open(port);
+    expect(await gdb.request("qAttached")).toBe("1");
+    gdb.send("k");
+    expect(await vm.exited).toBe(0);
     gdb.close();
   }, 60_000);
 
