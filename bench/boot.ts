@@ -2,7 +2,7 @@
 // the teaching guest's prompt (target: under 1 s on minivm), then the guest's own `bench cpu`
 // and `bench disk` on both. Prints JSON.
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -50,16 +50,30 @@ function fields(text: string, prefix: string): Record<string, number> {
   return Object.fromEntries([...line.matchAll(/(\w+)=(0x[0-9a-f]+|\d+)/g)].map((m) => [m[1], Number(m[2])]));
 }
 
-/** CPU time the process used over `ms`, as a percentage of one core (Linux /proc). */
+/**
+ * CPU time the process used over `ms`, as a percentage of one core: the sum over its threads
+ * of the scheduler's run time (/proc/PID/task/TID/schedstat, in ns). The tick-sampled utime
+ * and stime of /proc/PID/stat miss most of an idle guest's short wake-ups, or charge a whole
+ * 10 ms tick to one, so they said 0% or 5% for the same guest.
+ */
 async function cpuPercent(pid: number | undefined, ms: number): Promise<number | null> {
   if (pid === undefined) return null;
-  const ticks = (): number => {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return Number(f[11]) + Number(f[12]);
+  const runNs = (): number => {
+    let sum = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    return sum;
   };
-  const a = ticks();
+  const a = runNs();
+  const t0 = performance.now();
   await new Promise((r) => setTimeout(r, ms));
-  return Math.round(((ticks() - a) / 100 / (ms / 1000)) * 1000) / 10;
+  const elapsedMs = performance.now() - t0;
+  return Math.round(((runNs() - a) / 1e6 / elapsedMs) * 10000) / 100;
 }
 
 async function measure(kind: "minivm" | "qemu"): Promise<Record<string, unknown>> {
@@ -70,8 +84,10 @@ async function measure(kind: "minivm" | "qemu"): Promise<Record<string, unknown>
   try {
     let at = await until(g, 0, PROMPT);
     const bootSeconds = (performance.now() - t0) / 1000;
-    // An idle guest (at its prompt, 100 Hz timer) should cost the host little (issue 3: < 5%).
-    const idleCpuPercent = await cpuPercent(g.proc.pid, 3000);
+    // An idle guest (at its prompt, 100 Hz timer) should cost the host little (issue 12 §4:
+    // no more than QEMU). The first second after the prompt still has boot work in it.
+    await new Promise((r) => setTimeout(r, 1000));
+    const idleCpuPercent = await cpuPercent(g.proc.pid, 5000);
     const cpu = await command(g, "bench cpu", at);
     at = cpu.end;
     const diskRun = await command(g, "bench disk 2", at);
@@ -102,10 +118,13 @@ try {
           "guest bench cpu time minivm/qemu (lower is better for minivm)": ratio(ms(minivm), ms(qemu)),
           "guest disk write throughput minivm/qemu": ratio(rate(minivm, "write_kib_s"), rate(qemu, "write_kib_s")),
           "guest disk read throughput minivm/qemu": ratio(rate(minivm, "read_kib_s"), rate(qemu, "read_kib_s")),
+          "idle guest host CPU minivm/qemu": ratio(minivm.idle_cpu_percent as number | undefined, qemu?.idle_cpu_percent as number | undefined),
         },
         targets: {
           "boot to prompt under 1 s": typeof minivm.boot_to_prompt_s === "number" ? minivm.boot_to_prompt_s < 1 : null,
           "idle guest under 5% of a core": typeof minivm.idle_cpu_percent === "number" ? minivm.idle_cpu_percent < 5 : null,
+          "idle guest costs no more than QEMU's":
+            typeof minivm.idle_cpu_percent === "number" && typeof qemu?.idle_cpu_percent === "number" ? minivm.idle_cpu_percent <= qemu.idle_cpu_percent : null,
         },
       },
       null,

@@ -7,7 +7,7 @@ import { MINIVM_VERSION } from "../version.js";
 const QEMU_LONG_OPTIONS = new Set([
   "qmp", "chardev", "mon", "name", "serial", "drive", "blockdev", "kernel", "bios", "incoming",
   "no-shutdown", "machine", "display", "nographic", "nodefaults", "append", "initrd", "device",
-  "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate",
+  "smp", "no-reboot", "daemonize", "pidfile", "dump-vmstate", "gdb", "cpu",
   "object",
 ]);
 

@@ -45,6 +45,9 @@ interface RunFlags {
   daemonize?: boolean;
   pidfile?: string;
   object: string[];
+  s?: boolean;
+  gdb?: string;
+  cpu?: string;
 }
 
 export type SerialConfig = "stdio" | "none" | { unix: string } | { file: string } | { chardev: string };
@@ -213,6 +216,22 @@ async function checkRamHolds(ramSize: number, image: Uint8Array | null, what: st
   }
 }
 
+/** QEMU's `-cpu rv32[,c=on|off|true|false]`: whether the hart has the C extension. */
+function parseCpu(spec: string | undefined): boolean {
+  if (spec === undefined) return true;
+  const [model, ...props] = spec.split(",");
+  if (model !== "rv32") throw new Error(`-cpu ${model ?? ""}: minivm's hart is 'rv32'`);
+  let rvc = true;
+  for (const p of props) {
+    const [k, v] = p.split("=");
+    if (k !== "c") throw new Error(`-cpu ${spec}: minivm knows only the property 'c'`);
+    if (v === "on" || v === "true") rvc = true;
+    else if (v === "off" || v === "false") rvc = false;
+    else throw new Error(`Parameter 'c' expects 'on' or 'off'`);
+  }
+  return rvc;
+}
+
 async function machineFromFlags(flags: RunFlags, guest: import("./linux-guest.js").GuestFiles | null = null): Promise<MachineConfig | null> {
   const { readFile } = await import("node:fs/promises");
   const ramSize = parseMemorySize(flags.memory);
@@ -234,7 +253,7 @@ async function machineFromFlags(flags: RunFlags, guest: import("./linux-guest.js
   // The image at the DRAM base is the firmware, or the kernel when there is none.
   const append = flags.append ?? guest?.append;
   await checkRamHolds(ramSize, bios ?? kernel, bios !== null ? "firmware" : "kernel", append);
-  return { ramSize, kernel, bios, append, initrd };
+  return { ramSize, kernel, bios, append, initrd, rvc: parseCpu(flags.cpu) };
 }
 
 export function buildProgram(setStatus: (code: number) => void, fixMessage: (message: string) => string = (m) => m): Command {
@@ -268,6 +287,9 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     .option("--smp <n>", "number of harts: only 1")
     .option("--display <type>", "minivm has no display: only 'none'")
     .option("--nographic", "no display, console on stdio (minivm's default)")
+    .option("-s", "shorthand for -gdb tcp::1234 (QEMU's -s)")
+    .option("--gdb <dev>", "GDB remote stub on tcp:[HOST]:PORT, loopback when HOST is empty (QEMU's -gdb)")
+    .option("--cpu <model>", "the hart: rv32, with ,c=false to leave out the C extension (QEMU's -cpu)")
     .option("--no-reboot", "exit instead of rebooting when the guest or system_reset asks for a reset")
     .option("--daemonize", "detach once the monitors listen; the parent exits 0 then (QEMU's -daemonize)")
     .option("--pidfile <file>", "write the process id to FILE, removed at exit (QEMU's -pidfile)")
@@ -353,6 +375,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
           incoming: flags.incoming ?? null,
           noShutdown: !flags.shutdown,
           noReboot: !flags.reboot,
+          gdb: flags.gdb ?? (flags.s === true ? "tcp::1234" : undefined),
           pidfile: flags.pidfile ?? null,
           onReady: daemonChild ? daemonReady : undefined,
           name: flags.name,

@@ -40,6 +40,8 @@ export interface RunOptions {
   noShutdown: boolean;
   /** QEMU's -no-reboot. */
   noReboot?: boolean;
+  /** QEMU's -gdb device for the GDB stub (`-s` = tcp::1234). */
+  gdb?: string;
   /** QEMU's -pidfile: written once the monitors listen, removed at exit. */
   pidfile?: string | null;
   /** Called once the monitors listen and the machine has started: -daemonize's parent may go. */
@@ -194,6 +196,7 @@ export async function runVm(o: RunOptions): Promise<number> {
       incoming: o.incoming,
       noShutdown: o.noShutdown,
       noReboot: o.noReboot === true,
+      gdb: o.gdb,
       name: o.name,
       machine: o.machine,
       drives: o.drives,

@@ -12,7 +12,8 @@ import { exposeOn } from "./channel.js";
 import { createCommandTable, type CommandTable } from "./handlers.js";
 import { CoreLoop } from "./loop.js";
 import { RunStateMachine } from "./runstate.js";
-import { CONTROL } from "./shared.js";
+import { CONTROL, Request } from "./shared.js";
+import { GdbServer } from "../gdb/server.js";
 import { createHmpState } from "../hmp/hmp.js";
 import { BlockLayer } from "../block/blockdev.js";
 import { blockHandlers } from "../block/qmp-block.js";
@@ -107,11 +108,15 @@ const machine =
         regions,
         serialOut,
         now: () => performance.now() * 1e6,
+        rvc: data.machine.rvc ?? true,
       });
 
 // QEMU's -incoming puts the VM in 'inmigrate' whatever -S says; -S only clears autostart.
 const runState = new RunStateMachine(control, data.incoming !== null ? "inmigrate" : data.startPaused ? "prelaunch" : "running");
 const migration = new MigrationState({ events, incoming: data.incoming, autostart: !data.startPaused, control });
+
+// Set once the GDB stub listens (-gdb, -s); it hears of debug stops and other VM stops.
+let gdb: GdbServer | null = null;
 
 const loop = new CoreLoop({
   control,
@@ -119,11 +124,19 @@ const loop = new CoreLoop({
   vcpuBql,
   mainBql,
   engine: machine,
-  events,
+  events: {
+    ...events,
+    STOP: () => {
+      events.STOP();
+      if (!runState.is("debug")) gdb?.vmStopped();
+    },
+  },
+  onDebugStop: (watch) => gdb?.debugStop(watch),
   noShutdown: data.noShutdown,
   noReboot: data.noReboot === true,
   onExit: async (status) => {
     flushSerial();
+    gdb?.exited(status);
     // Every acknowledged write reaches the disk before the process ends.
     await blockLayer.close();
     post({ kind: "exit", status });
@@ -250,6 +263,25 @@ if (data.incoming !== null) {
     mainBql.with(() => startIncoming(migration, migrationEngine, data.incoming as string));
     const error = migrationEngine instanceof PrecopyEngine ? await migrationEngine.incomingListening() : null;
     if (error !== null) throw new Error(error);
+  } catch (e) {
+    parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
+}
+if (data.gdb !== undefined && machine !== null) {
+  try {
+    gdb = await GdbServer.listen(data.gdb, {
+      machine,
+      withLock: (f) => mainBql.with(f),
+      isRunning: () => runState.running,
+      resume: () => loop.vmStart(),
+      pause: () => loop.vmStop("paused"),
+      hmp: async (command) => {
+        const r = await api.execute("human-monitor-command", { "command-line": command });
+        return r.ok ? String(r.value) : `Error: ${r.error.desc}\n`;
+      },
+      kill: () => loop.request(Request.Shutdown, "host-qmp-quit"),
+    });
   } catch (e) {
     parentPort?.postMessage({ kind: "fatal", message: e instanceof Error ? e.message : String(e) });
     throw e;

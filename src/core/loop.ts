@@ -48,13 +48,21 @@ export interface CoreLoopOptions {
   /** Called once when the process should end, with its exit status. */
   onExit(status: number): void | Promise<void>;
   sliceInstructions?: number;
+  /** A debugger's breakpoint, watchpoint or step stopped the VM (the GDB stub's stop reply). */
+  onDebugStop?(watch: import("./machine.js").DebugWatchHit | null): void;
 }
 
 /** vcpu_slice's result argument (src/trace/events.ts). */
-const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-request": 1, idle: 2, shutdown: 3, reset: 4 };
+const SLICE_RESULT: Record<SliceResult["kind"], number> = { budget: 0, "exit-request": 1, idle: 2, shutdown: 3, reset: 4, debug: 5 };
 /** vcpu_blocked's reasons. */
 const BLOCKED_WFI = 0;
 const BLOCKED_THROTTLE = 3;
+
+/**
+ * An idle wait this short blocks the thread on the wake word instead of going back to the
+ * event loop: an I/O completion (which does not kick) can be late by at most this much.
+ */
+const SYNC_SLEEP_MS = 1.5;
 
 /** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms. */
 const THROTTLE_TIMESLICE_MS = 10;
@@ -107,7 +115,7 @@ export class CoreLoop {
   }
 
   /** QEMU's vm_stop(RUN_STATE_PAUSED)-style stop: only a running VM changes state and says STOP. */
-  vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" = "paused"): void {
+  vmStop(state: "paused" | "shutdown" | "finish-migrate" | "postmigrate" | "debug" = "paused"): void {
     if (!this.o.runState.running) return;
     this.o.runState.set(state);
     this.o.engine?.stopClock();
@@ -200,6 +208,13 @@ export class CoreLoop {
       case "reset":
         this.request(Request.Reset, r.reason);
         break;
+      case "debug":
+        // QEMU's cpu_handle_guest_debug -> vm_stop(RUN_STATE_DEBUG): every vCPU stops, STOP is
+        // sent, and the debugger hears about it through its stop listener.
+        this.vmStop("debug");
+        this.o.onDebugStop?.(r.watch);
+        this.schedule();
+        break;
     }
   }
 
@@ -210,6 +225,15 @@ export class CoreLoop {
     let timeoutMs = Infinity;
     // wakeAtNs is on this thread's performance.now() clock, the one the Machine is given.
     if (wakeAtNs !== null) timeoutMs = Math.max(0, (wakeAtNs - performance.now() * 1e6) / 1e6);
+    if (timeoutMs <= SYNC_SLEEP_MS) {
+      // An event-loop timer fires up to a millisecond early (libuv measures from the time it
+      // cached at the start of the loop turn, in whole ms): waiting again asynchronously for the
+      // remainder spun the loop ~9 times per guest tick. The futex behind Atomics.wait keeps
+      // ns precision, and a kick (QMP, console input, an interrupt) still ends it at once.
+      if (timeoutMs > 0) Atomics.wait(c, CONTROL.WAKE, gen, timeoutMs);
+      this.schedule();
+      return;
+    }
     const w = Atomics.waitAsync(c, CONTROL.WAKE, gen, timeoutMs);
     if (!w.async) {
       this.schedule();
@@ -218,7 +242,8 @@ export class CoreLoop {
     this.idleWaiting = true;
     void w.value.then(() => {
       this.idleWaiting = false;
-      this.schedule();
+      // Straight on, not through setImmediate: one wake-up of the thread per guest tick.
+      if (!this.scheduled) this.tick();
     });
   }
 

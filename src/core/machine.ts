@@ -18,7 +18,7 @@ import { loadSections, saveSections, type SavedSection, type SectionEntry } from
 import type { VMStateDescription } from "../migration/vmstate.js";
 import type { VmdescDevice } from "../migration/vmstate-json.js";
 import { translate } from "../cpu/mmu.js";
-import { ACCESS_LOAD } from "../cpu/constants.js";
+import { ACCESS_LOAD, MISA_C } from "../cpu/constants.js";
 import { takeInterrupt } from "../cpu/trap.js";
 import { BOARD, RAM_BASE, RESET_VECTOR, VIRTIO_MMIO_COUNT, type BoardContext, type BoardRow } from "./board.js";
 import { Bus } from "./bus.js";
@@ -63,6 +63,8 @@ export interface MachineOptions {
    * a device that completes I/O while the hart sleeps in WFI must wake the thread running it.
    */
   onInterrupt?: () => void;
+  /** The C extension (misa.C, 16-bit instructions); QEMU's `-cpu rv32,c=false` turns it off. Default on. */
+  rvc?: boolean;
 }
 
 export type SliceResult =
@@ -70,7 +72,33 @@ export type SliceResult =
   | { kind: "exit-request" }
   | { kind: "idle"; wakeAtNs: number | null }
   | { kind: "shutdown"; code: number; reason: "guest-shutdown" | "guest-panic" }
-  | { kind: "reset"; reason: "guest-reset" };
+  | { kind: "reset"; reason: "guest-reset" }
+  /** The debugger's breakpoint, watchpoint or single step stopped the hart (QEMU's EXCP_DEBUG). */
+  | { kind: "debug"; watch: DebugWatchHit | null };
+
+/** A watchpoint that the next instruction would trigger: stop before the access, as QEMU's riscv does. */
+export interface DebugWatchHit {
+  /** The watchpoint's own address and type (2 write, 3 read, 4 access), as GDB set it. */
+  addr: number;
+  type: 2 | 3 | 4;
+}
+
+/**
+ * What a debugger asks of the hart between instructions (src/gdb/): breakpoints on virtual
+ * pcs, watchpoints on virtual data addresses, single step. While any is active, runSlice
+ * checks before every instruction; otherwise it runs at full speed.
+ */
+export interface DebugControl {
+  /** True when runSlice must check each instruction. */
+  active(): boolean;
+  /** Stop after one instruction, taking no interrupt first (QEMU's SSTEP_NOIRQ). */
+  step: boolean;
+  /** The first instruction after a resume is not checked (it is where the last stop was). */
+  skipOnce: boolean;
+  breakpoint(pc: number): boolean;
+  /** The watchpoint hit by the instruction about to run at the current pc, if any. */
+  watch(cpu: Cpu): DebugWatchHit | null;
+}
 
 export interface CpuState {
   pc: number;
@@ -166,6 +194,8 @@ export class Machine {
     this.gate = new PresentGate(presentBitmap(regions));
     cpu.gate = this.gate;
     this.ram.gate = this.gate;
+    const rvc = opts.rvc ?? true;
+    if (!rvc) cpu.misa &= ~MISA_C;
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;
@@ -188,7 +218,8 @@ export class Machine {
       this.initrd = { bytes: opts.initrd, start };
     }
     const initrd = this.initrd === null ? undefined : { start: this.initrd.start, end: this.initrd.start + this.initrd.bytes.length };
-    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, initrd }));
+    // QEMU 7.2's riscv_isa_string: the single letters in misa order, then the Z extensions.
+    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, initrd, isa: rvc ? "rv32imac_zicsr_zifencei" : "rv32ima_zicsr_zifencei" }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
     const built = new Map<string, MmioDevice>();
@@ -350,6 +381,7 @@ export class Machine {
    */
   runSlice(maxInstructions: number): SliceResult {
     if (this.stopped) return this.stopped;
+    if (this.debug !== null && this.debug.active()) return this.runSliceDebug(this.debug, maxInstructions);
     const cpu = this.cpu;
     const exit = this.exitRequest;
     let done = 0;
@@ -371,6 +403,41 @@ export class Machine {
         if (e.kind === "shutdown") this.stopped = e;
         return e;
       }
+    }
+    return { kind: "budget" };
+  }
+
+  /** The debugger's view (src/gdb/): set while a GDB stub is attached. */
+  debug: DebugControl | null = null;
+
+  /** runSlice one instruction at a time, checking breakpoints and watchpoints before each. */
+  private runSliceDebug(d: DebugControl, maxInstructions: number): SliceResult {
+    const cpu = this.cpu;
+    const exit = this.exitRequest;
+    let done = 0;
+    while (done < maxInstructions) {
+      if (exit !== null && Atomics.load(exit, 0) !== 0) return { kind: "exit-request" };
+      const now = this.now();
+      for (const p of this.pollers) p.row.poll?.(p.dev, now);
+      if (cpu.wfi) {
+        if ((cpu.mip & cpu.mie) === 0) return { kind: "idle", wakeAtNs: this.wakeAt() };
+        cpu.wfi = false;
+      }
+      if (!d.step && cpu.mip !== 0) takeInterrupt(cpu);
+      if (!d.skipOnce) {
+        if (d.breakpoint(cpu.pc >>> 0)) return { kind: "debug", watch: null };
+        const w = d.watch(cpu);
+        if (w !== null) return { kind: "debug", watch: w };
+      }
+      d.skipOnce = false;
+      done += cpu.execute(1);
+      if (this.event !== null) {
+        const e = this.event;
+        this.event = null;
+        if (e.kind === "shutdown") this.stopped = e;
+        return e;
+      }
+      if (d.step) return { kind: "debug", watch: null };
     }
     return { kind: "budget" };
   }

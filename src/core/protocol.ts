@@ -11,6 +11,8 @@ export interface CoreWorkerData {
   noShutdown: boolean;
   /** QEMU's -no-reboot: a reset request becomes a shutdown request with the same cause. */
   noReboot?: boolean;
+  /** QEMU's -gdb device (`tcp::1234`; `-s` gives that one), or absent for no GDB stub. */
+  gdb?: string;
   name: string | undefined;
   /** The guest; absent when there is nothing to run (no kernel and no firmware yet). */
   machine: MachineConfig | null;
@@ -35,6 +37,8 @@ export interface MachineConfig {
   append: string | undefined;
   /** QEMU's -initrd: raw bytes placed after the kernel, named in /chosen. */
   initrd?: Uint8Array | null;
+  /** The C extension; QEMU's `-cpu rv32,c=false` turns it off (default on). */
+  rvc?: boolean;
 }
 
 export type ExecResult =

@@ -54,6 +54,8 @@ export const MSTATUS_TSR = 1 << 22;
 
 /** misa for RV32IMA with S and U modes: MXL=1, extensions A, I, M, S, U. */
 export const MISA_RV32IMASU = 0x40141101;
+/** misa.C (bit 2): the compressed extension, on by default as on QEMU 7.2's rv32. */
+export const MISA_C = 1 << 2;
 
 // Memory access kinds, used by the MMU to pick the fault cause.
 export const ACCESS_FETCH = 0;
@@ -62,3 +64,7 @@ export const ACCESS_STORE = 2;
 
 /** Entries per soft TLB (direct-mapped by VPN). */
 export const TLB_SIZE = 256;
+
+/** Cpu.counterWrite bits: a CSR instruction wrote minstret[h] / mcycle[h]. */
+export const COUNTER_WRITE_INSTRET = 1;
+export const COUNTER_WRITE_CYCLE = 2;

@@ -4,17 +4,21 @@
 // (CSRs, traps, page walks, MMIO, AMOs) lives in csr.ts, trap.ts, mmu.ts and memory.ts.
 
 import {
+  COUNTER_WRITE_CYCLE,
+  COUNTER_WRITE_INSTRET,
   EXC_BREAKPOINT,
   EXC_ECALL_U,
   EXC_ILLEGAL_INST,
   EXC_INST_MISALIGNED,
+  MISA_C,
   MISA_RV32IMASU,
   PRV_M,
   TLB_SIZE,
 } from "./constants.js";
 import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "./arith.js";
 import { csrInstruction } from "./csr.js";
-import { amoInstruction, fetchSlow, loadSlow, storeSlow } from "./memory.js";
+import { amoInstruction, fetchHigh, fetchSlow, loadSlow, storeSlow } from "./memory.js";
+import { expandCompressed } from "./rvc.js";
 import { markPageDirty, WriteTracker } from "../memory/write-tracking.js";
 import type { PresentGate } from "../memory/present-gate.js";
 import { raiseException, systemInstruction } from "./trap.js";
@@ -83,7 +87,7 @@ export class Cpu {
   /** mip.SEIP = seipSoftware | seipExternal (the PLIC's S-context line). */
   seipSoftware = false;
   seipExternal = false;
-  misa = MISA_RV32IMASU;
+  misa = MISA_RV32IMASU | MISA_C;
   medeleg = 0;
   mideleg = 0;
   mie = 0;
@@ -118,6 +122,8 @@ export class Cpu {
   instret = 0;
   /** mcycle - instret, so that writes to mcycle stick. */
   cycleOffset = 0;
+  /** Set by csr.ts while a CSR instruction writes minstret[h] / mcycle[h] (COUNTER_WRITE_*). */
+  counterWrite = 0;
 
   /**
    * LR/SC reservation: the virtual address reserved by LR.W, or -1 (kept in this hart's
@@ -258,6 +264,9 @@ export class Cpu {
     const xOff = this.tlbXOff;
     const dtag = this.dataPriv() << 20;
     const ftag = this.priv << 20;
+    // misa.C: 16-bit instructions decode, and jump targets need only 2-byte alignment.
+    const c = (this.misa & MISA_C) !== 0;
+    const ialign = c ? 1 : 3;
     let pc = this.pc | 0;
     // The page being executed: pc is on it while (pc - fetchVa) >>> 0 < fetchLimit (4096
     // once a RAM page is cached, 0 before), and its words are at ram32[(pc + fetchDelta) >>> 2].
@@ -270,8 +279,10 @@ export class Cpu {
     run: while (n < budget) {
       n++;
       let inst: number;
+      // Only an instruction at pc % 4 == 2 read from a cached RAM page lacks its upper half.
+      let fromRam = true;
       if ((pc - fetchVa) >>> 0 < fetchLimit) {
-        inst = ram32[(pc + fetchDelta) >>> 2];
+        inst = (pc & 2) === 0 ? ram32[(pc + fetchDelta) >>> 2] : ram16[(pc + fetchDelta) >>> 1];
       } else {
         const fvpn = pc >>> 12;
         const fi = fvpn & TLB_MASK;
@@ -279,20 +290,47 @@ export class Cpu {
           fetchVa = pc & ~0xfff;
           fetchLimit = 4096;
           fetchDelta = (xOff[fi] - fetchVa) | 0;
-          inst = ram32[(pc + fetchDelta) >>> 2];
+          inst = (pc & 2) === 0 ? ram32[(pc + fetchDelta) >>> 2] : ram16[(pc + fetchDelta) >>> 1];
         } else {
           const r = fetchSlow(this, pc);
           if (r === 1) {
             fetchVa = pc & ~0xfff;
             fetchLimit = 4096;
             fetchDelta = (xOff[fi] - fetchVa) | 0;
-            inst = ram32[(pc + fetchDelta) >>> 2];
+            inst = (pc & 2) === 0 ? ram32[(pc + fetchDelta) >>> 2] : ram16[(pc + fetchDelta) >>> 1];
           } else if (r === 2) {
             inst = this.fetched;
+            fromRam = false;
           } else {
             pc = this.pc;
             break run;
           }
+        }
+      }
+      // Unprivileged spec 1.5: low bits 11 = a 32-bit instruction, anything else is 16-bit
+      // (chapter 16, the C extension). With IALIGN=16 a 32-bit instruction may start at pc % 4
+      // == 2, and at the end of a page its upper half comes from the next one.
+      let ilen = 4;
+      if ((inst & 3) !== 3) {
+        const half = inst & 0xffff;
+        const expanded = c ? expandCompressed(half) : 0;
+        if (expanded === 0) {
+          // QEMU 7.2 reports the 16 bits in mtval, with C or without.
+          pc = raiseException(this, EXC_ILLEGAL_INST, half, pc);
+          break run;
+        }
+        inst = expanded;
+        ilen = 2;
+      } else if ((pc & 2) !== 0 && fromRam) {
+        if ((pc & 0xfff) !== 0xffe) {
+          inst |= ram16[((pc + fetchDelta) >>> 1) + 1] << 16;
+        } else {
+          const hi = fetchHigh(this, pc);
+          if (hi < 0) {
+            pc = this.pc;
+            break run;
+          }
+          inst = (inst & 0xffff) | (hi << 16);
         }
       }
 
@@ -304,22 +342,22 @@ export class Cpu {
       switch (inst & 0x7f) {
         case 0x37: // LUI
           x[rd] = inst & 0xfffff000;
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           continue;
         case 0x17: // AUIPC
           x[rd] = (pc + (inst & 0xfffff000)) | 0;
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           continue;
         case 0x6f: {
           // JAL
           const imm =
             ((inst >> 31) << 20) | (inst & 0xff000) | (((inst >>> 20) & 1) << 11) | (((inst >>> 21) & 0x3ff) << 1);
           const target = (pc + imm) | 0;
-          if ((target & 3) !== 0) {
+          if ((target & ialign) !== 0) {
             pc = raiseException(this, EXC_INST_MISALIGNED, target, pc);
             break run;
           }
-          x[rd] = (pc + 4) | 0;
+          x[rd] = (pc + ilen) | 0;
           pc = target;
           continue;
         }
@@ -327,11 +365,11 @@ export class Cpu {
           // JALR
           if (f3 !== 0) break;
           const target = (x[rs1] + (inst >> 20)) & ~1;
-          if ((target & 3) !== 0) {
+          if ((target & ialign) !== 0) {
             pc = raiseException(this, EXC_INST_MISALIGNED, target, pc);
             break run;
           }
-          x[rd] = (pc + 4) | 0;
+          x[rd] = (pc + ilen) | 0;
           pc = target;
           continue;
         }
@@ -353,13 +391,13 @@ export class Cpu {
             const imm =
               ((inst >> 31) << 12) | (((inst >>> 7) & 1) << 11) | (((inst >>> 25) & 0x3f) << 5) | (((inst >>> 8) & 0xf) << 1);
             const target = (pc + imm) | 0;
-            if ((target & 3) !== 0) {
+            if ((target & ialign) !== 0) {
               pc = raiseException(this, EXC_INST_MISALIGNED, target, pc);
               break run;
             }
             pc = target;
           } else {
-            pc = (pc + 4) | 0;
+            pc = (pc + ilen) | 0;
           }
           continue;
         }
@@ -372,15 +410,15 @@ export class Cpu {
             const off = rOff[i] + (a & 0xfff);
             switch (f3) {
               case 2:
-                if ((a & 3) === 0) { x[rd] = ram32[off >>> 2]; pc = (pc + 4) | 0; continue; }
+                if ((a & 3) === 0) { x[rd] = ram32[off >>> 2]; pc = (pc + ilen) | 0; continue; }
                 break;
-              case 0: x[rd] = (ram8[off] << 24) >> 24; pc = (pc + 4) | 0; continue;
-              case 4: x[rd] = ram8[off]; pc = (pc + 4) | 0; continue;
+              case 0: x[rd] = (ram8[off] << 24) >> 24; pc = (pc + ilen) | 0; continue;
+              case 4: x[rd] = ram8[off]; pc = (pc + ilen) | 0; continue;
               case 1:
-                if ((a & 1) === 0) { x[rd] = (ram16[off >>> 1] << 16) >> 16; pc = (pc + 4) | 0; continue; }
+                if ((a & 1) === 0) { x[rd] = (ram16[off >>> 1] << 16) >> 16; pc = (pc + ilen) | 0; continue; }
                 break;
               case 5:
-                if ((a & 1) === 0) { x[rd] = ram16[off >>> 1]; pc = (pc + 4) | 0; continue; }
+                if ((a & 1) === 0) { x[rd] = ram16[off >>> 1]; pc = (pc + ilen) | 0; continue; }
                 break;
               default:
                 pc = raiseException(this, EXC_ILLEGAL_INST, inst, pc);
@@ -391,7 +429,7 @@ export class Cpu {
           const v = loadSlow(this, a, f3, pc);
           if (v === null) { pc = this.pc; break run; }
           x[rd] = v;
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           if (this.mmioTouched) { this.mmioTouched = false; break run; }
           continue;
         }
@@ -409,11 +447,11 @@ export class Cpu {
             else ram16[off >>> 1] = v;
             // Watched pages never reach the write TLB, so the dirty bit is all there is to do.
             markPageDirty(dirty, off >>> 12);
-            pc = (pc + 4) | 0;
+            pc = (pc + ilen) | 0;
             continue;
           }
           if (!storeSlow(this, a, f3, v, pc)) { pc = this.pc; break run; }
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           if (this.mmioTouched) { this.mmioTouched = false; break run; }
           continue;
         }
@@ -439,7 +477,7 @@ export class Cpu {
               else { pc = raiseException(this, EXC_ILLEGAL_INST, inst, pc); break run; }
             }
           }
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           continue;
         }
         case 0x33: {
@@ -477,26 +515,37 @@ export class Cpu {
             pc = raiseException(this, EXC_ILLEGAL_INST, inst, pc);
             break run;
           }
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           continue;
         }
         case 0x0f: // MISC-MEM: FENCE is a no-op for one hart; FENCE.I has no decode cache to drop.
-          if (f3 === 0 || f3 === 1) { pc = (pc + 4) | 0; continue; }
+          if (f3 === 0 || f3 === 1) { pc = (pc + ilen) | 0; continue; }
           break;
         case 0x2f: {
           // AMO
           if (!amoInstruction(this, inst, pc)) { pc = this.pc; break run; }
-          pc = (pc + 4) | 0;
+          pc = (pc + ilen) | 0;
           if (this.mmioTouched) { this.mmioTouched = false; break run; }
           continue;
         }
         case 0x73: {
           // SYSTEM: CSR access, ECALL/EBREAK, xRET, WFI, SFENCE.VMA. All leave the loop.
+          if (f3 !== 0 && f3 !== 4) {
+            // A CSR instruction reads the counters as the instructions before it left them;
+            // its own retirement comes after, and a write to minstret (mcycle) takes effect
+            // after it (privileged spec 3.3.1): the written value is not incremented.
+            this.instret += n - 1 - counted;
+            counted = n;
+            this.counterWrite = 0;
+            pc = csrInstruction(this, inst, pc);
+            if ((this.counterWrite & COUNTER_WRITE_INSTRET) === 0) this.instret += 1;
+            else this.cycleOffset += 1;
+            if ((this.counterWrite & COUNTER_WRITE_CYCLE) !== 0) this.cycleOffset -= 1;
+            break run;
+          }
           this.instret += n - counted;
           counted = n;
-          if (f3 !== 0 && f3 !== 4) {
-            pc = csrInstruction(this, inst, pc);
-          } else if (inst === 0x00000073) {
+          if (inst === 0x00000073) {
             pc = raiseException(this, EXC_ECALL_U + (this.priv === PRV_M ? 3 : this.priv), 0, pc);
           } else if (inst === 0x00100073) {
             // QEMU 7.2 leaves mtval 0 for EBREAK.

@@ -3,6 +3,8 @@
 // target/riscv/csr.c for an rv32 CPU with I, M, A, S, U and no F/V/H.
 
 import {
+  COUNTER_WRITE_CYCLE,
+  COUNTER_WRITE_INSTRET,
   EXC_ILLEGAL_INST,
   MIP_SEIP,
   MIP_SSIP,
@@ -206,18 +208,22 @@ export function writeCsr(cpu: Cpu, csr: number, v: number): boolean {
     case CSR.tselect: case CSR.tdata1: case CSR.tdata2: case CSR.tdata3: case CSR.tinfo:
       return true;
     case CSR.mcycle:
+      cpu.counterWrite |= COUNTER_WRITE_CYCLE;
       cpu.cycleOffset = high(cpu.instret + cpu.cycleOffset) * 4294967296 + (v >>> 0) - cpu.instret;
       return true;
     case CSR.mcycleh:
+      cpu.counterWrite |= COUNTER_WRITE_CYCLE;
       cpu.cycleOffset = (v >>> 0) * 4294967296 + ((cpu.instret + cpu.cycleOffset) % 4294967296) - cpu.instret;
       return true;
     case CSR.minstret: {
+      cpu.counterWrite |= COUNTER_WRITE_INSTRET;
       const old = cpu.instret + cpu.cycleOffset;
       cpu.instret = high(cpu.instret) * 4294967296 + (v >>> 0);
       cpu.cycleOffset = old - cpu.instret;
       return true;
     }
     case CSR.minstreth: {
+      cpu.counterWrite |= COUNTER_WRITE_INSTRET;
       const old = cpu.instret + cpu.cycleOffset;
       cpu.instret = (v >>> 0) * 4294967296 + (cpu.instret % 4294967296);
       cpu.cycleOffset = old - cpu.instret;

@@ -4,6 +4,7 @@
 // lifts (mv, nop, j, ret, beqz, not, neg, seqz, snez, ...).
 
 import { ABI_NAMES } from "./registers.js";
+import { expandCompressed } from "./rvc.js";
 
 export interface Disassembly {
   /** Bytes the instruction occupies (2 for a compressed encoding, reported as illegal). */
@@ -44,7 +45,12 @@ const ILLEGAL: Disassembly = { length: 4, mnemonic: "illegal", operands: "" };
 
 export function disassemble(inst: number, pc: number): Disassembly {
   inst >>>= 0;
-  if ((inst & 3) !== 3) return { length: 2, mnemonic: "illegal", operands: "" };
+  if ((inst & 3) !== 3) {
+    // QEMU prints a compressed instruction as the 32-bit one it expands to, lifted the same way.
+    const expanded = expandCompressed(inst & 0xffff);
+    if (expanded === 0) return { length: 2, mnemonic: "illegal", operands: "" };
+    return { ...disassemble(expanded, pc), length: 2 };
+  }
   const op = inst & 0x7f;
   const rd = (inst >>> 7) & 31;
   const rs1 = (inst >>> 15) & 31;

@@ -61,14 +61,17 @@ function translateChecked(cpu: Cpu, va: number, access: number, priv: number, si
  * instruction was read from a device into `cpu.fetched` (boot ROM), 0 after raising a trap.
  */
 export function fetchSlow(cpu: Cpu, pc: number): number {
-  const pa = translateChecked(cpu, pc, ACCESS_FETCH, cpu.priv, 4, pc, pc);
+  const pa = translateChecked(cpu, pc, ACCESS_FETCH, cpu.priv, 4 - (pc & 2), pc, pc);
   if (pa < 0) return 0;
   const off = pa - cpu.ramBase;
   if (off >= 0 && off < cpu.ramSize) {
     awaitPage(cpu, off);
     if (!pmpPageCacheable(cpu, pa, ACCESS_FETCH, cpu.priv)) {
-      cpu.fetched = cpu.ram32[off >>> 2];
-      return 2;
+      if ((off & 2) === 0) {
+        cpu.fetched = cpu.ram32[off >>> 2];
+        return 2;
+      }
+      return fetchedUnaligned(cpu, pc, cpu.ram16[off >>> 1]);
     }
     const vpn = pc >>> 12;
     const i = vpn & TLB_MASK;
@@ -82,8 +85,51 @@ export function fetchSlow(cpu: Cpu, pc: number): number {
     cpu.pc = raiseException(cpu, EXC_INST_ACCESS, pc, pc);
     return 0;
   }
+  if ((pc & 0xfff) === 0xffe) return fetchedUnaligned(cpu, pc, v & 0xffff);
   cpu.fetched = v | 0;
   return 2;
+}
+
+/** fetchSlow's result for the low half `lo` at pc % 4 == 2: the upper half added if needed. */
+function fetchedUnaligned(cpu: Cpu, pc: number, lo: number): number {
+  if ((lo & 3) !== 3) {
+    cpu.fetched = lo;
+    return 2;
+  }
+  if ((pc & 0xfff) !== 0xffe) {
+    // Same page, so the same translation and PMP answer: read on from RAM or the device.
+    const hi = fetchHalf(cpu, pc + 2, pc);
+    if (hi < 0) return 0;
+    cpu.fetched = lo | (hi << 16);
+    return 2;
+  }
+  const hi = fetchHigh(cpu, pc);
+  if (hi < 0) return 0;
+  cpu.fetched = lo | (hi << 16);
+  return 2;
+}
+
+/**
+ * The upper half of a 32-bit instruction at `pc` whose lower half ends a page: the next page
+ * is translated on its own, and a fault there is reported as QEMU 7.2 reports it (epc = pc,
+ * tval = the address on the second page). Returns the 16 bits, or -1 after raising the trap.
+ */
+export function fetchHigh(cpu: Cpu, pc: number): number {
+  return fetchHalf(cpu, (pc + 2) | 0, pc);
+}
+
+function fetchHalf(cpu: Cpu, va: number, pc: number): number {
+  const pa = translateChecked(cpu, va, ACCESS_FETCH, cpu.priv, 2, va, pc);
+  if (pa < 0) return -1;
+  const off = pa - cpu.ramBase;
+  if (off >= 0 && off < cpu.ramSize) return cpu.ram16[off >>> 1];
+  const v = pa < 0x100000000 ? cpu.bus.fetch(pa & ~3) : 0;
+  if (pa >= 0x100000000 || cpu.bus.fault) {
+    cpu.bus.fault = false;
+    cpu.pc = raiseException(cpu, EXC_INST_ACCESS, va, pc);
+    return -1;
+  }
+  return (pa & 2) === 0 ? v & 0xffff : v >>> 16;
 }
 
 /** Physical byte read; -1 on a hole. */

@@ -37,23 +37,35 @@ export function pmpUpdate(cpu: Cpu): void {
   cpu.flushTlb();
 }
 
-/** [start, end] (inclusive, physical) of entry i, or null when it is off. */
-function range(cpu: Cpu, i: number): [number, number] | null {
+// rangeOf()'s result, in two scratch numbers rather than a fresh array: pmpAllows runs on
+// every MMIO access and TLB miss of S/U code, and an array per entry per call was most of
+// an idle guest's garbage.
+let rangeStart = 0;
+let rangeEnd = 0;
+
+/** Set [rangeStart, rangeEnd] (inclusive, physical) to entry i; false when it is off. */
+function rangeOf(cpu: Cpu, i: number): boolean {
   const c = cfgOf(cpu, i);
   const a = (c >>> PMP_A_SHIFT) & 3;
   const addr = cpu.pmpaddr[i];
-  if (a === A_OFF) return null;
+  if (a === A_OFF) return false;
   if (a === A_TOR) {
-    const start = i === 0 ? 0 : cpu.pmpaddr[i - 1] * 4;
-    return [start, addr * 4 - 1];
+    rangeStart = i === 0 ? 0 : cpu.pmpaddr[i - 1] * 4;
+    rangeEnd = addr * 4 - 1;
+    return true;
   }
-  if (a === A_NA4) return [addr * 4, addr * 4 + 3];
+  if (a === A_NA4) {
+    rangeStart = addr * 4;
+    rangeEnd = addr * 4 + 3;
+    return true;
+  }
   // NAPOT: the trailing ones of pmpaddr give the size, 2^(ones + 3) bytes.
-  let ones = 0;
-  while (ones < 32 && ((addr >>> ones) & 1) === 1) ones++;
+  const lowestZero = ~addr & (addr + 1);
+  const ones = lowestZero === 0 ? 32 : 31 - Math.clz32(lowestZero);
   const size = 2 ** (ones + 3);
-  const start = Math.floor((addr * 4) / size) * size;
-  return [start, start + size - 1];
+  rangeStart = Math.floor((addr * 4) / size) * size;
+  rangeEnd = rangeStart + size - 1;
+  return true;
 }
 
 /** May an access of `size` bytes at physical `pa` of kind `access` happen at `priv`? */
@@ -62,12 +74,11 @@ export function pmpAllows(cpu: Cpu, pa: number, size: number, access: number, pr
   if (!cpu.pmpActive) return priv === PRV_M;
   const last = pa + size - 1;
   for (let i = 0; i < 16; i++) {
-    const r = range(cpu, i);
-    if (r === null) continue;
-    const startIn = pa >= r[0] && pa <= r[1];
-    const endIn = last >= r[0] && last <= r[1];
+    if (!rangeOf(cpu, i)) continue;
+    const startIn = pa >= rangeStart && pa <= rangeEnd;
+    const endIn = last >= rangeStart && last <= rangeEnd;
     if (!startIn && !endIn) {
-      if (pa < r[0] && last > r[1]) return false; // straddles the whole entry
+      if (pa < rangeStart && last > rangeEnd) return false; // straddles the whole entry
       continue;
     }
     if (!startIn || !endIn) return false;

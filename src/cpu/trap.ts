@@ -13,6 +13,7 @@ import {
   IRQ_SEI,
   IRQ_SSI,
   IRQ_STI,
+  MISA_C,
   MSTATUS_MIE,
   MSTATUS_MPIE,
   MSTATUS_MPP,
@@ -119,7 +120,7 @@ export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
     if (prev !== PRV_M && !pmpHasRules(cpu)) return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
     if (prev === 2) prev = PRV_U; // reserved encoding: QEMU's set_mode turns "H" into U
     // Without C, a misaligned mepc raises at the mret (QEMU helper_mret), tval = stale badaddr.
-    if ((cpu.mepc & 3) !== 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
+    if ((cpu.mepc & 3) !== 0 && (cpu.misa & MISA_C) === 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
     let s = cpu.mstatus;
     s = (s & MSTATUS_MPIE) !== 0 ? s | MSTATUS_MIE : s & ~MSTATUS_MIE;
     s |= MSTATUS_MPIE;
@@ -134,7 +135,7 @@ export function systemInstruction(cpu: Cpu, inst: number, pc: number): number {
     if (cpu.priv < PRV_S || (cpu.priv === PRV_S && (cpu.mstatus & MSTATUS_TSR) !== 0)) {
       return raiseException(cpu, EXC_ILLEGAL_INST, inst, pc);
     }
-    if ((cpu.sepc & 3) !== 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
+    if ((cpu.sepc & 3) !== 0 && (cpu.misa & MISA_C) === 0) return raiseException(cpu, EXC_INST_MISALIGNED, cpu.badaddr, pc);
     const prev = (cpu.mstatus & MSTATUS_SPP) !== 0 ? PRV_S : PRV_U;
     let s = cpu.mstatus;
     s = (s & MSTATUS_SPIE) !== 0 ? s | MSTATUS_SIE : s & ~MSTATUS_SIE;

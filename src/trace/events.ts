@@ -17,7 +17,7 @@ export const TRACE_EVENTS = [
   { name: "qmp_request_queued", args: ["monitor", "command", "queue_len"], doc: "an in-band request waits for the core thread" },
   { name: "qmp_request_dispatched", args: ["monitor", "command", "oob"], doc: "a request starts running (in-band: on the core thread)" },
   { name: "qmp_request_answered", args: ["monitor", "command", "oob", "latency_ns"], doc: "a reply left, latency_ns after the request arrived" },
-  { name: "vcpu_slice", args: ["instructions", "duration_ns", "result"], doc: "the vCPU ran a slice; result: 0 budget, 1 exit request, 2 idle, 3 shutdown, 4 reset" },
+  { name: "vcpu_slice", args: ["instructions", "duration_ns", "result"], doc: "the vCPU ran a slice; result: 0 budget, 1 exit request, 2 idle, 3 shutdown, 4 reset, 5 debug stop" },
   { name: "vcpu_blocked", args: ["reason"], doc: "the vCPU waits; reason: 0 WFI, 1 x-oob-test, 2 postcopy page, 3 throttle" },
   { name: "vcpu_woken", args: ["reason"], doc: "the vCPU runs again" },
   { name: "migration_pass", args: ["pass", "dirty_pages", "remaining_pages"], doc: "a precopy pass began with a dirty bitmap sync" },

@@ -16,6 +16,17 @@ describe("conformance ELFs on minivm", () => {
     expect(r.status).toBe(0);
   });
 
+  it("rv32uc.elf (every compressed form, with C on) runs to completion and passes", () => {
+    const r = runOnMinivm(new Uint8Array(readFileSync(`${ELF_DIR}rv32uc.elf`)), undefined, true);
+    expect(r.output).toContain("rv32uc done\n");
+    expect(r.status).toBe(0);
+  });
+
+  it("rv32uc.elf finds every compressed instruction illegal with C off", () => {
+    const r = runOnMinivm(new Uint8Array(readFileSync(`${ELF_DIR}rv32uc.elf`)), 2_000_000, false);
+    expect(r.output).toMatch(/^T 00000002 [0-9a-f]{8} 0000[0-9a-f]{4} \n/m);
+  });
+
   it("alu.elf reports a failed self-check through the finisher's exit code", () => {
     // Patch the expected value of the first CHECK (x0 stays zero) so that it fails with 10.
     const bytes = new Uint8Array(readFileSync(`${ELF_DIR}alu.elf`));

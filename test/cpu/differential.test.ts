@@ -11,21 +11,22 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseElf } from "../../src/core/elf.js";
 import { writeElf, type Segment } from "./elf-writer.js";
-import { hasQemu, QEMU_CPU, runOnMinivm, type RunResult } from "./harness.js";
+import { hasQemu, QEMU_CPU, QEMU_CPU_RVC, runOnMinivm, type RunResult } from "./harness.js";
 import { generateBatch, type HarnessSymbols } from "./random-program.js";
 
 const ELF_DIR = new URL("../../firmware/tests/build/", import.meta.url).pathname;
-export const CONFORMANCE = ["smoke", "boot", "alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart", "pmp"];
+export const CONFORMANCE = ["smoke", "boot", "alu", "branch", "ldst", "amo", "mcsr", "faults", "irq", "sv32", "uart", "pmp", "rv32uc"];
 const PROGRAMS_BASE = 0x80100000;
 const BATCHES = Number(process.env.MINIVM_RANDOM_BATCHES ?? 10);
 const PER_BATCH = Number(process.env.MINIVM_RANDOM_PER_BATCH ?? 110);
 const SEED = Number(process.env.MINIVM_RANDOM_SEED ?? 20261125);
+const RVC_BATCHES = Number(process.env.MINIVM_RANDOM_RVC_BATCHES ?? 5);
 
 const qemu = hasQemu();
 
-function qemuRun(elfPath: string, timeoutMs = 60_000): Promise<RunResult> {
+function qemuRun(elfPath: string, timeoutMs = 60_000, cpu = QEMU_CPU): Promise<RunResult> {
   return new Promise((resolve) => {
-    const args = ["-M", "virt", "-cpu", QEMU_CPU, "-bios", "none", "-m", "128M", "-nographic",
+    const args = ["-M", "virt", "-cpu", cpu, "-bios", "none", "-m", "128M", "-nographic",
       "-global", "virtio-mmio.force-legacy=false", "-kernel", elfPath];
     // QEMU writes the UART to a file, not a pipe: while minivm runs a batch synchronously
     // nobody reads a pipe, QEMU's writes would stall, and QEMU 7.2's finisher exit()s
@@ -84,11 +85,27 @@ describe.skipIf(!qemu)("minivm against qemu-system-riscv32", () => {
     expect(m.status).toBe(qr.status);
   });
 
-  it(`runs ${BATCHES * PER_BATCH} random programs with identical register dumps`, async () => {
+  // With C on, IALIGN is 16: the misaligned-jump and xRET cases of faults.elf and mcsr.elf
+  // change, and rv32uc exercises every compressed form.
+  it.each(CONFORMANCE)("%s.elf with the C extension on: same UART output and exit status", async (name) => {
+    const path = join(ELF_DIR, `${name}.elf`);
+    const q = qemuRun(path, 60_000, QEMU_CPU_RVC);
+    const m = runOnMinivm(new Uint8Array(readFileSync(path)), undefined, true);
+    const qr = await q;
+    expect(m.output).toBe(qr.output);
+    expect(m.status).toBe(qr.status);
+  });
+
+  it(`runs ${BATCHES * PER_BATCH} random programs with identical register dumps`, () => randomBatches(false), 180_000);
+
+  it(`runs ${RVC_BATCHES * PER_BATCH} random programs with compressed code (C on) with identical register dumps`, () => randomBatches(true, RVC_BATCHES), 180_000);
+
+  async function randomBatches(rvc: boolean, count = BATCHES): Promise<void> {
     const h = harness();
     const failures: string[] = [];
-    const batches = Array.from({ length: BATCHES }, (_, b) => {
-      const { words } = generateBatch(SEED + b, PER_BATCH, h.sym, PROGRAMS_BASE);
+    const seed0 = rvc ? SEED + 1000 : SEED;
+    const batches = Array.from({ length: count }, (_, b) => {
+      const { words } = generateBatch(seed0 + b, PER_BATCH, h.sym, PROGRAMS_BASE, rvc);
       const path = join(tmp, `batch-${b}.elf`);
       writeFileSync(path, buildElf(h, words));
       return { b, path };
@@ -99,7 +116,7 @@ describe.skipIf(!qemu)("minivm against qemu-system-riscv32", () => {
     const startNext = () => {
       if (next < batches.length) {
         const i = next++;
-        results[i] = qemuRun(batches[i].path).then((r) => {
+        results[i] = qemuRun(batches[i].path, 60_000, rvc ? QEMU_CPU_RVC : QEMU_CPU).then((r) => {
           startNext();
           return r;
         });
@@ -109,25 +126,25 @@ describe.skipIf(!qemu)("minivm against qemu-system-riscv32", () => {
     startNext();
     let compared = 0;
     for (const { b, path } of batches) {
-      const m = runOnMinivm(new Uint8Array(readFileSync(path)));
+      const m = runOnMinivm(new Uint8Array(readFileSync(path)), undefined, rvc);
       const q = await results[b];
       const ms = sections(m.output);
       const qs = sections(q.output);
       for (let i = 0; i < Math.max(ms.length, qs.length); i++) {
         compared++;
         if (ms[i] !== qs[i]) {
-          const { words } = generateBatch(SEED + b, PER_BATCH, h.sym, PROGRAMS_BASE);
+          const { words } = generateBatch(seed0 + b, PER_BATCH, h.sym, PROGRAMS_BASE, rvc);
           const dir = process.env.MINIVM_FAILURE_DIR ?? join(tmpdir(), "minivm-differential-failures");
           mkdirSync(dir, { recursive: true });
-          const file = join(dir, `batch-seed${SEED + b}.elf`);
+          const file = join(dir, `batch-seed${seed0 + b}${rvc ? "-rvc" : ""}.elf`);
           writeFileSync(file, buildElf(h, words));
-          failures.push(`seed ${SEED + b} program ${i} differs (replay: ${file})\n minivm: ${ms[i]}\n qemu:   ${qs[i]}`);
+          failures.push(`seed ${seed0 + b} program ${i} differs (replay: ${file})\n minivm: ${ms[i]}\n qemu:   ${qs[i]}`);
           break;
         }
       }
-      if (m.status !== q.status) failures.push(`seed ${SEED + b}: exit status minivm ${m.status} qemu ${q.status}`);
+      if (m.status !== q.status) failures.push(`seed ${seed0 + b}: exit status minivm ${m.status} qemu ${q.status}`);
     }
     expect(failures).toEqual([]);
-    expect(compared).toBeGreaterThanOrEqual(BATCHES * PER_BATCH);
-  }, 180_000);
+    expect(compared).toBeGreaterThanOrEqual(count * PER_BATCH);
+  }
 });

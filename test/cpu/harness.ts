@@ -31,9 +31,13 @@ export function hasQemu(): boolean {
   return hasTool("qemu-system-riscv32");
 }
 
-export function runOnMinivm(elf: Uint8Array, maxInstructions = 200_000_000): RunResult {
+/** QEMU_CPU with the C extension left on (QEMU's default), for compressed code. */
+export const QEMU_CPU_RVC = QEMU_CPU.replace("c=false,", "");
+
+/** Run an ELF in-process; `rvc` matches QEMU_CPU (off) unless asked, as QEMU_CPU_RVC has it. */
+export function runOnMinivm(elf: Uint8Array, maxInstructions = 200_000_000, rvc = false): RunResult {
   const chunks: Uint8Array[] = [];
-  const m = new Machine({ serialOut: (b) => chunks.push(b.slice()), kernel: elf });
+  const m = new Machine({ serialOut: (b) => chunks.push(b.slice()), kernel: elf, rvc });
   let executed = 0;
   let status: number | null = null;
   while (executed < maxInstructions) {

@@ -5,7 +5,7 @@
 // boundaries, so every program terminates; memory accesses only reach the data area, the
 // boot ROM or holes in the physical map, so no device is disturbed.
 
-import { addi, auipc, csrrs, csrrw, enc, hiLo, jalr, li, NOP, sw } from "./rv-asm.js";
+import { addi, auipc, C_NOP, cenc, csrrs, csrrw, enc, hiLo, jalr, li, NOP, sw } from "./rv-asm.js";
 
 export class Rng {
   constructor(private s: number) {}
@@ -80,7 +80,7 @@ const ALIAS_BASE = 0x40000000;
  * One random program; `pcStart` is where its first word will live. `mode` is the privilege
  * it runs in: 3 (M, physical addresses), 1 (S) or 0 (U), the latter two under Sv32.
  */
-export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, mode = 3, bodyUnits = 60): number[] {
+export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, mode = 3, bodyUnits = 60, rvc = false): number[] {
   const units: Unit[] = [];
   const callTo = (target: number, at: number, link: number): number[] => {
     const [hi, lo] = hiLo(target - at);
@@ -92,6 +92,10 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
   for (let r = 1; r < 32; r++) pro.push(...li(r, rng.value()));
 
   while (units.length < bodyUnits) {
+    if (rvc && rng.int(100) < 35) {
+      units.push(compressedUnit(rng, sym, units.length));
+      continue;
+    }
     const k = rng.int(100);
     const rd = rng.reg();
     const rs1 = rng.reg();
@@ -154,7 +158,8 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
       const skip = rng.int(3);
       let imm = 8 + 4 * skip;
       const m = rng.int(5);
-      if (m === 0) imm += 2;
+      // With C a +2 target is legal and lands inside the next instruction: leave it out.
+      if (m === 0 && !rvc) imm += 2;
       if (m === 1) imm += 1;
       const words = [auipc(rs1, 0), jalr(rd, rs1, imm)];
       for (let i = 0; i < skip; i++) words.push(enc.i(0x13, 0, rng.reg(), rng.reg(), rng.int(100)));
@@ -216,8 +221,70 @@ export function generateProgram(rng: Rng, sym: HarnessSymbols, pcStart: number, 
   return out;
 }
 
+/** A legal compressed instruction that cannot trap (HINTs included). */
+function compressedAlu(rng: Rng): number {
+  const rp = () => 8 + rng.int(8);
+  switch (rng.int(12)) {
+    case 0: return cenc.ci(0, rng.int(32), rng.int(64), 1); // C.ADDI (C.NOP, HINTs)
+    case 1: return cenc.ci(2, rng.int(32), rng.int(64), 1); // C.LI
+    case 2: {
+      let rd = rng.int(32);
+      while (rd === 2) rd = rng.int(32);
+      return cenc.ci(3, rd, 1 + rng.int(63), 1); // C.LUI, nzimm != 0
+    }
+    case 3: return cenc.addi16sp((rng.int(2) ? 1 + rng.int(31) : -1 - rng.int(32)) * 16);
+    case 4: return cenc.addi4spn(rp(), (1 + rng.int(255)) * 4);
+    case 5: return cenc.cbAlu(0, rp(), rng.int(32)); // C.SRLI
+    case 6: return cenc.cbAlu(1, rp(), rng.int(32)); // C.SRAI
+    case 7: return cenc.cbAlu(2, rp(), rng.int(64)); // C.ANDI
+    case 8: return cenc.ca(rng.int(4), rp(), rp()); // C.SUB, C.XOR, C.OR, C.AND
+    case 9: return cenc.ci(0, rng.int(32), rng.int(32), 2); // C.SLLI
+    case 10: return cenc.cr(8, rng.int(32), 1 + rng.int(31)); // C.MV
+    default: return cenc.cr(9, rng.int(32), 1 + rng.int(31)); // C.ADD
+  }
+}
+
+/** Reserved or F-only 16-bit encodings, and C.EBREAK: each traps, and the handler skips 4. */
+const C_TRAPS = [0x0000, 0x0010, 0x4002, 0x6101, 0x6501, 0x8002, 0x9005, 0x1512, 0x9c01, 0x6000, 0x2002, 0x8000, 0x9002];
+
+/**
+ * A unit of compressed code that keeps units 4-byte aligned: two 16-bit instructions in one
+ * word, a 32-bit instruction between two C.NOPs (so it sits at pc % 4 == 2), a C.LW/C.SW or
+ * C.LWSP/C.SWSP on the data area, a compressed branch or jump forward, or a trap.
+ */
+function compressedUnit(rng: Rng, sym: HarnessSymbols, index: number): Unit {
+  const rp = () => 8 + rng.int(8);
+  const k = rng.int(10);
+  if (k < 5) return { words: [(compressedAlu(rng) | (compressedAlu(rng) << 16)) >>> 0] };
+  if (k === 5) {
+    const [f3, f7] = rng.pick(OP_RR);
+    const w = enc.r(0x33, f3, f7, rng.reg(), rng.reg(), rng.reg());
+    return { words: [(C_NOP | ((w & 0xffff) << 16)) >>> 0, ((w >>> 16) | (C_NOP << 16)) >>> 0] };
+  }
+  if (k === 6) {
+    const base = rp();
+    const words = li(base, sym.data + rng.int(32) * 4);
+    words.push((cenc.clsw(rng.int(2) === 0, base, rp(), rng.int(32) * 4) | (C_NOP << 16)) >>> 0);
+    return { words };
+  }
+  if (k === 7) {
+    const words = li(2, sym.data + rng.int(32) * 4);
+    const half = rng.int(2) === 0 ? cenc.lwsp(rng.reg(), rng.int(32) * 4) : cenc.swsp(rng.int(32), rng.int(32) * 4);
+    words.push((half | (C_NOP << 16)) >>> 0);
+    return { words };
+  }
+  if (k === 8) {
+    const kind = rng.int(4);
+    const rs1 = rp();
+    const make = (off: number) =>
+      ((kind === 0 ? cenc.cj(5, off) : kind === 1 ? cenc.cj(1, off) : cenc.cb(kind === 2 ? 6 : 7, rs1, off)) | (C_NOP << 16)) >>> 0;
+    return { words: [0], fixup: { word: 0, kind: "branch", target: index + 1 + rng.int(6), make } };
+  }
+  return { words: [(rng.pick(C_TRAPS) | (C_NOP << 16)) >>> 0] };
+}
+
 /** A batch: `count` programs back to back, then a jump to rand_finish. */
-export function generateBatch(seed: number, count: number, sym: HarnessSymbols, base: number): { words: number[]; starts: number[] } {
+export function generateBatch(seed: number, count: number, sym: HarnessSymbols, base: number, rvc = false): { words: number[]; starts: number[] } {
   const words: number[] = [];
   const starts: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -225,7 +292,7 @@ export function generateBatch(seed: number, count: number, sym: HarnessSymbols, 
     starts.push(pc);
     const rng = new Rng((seed * 7919 + i) | 0);
     const r = rng.int(10);
-    words.push(...generateProgram(rng, sym, pc, r < 5 ? 3 : r < 8 ? 1 : 0));
+    words.push(...generateProgram(rng, sym, pc, r < 5 ? 3 : r < 8 ? 1 : 0, 60, rvc));
   }
   const pc = base + words.length * 4;
   const [hi, lo] = hiLo(sym.finish - pc);

@@ -51,3 +51,74 @@ export function li(rd: number, value: number): number[] {
   const lo = (v << 20) >> 20;
   return [lui(rd, hi), addi(rd, rd, lo)];
 }
+
+/**
+ * 16-bit encoders for the C extension (unprivileged spec chapter 16 formats), written from
+ * the spec independently of src/cpu/rvc.ts so that the two can disagree. `r'` fields take
+ * x8..x15.
+ */
+export const cenc = {
+  /** CI: funct3 | imm[5] | rd | imm[4:0] | op */
+  ci(f3: number, rd: number, imm6: number, op: number): number {
+    return ((f3 << 13) | (((imm6 >> 5) & 1) << 12) | (rd << 7) | ((imm6 & 31) << 2) | op) & 0xffff;
+  },
+  /** CA: 100011 | rd' | funct2 | rs2' | 01 */
+  ca(f2: number, rd: number, rs2: number): number {
+    return ((0x23 << 10) | ((rd - 8) << 7) | (f2 << 5) | ((rs2 - 8) << 2) | 1) & 0xffff;
+  },
+  /** CB-format shifts and andi: 100 | imm[5] | funct2 | rd' | imm[4:0] | 01 */
+  cbAlu(f2: number, rd: number, imm6: number): number {
+    return ((4 << 13) | (((imm6 >> 5) & 1) << 12) | (f2 << 10) | ((rd - 8) << 7) | ((imm6 & 31) << 2) | 1) & 0xffff;
+  },
+  /** CR: funct4 | rd/rs1 | rs2 | 10 */
+  cr(f4: number, rd: number, rs2: number): number {
+    return ((f4 << 12) | (rd << 7) | (rs2 << 2) | 2) & 0xffff;
+  },
+  /** C.LW / C.SW: uimm[5:3] at 12:10, uimm[2] at 6, uimm[6] at 5. */
+  clsw(store: boolean, rs1: number, r2: number, uimm: number): number {
+    return (
+      (((store ? 6 : 2) << 13) | (((uimm >> 3) & 7) << 10) | ((rs1 - 8) << 7) | (((uimm >> 2) & 1) << 6) |
+        (((uimm >> 6) & 1) << 5) | ((r2 - 8) << 2)) & 0xffff
+    );
+  },
+  /** C.LWSP: uimm[5] at 12, uimm[4:2] at 6:4, uimm[7:6] at 3:2. */
+  lwsp(rd: number, uimm: number): number {
+    return ((2 << 13) | (((uimm >> 5) & 1) << 12) | (rd << 7) | (((uimm >> 2) & 7) << 4) | (((uimm >> 6) & 3) << 2) | 2) & 0xffff;
+  },
+  /** C.SWSP: uimm[5:2] at 12:9, uimm[7:6] at 8:7. */
+  swsp(rs2: number, uimm: number): number {
+    return ((6 << 13) | (((uimm >> 2) & 15) << 9) | (((uimm >> 6) & 3) << 7) | (rs2 << 2) | 2) & 0xffff;
+  },
+  /** C.ADDI4SPN: nzuimm[5:4|9:6|2|3] in 12:5. */
+  addi4spn(rd: number, nzuimm: number): number {
+    return (
+      ((((nzuimm >> 4) & 3) << 11) | (((nzuimm >> 6) & 15) << 7) | (((nzuimm >> 2) & 1) << 6) | (((nzuimm >> 3) & 1) << 5) |
+        ((rd - 8) << 2)) & 0xffff
+    );
+  },
+  /** C.ADDI16SP: nzimm[9] at 12, nzimm[4|6|8:7|5] at 6:2. */
+  addi16sp(nzimm: number): number {
+    return (
+      ((3 << 13) | (((nzimm >> 9) & 1) << 12) | (2 << 7) | (((nzimm >> 4) & 1) << 6) | (((nzimm >> 6) & 1) << 5) |
+        (((nzimm >> 7) & 3) << 3) | (((nzimm >> 5) & 1) << 2) | 1) & 0xffff
+    );
+  },
+  /** C.J (funct3 101) / C.JAL (001): offset[11|4|9:8|10|6|7|3:1|5] in 12:2. */
+  cj(f3: number, off: number): number {
+    const b = (n: number) => (off >> n) & 1;
+    return (
+      ((f3 << 13) | (b(11) << 12) | (b(4) << 11) | (((off >> 8) & 3) << 9) | (b(10) << 8) | (b(6) << 7) | (b(7) << 6) |
+        (((off >> 1) & 7) << 3) | (b(5) << 2) | 1) & 0xffff
+    );
+  },
+  /** C.BEQZ (110) / C.BNEZ (111): offset[8|4:3] in 12:10, offset[7:6|2:1|5] in 6:2. */
+  cb(f3: number, rs1: number, off: number): number {
+    const b = (n: number) => (off >> n) & 1;
+    return (
+      ((f3 << 13) | (b(8) << 12) | (((off >> 3) & 3) << 10) | ((rs1 - 8) << 7) | (((off >> 6) & 3) << 5) |
+        (((off >> 1) & 3) << 3) | (b(5) << 2) | 1) & 0xffff
+    );
+  },
+};
+
+export const C_NOP = 0x0001;
