@@ -19,9 +19,9 @@ const GUEST = join(import.meta.dirname, "../../guests/linux/build");
 const PROMPT = "linux$ ";
 const BOOT_MS = 180_000;
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
-// QEMU's CPU with exactly minivm's riscv,isa ("rv32ima_zicsr_zifencei"), so Linux takes the
+// QEMU's CPU with exactly minivm's riscv,isa ("rv32imac_zicsr_zifencei"), so Linux takes the
 // same paths (SBI timer, no Sstc) on both.
-const QEMU_CPU = "rv32,c=off,f=off,d=off,h=off,sstc=off,zba=off,zbb=off,zbc=off,zbs=off,Zihintpause=off";
+const QEMU_CPU = "rv32,c=on,f=off,d=off,h=off,sstc=off,zba=off,zbb=off,zbc=off,zbs=off,Zihintpause=off";
 
 const scratch: string[] = [];
 let consoles: SerialConsole[] = [];
@@ -99,7 +99,7 @@ function maskedBoot(log: string): string {
 }
 
 function expectRightAnswers(a: Map<string, string>): void {
-  expect(a.get("cat /proc/cpuinfo")).toMatch(/isa\s+: rv32ima\n/);
+  expect(a.get("cat /proc/cpuinfo")).toMatch(/isa\s+: rv32imac\n/);
   expect(a.get("cat /proc/cpuinfo")).toMatch(/mmu\s+: sv32\n/);
   expect(a.get("cat /proc/interrupts")).toContain("riscv-timer");
   expect(a.get("cat /proc/interrupts")).toContain("virtio0");
