@@ -113,28 +113,31 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
   const copiedChecks: Array<{ kind: "l1" | "l2"; index: number; hi: number; lo: number; host: number; where: number }> = [];
   let rebuild = false;
 
+  // check_refcounts_l1 and check_refcounts_l2: every table, the snapshots' included, is
+  // read and counted as it stands; a misaligned or reserved-bit entry is reported and then
+  // used anyway, exactly as QEMU counts it, so that the verdicts match.
   const walkL1 = async (l1Offset: number, l1Size: number, active: boolean): Promise<void> => {
+    if (l1Size === 0) return;
     incRange(l1Offset, l1Size * 8);
     const l1 = active ? d.l1 : await d.pool.pread(d.fd, l1Offset, l1Size * 8);
-    let nextContiguous = 0;
     for (let i = 0; i < l1Size; i++) {
       const hi = u32(l1, 8 * i);
       const lo = u32(l1, 8 * i + 4);
-      const l2off = entryOffset(hi, lo);
-      // L1E_RESERVED_MASK (bits 0-8 and 56-62), reported and then used as QEMU does.
-      if (active && ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0)) {
+      if (hi === 0 && lo === 0) continue;
+      // L1E_RESERVED_MASK: bits 0-8 and 56-62.
+      if ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0) {
         r.messages.push(`ERROR found L1 entry with reserved bits set: ${hex64(hi, lo)}`);
         r.corruptions++;
       }
-      if (l2off === 0) continue;
+      const l2off = entryOffset(hi, lo);
+      incRange(l2off, cs);
       if (l2off % cs !== 0) {
         r.messages.push(`ERROR l2_offset=${l2off.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
         r.corruptions++;
-        continue;
       }
-      incRange(l2off, cs);
-      if (active) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
+      if (active && l2off !== 0) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
       const t = await d.pool.pread(d.fd, l2off, cs);
+      let nextContiguous = 0;
       for (let j = 0; j < cs / 8; j++) {
         const ehi = u32(t, 8 * j);
         const elo = u32(t, 8 * j + 4);
@@ -144,7 +147,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
             r.messages.push(`ERROR: coffset=0x${coff.toString(16)}: copied flag must never be set for compressed clusters`);
             r.corruptions++;
           }
-          incRange(coff - (coff % 512), sectors * 512);
+          incRange(coff, sectors * 512 - (coff % 512));
           if (active) {
             r.allocatedClusters++;
             r.compressedClusters++;
@@ -152,26 +155,28 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
           }
           continue;
         }
-        const host = entryOffset(ehi, elo);
-        // L2E_STD_RESERVED_MASK (bits 1-8 and 56-61) of a normal or zero-allocated entry.
-        if (host !== 0 && ((ehi & 0x3f000000) !== 0 || (elo & 0x1fe) !== 0)) {
+        // L2E_STD_RESERVED_MASK (bits 1-8 and 56-61), whatever the entry maps.
+        if ((ehi & 0x3f000000) !== 0 || (elo & 0x1fe) !== 0) {
           r.messages.push(`ERROR found l2 entry with reserved bits set: ${hex64(ehi, elo)}`);
           r.corruptions++;
         }
-        if (host === 0) continue;
+        const host = entryOffset(ehi, elo);
+        if (host === 0) continue; // unallocated, or zero without a preallocated cluster
         if (host % cs !== 0) {
-          r.messages.push(`ERROR offset=${host.toString(16)}: Cluster is not properly aligned; L2 entry corrupted`);
           r.corruptions++;
-          continue;
+          r.messages.push(
+            elo & ENTRY_ZERO_LO
+              ? `ERROR offset=${host.toString(16)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`
+              : `ERROR offset=${host.toString(16)}: Data cluster is not properly aligned; L2 entry corrupted.`,
+          );
         }
         if (active) {
-            r.allocatedClusters++;
+          r.allocatedClusters++;
           if (nextContiguous && host !== nextContiguous) r.fragmentedClusters++;
           nextContiguous = host + cs;
           copiedChecks.push({ kind: "l2", index: j, hi: ehi, lo: elo, host, where: l2off + 8 * j });
         }
         incRange(host, cs);
-        void ENTRY_ZERO_LO;
       }
     }
   };
@@ -304,7 +309,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
     if (badBlock.has(Math.floor(e.host / cs / perBlock))) continue; // check_oflag_copied skips what it cannot read
     let rc = 0;
     try {
-      rc = await d.refs.get(e.host / cs);
+      rc = await d.refs.get(Math.floor(e.host / cs));
     } catch {
       rc = 0;
     }
