@@ -162,8 +162,9 @@ export class Qcow2Driver implements BlockDriver {
     }
   }
 
+  /** Whole sectors only, as QEMU's bs->total_sectors = header.size / 512. */
   get size(): number {
-    return this.header.size;
+    return this.header.size - (this.header.size % 512);
   }
 
   /** Opens and validates; the caller attaches the backing image afterwards. */
