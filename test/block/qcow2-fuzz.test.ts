@@ -93,7 +93,9 @@ async function qemuSide(files: string[]): Promise<void> {
         .map((f) => `qemu-img check --output=json '${f}' >'${f}.qcheck' 2>/dev/null; echo $? >'${f}.qrc'; qemu-img convert -O raw '${f}' '${f}.qraw' 2>/dev/null || rm -f '${f}.qraw'`)
         .join("\n");
       return new Promise<void>((resolve, reject) => {
-        const c = spawn("sh", ["-c", script], { stdio: "ignore" });
+        // The script goes in on stdin: as an argument it outgrows ARG_MAX at a few thousand images.
+        const c = spawn("sh", ["-s"], { stdio: ["pipe", "ignore", "ignore"] });
+        c.stdin.end(script);
         c.on("error", reject);
         c.on("exit", () => resolve());
       });
