@@ -19,7 +19,7 @@ import { startVm, type VmProcess } from "../helpers/vm.js";
 const SEED = Number(process.env.MINIVM_QMP_FUZZ_SEED ?? 1406);
 const COUNT = Number(process.env.MINIVM_QMP_FUZZ_COUNT ?? 100_000);
 const CONNECTIONS = Number(process.env.MINIVM_QMP_FUZZ_CONNECTIONS ?? 4);
-const ROUNDS = Number(process.env.MINIVM_QMP_FUZZ_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.MINIVM_QMP_FUZZ_ROUNDS ?? 6);
 const BATCH = 250;
 
 /** xorshift32, seeded per connection and round. */
@@ -149,8 +149,8 @@ class Generator {
    * wrong. Commands outside SAFE always carry an unknown member, which no command accepts,
    * so their handlers never run.
    */
-  request(id: string): { text: string; oob: boolean } {
-    const c = this.pick(this.commands);
+  request(id: string, safeOnly = false): { text: string; oob: boolean } {
+    const c = this.pick(safeOnly ? this.commands.filter((x) => SAFE.test(x.name) && x.name !== "x-oob-test") : this.commands);
     const safe = SAFE.test(c.name) && c.name !== "x-oob-test";
     const wrong = !safe || this.r() < 0.5;
     const args = c["arg-type"] !== undefined ? this.value(c["arg-type"], 3, wrong) : {};
@@ -193,7 +193,9 @@ class Generator {
         return Buffer.from(this.pick(["[]", "{}", "1", '"s"', "null", "{", "}", "]", "[[[", "{\"execute\":", "'single'", "{'execute': 'query-name'}", "\\u0000", "tru"]));
       default: {
         // A byte-level mutation of a well-formed request.
-        const b = Buffer.from(this.request("m").text);
+        // Only from commands that may run: a mutation can break the unknown member that
+        // keeps the others (quit, cont, x-oob-test...) from running.
+        const b = Buffer.from(this.request("m", true).text);
         for (let k = 1 + this.int(3); k > 0; k--) {
           const at = this.int(b.length);
           const op = this.int(3);
@@ -410,12 +412,13 @@ describe("QMP fuzzer", () => {
       c.socket.destroy();
     }
     expect(sent).toBeGreaterThanOrEqual(COUNT);
-    // Memory: the first round warms up (code, caches, buffers); later rounds must not keep
-    // adding to it. A leak of even 200 bytes a message would add 16 MB over four rounds.
+    // Memory: RSS swings by a hundred MiB with the garbage collector (the deaf clients' 4 MiB
+    // buffers, megabyte replies), and the heap takes a few rounds to reach its working size.
+    // What must hold is that it stops growing: the last two rounds set no new high. A leak
+    // makes every round a new high (500 bytes a message is 10 MiB a round).
     const mb = rss.map((b) => Math.round(b / 1048576));
     console.info(`QMP fuzzer: ${sent} messages in ${seconds.toFixed(1)} s; RSS after each round (MiB): ${mb.join(", ")}`);
-    const warm = rss[0] as number;
-    expect(Math.max(...rss.slice(1)) - warm).toBeLessThan(48 * 1048576);
-    expect((rss[ROUNDS - 1] as number) - (rss[1] as number)).toBeLessThan(24 * 1048576);
+    const before = Math.max(...rss.slice(0, -2));
+    expect(Math.max(...rss.slice(-2)) - before).toBeLessThan(16 * 1048576);
   }, 120_000);
 });
