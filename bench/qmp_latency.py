@@ -152,8 +152,9 @@ def qemu(path, n, fifo):
         res["oob"] = percentiles(timed(c, n, lambda i: {"exec-oob": "query-yank", "id": i}))
     if c.oob and fifo:
         # Hold QEMU's main loop (and with it the BQL): dump-guest-memory blocks writing to a
-        # FIFO until someone reads it.
-        locker = Qmp(path)
+        # FIFO until someone reads it. A -qmp socket takes one client at a time, so the
+        # in-band command that holds the lock goes on the same connection as the OOB ones.
+        locker = c
         locker.send({"execute": "dump-guest-memory", "arguments": {"paging": False, "protocol": f"file:{fifo}"}, "id": "hold"})
         time.sleep(0.3)
         res["oob-bql-held"] = percentiles(timed(c, n, lambda i: {"exec-oob": "query-yank", "id": i}))
@@ -167,7 +168,6 @@ def qemu(path, n, fifo):
         t.start()
         locker.wait("hold")
         t.join()
-        locker.close()
     c.close()
     return res
 
