@@ -106,6 +106,8 @@ try {
   const fifo = join(dir, "dump.fifo");
   execFileSync("mkfifo", [fifo]);
   const pyMinivm = python(["minivm", join(dir, "m.sock")]) as Record<string, { p99_us: number | null }> | { error: string };
+  // A -qmp socket serves one client at a time: ours makes way for the Python one.
+  q?.close();
   const pyQemu = q !== null ? python(["qemu", join(dir, "q.sock"), "--fifo", fifo]) : null;
 
   const byName = new Map([...bench.tasks, ...oobBench.tasks].map((t) => [t.name, stats(t)]));
@@ -135,7 +137,6 @@ try {
   };
   process.stdout.write(JSON.stringify(out, null, 2) + "\n");
   m.close();
-  q?.close();
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });
