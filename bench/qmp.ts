@@ -1,7 +1,9 @@
 // QMP benchmarks: in-band query-status round trip on minivm and on QEMU in the same run (as
 // a ratio), out-of-band round trip while the BQL is held by a locked x-oob-test, and
-// pipelined in-band throughput. Prints JSON.
-import { spawn, type ChildProcess } from "node:child_process";
+// pipelined in-band throughput. Then the same round trips measured by a client that is not
+// minivm's nor JavaScript (bench/qmp_latency.py, plain sockets), against minivm and QEMU
+// in turn, with p50/p99/p99.9. Prints JSON.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,16 +31,16 @@ function startMinivm(sock: string): ChildProcess {
 
 function startQemu(sock: string): ChildProcess | null {
   try {
-    return spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-qmp", `unix:${sock},server=on,wait=off`], { stdio: "ignore" });
+    return spawn("qemu-system-riscv32", ["-M", "virt", "-bios", "none", "-S", "-display", "none", "-nodefaults", "-m", "16M", "-qmp", `unix:${sock},server=on,wait=off`], { stdio: "ignore" });
   } catch {
     return null;
   }
 }
 
-function stats(t: Bench["tasks"][number]): { median_us: number | null; p99_us: number | null; mean_us: number | null; samples: number } {
+function stats(t: Bench["tasks"][number]): { median_us: number | null; p99_us: number | null; p999_us: number | null; mean_us: number | null; samples: number } {
   const l = t.result?.latency;
   const us = (ms: number | undefined): number | null => (ms === undefined ? null : Math.round(ms * 1000 * 100) / 100);
-  return { median_us: us(l?.p50), p99_us: us(l?.p99), mean_us: us(l?.mean), samples: l?.samples?.length ?? 0 };
+  return { median_us: us(l?.p50), p99_us: us(l?.p99), p999_us: us(l?.p999), mean_us: us(l?.mean), samples: l?.samples?.length ?? 0 };
 }
 
 async function pipelined(c: QmpClient, n: number): Promise<number> {
@@ -95,6 +97,19 @@ try {
   const mThroughput = await pipelined(m, 20000);
   const qThroughput = q !== null ? (await pipelined(q, 2000), await pipelined(q, 20000)) : null;
 
+  // The Python client, minivm then QEMU, each on a fresh connection of the same processes.
+  const python = (args: string[]): unknown => {
+    const r = spawnSync("python3", [join(repo, "bench/qmp_latency.py"), ...args, "--n", process.env.MINIVM_BENCH_QMP_N ?? "5000"], { encoding: "utf8", timeout: 300_000 });
+    if (r.status !== 0) return { error: (r.stderr || String(r.error)).trim().split("\n").pop() };
+    return (JSON.parse(r.stdout) as { results: unknown }).results;
+  };
+  const fifo = join(dir, "dump.fifo");
+  execFileSync("mkfifo", [fifo]);
+  const pyMinivm = python(["minivm", join(dir, "m.sock")]) as Record<string, { p99_us: number | null }> | { error: string };
+  // A -qmp socket serves one client at a time: ours makes way for the Python one.
+  q?.close();
+  const pyQemu = q !== null ? python(["qemu", join(dir, "q.sock"), "--fifo", fifo]) : null;
+
   const byName = new Map([...bench.tasks, ...oobBench.tasks].map((t) => [t.name, stats(t)]));
   const mIn = byName.get("minivm in-band query-status round trip");
   const qIn = byName.get("qemu in-band query-status round trip");
@@ -102,6 +117,7 @@ try {
   const out = {
     suite: "qmp",
     results: Object.fromEntries(byName),
+    python_client: { minivm: pyMinivm, qemu: pyQemu },
     pipelined_commands_per_second: { minivm: Math.round(mThroughput), qemu: qThroughput === null ? null : Math.round(qThroughput) },
     ratios: {
       "in-band median minivm/qemu": mIn?.median_us && qIn?.median_us ? Math.round((mIn.median_us / qIn.median_us) * 100) / 100 : null,
@@ -111,11 +127,16 @@ try {
       "oob p99 under 1000 us with the BQL held": oob?.p99_us !== null && oob?.p99_us !== undefined ? oob.p99_us < 1000 : null,
       "in-band median within 1.5x of qemu": mIn?.median_us && qIn?.median_us ? mIn.median_us / qIn.median_us <= 1.5 : null,
       "at least 20000 pipelined commands/s": mThroughput >= 20000,
+      "python client: oob p99 under 1000 us with the BQL held": "error" in pyMinivm ? null : (pyMinivm["oob-bql-held"]?.p99_us ?? Infinity) < 1000,
+      "python client: in-band p99 no worse than qemu's": ((): boolean | null => {
+        const mine = "error" in pyMinivm ? undefined : pyMinivm.inband?.p99_us;
+        const theirs = (pyQemu as Record<string, { p99_us: number | null }> | null)?.inband?.p99_us;
+        return mine == null || theirs == null ? null : mine <= theirs;
+      })(),
     },
   };
   process.stdout.write(JSON.stringify(out, null, 2) + "\n");
   m.close();
-  q?.close();
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });

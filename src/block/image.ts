@@ -59,8 +59,10 @@ export function backingPath(overlay: string, name: string): string {
 export async function probeFormat(filename: string, pool: IoPool): Promise<"raw" | "qcow2"> {
   const fh = await open(filename, "r");
   try {
-    const b = await pool.pread(fh.fd, 0, 4);
-    return u32(b, 0) === QCOW_MAGIC ? "qcow2" : "raw";
+    const b = await pool.pread(fh.fd, 0, 8);
+    // qcow2_probe wants version 2 or later; version 1 is QEMU's old qcow driver (which minivm
+    // refuses by name, as a qcow2 of an unsupported version); anything else is raw data.
+    return u32(b, 0) === QCOW_MAGIC && u32(b, 4) >= 1 ? "qcow2" : "raw";
   } finally {
     await fh.close();
   }

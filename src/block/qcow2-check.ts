@@ -4,7 +4,7 @@
 // refcount 0 or a broken refblock makes the whole refcount structure be rebuilt at the end
 // of the file, which is also what makes an image left behind by kill -9 whole again.
 
-import { compressedDescriptor, ENTRY_COMPRESSED_HI, ENTRY_COPIED_HI, ENTRY_ZERO_LO, entryOffset, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, putU64, u32, u64 } from "./qcow2-format.js";
+import { compressedDescriptor, ImageOpenError, QCOW_MAX_L1_SIZE, QCOW_MAX_SNAPSHOTS, QCOW_SNAPSHOT_HEADER_SIZE, readSnapshots, ENTRY_COMPRESSED_HI, ENTRY_COPIED_HI, ENTRY_ZERO_LO, entryOffset, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, putU64, u32, u64 } from "./qcow2-format.js";
 import { setRefcount } from "./qcow2-refcount.js";
 import type { Qcow2Driver } from "./qcow2.js";
 
@@ -22,6 +22,8 @@ export interface CheckResult {
   compressedClusters: number;
   /** What QEMU prints to stderr while checking (ERROR/Leaked/Repairing lines). */
   messages: string[];
+  /** The check could not run to the end (QEMU: bdrv_check < 0): strerror of the cause. */
+  failed?: string;
 }
 
 export interface CheckOptions {
@@ -51,7 +53,48 @@ class Counts {
   }
 }
 
+/**
+ * qcow2_check_read_snapshot_table: the open in check mode skipped the snapshot table, so the
+ * check reads it first, and stops (Check failed) when it cannot.
+ */
+async function readSnapshotTable(d: Qcow2Driver): Promise<{ messages: string[]; failed: string } | null> {
+  const h = d.header;
+  const nb = h.nbSnapshots;
+  const fail = (what: string, errno: string): { messages: string[]; failed: string } => ({ messages: [`minivm img: ERROR ${what}`], failed: errno });
+  if (nb > QCOW_MAX_SNAPSHOTS) return fail("snapshot table too large", "File too large");
+  if (!Number.isFinite(h.snapshotsOffset) || h.snapshotsOffset + nb * QCOW_SNAPSHOT_HEADER_SIZE > 2 ** 63 || h.snapshotsOffset % d.cs !== 0) {
+    return fail("snapshot table offset invalid", "Invalid argument");
+  }
+  if (nb === 0) return null;
+  try {
+    await readSnapshots((o, n) => d.pool.pread(d.fd, o, n), h.snapshotsOffset, nb);
+  } catch (e) {
+    if (!(e instanceof ImageOpenError)) throw e;
+    return fail(`failed to read the snapshot table: ${e.message}`, /too big|Too much/.test(e.message) ? "File too large" : "Input/output error");
+  }
+  return null;
+}
+
+function failedCheck(d: Qcow2Driver, messages: string[], failed: string): CheckResult {
+  return {
+    checkErrors: 1,
+    corruptions: 0,
+    leaks: 0,
+    corruptionsFixed: 0,
+    leaksFixed: 0,
+    imageEndOffset: 0,
+    totalClusters: Math.ceil(d.size / d.cs),
+    allocatedClusters: 0,
+    fragmentedClusters: 0,
+    compressedClusters: 0,
+    messages,
+    failed,
+  };
+}
+
 export async function checkQcow2(d: Qcow2Driver, opts: CheckOptions = {}): Promise<CheckResult> {
+  const snapshots = await readSnapshotTable(d);
+  if (snapshots !== null) return failedCheck(d, snapshots.messages, snapshots.failed);
   const first = await checkOnce(d, opts.repair);
   if (!opts.repair) return first;
   const fixedSomething = first.leaksFixed + first.corruptionsFixed > 0;
@@ -90,7 +133,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
     corruptionsFixed: 0,
     leaksFixed: 0,
     imageEndOffset: 0,
-    totalClusters: Math.ceil(h.size / cs),
+    totalClusters: Math.ceil(d.size / cs),
     allocatedClusters: 0,
     fragmentedClusters: 0,
     compressedClusters: 0,
@@ -113,28 +156,31 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
   const copiedChecks: Array<{ kind: "l1" | "l2"; index: number; hi: number; lo: number; host: number; where: number }> = [];
   let rebuild = false;
 
+  // check_refcounts_l1 and check_refcounts_l2: every table, the snapshots' included, is
+  // read and counted as it stands; a misaligned or reserved-bit entry is reported and then
+  // used anyway, exactly as QEMU counts it, so that the verdicts match.
   const walkL1 = async (l1Offset: number, l1Size: number, active: boolean): Promise<void> => {
+    if (l1Size === 0) return;
     incRange(l1Offset, l1Size * 8);
     const l1 = active ? d.l1 : await d.pool.pread(d.fd, l1Offset, l1Size * 8);
-    let nextContiguous = 0;
     for (let i = 0; i < l1Size; i++) {
       const hi = u32(l1, 8 * i);
       const lo = u32(l1, 8 * i + 4);
-      const l2off = entryOffset(hi, lo);
-      // L1E_RESERVED_MASK (bits 0-8 and 56-62), reported and then used as QEMU does.
-      if (active && ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0)) {
+      if (hi === 0 && lo === 0) continue;
+      // L1E_RESERVED_MASK: bits 0-8 and 56-62.
+      if ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0) {
         r.messages.push(`ERROR found L1 entry with reserved bits set: ${hex64(hi, lo)}`);
         r.corruptions++;
       }
-      if (l2off === 0) continue;
+      const l2off = entryOffset(hi, lo);
+      incRange(l2off, cs);
       if (l2off % cs !== 0) {
         r.messages.push(`ERROR l2_offset=${l2off.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
         r.corruptions++;
-        continue;
       }
-      incRange(l2off, cs);
-      if (active) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
+      if (active && l2off !== 0) copiedChecks.push({ kind: "l1", index: i, hi, lo, host: l2off, where: l1Offset + 8 * i });
       const t = await d.pool.pread(d.fd, l2off, cs);
+      let nextContiguous = 0;
       for (let j = 0; j < cs / 8; j++) {
         const ehi = u32(t, 8 * j);
         const elo = u32(t, 8 * j + 4);
@@ -144,7 +190,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
             r.messages.push(`ERROR: coffset=0x${coff.toString(16)}: copied flag must never be set for compressed clusters`);
             r.corruptions++;
           }
-          incRange(coff - (coff % 512), sectors * 512);
+          incRange(coff, sectors * 512 - (coff % 512));
           if (active) {
             r.allocatedClusters++;
             r.compressedClusters++;
@@ -152,26 +198,28 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
           }
           continue;
         }
-        const host = entryOffset(ehi, elo);
-        // L2E_STD_RESERVED_MASK (bits 1-8 and 56-61) of a normal or zero-allocated entry.
-        if (host !== 0 && ((ehi & 0x3f000000) !== 0 || (elo & 0x1fe) !== 0)) {
+        // L2E_STD_RESERVED_MASK (bits 1-8 and 56-61), whatever the entry maps.
+        if ((ehi & 0x3f000000) !== 0 || (elo & 0x1fe) !== 0) {
           r.messages.push(`ERROR found l2 entry with reserved bits set: ${hex64(ehi, elo)}`);
           r.corruptions++;
         }
-        if (host === 0) continue;
+        const host = entryOffset(ehi, elo);
+        if (host === 0) continue; // unallocated, or zero without a preallocated cluster
         if (host % cs !== 0) {
-          r.messages.push(`ERROR offset=${host.toString(16)}: Cluster is not properly aligned; L2 entry corrupted`);
           r.corruptions++;
-          continue;
+          r.messages.push(
+            elo & ENTRY_ZERO_LO
+              ? `ERROR offset=${host.toString(16)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`
+              : `ERROR offset=${host.toString(16)}: Data cluster is not properly aligned; L2 entry corrupted.`,
+          );
         }
         if (active) {
-            r.allocatedClusters++;
+          r.allocatedClusters++;
           if (nextContiguous && host !== nextContiguous) r.fragmentedClusters++;
           nextContiguous = host + cs;
           copiedChecks.push({ kind: "l2", index: j, hi: ehi, lo: elo, host, where: l2off + 8 * j });
         }
         incRange(host, cs);
-        void ENTRY_ZERO_LO;
       }
     }
   };
@@ -188,7 +236,19 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
       const idLen = (tbl[off + 12] << 8) | tbl[off + 13];
       const nameLen = (tbl[off + 14] << 8) | tbl[off + 15];
       const extra = u32(tbl, off + 36);
-      if (l1o % cs === 0 && Number.isFinite(l1o)) await walkL1(l1o, l1s, false);
+      const text = (at: number, len: number): string => Buffer.from(tbl.subarray(at, at + len)).toString("latin1");
+      const idStr = text(off + 40 + extra, idLen);
+      const name = text(off + 40 + extra + idLen, nameLen);
+      // calculate_refcounts refuses a snapshot's L1 that is misaligned or too large.
+      if (l1o % cs !== 0 || !Number.isFinite(l1o)) {
+        r.messages.push(`ERROR snapshot ${idStr} (${name}) l1_offset=0x${l1o.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`);
+        r.corruptions++;
+      } else if (l1s > QCOW_MAX_L1_SIZE / 8) {
+        r.messages.push(`ERROR snapshot ${idStr} (${name}) l1_size=0x${l1s.toString(16)}: L1 table is too large; snapshot table entry corrupted`);
+        r.corruptions++;
+      } else {
+        await walkL1(l1o, l1s, false);
+      }
       off += (40 + extra + idLen + nameLen + 7) & ~7;
     }
     incRange(h.snapshotsOffset, off);
@@ -197,13 +257,17 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
   incRange(d.refs.tableOffset, d.refs.tableClusters * cs);
   // The table as on disk, for the reserved bits (REFT_RESERVED_MASK, bits 0-8) and exact hex.
   const rawTable = await d.pool.pread(d.fd, d.refs.tableOffset, d.refs.table.length * 8);
-  /** Table indexes whose refblock QEMU's qcow2_get_refcount refuses (offset not cluster aligned). */
-  const badBlock = new Map<number, string>();
+  /**
+   * Table indexes whose refblock QEMU's qcow2_get_refcount cannot read: an unaligned offset
+   * (signalled as corruption, the offset in hex) or one at or past 2^63 (the read fails: null).
+   */
+  const badBlock = new Map<number, string | null>();
   for (let i = 0; i < d.refs.table.length; i++) {
     const rhi = u32(rawTable, 8 * i);
     const rlo = u32(rawTable, 8 * i + 4);
     const masked = (BigInt(rhi) << 32n) | BigInt((rlo & 0xfffffe00) >>> 0);
     if (masked % BigInt(cs) !== 0n) badBlock.set(i, masked.toString(16));
+    else if (masked >= 1n << 63n) badBlock.set(i, null);
     const off = d.refs.table[i];
     if (rlo & 0x1ff) {
       r.messages.push(`ERROR refcount table entry ${i} has reserved bits set`);
@@ -211,14 +275,15 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
       rebuild = true;
       continue;
     }
-    if (off === 0) continue;
-    if (off % cs !== 0) {
+    if (masked === 0n) continue;
+    // REFT_OFFSET_MASK keeps all 55 high bits: alignment is decided by the low word alone.
+    if (((rlo & 0xfffffe00) >>> 0) % cs !== 0) {
       r.messages.push(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
       r.corruptions++;
       rebuild = true;
       continue;
     }
-    if (off / cs >= nbClusters) {
+    if (!(off / cs < nbClusters)) {
       r.messages.push(`ERROR refcount block ${i} is outside image`);
       r.corruptions++;
       rebuild = true;
@@ -242,8 +307,8 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
       // qcow2_get_refcount fails with EIO after qcow2_signal_corruption (once, read-only:
       // "Image is corrupt"); compare_refcounts counts a check error per cluster it visits.
       if (c >= nbClusters) continue;
-      if (!signalled) r.messages.push(`qcow2: Image is corrupt: Refblock offset 0x${bad} unaligned (reftable index: ${ti === 0 ? "0" : "0x" + ti.toString(16)}); further non-fatal corruption events will be suppressed`);
-      signalled = true;
+      if (!signalled && bad !== null) r.messages.push(`qcow2: Image is corrupt: Refblock offset 0x${bad} unaligned (reftable index: ${ti === 0 ? "0" : "0x" + ti.toString(16)}); further non-fatal corruption events will be suppressed`);
+      if (bad !== null) signalled = true;
       r.messages.push(`Can't get refcount for cluster ${c}: Input/output error`);
       r.checkErrors++;
       continue;
@@ -304,7 +369,7 @@ async function checkOnce(d: Qcow2Driver, repair: "leaks" | "all" | undefined, af
     if (badBlock.has(Math.floor(e.host / cs / perBlock))) continue; // check_oflag_copied skips what it cannot read
     let rc = 0;
     try {
-      rc = await d.refs.get(e.host / cs);
+      rc = await d.refs.get(Math.floor(e.host / cs));
     } catch {
       rc = 0;
     }

@@ -23,6 +23,8 @@ export const INCOMPAT_SUPPORTED = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_C
 export const COMPAT_LAZY_REFCOUNTS = 1;
 /** Autoclear bits minivm keeps (none: it does not maintain bitmaps or a raw data file). */
 export const AUTOCLEAR_SUPPORTED = 0;
+/** Autoclear bit 1: the external data file holds the guest data in raw form. */
+export const AUTOCLEAR_DATA_FILE_RAW = 2;
 
 export const EXT_END = 0;
 export const EXT_BACKING_FORMAT = 0xe2792aca;
@@ -173,20 +175,27 @@ export function parseHeader(b: Uint8Array): Qcow2Header {
 }
 
 /** Checks the tables' positions (qcow2_validate_table): QEMU's "<name> too large / offset invalid". */
-export function validateTables(h: Qcow2Header): void {
+export function validateTables(h: Qcow2Header, forCheck = false): void {
   const cs = 2 ** h.clusterBits;
+  // Tables end within 2^53 bytes, where file offsets are exact numbers. For a check QEMU's own
+  // bound (INT64_MAX) applies: such a table then lies past the end of the file, reads as
+  // zeros, and the check reports it instead of refusing to look.
+  const bound = forCheck ? 2 ** 63 : 2 ** 53;
   const table = (offset: number, entries: number, entryLen: number, max: number, name: string): void => {
     if (entries > Math.floor(max / entryLen)) throw new ImageOpenError(`${name} too large`);
-    if (!Number.isFinite(offset) || offset + entries * entryLen > 2 ** 53 || offset % cs !== 0) throw new ImageOpenError(`${name} offset invalid`);
+    if (!Number.isFinite(offset) || offset + entries * entryLen > bound || offset % cs !== 0) throw new ImageOpenError(`${name} offset invalid`);
   };
-  if (h.refcountTableClusters === 0) throw new ImageOpenError("Image does not contain a reference count table");
+  // qcow2_do_open in check mode (BDRV_O_CHECK) accepts an image without a refcount table and
+  // leaves the snapshot table to the check itself.
+  if (h.refcountTableClusters === 0 && !forCheck) throw new ImageOpenError("Image does not contain a reference count table");
   table(h.refcountTableOffset, h.refcountTableClusters, cs, QCOW_MAX_REFTABLE_SIZE, "Reference count table");
-  table(h.snapshotsOffset, h.nbSnapshots, QCOW_SNAPSHOT_HEADER_SIZE, QCOW_SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS, "Snapshot table");
+  if (!forCheck) table(h.snapshotsOffset, h.nbSnapshots, QCOW_SNAPSHOT_HEADER_SIZE, QCOW_SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS, "Snapshot table");
   table(h.l1TableOffset, h.l1Size, 8, QCOW_MAX_L1_SIZE, "Active L1 table");
   const l2Entries = cs / 8;
   const needed = Math.ceil(h.size / cs / l2Entries);
   if (needed > 0x7fffffff) throw new ImageOpenError("Image is too big");
   if (h.l1Size < needed) throw new ImageOpenError("L1 table is too small");
+  if (forCheck) return;
   if (h.l1Size > 0 && h.l1TableOffset === 0) throw new ImageOpenError("Active L1 table offset invalid");
   if (h.refcountTableOffset === 0) throw new ImageOpenError("Reference count table offset invalid");
 }

@@ -18,6 +18,7 @@ import {
   INCOMPAT_DIRTY,
   INCOMPAT_SUPPORTED,
   AUTOCLEAR_SUPPORTED,
+  AUTOCLEAR_DATA_FILE_RAW,
   compressedDescriptor,
   parseExtensions,
   parseHeader,
@@ -161,8 +162,9 @@ export class Qcow2Driver implements BlockDriver {
     }
   }
 
+  /** Whole sectors only, as QEMU's bs->total_sectors = header.size / 512. */
   get size(): number {
-    return this.header.size;
+    return this.header.size - (this.header.size % 512);
   }
 
   /** Opens and validates; the caller attaches the backing image afterwards. */
@@ -176,9 +178,12 @@ export class Qcow2Driver implements BlockDriver {
     if (h.incompatible & INCOMPAT_CORRUPT && !opts.readOnly && !opts.forCheck) throw new ImageOpenError("qcow2: Image is corrupt; cannot be opened read/write");
     if (h.compressionType !== 0) throw new ImageOpenError(`qcow2: unknown compression type: ${h.compressionType}`);
     if (h.cryptMethod !== 0) throw new ImageOpenError(h.cryptMethod > 2 ? `Unsupported encryption method ${h.cryptMethod}` : "Encrypted qcow2 images are not supported by minivm");
-    validateTables(h);
+    if (opts.forCheck === true) widenForCheck(h, first, cs);
+    validateTables(h, opts.forCheck === true);
     const ext = parseExtensions(cluster0, h);
     if (ext.hasDataFile) throw new ImageOpenError("'data-file' is required for this image");
+    // Autoclear bit 1 (raw external data) means nothing without an external data file.
+    if (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) throw new ImageOpenError("data-file-raw requires a data file");
     let backingName: string | undefined;
     if (h.backingFileOffset !== 0) {
       const len = h.backingFileSize;
@@ -186,7 +191,8 @@ export class Qcow2Driver implements BlockDriver {
       backingName = new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, h.backingFileOffset + len));
     }
     if (!opts.readOnly && h.nbSnapshots > 0) throw new ImageOpenError("minivm cannot write to qcow2 images with internal snapshots; open it read-only");
-    const snapshots = h.nbSnapshots > 0 ? await readSnapshots((o, n) => pool.pread(fh.fd, o, n), h.snapshotsOffset, h.nbSnapshots) : [];
+    // A check reads the snapshot table itself and reports what is wrong with it.
+    const snapshots = h.nbSnapshots > 0 && opts.forCheck !== true ? await readSnapshots((o, n) => pool.pread(fh.fd, o, n), h.snapshotsOffset, h.nbSnapshots) : [];
     const l1 = await pool.pread(fh.fd, h.l1TableOffset, h.l1Size * 8);
     const reftable = await pool.pread(fh.fd, h.refcountTableOffset, h.refcountTableClusters * cs);
     const d = new Qcow2Driver(filename, fh, pool, opts.readOnly, h, ext, backingName, l1, reftable);
@@ -983,4 +989,22 @@ function parseExtensionsSafe(cluster0: Uint8Array, h: Qcow2Header): Map<string, 
   } catch {
     return new Map();
   }
+}
+
+/**
+ * For a check, table offsets past 2^53 (which parseHeader reads as Infinity) become the
+ * nearest number, as long as QEMU's check-mode open accepts them (below 2^63, cluster
+ * aligned): such a table lies far past the end of the file, reads as zeros, and the check
+ * reports what refers there instead of refusing to look, as qemu-img check does.
+ */
+function widenForCheck(h: Qcow2Header, first: Uint8Array, cs: number): void {
+  const wide = (at: number): number => {
+    const dv = new DataView(first.buffer, first.byteOffset, first.byteLength);
+    const hi = dv.getUint32(at);
+    const lo = dv.getUint32(at + 4);
+    return hi < 0x80000000 && lo % cs === 0 ? hi * 0x100000000 + lo : Number.POSITIVE_INFINITY;
+  };
+  if (h.l1TableOffset === Number.POSITIVE_INFINITY) h.l1TableOffset = wide(40);
+  if (h.refcountTableOffset === Number.POSITIVE_INFINITY) h.refcountTableOffset = wide(48);
+  if (h.snapshotsOffset === Number.POSITIVE_INFINITY) h.snapshotsOffset = wide(64);
 }

@@ -5,6 +5,7 @@ import type { FileHandle } from "node:fs/promises";
 import { checkRange, type BlockDriver, type BlockExtent } from "./driver.js";
 import type { IoPool } from "./io-pool.js";
 import type { ImageLock } from "./lock.js";
+import { findAllocation } from "./seek-hole.js";
 
 const ZERO_CHUNK = 1 << 20;
 
@@ -57,8 +58,12 @@ export class RawDriver implements BlockDriver {
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockExtent> {
-    // Without SEEK_DATA in Node, report the whole range as data, as QEMU does when it cannot tell.
-    return { start: offset, length: Math.min(length, this.size - offset), depth: 0, present: true, zero: false, data: true, compressed: false, offset };
+    const max = Math.min(length, this.size - offset);
+    // Holes read as zeros and hold no data (file-posix: SEEK_DATA/SEEK_HOLE); where the system
+    // cannot tell, everything is data, as in QEMU.
+    const a = await findAllocation(this.fh.fd, offset, max, this.size);
+    const data = a === null || a.data;
+    return { start: offset, length: a === null ? max : a.length, depth: 0, present: true, zero: !data, data, compressed: false, offset };
   }
 
   async actualSize(): Promise<number> {

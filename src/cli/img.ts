@@ -192,6 +192,10 @@ async function check(argv: string[], io: ImgIo, pool: IoPool): Promise<number> {
     }
     const res: CheckResult = await checkQcow2(d, { repair: r });
     for (const m of res.messages) io.err(m + "\n");
+    if (res.failed !== undefined) {
+      io.err(`minivm img: Check failed: ${res.failed}\n`);
+      return 1;
+    }
     if (res.checkErrors) io.err("minivm img: Check failed\n");
     if (fmt === "json") io.out(JSON.stringify(checkJson(filename, "qcow2", res), null, 4) + "\n");
     else if (!quiet) {

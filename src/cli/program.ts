@@ -6,6 +6,7 @@ import { MINIVM_VERSION } from "../version.js";
 import { BUILTIN_DISK, DEFAULT_FIRMWARE, packageFile } from "./builtin.js";
 import type { MachineConfig, MonitorConfig } from "../core/protocol.js";
 import { parseChardev, parseMon, parseQmpEndpoint, splitOptions, toMonitorConfig, type ParsedEndpoint } from "../qmp/address.js";
+import { parseJsonValue } from "../qmp/json-streamer.js";
 import { QMP_COMMANDS } from "../qapi/generated/commands.js";
 import type { BlockdevOptions } from "../qapi/generated/types.js";
 import { parseDashboardAddress } from "../dashboard/address.js";
@@ -93,7 +94,12 @@ export function monitorsFromFlags(flags: Pick<RunFlags, "qmp" | "chardev" | "mon
 export function parseBlockdev(text: string): BlockdevOptions {
   let raw: unknown;
   if (text.trimStart().startsWith("{")) {
-    raw = JSON.parse(text);
+    try {
+      raw = parseJsonValue(text);
+    } catch (e) {
+      // QEMU names the option and its argument, then the parser's words.
+      throw new Error(`-blockdev ${text}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   } else {
     const root: Record<string, unknown> = {};
     for (const part of splitOptions(text)) {
@@ -116,7 +122,7 @@ export function parseBlockdev(text: string): BlockdevOptions {
   try {
     return spec.parseArgs(raw as Record<string, unknown>) as BlockdevOptions;
   } catch (e) {
-    throw new Error(`-blockdev: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`-blockdev ${text}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

@@ -130,6 +130,9 @@ function attach(socket: net.Socket, config: MonitorConfig): void {
           });
         }
       },
+      flush: () => {
+        while (socket.writableCorked > 0) socket.uncork();
+      },
       pause: () => socket.pause(),
       resume: () => socket.resume(),
     },

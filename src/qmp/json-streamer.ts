@@ -261,6 +261,29 @@ export class JsonStreamer {
     if (st !== START && st !== RECOVERY && tokStart < n) this.keepPending(buf, tokStart, n);
   }
 
+  /**
+   * End of input (json_message_parser_flush): a token still open is finished as if a NUL
+   * followed it, and a message still open is parsed from what it has, as QEMU does for a
+   * command-line argument (a stream on a socket never ends this way).
+   */
+  flush(): void {
+    const st = this.state;
+    this.state = START;
+    if (st !== START && st !== RECOVERY) {
+      const nul = Buffer.alloc(1);
+      const t = LEXER[st << 8];
+      if (t & LOOKAHEAD) {
+        if (t !== (START | LOOKAHEAD)) this.token(t & ~LOOKAHEAD, nul, 0, 0);
+        else this.dropPending();
+      } else {
+        this.stray(nul, 0, 0);
+      }
+    }
+    if (this.tokenCount === 0) return;
+    const message = this.error ?? "JSON parse error, premature EOI";
+    this.fail(message);
+  }
+
   private keepPending(buf: Buffer, start: number, end: number): void {
     const need = this.pendingLen + end - start;
     if (need > this.pending.length) {
@@ -684,4 +707,20 @@ function decodeLossy(bytes: Uint8Array): string {
   }
   if (n > run) out += buf.toString("latin1", run, n);
   return out;
+}
+
+/**
+ * One JSON value from a whole string, with QEMU's words for what is wrong with it
+ * (qobject_from_json, used for JSON on the command line such as -blockdev '{...}').
+ */
+export function parseJsonValue(text: string): unknown {
+  const results: JsonResult[] = [];
+  const streamer = new JsonStreamer((r) => results.push(r));
+  streamer.feed(Buffer.from(text, "utf8"));
+  streamer.flush();
+  const first = results[0];
+  if (first === undefined) throw new Error("Expecting a JSON value");
+  if (first.kind === "error") throw new Error(first.message);
+  if (results.length > 1) throw new Error("Expecting at most one JSON value");
+  return first.value;
 }

@@ -28,6 +28,8 @@ export const QMP_MAX_MESSAGE_BYTES = 1 << 20;
 
 export interface SessionTransport {
   write(text: string): void;
+  /** Send what is buffered now rather than at the end of the event-loop turn. */
+  flush?(): void;
   /** Stop delivering input (QEMU's monitor_suspend). */
   pause(): void;
   resume(): void;
@@ -255,7 +257,11 @@ export class QmpSession {
       if (!(e instanceof QmpError)) throw e;
       reply = errorReply(e.toWire(), id);
     }
-    if (reply !== null) this.sendReply(reply);
+    if (reply !== null) {
+      this.sendReply(reply);
+      // An out-of-band reply is the one that must not wait: nothing batches with it.
+      this.transport.flush?.();
+    }
   }
 
   /** QEMU's qmp_qmp_capabilities(), which needs the session and so runs here. */
