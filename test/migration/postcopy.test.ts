@@ -80,8 +80,10 @@ describe("postcopy migration between two minivm processes", () => {
   it("runs the guest on the destination at once and faults its missing pages in over the return path", async () => {
     const dir = tempDir();
     const { sq, dst, dq, mig } = await pair(dir);
-    // A slow precopy, so that most of RAM is still on the source when postcopy starts.
-    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20 });
+    // A slow precopy, so that most of RAM is still on the source when postcopy starts, and a
+    // background push slower than the guest's sweep, so the guest meets missing pages however
+    // late its vCPU starts on a loaded machine.
+    await sq.execute("migrate-set-parameters", { "max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 2 << 20 });
     await sq.execute("migrate", { uri: `unix:${mig}` });
     await waitStatus(sq, ["active"]);
     await sq.execute("migrate-start-postcopy");
