@@ -27,8 +27,8 @@ import { buildVirtFdt, encodeFdt, fdtLoadAddress } from "./fdt.js";
 import { formatInfoRegisters } from "./info-registers.js";
 import { Ram } from "../memory/ram.js";
 import { PresentGate } from "../memory/present-gate.js";
-import { createSharedRegions, hartWord, presentBitmap, ramView, type SharedRegions } from "./regions.js";
-import { HART } from "./shared.js";
+import { controlView, createSharedRegions, hartWord, presentBitmap, ramView, type SharedRegions } from "./regions.js";
+import { CONTROL, HART } from "./shared.js";
 
 export interface MachineOptions {
   /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
@@ -191,7 +191,7 @@ export class Machine {
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
-    this.gate = new PresentGate(presentBitmap(regions));
+    this.gate = new PresentGate(presentBitmap(regions), null, controlView(regions), CONTROL.POSTCOPY_WAITING);
     cpu.gate = this.gate;
     this.ram.gate = this.gate;
     const rvc = opts.rvc ?? true;

@@ -11,11 +11,12 @@
 //                            OOB_DISPATCHED, INBAND_RUNNING (see CONTROL below)
 //   9                        HARTS: how many hart blocks follow (written once, at allocation)
 //   10, 11                   MIG_OUT_STATUS, MIG_IN_STATUS: the migrations' status words
-//   12..15                   reserved
+//   12                       POSTCOPY_WAITING: the present-bitmap word a vCPU waits on, + 1
+//   13..15                   reserved
 //   16 + h*16 + HART.*       hart h's block (64 bytes, so that harts do not share a cache line)
 
 /** Words of the global part; hart blocks start here. */
-import { MIG_IN_STATUS_WORD, MIG_OUT_STATUS_WORD } from "../migration/status-word.js";
+import { MIG_IN_STATUS_WORD, MIG_OUT_STATUS_WORD, POSTCOPY_WAITING_WORD } from "../migration/status-word.js";
 
 export const CONTROL_GLOBAL_WORDS = 16;
 /** Words per hart block. */
@@ -61,6 +62,11 @@ export const CONTROL = {
    */
   MIG_OUT_STATUS: MIG_OUT_STATUS_WORD,
   MIG_IN_STATUS: MIG_IN_STATUS_WORD,
+  /**
+   * Postcopy: the present-bitmap word a vCPU (or device) waits on, plus one; 0 when none. The
+   * receiver thread notifies only when it places a page of that word.
+   */
+  POSTCOPY_WAITING: POSTCOPY_WAITING_WORD,
 } as const;
 
 /** Words of a control buffer with `harts` hart blocks. */

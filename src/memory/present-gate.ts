@@ -28,9 +28,15 @@ export class PresentGate {
   /** Faults taken (times a thread had to wait). */
   faults = 0;
 
+  /**
+   * `waiting[waitingIndex]` holds the bitmap word a thread waits on, plus one (0: none), so the
+   * receiver wakes only that word's waiter instead of calling Atomics.notify for every page.
+   */
   constructor(
     readonly present: Int32Array,
     private hooks: PresentGateHooks | null = null,
+    private readonly waiting: Int32Array | null = null,
+    private readonly waitingIndex = 0,
   ) {}
 
   setHooks(hooks: PresentGateHooks | null): void {
@@ -63,12 +69,17 @@ export class PresentGate {
     const t0 = performance.now();
     this.hooks?.request(page);
     this.hooks?.blocked?.(page);
+    // Say which word we wait on before waiting: a receiver that places a page of it after
+    // this store notifies; one that placed it before changed the word, and wait() returns at
+    // once because the word no longer holds `v`.
+    if (this.waiting !== null) Atomics.store(this.waiting, this.waitingIndex, w + 1);
     while ((v & bit) === 0) {
       // Woken by the receiver's notify on this word (another page of the same word may wake
       // it first: look again).
       Atomics.wait(this.present, w, v);
       v = Atomics.load(this.present, w);
     }
+    if (this.waiting !== null) Atomics.store(this.waiting, this.waitingIndex, 0);
     this.hooks?.woken?.(page, (performance.now() - t0) * 1e6);
   }
 }

@@ -26,7 +26,7 @@ import { QemuFileReader } from "./qemu-file.js";
 import { MigrationLoadError, RamLoader } from "./ram-load.js";
 import { RAM_PAGE_SIZE } from "./ram-stream.js";
 import type { SavedSection } from "./sections.js";
-import { storeMigrationStatus } from "./status-word.js";
+import { POSTCOPY_WAITING_WORD, storeMigrationStatus } from "./status-word.js";
 import { clearPresent } from "../memory/present-gate.js";
 import type { MigrationStatus } from "../qapi/generated/types.js";
 import { TRACE } from "../trace/events.js";
@@ -318,7 +318,7 @@ async function run(): Promise<void> {
   setStatus("setup", "active");
   rp.attach(isSocket(input) ? input : null);
 
-  const ram = new RamLoader({ ram: new Uint8Array(d.ram, 0, d.ramSize), present, onPlaced });
+  const ram = new RamLoader({ ram: new Uint8Array(d.ram, 0, d.ramSize), present, onPlaced, waiting: { words: control, index: POSTCOPY_WAITING_WORD } });
   blockName = ram.blockName;
   // Every page starts missing; each one that arrives is marked (QEMU's receivedmap).
   for (let p = 0; p < pages; p++) clearPresent(present, p);

@@ -22,6 +22,7 @@ const WINDOW_MS = 100;
 /** Postcopy's background push: bytes per step, and the most left queued for the socket. */
 const BACKGROUND_CHUNK_BYTES = 64 << 10;
 const BACKGROUND_QUEUE_BYTES = 64 << 10;
+const BACKGROUND_CHUNK_PAGES = 256;
 /** QEMU's auto-converge looks at dirtying only over sync periods of at least a second. */
 const THROTTLE_PERIOD_MS = 1000;
 
@@ -351,7 +352,9 @@ async function runSource(d: SourceWorkerData): Promise<void> {
               continue;
             }
           }
-          w.ramPart(ram, budget);
+          // Pages as well as bytes: zero pages cost 9 bytes on the wire but a whole page's
+          // comparison here, and a requested page must not wait behind thousands of them.
+          w.ramPart(ram, budget, BACKGROUND_CHUNK_PAGES);
           await f.flush();
           // Let the return path's requests in between chunks.
           await new Promise<void>((r) => setImmediate(r));

@@ -19,6 +19,9 @@ export class MigrationLoadError extends Error {}
 
 const hex = (v: number) => v.toString(16);
 
+/** Postcopy: records placed between two turns of the receiver's event loop. */
+const POSTCOPY_YIELD_RECORDS = 128;
+
 export interface RamLoaderOptions {
   /** The destination's RAM (a view over its shared RAM buffer). */
   ram: Uint8Array;
@@ -33,6 +36,8 @@ export interface RamLoaderOptions {
   present?: Int32Array;
   /** A page was placed during postcopy (for the fault-latency figures). */
   onPlaced?: (page: number) => void;
+  /** The gate's waiting-word slot: notify only the word a thread waits on (null: always notify). */
+  waiting?: { words: Int32Array; index: number };
 }
 
 export class RamLoader {
@@ -48,6 +53,7 @@ export class RamLoader {
   postcopy = false;
   /** Pages placed during postcopy, and their bytes on the wire. */
   postcopyPages = 0;
+  private sinceYield = 0;
   private readonly onPlaced: ((page: number) => void) | null;
 
   constructor(opts: RamLoaderOptions) {
@@ -55,7 +61,12 @@ export class RamLoader {
     this.blockName = opts.blockName ?? VIRT_RAM_BLOCK;
     this.present = opts.present ?? null;
     this.onPlaced = opts.onPlaced ?? null;
+    this.waiting = opts.waiting?.words ?? null;
+    this.waitingIndex = opts.waiting?.index ?? 0;
   }
+
+  private readonly waiting: Int32Array | null;
+  private readonly waitingIndex: number;
 
   /** Read RAM records up to and including EOS (one START/PART/END section's RAM data). */
   async loadSection(r: QemuFileReader): Promise<void> {
@@ -97,8 +108,15 @@ export class RamLoader {
           }
           this.postcopyPages++;
           Atomics.or(present, w, bit);
-          Atomics.notify(present, w);
+          // Wake a waiter only where one waits (Atomics.notify costs a lock per call).
+          if (this.waiting === null || Atomics.load(this.waiting, this.waitingIndex) === w + 1) Atomics.notify(present, w);
           this.onPlaced?.(page);
+          // Let the thread's page requests out between runs of records: a buffer full of zero
+          // pages holds thousands of them, and a faulting vCPU waits for its request to leave.
+          if (++this.sinceYield >= POSTCOPY_YIELD_RECORDS) {
+            this.sinceYield = 0;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
           continue;
         }
         if (kind === RAM_SAVE_FLAG_ZERO) {

@@ -195,10 +195,11 @@ export class RamSaver {
    * test is a memcmp against a zero page (QEMU's buffer_is_zero), with no copy of its own.
    * Returns the bytes written.
    */
-  sendDirty(w: QemuFileWriter, budgetBytes: number): number {
+  sendDirty(w: QemuFileWriter, budgetBytes: number, maxPages = Infinity): number {
     let written = 0;
+    let pages = 0;
     const live = this.live;
-    while (this.remaining > 0 && written < budgetBytes) {
+    while (this.remaining > 0 && written < budgetBytes && pages++ < maxPages) {
       const page = this.nextDirty();
       if (page < 0) {
         // The counter and the bitmap disagree only if someone else edited the bitmap.

@@ -8,6 +8,8 @@ import { MigrationStatus_VALUES, type MigrationStatus } from "../qapi/generated/
 /** Their places among the control words (src/core/shared.ts CONTROL lists them). */
 export const MIG_OUT_STATUS_WORD = 10;
 export const MIG_IN_STATUS_WORD = 11;
+/** Postcopy's waiting-word slot (src/memory/present-gate.ts), beside the status words. */
+export const POSTCOPY_WAITING_WORD = 12;
 
 export type MigrationSide = "outgoing" | "incoming";
 

@@ -123,12 +123,12 @@ export class MigrationStreamWriter {
   }
 
   /** One PART (ram_save_iterate): dirty pages up to `budgetBytes`, EOS. Returns the bytes written. */
-  ramPart(ram: RamSaver, budgetBytes: number): number {
+  ramPart(ram: RamSaver, budgetBytes: number, maxPages = Infinity): number {
     if (!this.ramStarted) throw new Error("ramPart before ramStart");
     const before = this.f.bytesWritten;
     this.sectionHeader(QEMU_VM_SECTION_PART, RAM_SECTION_ID);
     ram.startSection();
-    ram.sendDirty(this.f, budgetBytes);
+    ram.sendDirty(this.f, budgetBytes, maxPages);
     ram.writeEos(this.f);
     this.footer(RAM_SECTION_ID);
     return this.f.bytesWritten - before;
