@@ -28,6 +28,7 @@ import { formatInfoRegisters } from "./info-registers.js";
 import { Ram } from "../memory/ram.js";
 import { createSharedRegions, hartWord, ramView, type SharedRegions } from "./regions.js";
 import { HART } from "./shared.js";
+import { accelFromEnv, createEngine, type Accel, type CpuEngine } from "../cpu/jit/accel.js";
 
 export interface MachineOptions {
   /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
@@ -57,6 +58,8 @@ export interface MachineOptions {
    * a device that completes I/O while the hart sleeps in WFI must wake the thread running it.
    */
   onInterrupt?: () => void;
+  /** The execution engine (--accel): interpreter, block compiler, or both compared; default $MINIVM_ACCEL or interp. */
+  accel?: Accel;
 }
 
 export type SliceResult =
@@ -128,6 +131,8 @@ export class Machine {
   private kernelEntry = 0;
   private readonly bios: Uint8Array | null;
   private readonly exitRequest: Int32Array | null;
+  /** What runs guest code: the interpreter (cpu) or the block compiler (src/cpu/jit/). */
+  readonly engine: CpuEngine;
   /** The guest's clock in ns (QEMU_CLOCK_VIRTUAL): host time minus time spent stopped. */
   private readonly now: () => number;
   private readonly hostNow: () => number;
@@ -154,6 +159,7 @@ export class Machine {
     this.bus = new Bus(() => this.clint.mtime(), (pa) => this.htifWrite(pa));
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
+    this.engine = createEngine(cpu, this.exitRequest, opts.accel ?? accelFromEnv());
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;
@@ -221,6 +227,7 @@ export class Machine {
     this.event = null;
     this.stopped = null;
     this.cpu.reset(RESET_VECTOR);
+    this.engine.flush();
     // QEMU's system_reset resets every device, virtio transports included (status 0, queues forgotten).
     for (const p of this.placed) p.row.reset?.(p.dev);
     // riscv_find_and_load_firmware: without firmware its "end" is the DRAM base.
@@ -340,7 +347,7 @@ export class Machine {
       }
       if (cpu.mip !== 0) takeInterrupt(cpu);
       const budget = Math.min(BATCH, maxInstructions - done);
-      done += cpu.execute(budget);
+      done += this.engine.execute(budget);
       if (this.event !== null) {
         const e = this.event;
         this.event = null;
@@ -499,6 +506,8 @@ export class Machine {
    */
   load(sections: readonly SavedSection[]): void {
     loadSections(this.migrationEntries(), sections);
+    // RAM arrived without write tracking (the migration stream writes it directly).
+    this.engine.flush();
     this.event = null;
     this.stopped = null;
   }

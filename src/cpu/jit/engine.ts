@@ -1,0 +1,317 @@
+// The block compiler's dispatcher and code cache (issue 12 §1). Jit.execute(budget) has the
+// interpreter's contract (Cpu.execute): it runs up to `budget` instructions, returns the
+// number attempted, and returns early exactly where the interpreter does (trap, SYSTEM
+// instruction, MMIO), so interrupts are taken at the same instruction boundaries.
+//
+// - Lookup: the fetch TLB gives the physical address of pc; a block is keyed by virtual pc,
+//   physical pc and the translation regime (privilege, MPRV's data privilege, SUM, MXR),
+//   first in a 4096-entry direct-mapped jump cache (QEMU's tb_jmp_cache), then in a Map.
+// - Cold code runs on the interpreter for one block's length; a block entered HOT_THRESHOLD
+//   times is compiled (region.ts finds its region, codegen.ts writes it, `new Function`).
+// - Invalidation: a compiled region's guest page is watched through RAM's write tracking
+//   (src/memory/write-tracking.ts): the CPU keeps watched pages out of its write TLB, so
+//   every store to them (CPU slow path, A/D update, DMA) reaches onWrite(), which drops the
+//   regions whose instructions were overwritten. A store into the running region makes it
+//   leave after that store (`rt.stale`), so self-modifying code is exact.
+// - The cache is bounded (MAX_REGIONS compiled, MAX_BLOCKS known): when full it is flushed
+//   whole, as QEMU's tb_flush and v86's jit_clear_cache do.
+
+import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "../arith.js";
+import { MSTATUS_MXR, MSTATUS_SUM, TLB_SIZE } from "../constants.js";
+import type { Cpu } from "../cpu.js";
+import { amoInstruction, loadSlow, storeSlow } from "../memory.js";
+import { raiseException } from "../trap.js";
+import { generateRegion, type CodegenOptions } from "./codegen.js";
+import { discoverRegion, MAX_SEGMENT, translatable } from "./region.js";
+
+export type RegionFn = (n: number, budget: number, pc: number, dtag: number) => number;
+
+/** Entries into a block before it is compiled (QEMU compiles at once; v86 waits much longer). */
+export const HOT_THRESHOLD = 16;
+export const MAX_REGIONS = 4096;
+export const MAX_BLOCKS = 1 << 16;
+const JC_SIZE = 4096;
+const TLB_MASK = TLB_SIZE - 1;
+
+/** A known block start: cold (interpreted, counted) until it is hot, then compiled. */
+interface Block {
+  vpc: number;
+  /** RAM offset of the instruction. */
+  ppc: number;
+  regime: number;
+  /** Instructions from vpc to the block's end (the interpreter runs this many when cold). */
+  len: number;
+  hits: number;
+  fn: RegionFn | null;
+  /** Words of the page this block's region covers (bit per 4-byte word), when compiled. */
+  code: Uint32Array | null;
+  source: string | null;
+}
+
+/** What generated code reaches through its `rt` argument. */
+export interface Runtime {
+  cpu: Cpu;
+  exitWord: Int32Array;
+  /** Set when a write dropped a translation: the running region leaves at once. */
+  stale: boolean;
+  /** Set by a region that stopped where the interpreter would return (trap, MMIO). */
+  stop: number;
+  loadSlow: typeof loadSlow;
+  storeSlow: typeof storeSlow;
+  amo: typeof amoInstruction;
+  raise: typeof raiseException;
+  mulh: typeof mulh;
+  mulhsu: typeof mulhsu;
+  mulhu: typeof mulhu;
+  div: typeof div;
+  divu: typeof divu;
+  rem: typeof rem;
+  remu: typeof remu;
+}
+
+export interface JitStats {
+  compiled: number;
+  invalidated: number;
+  flushes: number;
+  regions: number;
+  blocks: number;
+  /** Instructions run by compiled code and by the interpreter under this engine. */
+  jitInsns: number;
+  interpInsns: number;
+}
+
+export class Jit {
+  readonly rt: Runtime;
+  private readonly jc: (Block | null)[] = new Array<Block | null>(JC_SIZE).fill(null);
+  private readonly blocks = new Map<number, Block>();
+  /** Compiled blocks by RAM page. */
+  private readonly pages = new Map<number, Block[]>();
+  private regionCount = 0;
+  private opts: CodegenOptions = { fastMemory: true, exitCheck: true };
+  readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
+  /** Keep each region's source (for docs, `--accel check` reports and tests). */
+  keepSource = false;
+  /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
+  protected checker: ((fn: RegionFn, n: number, budget: number, pc: number, dtag: number) => number) | null = null;
+
+  constructor(readonly cpu: Cpu, exitWord: Int32Array | null) {
+    this.rt = {
+      cpu,
+      exitWord: exitWord ?? new Int32Array(new SharedArrayBuffer(4)),
+      stale: false,
+      stop: 0,
+      loadSlow, storeSlow, amo: amoInstruction, raise: raiseException,
+      mulh, mulhsu, mulhu, div, divu, rem, remu,
+    };
+    cpu.tracking.setListener((page, off, len) => this.onWrite(page, off, len));
+  }
+
+  /**
+   * Inline RAM fast paths in compiled code (default) or route every access through the
+   * interpreter's memory functions (memory.ts), e.g. while postcopy has pages missing.
+   */
+  setFastMemory(on: boolean): void {
+    if (this.opts.fastMemory === on) return;
+    this.opts = { ...this.opts, fastMemory: on };
+    this.flush();
+  }
+
+  /** Forget every translation (reset, loadvm/migration, a full cache). */
+  flush(): void {
+    this.jc.fill(null);
+    this.blocks.clear();
+    for (const page of this.pages.keys()) this.cpu.tracking.unwatch(page);
+    this.pages.clear();
+    this.regionCount = 0;
+    this.stats.flushes++;
+    this.rt.stale = true;
+  }
+
+  /** RAM [off, off+len) on watched page `page` was written: drop the regions it overwrote. */
+  private onWrite(page: number, off: number, len: number): void {
+    const list = this.pages.get(page);
+    if (list === undefined) return;
+    const w0 = (off & 0xfff) >>> 2;
+    const w1 = ((off + len - 1) & 0xfff) >>> 2;
+    let kept = 0;
+    for (let i = 0; i < list.length; i++) {
+      const b = list[i];
+      const code = b.code as Uint32Array;
+      let hit = false;
+      for (let w = w0; w <= w1 && !hit; w++) hit = (code[w >>> 5] & (1 << (w & 31))) !== 0;
+      if (hit) this.drop(b);
+      else list[kept++] = b;
+    }
+    list.length = kept;
+    if (kept === 0) {
+      this.pages.delete(page);
+      this.cpu.tracking.unwatch(page);
+    }
+  }
+
+  private drop(b: Block): void {
+    b.fn = null;
+    b.code = null;
+    b.hits = 0;
+    this.regionCount--;
+    this.stats.invalidated++;
+    this.rt.stale = true;
+    if (this.blocks.get(b.vpc) === b) this.blocks.delete(b.vpc);
+    const j = (b.vpc >>> 2) & (JC_SIZE - 1);
+    if (this.jc[j] === b) this.jc[j] = null;
+  }
+
+  private regime(): number {
+    const cpu = this.cpu;
+    return cpu.priv | (cpu.dataPriv() << 2) | (cpu.mstatus & (MSTATUS_SUM | MSTATUS_MXR));
+  }
+
+  /** Run up to `budget` instructions (Cpu.execute's contract). */
+  execute(budget: number): number {
+    const cpu = this.cpu;
+    const rt = this.rt;
+    const xTag = cpu.tlbXTag;
+    const xOff = cpu.tlbXOff;
+    const ftag = cpu.priv << 20;
+    const dtag = cpu.dataPriv() << 20;
+    const regime = this.regime();
+    const jc = this.jc;
+    let n = 0;
+    rt.stale = false;
+    while (n < budget) {
+      const pc = cpu.pc;
+      const vpn = pc >>> 12;
+      const ti = vpn & TLB_MASK;
+      if (xTag[ti] !== (vpn | ftag) || (pc & 3) !== 0) {
+        // A fetch TLB miss, ROM, or an odd pc: the interpreter fetches (and faults) itself.
+        const k = cpu.execute(1);
+        n += k;
+        this.stats.interpInsns += k;
+        if (cpu.stoppedEarly) return n;
+        continue;
+      }
+      const ppc = xOff[ti] + (pc & 0xfff);
+      const j = (pc >>> 2) & (JC_SIZE - 1);
+      let b = jc[j];
+      if (b === null || b.vpc !== pc || b.ppc !== ppc || b.regime !== regime) {
+        b = this.lookup(pc, ppc, regime);
+        jc[j] = b;
+      }
+      const fn = b.fn;
+      if (fn !== null) {
+        const n0 = n;
+        n = this.checker === null ? fn(n, budget, pc, dtag) : this.checker(fn, n, budget, pc, dtag);
+        this.stats.jitInsns += n - n0;
+        if (rt.stop !== 0) {
+          rt.stop = 0;
+          cpu.mmioTouched = false;
+          return n;
+        }
+        rt.stale = false;
+        if (n !== n0) continue;
+        // No progress: the exit word is set, or the next block does not fit in the budget.
+        if (Atomics.load(rt.exitWord, 0) !== 0) return n;
+        const k = cpu.execute(budget - n);
+        n += k;
+        this.stats.interpInsns += k;
+        if (cpu.stoppedEarly) return n;
+        continue;
+      }
+      if (++b.hits >= HOT_THRESHOLD && b.len > 0) this.compile(b);
+      if (b.fn !== null) continue;
+      const want = b.len > 0 ? b.len : 1;
+      const k = cpu.execute(want < budget - n ? want : budget - n);
+      n += k;
+      this.stats.interpInsns += k;
+      if (cpu.stoppedEarly) return n;
+    }
+    return n;
+  }
+
+  private lookup(pc: number, ppc: number, regime: number): Block {
+    const old = this.blocks.get(pc);
+    if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
+    if (old !== undefined && old.fn !== null) this.unlink(old);
+    if (this.blocks.size >= MAX_BLOCKS) this.flush();
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(pc, ppc), hits: 0, fn: null, code: null, source: null };
+    this.blocks.set(pc, b);
+    return b;
+  }
+
+  /** Remove a compiled block that a new mapping or regime replaces from its page's list. */
+  private unlink(b: Block): void {
+    const page = b.ppc >>> 12;
+    const list = this.pages.get(page);
+    if (list !== undefined) {
+      const i = list.indexOf(b);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) {
+        this.pages.delete(page);
+        this.cpu.tracking.unwatch(page);
+      }
+    }
+    b.fn = null;
+    this.regionCount--;
+  }
+
+  /** Straight-line length from `pc` (0 when its first instruction is not translatable). */
+  private blockLength(pc: number, ppc: number): number {
+    const ram32 = this.cpu.ram32;
+    const pageEnd = (ppc | 0xfff) + 1;
+    let len = 0;
+    for (let off = ppc; off < pageEnd && len < MAX_SEGMENT; off += 4) {
+      const inst = ram32[off >>> 2];
+      if (!translatable(inst)) return len;
+      len++;
+      const op = inst & 0x7f;
+      if (op === 0x6f || op === 0x67 || op === 0x63 || op === 0x0f) return len;
+    }
+    void pc;
+    return len;
+  }
+
+  private compile(b: Block): void {
+    if (this.regionCount >= MAX_REGIONS) {
+      this.flush();
+      this.blocks.set(b.vpc, b);
+    }
+    const ram32 = this.cpu.ram32;
+    const delta = b.ppc - b.vpc;
+    const region = discoverRegion(b.vpc, (pc) => ram32[((pc + delta) | 0) >>> 2]);
+    if (region === null) {
+      b.len = 0;
+      return;
+    }
+    const source = generateRegion(region, this.opts);
+    const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
+    b.fn = factory(this.rt);
+    if (this.keepSource) b.source = source;
+    const code = new Uint32Array(32);
+    for (const pc of region.words.keys()) {
+      const w = (pc & 0xfff) >>> 2;
+      code[w >>> 5] |= 1 << (w & 31);
+    }
+    b.code = code;
+    const page = b.ppc >>> 12;
+    let list = this.pages.get(page);
+    if (list === undefined) {
+      list = [];
+      this.pages.set(page, list);
+      // Watching drops the page from the write TLB: from now on its stores reach onWrite().
+      this.cpu.tracking.watch(page);
+    }
+    list.push(b);
+    this.regionCount++;
+    this.stats.compiled++;
+  }
+
+  /** The generated source of the region entered at virtual `pc` (keepSource must be on). */
+  sourceAt(pc: number): string | null {
+    return this.blocks.get(pc | 0)?.source ?? null;
+  }
+
+  /** Current cache occupancy (for `info jit`-style reporting and the bench). */
+  snapshotStats(): JitStats {
+    return { ...this.stats, regions: this.regionCount, blocks: this.blocks.size };
+  }
+}
