@@ -71,7 +71,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     }
     const len = run.length;
     emit(`case ${lit(start)}: // ${hex(start)}, ${len} insns`);
-    const exitCheck = opts.exitCheck ? ` || Atomics.load(ew, 0) !== 0` : "";
+    const exitCheck = opts.exitCheck ? ` || ew[0] !== 0` : "";
     emit(`if (n + ${len} > budget${exitCheck}) { pc = ${lit(start)}; break loop; }`);
     emit(`n += ${len};`);
     for (let k = 0; k < len; k++) {

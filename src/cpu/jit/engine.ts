@@ -87,7 +87,7 @@ export class Jit {
   /** Compiled blocks by RAM page. */
   private readonly pages = new Map<number, Block[]>();
   private regionCount = 0;
-  private opts: CodegenOptions = { fastMemory: true, exitCheck: true };
+  private opts: CodegenOptions = { fastMemory: true, exitCheck: process.env.MINIVM_JIT_NOEXIT !== "1" };
   readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
   /** Keep each region's source (for docs, `--accel check` reports and tests). */
   keepSource = false;
