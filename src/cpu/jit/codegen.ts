@@ -51,6 +51,13 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
 
   const labels = region.labels.filter((l) => region.words.has(l));
   const labelSet = new Set(labels);
+  // Cases are numbered 0..N-1 in address order so that V8 can use a jump table.
+  const labelIndex = new Map(labels.map((l, i) => [l, i]));
+  const base = region.entry & ~0xfff;
+  const goto = (target: number) => {
+    const i = labelIndex.get(target);
+    return i === undefined ? `pc = ${lit(target)}; break loop;` : `L = ${i}; continue loop;`;
+  };
   const out: string[] = [];
   const emit = (s: string) => out.push(s);
 
@@ -70,7 +77,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       pc = (pc + 4) | 0;
     }
     const len = run.length;
-    emit(`case ${lit(start)}: // ${hex(start)}, ${len} insns`);
+    emit(`case ${li}: // ${hex(start)}, ${len} insns`);
     const exitCheck = opts.exitCheck ? ` || ew[0] !== 0` : "";
     emit(`if (n + ${len} > budget${exitCheck}) { pc = ${lit(start)}; break loop; }`);
     emit(`n += ${len};`);
@@ -84,10 +91,9 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       // the board) or wrote over translated code (the dispatcher must look again).
       const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + 4)}; stop = cpu.mmioTouched ? 1 : 0; break loop; }`;
       emit(`// ${hex(ipc)}: ${hex(inst)}`);
-      translateOne(inst, ipc, k === len - 1, fault, after, R, W, opts, emit);
+      translateOne(inst, ipc, fault, after, R, W, goto, base, opts, emit);
     }
-    if (end === "fall") emit(`pc = ${lit(pc)};`);
-    else if (end === "exit") emit(`pc = ${lit((start + 4 * len) | 0)}; break loop;`);
+    if (end === "exit") emit(`pc = ${lit((start + 4 * len) | 0)}; break loop;`);
   }
 
   const regs = [...used].sort((a, b) => a - b);
@@ -98,11 +104,13 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     `const rTag = cpu.tlbRTag, rOff = cpu.tlbROff, wTag = cpu.tlbWTag, wOff = cpu.tlbWOff, ew = rt.exitWord;`,
     `const loadSlow = rt.loadSlow, storeSlow = rt.storeSlow, amo = rt.amo, raise = rt.raise;`,
     `const mulh = rt.mulh, mulhsu = rt.mulhsu, mulhu = rt.mulhu, div = rt.div, divu = rt.divu, rem = rt.rem, remu = rt.remu;`,
+    `const li = new Int16Array(1024).fill(-1);`,
+    labels.map((l, i) => `li[${(l & 0xfff) >>> 2}] = ${i};`).join(" "),
     `return function region_${(region.entry >>> 0).toString(16)}(n, budget, pc, dtag) {`,
-    `const n0 = n; let stop = 0, t = 0;`,
+    `const n0 = n; let stop = 0, t = 0, L = (pc - ${lit(base)}) >>> 0 < 4096 ? li[(pc - ${lit(base)}) >>> 2] : -1;`,
     regs.length ? `let ${regs.map((r) => `x${r} = x[${r}]`).join(", ")};` : "",
     `loop: for (;;) {`,
-    `switch (pc) {`,
+    `switch (L) {`,
     ...out,
     `default: break loop;`,
     `}`,
@@ -117,11 +125,12 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
 function translateOne(
   inst: number,
   pc: number,
-  last: boolean,
   fault: string,
   after: string,
   R: (r: number) => string,
   W: (r: number) => string,
+  goto: (target: number) => string,
+  base: number,
   opts: CodegenOptions,
   emit: (s: string) => void,
 ): void {
@@ -144,14 +153,15 @@ function translateOne(
       const target = jalTarget(pc, inst);
       if ((target & 3) !== 0) { emit(trapMisaligned(target)); return; }
       if (rd) emit(`x${rd} = ${next};`);
-      emit(`pc = ${lit(target)}; continue loop;`);
+      emit(goto(target));
       return;
     }
     case 0x67:
       emit(`t = (${R(rs1)} + ${immI}) & -2;`);
       emit(`if ((t & 3) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
       if (rd) emit(`x${rd} = ${next};`);
-      emit(`pc = t; continue loop;`);
+      // An indirect jump stays in the region when it lands on one of its labels (a return).
+      emit(`pc = t; t = (t - ${lit(base)}) >>> 0; if (t < 4096) { L = li[t >>> 2]; continue loop; } break loop;`);
       return;
     case 0x63: {
       const a = R(rs1);
@@ -161,9 +171,9 @@ function translateOne(
         `${a} < ${b}`, `${a} >= ${b}`, `(${a} >>> 0) < (${b} >>> 0)`, `(${a} >>> 0) >= (${b} >>> 0)`,
       ][f3];
       const target = branchTarget(pc, inst);
-      const taken = (target & 3) !== 0 ? `{ ${trapMisaligned(target)} }` : `{ pc = ${lit(target)}; continue loop; }`;
+      const taken = (target & 3) !== 0 ? `{ ${trapMisaligned(target)} }` : `{ ${goto(target)} }`;
       emit(`if (${cond}) ${taken}`);
-      emit(`pc = ${next}; continue loop;`);
+      emit(goto((pc + 4) | 0));
       return;
     }
     case 0x03: {
@@ -250,5 +260,4 @@ function translateOne(
     default:
       throw new Error(`codegen: instruction ${hex(inst)} at ${hex(pc)} is not translatable`);
   }
-  void last;
 }

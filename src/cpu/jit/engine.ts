@@ -42,9 +42,25 @@ interface Block {
   /** Instructions from vpc to the block's end (the interpreter runs this many when cold). */
   len: number;
   hits: number;
+  /** The compiled region this block is a label of (its function switches on pc), or null. */
   fn: RegionFn | null;
-  /** Words of the page this block's region covers (bit per 4-byte word), when compiled. */
-  code: Uint32Array | null;
+  region: Region | null;
+}
+
+/** One generated function: every label in it is an entry (it starts with `switch (pc)`). */
+interface Region {
+  fn: RegionFn;
+  /** RAM page, and virtual minus RAM offset (the mapping the pc constants assume). */
+  page: number;
+  delta: number;
+  regime: number;
+  /** The entries it was compiled for (a recompilation of the page keeps them). */
+  entries: number[];
+  labels: Set<number>;
+  /** Words of the page the region's code covers (bit per 4-byte word). */
+  code: Uint32Array;
+  /** Blocks that point at fn (dropped together). */
+  blocks: Block[];
   source: string | null;
 }
 
@@ -84,8 +100,8 @@ export class Jit {
   readonly rt: Runtime;
   private readonly jc: (Block | null)[] = new Array<Block | null>(JC_SIZE).fill(null);
   private readonly blocks = new Map<number, Block>();
-  /** Compiled blocks by RAM page. */
-  private readonly pages = new Map<number, Block[]>();
+  /** Compiled regions by RAM page. */
+  private readonly pages = new Map<number, Region[]>();
   private regionCount = 0;
   private opts: CodegenOptions = { fastMemory: true, exitCheck: process.env.MINIVM_JIT_NOEXIT !== "1" };
   readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
@@ -135,12 +151,16 @@ export class Jit {
     const w1 = ((off + len - 1) & 0xfff) >>> 2;
     let kept = 0;
     for (let i = 0; i < list.length; i++) {
-      const b = list[i];
-      const code = b.code as Uint32Array;
+      const r = list[i];
       let hit = false;
-      for (let w = w0; w <= w1 && !hit; w++) hit = (code[w >>> 5] & (1 << (w & 31))) !== 0;
-      if (hit) this.drop(b);
-      else list[kept++] = b;
+      for (let w = w0; w <= w1 && !hit; w++) hit = (r.code[w >>> 5] & (1 << (w & 31))) !== 0;
+      if (hit) {
+        this.drop(r);
+        this.stats.invalidated++;
+        this.rt.stale = true;
+      } else {
+        list[kept++] = r;
+      }
     }
     list.length = kept;
     if (kept === 0) {
@@ -149,16 +169,15 @@ export class Jit {
     }
   }
 
-  private drop(b: Block): void {
-    b.fn = null;
-    b.code = null;
-    b.hits = 0;
+  /** Make a region's blocks cold again (the caller removes it from its page's list). */
+  private drop(r: Region): void {
+    for (const b of r.blocks) {
+      b.fn = null;
+      b.region = null;
+      b.hits = 0;
+    }
+    r.blocks.length = 0;
     this.regionCount--;
-    this.stats.invalidated++;
-    this.rt.stale = true;
-    if (this.blocks.get(b.vpc) === b) this.blocks.delete(b.vpc);
-    const j = (b.vpc >>> 2) & (JC_SIZE - 1);
-    if (this.jc[j] === b) this.jc[j] = null;
   }
 
   private regime(): number {
@@ -231,31 +250,34 @@ export class Jit {
   private lookup(pc: number, ppc: number, regime: number): Block {
     const old = this.blocks.get(pc);
     if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
-    if (old !== undefined && old.fn !== null) this.unlink(old);
     if (this.blocks.size >= MAX_BLOCKS) this.flush();
-    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(pc, ppc), hits: 0, fn: null, code: null, source: null };
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc), hits: 0, fn: null, region: null };
+    if (old !== undefined && old.region !== null) {
+      const blocks = old.region.blocks;
+      blocks.splice(blocks.indexOf(old), 1);
+    }
     this.blocks.set(pc, b);
+    // A label of a region already compiled for this page and mapping needs no new code.
+    const list = this.pages.get(ppc >>> 12);
+    if (list !== undefined) {
+      for (const r of list) {
+        if (r.regime === regime && r.delta === pc - ppc && r.labels.has(pc)) {
+          this.attach(b, r);
+          break;
+        }
+      }
+    }
     return b;
   }
 
-  /** Remove a compiled block that a new mapping or regime replaces from its page's list. */
-  private unlink(b: Block): void {
-    const page = b.ppc >>> 12;
-    const list = this.pages.get(page);
-    if (list !== undefined) {
-      const i = list.indexOf(b);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) {
-        this.pages.delete(page);
-        this.cpu.tracking.unwatch(page);
-      }
-    }
-    b.fn = null;
-    this.regionCount--;
+  private attach(b: Block, r: Region): void {
+    b.fn = r.fn;
+    b.region = r;
+    r.blocks.push(b);
   }
 
   /** Straight-line length from `pc` (0 when its first instruction is not translatable). */
-  private blockLength(pc: number, ppc: number): number {
+  private blockLength(ppc: number): number {
     const ram32 = this.cpu.ram32;
     const pageEnd = (ppc | 0xfff) + 1;
     let len = 0;
@@ -266,7 +288,6 @@ export class Jit {
       const op = inst & 0x7f;
       if (op === 0x6f || op === 0x67 || op === 0x63 || op === 0x0f) return len;
     }
-    void pc;
     return len;
   }
 
@@ -276,23 +297,51 @@ export class Jit {
       this.blocks.set(b.vpc, b);
     }
     const ram32 = this.cpu.ram32;
-    const delta = b.ppc - b.vpc;
-    const region = discoverRegion(b.vpc, (pc) => ram32[((pc + delta) | 0) >>> 2]);
+    const delta = b.vpc - b.ppc;
+    const page = b.ppc >>> 12;
+    // One region per page and mapping: a new entry replaces the page's region with one that
+    // holds the old entries too (v86 compiles whole pages for the same reason).
+    const old = this.pages.get(page)?.find((r) => r.delta === delta && r.regime === b.regime);
+    if (old !== undefined && old.code[((b.ppc & 0xfff) >>> 7)] & (1 << (((b.ppc & 0xfff) >>> 2) & 31))) {
+      // Inside a block of the region (an entry left by a slice's end): interpret to its end.
+      b.hits = -0x40000000;
+      return;
+    }
+    const entries = [b.vpc, ...(old?.entries ?? [])];
+    const region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
     if (region === null) {
       b.len = 0;
       return;
     }
+    if (old !== undefined) {
+      const list = this.pages.get(page) as Region[];
+      list.splice(list.indexOf(old), 1);
+      this.drop(old);
+    }
     const source = generateRegion(region, this.opts);
     const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
-    b.fn = factory(this.rt);
-    if (this.keepSource) b.source = source;
     const code = new Uint32Array(32);
     for (const pc of region.words.keys()) {
       const w = (pc & 0xfff) >>> 2;
       code[w >>> 5] |= 1 << (w & 31);
     }
-    b.code = code;
-    const page = b.ppc >>> 12;
+    const r: Region = {
+      fn: factory(this.rt),
+      entries,
+      page,
+      delta,
+      regime: b.regime,
+      labels: new Set(region.labels.filter((l) => region.words.has(l))),
+      code,
+      blocks: [],
+      source: this.keepSource ? source : null,
+    };
+    this.attach(b, r);
+    // Other known blocks that are labels of the new region use it at once.
+    for (const l of r.labels) {
+      const o = this.blocks.get(l);
+      if (o !== undefined && o !== b && o.region === null && o.ppc === ((l - delta) | 0) && o.regime === b.regime) this.attach(o, r);
+    }
     let list = this.pages.get(page);
     if (list === undefined) {
       list = [];
@@ -300,14 +349,14 @@ export class Jit {
       // Watching drops the page from the write TLB: from now on its stores reach onWrite().
       this.cpu.tracking.watch(page);
     }
-    list.push(b);
+    list.push(r);
     this.regionCount++;
     this.stats.compiled++;
   }
 
   /** The generated source of the region entered at virtual `pc` (keepSource must be on). */
   sourceAt(pc: number): string | null {
-    return this.blocks.get(pc | 0)?.source ?? null;
+    return this.blocks.get(pc | 0)?.region?.source ?? null;
   }
 
   /** Current cache occupancy (for `info jit`-style reporting and the bench). */

@@ -58,8 +58,8 @@ export function jalTarget(pc: number, inst: number): number {
 /** Longest straight-line run in one case (a longer run is split with a fall-through label). */
 export const MAX_SEGMENT = 64;
 /** Bounds on one region, so that a generated function stays far below V8's 60 KB limit. */
-export const MAX_REGION_INSNS = 384;
-export const MAX_REGION_LABELS = 96;
+export const MAX_REGION_INSNS = 512;
+export const MAX_REGION_LABELS = 160;
 
 export interface Region {
   /** Virtual pc of the entry (signed 32-bit, as the interpreter keeps pc). */
@@ -73,16 +73,25 @@ export interface Region {
 }
 
 /**
- * Discover the region entered at `entry`, reading instruction words with `word(pc)` (pc on
+ * Discover the region entered at `entries` (the first is the one being compiled for; the
+ * others are entries of this page seen before, so one region per page grows to hold them), reading instruction words with `word(pc)` (pc on
  * the entry's page). Returns null when the entry's own instruction is not translatable.
  */
-export function discoverRegion(entry: number, word: (pc: number) => number): Region | null {
+export function discoverRegion(entries: number[], word: (pc: number) => number): Region | null {
+  const entry = entries[0];
   const page = entry & ~0xfff;
   const onPage = (pc: number) => (pc & ~0xfff) === page && (pc & 3) === 0;
   if (!translatable(word(entry))) return null;
   const labels = new Set<number>([entry]);
   const words = new Map<number, number>();
+  // The newest entry first, then the ones an earlier region of this page already had.
   const work = [entry];
+  for (let i = entries.length - 1; i > 0; i--) {
+    if (onPage(entries[i]) && !labels.has(entries[i]) && translatable(word(entries[i]))) {
+      labels.add(entries[i]);
+      work.unshift(entries[i]);
+    }
+  }
   let insns = 0;
   const addLabel = (pc: number) => {
     if (!onPage(pc) || labels.has(pc) || labels.size >= MAX_REGION_LABELS) return;
@@ -92,6 +101,7 @@ export function discoverRegion(entry: number, word: (pc: number) => number): Reg
   };
   while (work.length > 0 && insns < MAX_REGION_INSNS) {
     let pc = work.pop() as number;
+    if (words.has(pc)) continue;
     for (let k = 0; ; k++) {
       if (k > 0 && labels.has(pc)) break;
       if (!onPage(pc)) break;
