@@ -28,6 +28,11 @@ export type RegionFn = (n: number, budget: number, pc: number, dtag: number) => 
 
 /** Entries into a block before it is compiled (QEMU compiles at once; v86 waits much longer). */
 export const HOT_THRESHOLD = 16;
+/** $MINIVM_JIT_HOT overrides it (1 compiles every block at once: tests use it to cover more code). */
+function hotThreshold(): number {
+  const v = Number(process.env.MINIVM_JIT_HOT ?? HOT_THRESHOLD);
+  return Number.isInteger(v) && v >= 1 ? v : HOT_THRESHOLD;
+}
 export const MAX_REGIONS = 4096;
 export const MAX_BLOCKS = 1 << 16;
 const JC_SIZE = 4096;
@@ -107,6 +112,7 @@ export class Jit {
   readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
   /** Keep each region's source (for docs, `--accel check` reports and tests). */
   keepSource = false;
+  hot = hotThreshold();
   /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
   protected checker: ((fn: RegionFn, n: number, budget: number, pc: number, dtag: number) => number) | null = null;
 
@@ -229,14 +235,16 @@ export class Jit {
         rt.stale = false;
         if (n !== n0) continue;
         // No progress: the exit word is set, or the next block does not fit in the budget.
-        if (Atomics.load(rt.exitWord, 0) !== 0) return n;
+        // Returning early is allowed (the board polls and takes interrupts sooner); only
+        // when nothing ran at all does the interpreter finish the budget.
+        if (n > 0 || Atomics.load(rt.exitWord, 0) !== 0) return n;
         const k = cpu.execute(budget - n);
         n += k;
         this.stats.interpInsns += k;
         if (cpu.stoppedEarly) return n;
         continue;
       }
-      if (++b.hits >= HOT_THRESHOLD && b.len > 0) this.compile(b);
+      if (++b.hits >= this.hot && b.len > 0) this.compile(b);
       if (b.fn !== null) continue;
       const want = b.len > 0 ? b.len : 1;
       const k = cpu.execute(want < budget - n ? want : budget - n);
@@ -299,22 +307,30 @@ export class Jit {
     const ram32 = this.cpu.ram32;
     const delta = b.vpc - b.ppc;
     const page = b.ppc >>> 12;
-    // One region per page and mapping: a new entry replaces the page's region with one that
-    // holds the old entries too (v86 compiles whole pages for the same reason).
-    const old = this.pages.get(page)?.find((r) => r.delta === delta && r.regime === b.regime);
-    if (old !== undefined && old.code[((b.ppc & 0xfff) >>> 7)] & (1 << (((b.ppc & 0xfff) >>> 2) & 31))) {
-      // Inside a block of the region (an entry left by a slice's end): interpret to its end.
-      b.hits = -0x40000000;
+    const list = this.pages.get(page) ?? [];
+    const same = list.filter((r) => r.delta === delta && r.regime === b.regime);
+    const w = (b.ppc & 0xfff) >>> 2;
+    if (same.some((r) => (r.code[w >>> 5] & (1 << (w & 31))) !== 0) && b.hits < this.hot * 64) {
+      // Inside a block of a region (reached by an indirect jump from elsewhere, say): that
+      // code is compiled already; only a much hotter entry earns a region of its own.
       return;
     }
-    const entries = [b.vpc, ...(old?.entries ?? [])];
-    const region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    // One region per page and mapping where it fits: a new entry replaces the page's region
+    // with one that holds the old entries too (v86 compiles whole pages for the same reason).
+    let old: Region | undefined = same[same.length - 1];
+    let entries = [b.vpc, ...(old?.entries ?? [])];
+    let region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
+      // The page holds more code than one function should: a region of its own.
+      old = undefined;
+      entries = [b.vpc];
+      region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    }
     if (region === null) {
       b.len = 0;
       return;
     }
     if (old !== undefined) {
-      const list = this.pages.get(page) as Region[];
       list.splice(list.indexOf(old), 1);
       this.drop(old);
     }
@@ -342,9 +358,7 @@ export class Jit {
       const o = this.blocks.get(l);
       if (o !== undefined && o !== b && o.region === null && o.ppc === ((l - delta) | 0) && o.regime === b.regime) this.attach(o, r);
     }
-    let list = this.pages.get(page);
-    if (list === undefined) {
-      list = [];
+    if (!this.pages.has(page)) {
       this.pages.set(page, list);
       // Watching drops the page from the write TLB: from now on its stores reach onWrite().
       this.cpu.tracking.watch(page);
