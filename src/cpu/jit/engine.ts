@@ -35,6 +35,8 @@ function hotThreshold(): number {
 }
 export const MAX_REGIONS = 4096;
 export const MAX_BLOCKS = 1 << 16;
+/** Generated source kept alive (V8 holds each function's source): flush beyond this. */
+export const MAX_SOURCE_BYTES = 64 << 20;
 const JC_SIZE = 4096;
 const TLB_MASK = TLB_SIZE - 1;
 
@@ -67,6 +69,8 @@ interface Region {
   /** Blocks that point at fn (dropped together). */
   blocks: Block[];
   source: string | null;
+  /** Length of the generated source. */
+  size: number;
 }
 
 /** What generated code reaches through its `rt` argument. */
@@ -108,11 +112,14 @@ export class Jit {
   /** Compiled regions by RAM page. */
   private readonly pages = new Map<number, Region[]>();
   private regionCount = 0;
+  private sourceBytes = 0;
   private opts: CodegenOptions = { fastMemory: true, exitCheck: process.env.MINIVM_JIT_NOEXIT !== "1" };
   readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
   /** Keep each region's source (for docs, `--accel check` reports and tests). */
   keepSource = false;
   hot = hotThreshold();
+  /** Compiled regions kept before the cache is flushed (tests lower it). */
+  maxRegions = MAX_REGIONS;
   /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
   protected checker: ((fn: RegionFn, n: number, budget: number, pc: number, dtag: number) => number) | null = null;
 
@@ -145,6 +152,7 @@ export class Jit {
     for (const page of this.pages.keys()) this.cpu.tracking.unwatch(page);
     this.pages.clear();
     this.regionCount = 0;
+    this.sourceBytes = 0;
     this.stats.flushes++;
     this.rt.stale = true;
   }
@@ -184,6 +192,7 @@ export class Jit {
     }
     r.blocks.length = 0;
     this.regionCount--;
+    this.sourceBytes -= r.size;
   }
 
   private regime(): number {
@@ -300,7 +309,7 @@ export class Jit {
   }
 
   private compile(b: Block): void {
-    if (this.regionCount >= MAX_REGIONS) {
+    if (this.regionCount >= this.maxRegions || this.sourceBytes >= MAX_SOURCE_BYTES) {
       this.flush();
       this.blocks.set(b.vpc, b);
     }
@@ -351,6 +360,7 @@ export class Jit {
       code,
       blocks: [],
       source: this.keepSource ? source : null,
+      size: source.length,
     };
     this.attach(b, r);
     // Other known blocks that are labels of the new region use it at once.
@@ -365,6 +375,7 @@ export class Jit {
     }
     list.push(r);
     this.regionCount++;
+    this.sourceBytes += source.length;
     this.stats.compiled++;
   }
 

@@ -8,7 +8,10 @@
 // code RAM must be identical on every engine.
 
 import { describe, expect, it } from "vitest";
+import { Machine } from "../../../src/core/machine.js";
+import { writeElf } from "../elf-writer.js";
 import { Rng } from "../random-program.js";
+import { addi, enc, jalr, li, sw } from "../rv-asm.js";
 import { assemble, dynamicFaultInsn, faultInsn, randomInsn, run, type Outcome } from "./programs.js";
 
 function expectSame(elf: Uint8Array, irqAt: number[] = []): Outcome {
@@ -74,5 +77,45 @@ describe("block compiler against the interpreter", () => {
       const o = expectSame(assemble(r, { body, iterations }), irqAt);
       expect(o.status).toBe(0);
     }
+  });
+
+  it("keeps its code cache bounded on a guest that generates code forever", () => {
+    // Write a function into each of 40 fresh pages, fence.i, call it three times.
+    const w: number[] = [];
+    w.push(...li(8, 0x80020000), ...li(9, 40), ...li(10, 0), ...li(27, 0));
+    const loop = w.length;
+    w.push(enc.i(0x13, 1, 11, 10, 12), enc.r(0x33, 0, 0, 11, 11, 8));
+    w.push(enc.i(0x13, 1, 12, 10, 20), ...li(13, 0x000d8d93), enc.r(0x33, 6, 0, 12, 12, 13), sw(11, 12, 0));
+    w.push(...li(13, 0x00008067), sw(11, 13, 4), 0x0000100f, ...li(14, 3));
+    const call = w.length;
+    w.push(jalr(1, 11, 0), addi(14, 14, -1));
+    w.push(enc.b(1, 14, 0, 4 * (call - w.length)));
+    w.push(addi(10, 10, 1));
+    w.push(enc.b(4, 10, 9, 4 * (loop - w.length)));
+    w.push(...li(1, 0x100000), ...li(2, 0x5555), sw(1, 2, 0), enc.j(0, 0));
+    const bytes = new Uint8Array(w.length * 4);
+    w.forEach((v, i) => new DataView(bytes.buffer).setUint32(4 * i, v >>> 0, true));
+    const elf = writeElf([{ addr: 0x80000000, bytes }], 0x80000000);
+    const sums: number[] = [];
+    for (const accel of ["interp", "jit"] as const) {
+      const m = new Machine({ ramSize: 8 << 20, serialOut: () => undefined, kernel: elf, accel });
+      const jit = m.engine.jit;
+      if (jit !== null) {
+        jit.hot = 1;
+        jit.maxRegions = 8;
+      }
+      let kind = "";
+      for (let i = 0; i < 100 && kind !== "shutdown"; i++) kind = m.runSlice(1_000_000).kind;
+      expect(kind).toBe("shutdown");
+      sums.push(m.cpu.x[27]);
+      if (jit !== null) {
+        const st = jit.snapshotStats();
+        expect(st.regions).toBeLessThanOrEqual(8);
+        expect(st.flushes).toBeGreaterThan(3);
+        expect(st.compiled).toBeGreaterThan(40);
+      }
+    }
+    // 3 * (0 + 1 + ... + 39)
+    expect(sums).toEqual([2340, 2340]);
   });
 });
