@@ -107,7 +107,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     `const li = new Int16Array(1024).fill(-1);`,
     labels.map((l, i) => `li[${(l & 0xfff) >>> 2}] = ${i};`).join(" "),
     `return function region_${(region.entry >>> 0).toString(16)}(n, budget, pc, dtag) {`,
-    `const n0 = n; let stop = 0, t = 0, L = (pc - ${lit(base)}) >>> 0 < 4096 ? li[(pc - ${lit(base)}) >>> 2] : -1;`,
+    `const n0 = n; let stop = 0, t = 0, L = ((pc ^ ${hex(base)}) >>> 0) < 4096 ? li[(pc ^ ${hex(base)}) >>> 2] : -1;`,
     regs.length ? `let ${regs.map((r) => `x${r} = x[${r}]`).join(", ")};` : "",
     `loop: for (;;) {`,
     `switch (L) {`,
@@ -161,7 +161,7 @@ function translateOne(
       emit(`if ((t & 3) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
       if (rd) emit(`x${rd} = ${next};`);
       // An indirect jump stays in the region when it lands on one of its labels (a return).
-      emit(`pc = t; t = (t - ${lit(base)}) >>> 0; if (t < 4096) { L = li[t >>> 2]; continue loop; } break loop;`);
+      emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096) { L = li[t >>> 2]; continue loop; } break loop;`);
       return;
     case 0x63: {
       const a = R(rs1);

@@ -16,6 +16,8 @@
 // - The cache is bounded (MAX_REGIONS compiled, MAX_BLOCKS known): when full it is flushed
 //   whole, as QEMU's tb_flush and v86's jit_clear_cache do.
 
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "../arith.js";
 import { MSTATUS_MXR, MSTATUS_SUM, TLB_SIZE } from "../constants.js";
 import type { Cpu } from "../cpu.js";
@@ -118,6 +120,8 @@ export class Jit {
   /** Keep each region's source (for docs, `--accel check` reports and tests). */
   keepSource = false;
   hot = hotThreshold();
+  /** $MINIVM_JIT_DUMP: a directory that receives every generated region as region_<pc>.js. */
+  private readonly dumpDir = process.env.MINIVM_JIT_DUMP ?? "";
   /** Compiled regions kept before the cache is flushed (tests lower it). */
   maxRegions = MAX_REGIONS;
   /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
@@ -345,6 +349,7 @@ export class Jit {
     }
     const source = generateRegion(region, this.opts);
     const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
+    if (this.dumpDir !== "") writeFileSync(join(this.dumpDir, `region_${(b.vpc >>> 0).toString(16)}.js`), source);
     const code = new Uint32Array(32);
     for (const pc of region.words.keys()) {
       const w = (pc & 0xfff) >>> 2;
