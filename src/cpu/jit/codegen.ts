@@ -17,6 +17,11 @@ export interface CodegenOptions {
   fastMemory: boolean;
   /** Check the exit-request word at the start of every block (false only for measuring its cost). */
   exitCheck: boolean;
+  /**
+   * Jump targets with any of these bits set raise instruction-address-misaligned: 3 without
+   * the C extension, 1 with it (IALIGN 16). Part of the translation regime (misa.C).
+   */
+  ialignMask: number;
 }
 
 const hex = (v: number) => "0x" + (v >>> 0).toString(16);
@@ -151,14 +156,14 @@ function translateOne(
       return;
     case 0x6f: {
       const target = jalTarget(pc, inst);
-      if ((target & 3) !== 0) { emit(trapMisaligned(target)); return; }
+      if ((target & opts.ialignMask) !== 0) { emit(trapMisaligned(target)); return; }
       if (rd) emit(`x${rd} = ${next};`);
       emit(goto(target));
       return;
     }
     case 0x67:
       emit(`t = (${R(rs1)} + ${immI}) & -2;`);
-      emit(`if ((t & 3) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
+      emit(`if ((t & ${opts.ialignMask}) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
       if (rd) emit(`x${rd} = ${next};`);
       // An indirect jump stays in the region when it lands on one of its labels (a return).
       emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096) { L = li[t >>> 2]; continue loop; } break loop;`);
@@ -171,7 +176,7 @@ function translateOne(
         `${a} < ${b}`, `${a} >= ${b}`, `(${a} >>> 0) < (${b} >>> 0)`, `(${a} >>> 0) >= (${b} >>> 0)`,
       ][f3];
       const target = branchTarget(pc, inst);
-      const taken = (target & 3) !== 0 ? `{ ${trapMisaligned(target)} }` : `{ ${goto(target)} }`;
+      const taken = (target & opts.ialignMask) !== 0 ? `{ ${trapMisaligned(target)} }` : `{ ${goto(target)} }`;
       emit(`if (${cond}) ${taken}`);
       emit(goto((pc + 4) | 0));
       return;

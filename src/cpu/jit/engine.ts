@@ -40,6 +40,8 @@ export const MAX_BLOCKS = 1 << 16;
 /** Generated source kept alive (V8 holds each function's source): flush beyond this. */
 export const MAX_SOURCE_BYTES = 64 << 20;
 const JC_SIZE = 4096;
+/** misa bit 2: the C extension. */
+const MISA_C = 1 << 2;
 const TLB_MASK = TLB_SIZE - 1;
 
 /** A known block start: cold (interpreted, counted) until it is hot, then compiled. */
@@ -115,7 +117,7 @@ export class Jit {
   private readonly pages = new Map<number, Region[]>();
   private regionCount = 0;
   private sourceBytes = 0;
-  private opts: CodegenOptions = { fastMemory: true, exitCheck: process.env.MINIVM_JIT_NOEXIT !== "1" };
+  private opts: Omit<CodegenOptions, "ialignMask"> = { fastMemory: true, exitCheck: true };
   readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
   /** Keep each region's source (for docs, `--accel check` reports and tests). */
   keepSource = false;
@@ -199,9 +201,10 @@ export class Jit {
     this.sourceBytes -= r.size;
   }
 
+  /** What compiled code depends on besides the bytes: privileges, SUM/MXR, and misa.C (jump alignment). */
   private regime(): number {
     const cpu = this.cpu;
-    return cpu.priv | (cpu.dataPriv() << 2) | (cpu.mstatus & (MSTATUS_SUM | MSTATUS_MXR));
+    return cpu.priv | (cpu.dataPriv() << 2) | (cpu.mstatus & (MSTATUS_SUM | MSTATUS_MXR)) | ((cpu.misa & MISA_C) << 2);
   }
 
   /** Run up to `budget` instructions (Cpu.execute's contract). */
@@ -347,7 +350,7 @@ export class Jit {
       list.splice(list.indexOf(old), 1);
       this.drop(old);
     }
-    const source = generateRegion(region, this.opts);
+    const source = generateRegion(region, { ...this.opts, ialignMask: (b.regime & (MISA_C << 2)) !== 0 ? 1 : 3 });
     const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
     if (this.dumpDir !== "") writeFileSync(join(this.dumpDir, `region_${(b.vpc >>> 0).toString(16)}.js`), source);
     const code = new Uint32Array(32);
