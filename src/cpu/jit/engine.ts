@@ -219,7 +219,10 @@ export class Jit {
     const jc = this.jc;
     let n = 0;
     rt.stale = false;
+    const exitWord = rt.exitWord;
     while (n < budget) {
+      // The exit request (QMP, the main loop wanting the BQL) ends the slice at a block boundary.
+      if (exitWord[0] !== 0) return n;
       const pc = cpu.pc;
       const vpn = pc >>> 12;
       const ti = vpn & TLB_MASK;
@@ -253,7 +256,7 @@ export class Jit {
         // No progress: the exit word is set, or the next block does not fit in the budget.
         // Returning early is allowed (the board polls and takes interrupts sooner); only
         // when nothing ran at all does the interpreter finish the budget.
-        if (n > 0 || Atomics.load(rt.exitWord, 0) !== 0) return n;
+        if (n > 0 || exitWord[0] !== 0) return n;
         const k = cpu.execute(budget - n);
         n += k;
         this.stats.interpInsns += k;
