@@ -94,7 +94,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       const fault = `{ ${back ? `n -= ${back}; ` : ""}pc = cpu.pc; stop = 1; break loop; }`;
       // Leave after instruction k completed but reached a device (the interpreter returns to
       // the board) or wrote over translated code (the dispatcher must look again).
-      const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + 4)}; stop = cpu.mmioTouched ? 1 : 0; break loop; }`;
+      const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + 4)}; stop = cpu.mmioTouched ? 2 : 0; break loop; }`;
       emit(`// ${hex(ipc)}: ${hex(inst)}`);
       translateOne(inst, ipc, fault, after, R, W, goto, base, opts, emit);
     }

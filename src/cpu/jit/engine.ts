@@ -83,7 +83,7 @@ export interface Runtime {
   exitWord: Int32Array;
   /** Set when a write dropped a translation: the running region leaves at once. */
   stale: boolean;
-  /** Set by a region that stopped where the interpreter would return (trap, MMIO). */
+  /** Set by a region that stopped where the interpreter would return: 1 a trap, 2 a device access. */
   stop: number;
   loadSlow: typeof loadSlow;
   storeSlow: typeof storeSlow;
@@ -247,8 +247,10 @@ export class Jit {
         n = this.checker === null ? fn(n, budget, pc, dtag) : this.checker(fn, n, budget, pc, dtag);
         this.stats.jitInsns += n - n0;
         if (rt.stop !== 0) {
+          // 1: a trap; 2: a device access, which the interpreter acknowledges by clearing
+          // mmioTouched (after a trap it leaves the flag as it was, and so does this).
+          if (rt.stop === 2) cpu.mmioTouched = false;
           rt.stop = 0;
-          cpu.mmioTouched = false;
           return n;
         }
         rt.stale = false;
