@@ -166,7 +166,8 @@ function translateOne(
       emit(`if ((t & ${opts.ialignMask}) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
       if (rd) emit(`x${rd} = ${next};`);
       // An indirect jump stays in the region when it lands on one of its labels (a return).
-      emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096) { L = li[t >>> 2]; continue loop; } break loop;`);
+      // (With C a target may be 2-byte aligned: only a 4-byte aligned one can be a label.)
+      emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096 && (t & 3) === 0) { L = li[t >>> 2]; continue loop; } break loop;`);
       return;
     case 0x63: {
       const a = R(rs1);
