@@ -160,6 +160,18 @@ export class Machine {
     this.cpu = new Cpu(this.ram.buffer, RAM_BASE, ramSize, this.ram.dirty, this.bus, this.ram.tracking, hartWord(regions, 0, HART.RESERVATION));
     const cpu = this.cpu;
     this.engine = createEngine(cpu, this.exitRequest, opts.accel ?? accelFromEnv());
+    if (this.engine.jit !== null) {
+      // Translating is host work, not guest time: the guest clock stands still meanwhile.
+      this.engine.jit.translationHook = (translate) => {
+        const running = this.clockStoppedAt === null;
+        if (running) this.stopClock();
+        try {
+          translate();
+        } finally {
+          if (running) this.startClock();
+        }
+      };
+    }
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;

@@ -111,7 +111,8 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     `const mulh = rt.mulh, mulhsu = rt.mulhsu, mulhu = rt.mulhu, div = rt.div, divu = rt.divu, rem = rt.rem, remu = rt.remu;`,
     `const li = new Int16Array(1024).fill(-1);`,
     labels.map((l, i) => `li[${(l & 0xfff) >>> 2}] = ${i};`).join(" "),
-    `return function region_${(region.entry >>> 0).toString(16)}(n, budget, pc, dtag) {`,
+    // Parenthesised: V8 compiles it now (inside the translation), not lazily at its first call.
+    `return (function region_${(region.entry >>> 0).toString(16)}(n, budget, pc, dtag) {`,
     `const n0 = n; let stop = 0, t = 0, L = ((pc ^ ${hex(base)}) >>> 0) < 4096 ? li[(pc ^ ${hex(base)}) >>> 2] : -1;`,
     regs.length ? `let ${regs.map((r) => `x${r} = x[${r}]`).join(", ")};` : "",
     `loop: for (;;) {`,
@@ -123,7 +124,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     wregs.map((r) => `x[${r}] = x${r};`).join(" "),
     `cpu.pc = pc; cpu.instret += n - n0; rt.stop = stop;`,
     `return n;`,
-    `};`,
+    `});`,
   ].join("\n");
 }
 

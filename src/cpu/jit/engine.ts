@@ -124,6 +124,11 @@ export class Jit {
   hot = hotThreshold();
   /** $MINIVM_JIT_DUMP: a directory that receives every generated region as region_<pc>.js. */
   private readonly dumpDir = process.env.MINIVM_JIT_DUMP ?? "";
+  /**
+   * Wraps every translation (the board pauses the guest clock around it, so that a pause of
+   * the host thread to generate and parse code is not seen by the guest as a slow interrupt).
+   */
+  translationHook: ((translate: () => void) => void) | null = null;
   /** Compiled regions kept before the cache is flushed (tests lower it). */
   maxRegions = MAX_REGIONS;
   /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
@@ -265,7 +270,10 @@ export class Jit {
         if (cpu.stoppedEarly) return n;
         continue;
       }
-      if (++b.hits >= this.hot && b.len > 0) this.compile(b);
+      if (++b.hits >= this.hot && b.len > 0) {
+        if (this.translationHook === null) this.compile(b);
+        else this.translationHook(() => this.compile(b));
+      }
       if (b.fn !== null) continue;
       const want = b.len > 0 ? b.len : 1;
       const k = cpu.execute(want < budget - n ? want : budget - n);
