@@ -42,6 +42,7 @@ interface RunFlags {
   display?: string;
   nographic?: boolean;
   smp?: string;
+  accel?: string;
   reboot: boolean;
   daemonize?: boolean;
   pidfile?: string;
@@ -291,6 +292,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     .option("--serial <stdio|mon:stdio|none|file:PATH|unix:PATH>", "where the guest's serial console goes (default stdio; none with --daemonize)")
     .option("-M, --machine <type>", "the board: only 'virt' (QEMU's riscv32 virt)")
     .option("--smp <n>", "number of harts: only 1")
+    .option("--accel <engine>", "how guest code runs: interp (the interpreter, default), jit (the block compiler) or check (both, compared after every compiled block; slow)")
     .option("--display <type>", "minivm has no display: only 'none'")
     .option("--nographic", "no display, console on stdio (minivm's default)")
     .option("-s", "shorthand for -gdb tcp::1234 (QEMU's -s)")
@@ -322,6 +324,11 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
       }
       if (flags.machine !== undefined) checkMachine(flags.machine);
       if (flags.smp !== undefined) checkSmp(flags.smp);
+      if (flags.accel !== undefined) {
+        // The core worker reads it when it builds the Machine (workers inherit the environment).
+        const { parseAccel } = await import("../cpu/jit/accel.js");
+        process.env.MINIVM_ACCEL = parseAccel(flags.accel);
+      }
       if (flags.display !== undefined && flags.display.split(",")[0] !== "none") {
         throw new Error(`-display ${flags.display}: minivm has no display; use -display none`);
       }

@@ -29,6 +29,7 @@ import { Ram } from "../memory/ram.js";
 import { PresentGate } from "../memory/present-gate.js";
 import { controlView, createSharedRegions, hartWord, presentBitmap, ramView, type SharedRegions } from "./regions.js";
 import { CONTROL, HART } from "./shared.js";
+import { accelFromEnv, createEngine, type Accel, type CpuEngine } from "../cpu/jit/accel.js";
 
 export interface MachineOptions {
   /** Bytes of RAM at 0x8000_0000; default 128 MiB. */
@@ -65,6 +66,8 @@ export interface MachineOptions {
   onInterrupt?: () => void;
   /** The C extension (misa.C, 16-bit instructions); QEMU's `-cpu rv32,c=false` turns it off. Default on. */
   rvc?: boolean;
+  /** The execution engine (--accel): interpreter, block compiler, or both compared; default $MINIVM_ACCEL or interp. */
+  accel?: Accel;
 }
 
 export type SliceResult =
@@ -165,6 +168,8 @@ export class Machine {
   private readonly initrd: { bytes: Uint8Array; start: number } | null;
   private readonly bios: Uint8Array | null;
   private readonly exitRequest: Int32Array | null;
+  /** What runs guest code: the interpreter (cpu) or the block compiler (src/cpu/jit/). */
+  readonly engine: CpuEngine;
   /** The guest's clock in ns (QEMU_CLOCK_VIRTUAL): host time minus time spent stopped. */
   private readonly now: () => number;
   private readonly hostNow: () => number;
@@ -196,6 +201,19 @@ export class Machine {
     this.ram.gate = this.gate;
     const rvc = opts.rvc ?? true;
     if (!rvc) cpu.misa &= ~MISA_C;
+    this.engine = createEngine(cpu, this.exitRequest, opts.accel ?? accelFromEnv());
+    if (this.engine.jit !== null) {
+      // Translating is host work, not guest time: the guest clock stands still meanwhile.
+      this.engine.jit.translationHook = (translate) => {
+        const running = this.clockStoppedAt === null;
+        if (running) this.stopClock();
+        try {
+          translate();
+        } finally {
+          if (running) this.startClock();
+        }
+      };
+    }
     const onInterrupt = opts.onInterrupt;
     const setMip = (bit: number, level: boolean) => {
       const before = cpu.mip;
@@ -275,6 +293,7 @@ export class Machine {
     this.event = null;
     this.stopped = null;
     this.cpu.reset(RESET_VECTOR);
+    this.engine.flush();
     // QEMU's system_reset resets every device, virtio transports included (status 0, queues forgotten).
     for (const p of this.placed) p.row.reset?.(p.dev);
     // riscv_find_and_load_firmware: without firmware its "end" is the DRAM base.
@@ -396,7 +415,7 @@ export class Machine {
       }
       if (cpu.mip !== 0) takeInterrupt(cpu);
       const budget = Math.min(BATCH, maxInstructions - done);
-      done += cpu.execute(budget);
+      done += this.engine.execute(budget);
       if (this.event !== null) {
         const e = this.event;
         this.event = null;
@@ -590,6 +609,8 @@ export class Machine {
    */
   load(sections: readonly SavedSection[]): void {
     loadSections(this.migrationEntries(), sections);
+    // RAM arrived without write tracking (the migration stream writes it directly).
+    this.engine.flush();
     this.event = null;
     this.stopped = null;
   }

@@ -177,6 +177,8 @@ export class Cpu {
   fetched = 0;
   /** Set by memory.ts when an access reached a device, so the loop returns to the board. */
   mmioTouched = false;
+  /** The last execute() stopped before its budget (trap, SYSTEM instruction, MMIO): for src/cpu/jit/. */
+  stoppedEarly = false;
 
   constructor(
     ram: SharedArrayBuffer,
@@ -276,7 +278,11 @@ export class Cpu {
     let n = 0;
     let counted = 0;
 
-    run: while (n < budget) {
+    // `break run` = an early stop (trap, SYSTEM, MMIO); falling out of the loop = budget used.
+    // The block compiler (src/cpu/jit/) needs to tell the two apart when it interprets cold code.
+    let early = true;
+    run: {
+    while (n < budget) {
       n++;
       let inst: number;
       // Only an instruction at pc % 4 == 2 read from a cached RAM page lacks its upper half.
@@ -562,6 +568,9 @@ export class Cpu {
       pc = raiseException(this, EXC_ILLEGAL_INST, inst, pc);
       break run;
     }
+    early = false;
+    }
+    this.stoppedEarly = early;
     this.pc = pc;
     this.instret += n - counted;
     return n;

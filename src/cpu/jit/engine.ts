@@ -1,0 +1,412 @@
+// The block compiler's dispatcher and code cache (issue 12 §1). Jit.execute(budget) has the
+// interpreter's contract (Cpu.execute): it runs up to `budget` instructions, returns the
+// number attempted, and returns early exactly where the interpreter does (trap, SYSTEM
+// instruction, MMIO), so interrupts are taken at the same instruction boundaries.
+//
+// - Lookup: the fetch TLB gives the physical address of pc; a block is keyed by virtual pc,
+//   physical pc and the translation regime (privilege, MPRV's data privilege, SUM, MXR),
+//   first in a 4096-entry direct-mapped jump cache (QEMU's tb_jmp_cache), then in a Map.
+// - Cold code runs on the interpreter for one block's length; a block entered HOT_THRESHOLD
+//   times is compiled (region.ts finds its region, codegen.ts writes it, `new Function`).
+// - Invalidation: a compiled region's guest page is watched through RAM's write tracking
+//   (src/memory/write-tracking.ts): the CPU keeps watched pages out of its write TLB, so
+//   every store to them (CPU slow path, A/D update, DMA) reaches onWrite(), which drops the
+//   regions whose instructions were overwritten. A store into the running region makes it
+//   leave after that store (`rt.stale`), so self-modifying code is exact.
+// - The cache is bounded (MAX_REGIONS compiled, MAX_BLOCKS known): when full it is flushed
+//   whole, as QEMU's tb_flush and v86's jit_clear_cache do.
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "../arith.js";
+import { MSTATUS_MXR, MSTATUS_SUM, TLB_SIZE } from "../constants.js";
+import type { Cpu } from "../cpu.js";
+import { amoInstruction, loadSlow, storeSlow } from "../memory.js";
+import { raiseException } from "../trap.js";
+import { generateRegion, type CodegenOptions } from "./codegen.js";
+import { discoverRegion, MAX_SEGMENT, translatable } from "./region.js";
+
+export type RegionFn = (n: number, budget: number, pc: number, dtag: number) => number;
+
+/** Entries into a block before it is compiled (QEMU compiles at once; v86 waits much longer). */
+export const HOT_THRESHOLD = 16;
+/** $MINIVM_JIT_HOT overrides it (1 compiles every block at once: tests use it to cover more code). */
+function hotThreshold(): number {
+  const v = Number(process.env.MINIVM_JIT_HOT ?? HOT_THRESHOLD);
+  return Number.isInteger(v) && v >= 1 ? v : HOT_THRESHOLD;
+}
+export const MAX_REGIONS = 4096;
+export const MAX_BLOCKS = 1 << 16;
+/** Generated source kept alive (V8 holds each function's source): flush beyond this. */
+export const MAX_SOURCE_BYTES = 64 << 20;
+const JC_SIZE = 4096;
+/** misa bit 2: the C extension. */
+const MISA_C = 1 << 2;
+const TLB_MASK = TLB_SIZE - 1;
+
+/** A known block start: cold (interpreted, counted) until it is hot, then compiled. */
+interface Block {
+  vpc: number;
+  /** RAM offset of the instruction. */
+  ppc: number;
+  regime: number;
+  /** Instructions from vpc to the block's end (the interpreter runs this many when cold). */
+  len: number;
+  hits: number;
+  /** The compiled region this block is a label of (its function switches on pc), or null. */
+  fn: RegionFn | null;
+  region: Region | null;
+}
+
+/** One generated function: every label in it is an entry (it starts with `switch (pc)`). */
+interface Region {
+  fn: RegionFn;
+  /** RAM page, and virtual minus RAM offset (the mapping the pc constants assume). */
+  page: number;
+  delta: number;
+  regime: number;
+  /** The entries it was compiled for (a recompilation of the page keeps them). */
+  entries: number[];
+  labels: Set<number>;
+  /** Words of the page the region's code covers (bit per 4-byte word). */
+  code: Uint32Array;
+  /** Blocks that point at fn (dropped together). */
+  blocks: Block[];
+  source: string | null;
+  /** Length of the generated source. */
+  size: number;
+}
+
+/** What generated code reaches through its `rt` argument. */
+export interface Runtime {
+  cpu: Cpu;
+  exitWord: Int32Array;
+  /** Set when a write dropped a translation: the running region leaves at once. */
+  stale: boolean;
+  /** Set by a region that stopped where the interpreter would return: 1 a trap, 2 a device access. */
+  stop: number;
+  loadSlow: typeof loadSlow;
+  storeSlow: typeof storeSlow;
+  amo: typeof amoInstruction;
+  raise: typeof raiseException;
+  mulh: typeof mulh;
+  mulhsu: typeof mulhsu;
+  mulhu: typeof mulhu;
+  div: typeof div;
+  divu: typeof divu;
+  rem: typeof rem;
+  remu: typeof remu;
+}
+
+export interface JitStats {
+  compiled: number;
+  invalidated: number;
+  flushes: number;
+  regions: number;
+  blocks: number;
+  /** Instructions run by compiled code and by the interpreter under this engine. */
+  jitInsns: number;
+  interpInsns: number;
+}
+
+export class Jit {
+  readonly rt: Runtime;
+  private readonly jc: (Block | null)[] = new Array<Block | null>(JC_SIZE).fill(null);
+  private readonly blocks = new Map<number, Block>();
+  /** Compiled regions by RAM page. */
+  private readonly pages = new Map<number, Region[]>();
+  private regionCount = 0;
+  private sourceBytes = 0;
+  private opts: Omit<CodegenOptions, "ialignMask"> = { fastMemory: true, exitCheck: true };
+  readonly stats: JitStats = { compiled: 0, invalidated: 0, flushes: 0, regions: 0, blocks: 0, jitInsns: 0, interpInsns: 0 };
+  /** Keep each region's source (for docs, `--accel check` reports and tests). */
+  keepSource = false;
+  hot = hotThreshold();
+  /** $MINIVM_JIT_DUMP: a directory that receives every generated region as region_<pc>.js. */
+  private readonly dumpDir = process.env.MINIVM_JIT_DUMP ?? "";
+  /**
+   * Wraps every translation (the board pauses the guest clock around it, so that a pause of
+   * the host thread to generate and parse code is not seen by the guest as a slow interrupt).
+   */
+  translationHook: ((translate: () => void) => void) | null = null;
+  /** Compiled regions kept before the cache is flushed (tests lower it). */
+  maxRegions = MAX_REGIONS;
+  /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
+  protected checker: ((fn: RegionFn, n: number, budget: number, pc: number, dtag: number) => number) | null = null;
+
+  constructor(readonly cpu: Cpu, exitWord: Int32Array | null) {
+    this.rt = {
+      cpu,
+      exitWord: exitWord ?? new Int32Array(new SharedArrayBuffer(4)),
+      stale: false,
+      stop: 0,
+      loadSlow, storeSlow, amo: amoInstruction, raise: raiseException,
+      mulh, mulhsu, mulhu, div, divu, rem, remu,
+    };
+    cpu.tracking.setListener((page, off, len) => this.onWrite(page, off, len));
+  }
+
+  /**
+   * Inline RAM fast paths in compiled code (default) or route every access through the
+   * interpreter's memory functions (memory.ts), e.g. while postcopy has pages missing.
+   */
+  setFastMemory(on: boolean): void {
+    if (this.opts.fastMemory === on) return;
+    this.opts = { ...this.opts, fastMemory: on };
+    this.flush();
+  }
+
+  /** Forget every translation (reset, loadvm/migration, a full cache). */
+  flush(): void {
+    this.jc.fill(null);
+    this.blocks.clear();
+    for (const page of this.pages.keys()) this.cpu.tracking.unwatch(page);
+    this.pages.clear();
+    this.regionCount = 0;
+    this.sourceBytes = 0;
+    this.stats.flushes++;
+    this.rt.stale = true;
+  }
+
+  /** RAM [off, off+len) on watched page `page` was written: drop the regions it overwrote. */
+  private onWrite(page: number, off: number, len: number): void {
+    const list = this.pages.get(page);
+    if (list === undefined) return;
+    const w0 = (off & 0xfff) >>> 2;
+    const w1 = ((off + len - 1) & 0xfff) >>> 2;
+    let kept = 0;
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i];
+      let hit = false;
+      for (let w = w0; w <= w1 && !hit; w++) hit = (r.code[w >>> 5] & (1 << (w & 31))) !== 0;
+      if (hit) {
+        this.drop(r);
+        this.stats.invalidated++;
+        this.rt.stale = true;
+      } else {
+        list[kept++] = r;
+      }
+    }
+    list.length = kept;
+    if (kept === 0) {
+      this.pages.delete(page);
+      this.cpu.tracking.unwatch(page);
+    }
+  }
+
+  /** Make a region's blocks cold again (the caller removes it from its page's list). */
+  private drop(r: Region): void {
+    for (const b of r.blocks) {
+      b.fn = null;
+      b.region = null;
+      b.hits = 0;
+    }
+    r.blocks.length = 0;
+    this.regionCount--;
+    this.sourceBytes -= r.size;
+  }
+
+  /** What compiled code depends on besides the bytes: privileges, SUM/MXR, and misa.C (jump alignment). */
+  private regime(): number {
+    const cpu = this.cpu;
+    return cpu.priv | (cpu.dataPriv() << 2) | (cpu.mstatus & (MSTATUS_SUM | MSTATUS_MXR)) | ((cpu.misa & MISA_C) << 2);
+  }
+
+  /** Run up to `budget` instructions (Cpu.execute's contract). */
+  execute(budget: number): number {
+    const cpu = this.cpu;
+    const rt = this.rt;
+    const xTag = cpu.tlbXTag;
+    const xOff = cpu.tlbXOff;
+    const ftag = cpu.priv << 20;
+    const dtag = cpu.dataPriv() << 20;
+    const regime = this.regime();
+    const jc = this.jc;
+    let n = 0;
+    rt.stale = false;
+    const exitWord = rt.exitWord;
+    while (n < budget) {
+      // The exit request (QMP, the main loop wanting the BQL) ends the slice at a block boundary.
+      if (exitWord[0] !== 0) return n;
+      const pc = cpu.pc;
+      const vpn = pc >>> 12;
+      const ti = vpn & TLB_MASK;
+      if (xTag[ti] !== (vpn | ftag) || (pc & 3) !== 0) {
+        // A fetch TLB miss, ROM, or an odd pc: the interpreter fetches (and faults) itself.
+        const k = cpu.execute(1);
+        n += k;
+        this.stats.interpInsns += k;
+        if (cpu.stoppedEarly) return n;
+        continue;
+      }
+      const ppc = xOff[ti] + (pc & 0xfff);
+      const j = (pc >>> 2) & (JC_SIZE - 1);
+      let b = jc[j];
+      if (b === null || b.vpc !== pc || b.ppc !== ppc || b.regime !== regime) {
+        b = this.lookup(pc, ppc, regime);
+        jc[j] = b;
+      }
+      const fn = b.fn;
+      if (fn !== null) {
+        const n0 = n;
+        n = this.checker === null ? fn(n, budget, pc, dtag) : this.checker(fn, n, budget, pc, dtag);
+        this.stats.jitInsns += n - n0;
+        if (rt.stop !== 0) {
+          // 1: a trap; 2: a device access, which the interpreter acknowledges by clearing
+          // mmioTouched (after a trap it leaves the flag as it was, and so does this).
+          if (rt.stop === 2) cpu.mmioTouched = false;
+          rt.stop = 0;
+          return n;
+        }
+        rt.stale = false;
+        if (n !== n0) continue;
+        // No progress: the exit word is set, or the next block does not fit in the budget.
+        // Returning early is allowed (the board polls and takes interrupts sooner); only
+        // when nothing ran at all does the interpreter finish the budget.
+        if (n > 0 || exitWord[0] !== 0) return n;
+        const k = cpu.execute(budget - n);
+        n += k;
+        this.stats.interpInsns += k;
+        if (cpu.stoppedEarly) return n;
+        continue;
+      }
+      if (++b.hits >= this.hot && b.len > 0) {
+        if (this.translationHook === null) this.compile(b);
+        else this.translationHook(() => this.compile(b));
+      }
+      if (b.fn !== null) continue;
+      const want = b.len > 0 ? b.len : 1;
+      const k = cpu.execute(want < budget - n ? want : budget - n);
+      n += k;
+      this.stats.interpInsns += k;
+      if (cpu.stoppedEarly) return n;
+    }
+    return n;
+  }
+
+  private lookup(pc: number, ppc: number, regime: number): Block {
+    const old = this.blocks.get(pc);
+    if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
+    if (this.blocks.size >= MAX_BLOCKS) this.flush();
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc), hits: 0, fn: null, region: null };
+    if (old !== undefined && old.region !== null) {
+      const blocks = old.region.blocks;
+      blocks.splice(blocks.indexOf(old), 1);
+    }
+    this.blocks.set(pc, b);
+    // A label of a region already compiled for this page and mapping needs no new code.
+    const list = this.pages.get(ppc >>> 12);
+    if (list !== undefined) {
+      for (const r of list) {
+        if (r.regime === regime && r.delta === pc - ppc && r.labels.has(pc)) {
+          this.attach(b, r);
+          break;
+        }
+      }
+    }
+    return b;
+  }
+
+  private attach(b: Block, r: Region): void {
+    b.fn = r.fn;
+    b.region = r;
+    r.blocks.push(b);
+  }
+
+  /** Straight-line length from `pc` (0 when its first instruction is not translatable). */
+  private blockLength(ppc: number): number {
+    const ram32 = this.cpu.ram32;
+    const pageEnd = (ppc | 0xfff) + 1;
+    let len = 0;
+    for (let off = ppc; off < pageEnd && len < MAX_SEGMENT; off += 4) {
+      const inst = ram32[off >>> 2];
+      if (!translatable(inst)) return len;
+      len++;
+      const op = inst & 0x7f;
+      if (op === 0x6f || op === 0x67 || op === 0x63 || op === 0x0f) return len;
+    }
+    return len;
+  }
+
+  private compile(b: Block): void {
+    if (this.regionCount >= this.maxRegions || this.sourceBytes >= MAX_SOURCE_BYTES) {
+      this.flush();
+      this.blocks.set(b.vpc, b);
+    }
+    const ram32 = this.cpu.ram32;
+    const delta = b.vpc - b.ppc;
+    const page = b.ppc >>> 12;
+    const list = this.pages.get(page) ?? [];
+    const same = list.filter((r) => r.delta === delta && r.regime === b.regime);
+    const w = (b.ppc & 0xfff) >>> 2;
+    if (same.some((r) => (r.code[w >>> 5] & (1 << (w & 31))) !== 0) && b.hits < this.hot * 64) {
+      // Inside a block of a region (reached by an indirect jump from elsewhere, say): that
+      // code is compiled already; only a much hotter entry earns a region of its own.
+      return;
+    }
+    // One region per page and mapping where it fits: a new entry replaces the page's region
+    // with one that holds the old entries too (v86 compiles whole pages for the same reason).
+    let old: Region | undefined = same[same.length - 1];
+    let entries = [b.vpc, ...(old?.entries ?? [])];
+    let region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
+      // The page holds more code than one function should: a region of its own.
+      old = undefined;
+      entries = [b.vpc];
+      region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    }
+    if (region === null) {
+      b.len = 0;
+      return;
+    }
+    if (old !== undefined) {
+      list.splice(list.indexOf(old), 1);
+      this.drop(old);
+    }
+    const source = generateRegion(region, { ...this.opts, ialignMask: (b.regime & (MISA_C << 2)) !== 0 ? 1 : 3 });
+    const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
+    if (this.dumpDir !== "") writeFileSync(join(this.dumpDir, `region_${(b.vpc >>> 0).toString(16)}.js`), source);
+    const code = new Uint32Array(32);
+    for (const pc of region.words.keys()) {
+      const w = (pc & 0xfff) >>> 2;
+      code[w >>> 5] |= 1 << (w & 31);
+    }
+    const r: Region = {
+      fn: factory(this.rt),
+      entries,
+      page,
+      delta,
+      regime: b.regime,
+      labels: new Set(region.labels.filter((l) => region.words.has(l))),
+      code,
+      blocks: [],
+      source: this.keepSource ? source : null,
+      size: source.length,
+    };
+    this.attach(b, r);
+    // Other known blocks that are labels of the new region use it at once.
+    for (const l of r.labels) {
+      const o = this.blocks.get(l);
+      if (o !== undefined && o !== b && o.region === null && o.ppc === ((l - delta) | 0) && o.regime === b.regime) this.attach(o, r);
+    }
+    if (!this.pages.has(page)) {
+      this.pages.set(page, list);
+      // Watching drops the page from the write TLB: from now on its stores reach onWrite().
+      this.cpu.tracking.watch(page);
+    }
+    list.push(r);
+    this.regionCount++;
+    this.sourceBytes += source.length;
+    this.stats.compiled++;
+  }
+
+  /** The generated source of the region entered at virtual `pc` (keepSource must be on). */
+  sourceAt(pc: number): string | null {
+    return this.blocks.get(pc | 0)?.region?.source ?? null;
+  }
+
+  /** Current cache occupancy (for `info jit`-style reporting and the bench). */
+  snapshotStats(): JitStats {
+    return { ...this.stats, regions: this.regionCount, blocks: this.blocks.size };
+  }
+}
