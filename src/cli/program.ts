@@ -292,7 +292,7 @@ export function buildProgram(setStatus: (code: number) => void, fixMessage: (mes
     .option("--serial <stdio|mon:stdio|none|file:PATH|unix:PATH>", "where the guest's serial console goes (default stdio; none with --daemonize)")
     .option("-M, --machine <type>", "the board: only 'virt' (QEMU's riscv32 virt)")
     .option("--smp <n>", "number of harts: only 1")
-    .option("--accel <engine>", "how guest code runs: interp (the interpreter, default), jit (the block compiler) or check (both, compared after every compiled block; slow)")
+    .option("--accel <engine>", "how guest code runs: jit (the block compiler, default; cold code runs on the interpreter), interp (the interpreter alone) or check (both, compared after every compiled block; slow)")
     .option("--display <type>", "minivm has no display: only 'none'")
     .option("--nographic", "no display, console on stdio (minivm's default)")
     .option("-s", "shorthand for -gdb tcp::1234 (QEMU's -s)")

@@ -18,7 +18,7 @@ export interface CpuEngine {
 }
 
 /** The default engine. The block compiler passes every suite, but interp stays the default until it is merged and reviewed. */
-export const DEFAULT_ACCEL: Accel = "interp";
+export const DEFAULT_ACCEL: Accel = "jit";
 
 export function parseAccel(text: string): Accel {
   if ((ACCELS as readonly string[]).includes(text)) return text as Accel;
