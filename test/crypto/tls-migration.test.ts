@@ -148,6 +148,12 @@ describe.runIf(HAVE_OPENSSL)("migration over TLS", () => {
     await waitStatus(src.q, ["active"]);
     await src.q.execute("migrate-start-postcopy");
     await waitStatus(src.q, ["postcopy-active"]);
+    // The destination runs the guest once the package is in; a break before that is a failed
+    // switch-over (QEMU's postcopy_start errors then too), not a pause.
+    for (;;) {
+      const e = await dst.q.waitEvent("MIGRATION");
+      if ((e.data as { status: string }).status === "postcopy-active") break;
+    }
     await src.q.execOob("migrate-pause");
     await waitStatus(src.q, ["postcopy-paused"]);
     for (;;) {
