@@ -32,17 +32,7 @@ export function qemuIo(file: string, fmt: string, cmd: string): void {
 }
 
 /** xorshift32: reproducible "random" offsets and data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
+export { rng } from "../helpers/rng.js";
 
 /**
  * Compiles the block layer (and what it imports) to a private directory under

@@ -42,6 +42,14 @@ async function vm(dir: string, name: string, args: string[]): Promise<{ c: Seria
   return { c, q };
 }
 
+/** Waits for the MIGRATION event with `status` (the destination's in-band QMP may be stuck). */
+async function migrationEvent(q: QmpClient, status: string): Promise<void> {
+  for (;;) {
+    const e = await q.waitEvent("MIGRATION");
+    if ((e.data as { status: string }).status === status) return;
+  }
+}
+
 /** A tcp port nobody listens on now. */
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -150,16 +158,10 @@ describe.runIf(HAVE_OPENSSL)("migration over TLS", () => {
     await waitStatus(src.q, ["postcopy-active"]);
     // The destination runs the guest once the package is in; a break before that is a failed
     // switch-over (QEMU's postcopy_start errors then too), not a pause.
-    for (;;) {
-      const e = await dst.q.waitEvent("MIGRATION");
-      if ((e.data as { status: string }).status === "postcopy-active") break;
-    }
+    await migrationEvent(dst.q, "postcopy-active");
     await src.q.execOob("migrate-pause");
     await waitStatus(src.q, ["postcopy-paused"]);
-    for (;;) {
-      const e = await dst.q.waitEvent("MIGRATION");
-      if ((e.data as { status: string }).status === "postcopy-paused") break;
-    }
+    await migrationEvent(dst.q, "postcopy-paused");
     // migrate-recover listens with the same credentials and authz; the source handshakes again.
     // (A fixed free port: the one the kernel would choose shows only in-band, behind the fault.)
     const port = await freePort();

@@ -2,29 +2,18 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { readFileSync } from "node:fs";
+import { SocketLines } from "../helpers/socket-lines.js";
 
 export class TlsQmp {
-  private buf = "";
-  private readonly lines: string[] = [];
-  private waiter: (() => void) | null = null;
-  closed = false;
+  private readonly in: SocketLines;
 
   private constructor(readonly socket: net.Socket) {
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf("\n")) >= 0) {
-        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ""));
-        this.buf = this.buf.slice(i + 1);
-      }
-      this.waiter?.();
-    });
-    socket.on("close", () => {
-      this.closed = true;
-      this.waiter?.();
-    });
+    this.in = new SocketLines(socket);
     socket.on("error", () => undefined);
+  }
+
+  get closed(): boolean {
+    return this.in.closed;
   }
 
   /** Connect with TLS (ca, optional client cert/key files); resolves after the handshake. */
@@ -57,12 +46,8 @@ export class TlsQmp {
 
   /** The next JSON line, or null once the server closed the connection. */
   async next(): Promise<Record<string, unknown> | null> {
-    for (;;) {
-      const l = this.lines.shift();
-      if (l !== undefined) return JSON.parse(l) as Record<string, unknown>;
-      if (this.closed) return null;
-      await new Promise<void>((r) => (this.waiter = r));
-    }
+    const l = await this.in.next();
+    return l === null ? null : (JSON.parse(l) as Record<string, unknown>);
   }
 
   /** Greeting, then negotiation with oob. */
@@ -86,9 +71,9 @@ export class TlsQmp {
   async closedByServer(): Promise<string[]> {
     const got: string[] = [];
     for (;;) {
-      if (this.lines.length > 0) got.push(...this.lines.splice(0));
-      if (this.closed) return got;
-      await new Promise<void>((r) => (this.waiter = r));
+      if (this.in.lines.length > 0) got.push(...this.in.lines.splice(0));
+      if (this.in.closed) return got;
+      await this.in.wait();
     }
   }
 

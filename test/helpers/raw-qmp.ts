@@ -1,24 +1,14 @@
 // A QMP connection at the byte level, for tests that compare the exact text a server writes
 // (minivm's or QEMU's): send anything, read line by line.
 import * as net from "node:net";
+import { SocketLines } from "./socket-lines.js";
 
 export class RawQmp {
-  private buf = "";
-  private readonly lines: string[] = [];
-  private waiter: (() => void) | null = null;
+  private readonly in: SocketLines;
   private seq = 0;
 
   private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf("\n")) >= 0) {
-        this.lines.push(this.buf.slice(0, i).replace(/\r$/, ""));
-        this.buf = this.buf.slice(i + 1);
-      }
-      this.waiter?.();
-    });
+    this.in = new SocketLines(socket);
   }
 
   /** Connect and read the greeting (returned by `greeting`). */
@@ -41,19 +31,18 @@ export class RawQmp {
 
   /** The next line the server writes (without its CRLF). */
   async line(): Promise<string> {
-    for (;;) {
-      const l = this.lines.shift();
-      if (l !== undefined) return l;
-      await new Promise<void>((r) => (this.waiter = r));
-    }
+    const l = await this.in.next();
+    if (l === null) throw new Error("the QMP server closed the connection");
+    return l;
   }
 
   /** Lines up to and including the first that `done` accepts. */
   async until(done: (line: string) => boolean): Promise<string[]> {
     for (;;) {
-      const i = this.lines.findIndex(done);
-      if (i >= 0) return this.lines.splice(0, i + 1);
-      await new Promise<void>((r) => (this.waiter = r));
+      const i = this.in.lines.findIndex(done);
+      if (i >= 0) return this.in.lines.splice(0, i + 1);
+      if (this.in.closed) throw new Error("the QMP server closed the connection");
+      await this.in.wait();
     }
   }
 

@@ -16,19 +16,10 @@ import { CPU_VMSD, saveCpuState } from "../../src/cpu/state.js";
 import { ByteReader, ByteWriter } from "../../src/migration/bytes.js";
 import { loadState, loadStateBytes, saveStateBytes, VMStateError, type VMStateDescription, type VMStateField } from "../../src/migration/vmstate.js";
 import { dumpVmstate, type VmdescSection } from "../../src/migration/vmstate-json.js";
+import { xorshift32 } from "../helpers/rng.js";
 
-/** A small deterministic PRNG (xorshift32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
+/** A small deterministic PRNG (xorshift32, raw 32-bit outputs), so failures reproduce. */
+const rng = xorshift32;
 
 type Bag = Record<string, unknown>;
 

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startVm, type VmProcess } from "../helpers/vm.js";
+import { rng } from "../helpers/rng.js";
 
 const SEED = Number(process.env.MINIVM_QMP_FUZZ_SEED ?? 1406);
 const COUNT = Number(process.env.MINIVM_QMP_FUZZ_COUNT ?? 100_000);
@@ -22,18 +23,6 @@ const CONNECTIONS = Number(process.env.MINIVM_QMP_FUZZ_CONNECTIONS ?? 4);
 const ROUNDS = Number(process.env.MINIVM_QMP_FUZZ_ROUNDS ?? 12);
 const BATCH = 250;
 
-/** xorshift32, seeded per connection and round. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
-}
 
 interface SchemaInfo {
   name: string;
