@@ -70,6 +70,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     const start = labels[li];
     // The run: until a terminator, the next label, a pc the region does not hold, or MAX.
     const run: number[] = [];
+    const pcs: number[] = [];
     let pc = start;
     let end: "term" | "fall" | "exit" = "exit";
     for (;;) {
@@ -77,9 +78,11 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       const inst = region.words.get(pc);
       if (inst === undefined) { end = "exit"; break; }
       run.push(inst);
+      pcs.push(pc);
       const op = inst & 0x7f;
+      const len = region.lengths.get(pc) ?? 4;
+      pc = (pc + len) | 0;
       if (op === 0x6f || op === 0x67 || op === 0x63 || (op === 0x0f && ((inst >>> 12) & 7) === 1)) { end = "term"; break; }
-      pc = (pc + 4) | 0;
     }
     const len = run.length;
     emit(`case ${li}: // ${hex(start)}, ${len} insns`);
@@ -87,18 +90,21 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     emit(`if (n + ${len} > budget${exitCheck}) { pc = ${lit(start)}; break loop; }`);
     emit(`n += ${len};`);
     for (let k = 0; k < len; k++) {
-      const ipc = (start + 4 * k) | 0;
+      const ipc = pcs[k];
+      const ilen = region.lengths.get(ipc) ?? 4;
       const inst = run[k];
       // Leave after instruction k raised a trap: pc is the handler, as the interpreter leaves it.
       const back = len - k - 1;
       const fault = `{ ${back ? `n -= ${back}; ` : ""}pc = cpu.pc; stop = 1; break loop; }`;
       // Leave after instruction k completed but reached a device (the interpreter returns to
       // the board) or wrote over translated code (the dispatcher must look again).
-      const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + 4)}; stop = cpu.mmioTouched ? 2 : 0; break loop; }`;
-      emit(`// ${hex(ipc)}: ${hex(inst)}`);
-      translateOne(inst, ipc, fault, after, R, W, goto, base, opts, emit);
+      const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + ilen)}; stop = cpu.mmioTouched ? 2 : 0; break loop; }`;
+      emit(`// ${hex(ipc)}: ${hex(inst)}${ilen === 2 ? " (compressed)" : ""}`);
+      // The case that follows in the switch is the next label: falling into it costs no jump.
+      const gotoEnd = (target: number) => (labelIndex.get(target) === li + 1 ? `/* falls into case ${li + 1} */` : goto(target));
+      translateOne(inst, ipc, ilen, fault, after, R, W, goto, gotoEnd, base, opts, emit);
     }
-    if (end === "exit") emit(`pc = ${lit((start + 4 * len) | 0)}; break loop;`);
+    if (end === "exit") emit(`pc = ${lit(pc)}; break loop;`);
   }
 
   const regs = [...used].sort((a, b) => a - b);
@@ -109,11 +115,12 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
     `const rTag = cpu.tlbRTag, rOff = cpu.tlbROff, wTag = cpu.tlbWTag, wOff = cpu.tlbWOff, ew = rt.exitWord;`,
     `const loadSlow = rt.loadSlow, storeSlow = rt.storeSlow, amo = rt.amo, raise = rt.raise;`,
     `const mulh = rt.mulh, mulhsu = rt.mulhsu, mulhu = rt.mulhu, div = rt.div, divu = rt.divu, rem = rt.rem, remu = rt.remu;`,
-    `const li = new Int16Array(1024).fill(-1);`,
-    labels.map((l, i) => `li[${(l & 0xfff) >>> 2}] = ${i};`).join(" "),
+    // Case number by page offset / 2 (instructions start at any even offset with C).
+    `const li = new Int16Array(2048).fill(-1);`,
+    labels.map((l, i) => `li[${(l & 0xfff) >>> 1}] = ${i};`).join(" "),
     // Parenthesised: V8 compiles it now (inside the translation), not lazily at its first call.
     `return (function region_${(region.entry >>> 0).toString(16)}(n, budget, pc, dtag) {`,
-    `const n0 = n; let stop = 0, t = 0, L = ((pc ^ ${hex(base)}) >>> 0) < 4096 ? li[(pc ^ ${hex(base)}) >>> 2] : -1;`,
+    `const n0 = n; let stop = 0, t = 0, L = ((pc ^ ${hex(base)}) >>> 0) < 4096 ? li[(pc ^ ${hex(base)}) >>> 1] : -1;`,
     regs.length ? `let ${regs.map((r) => `x${r} = x[${r}]`).join(", ")};` : "",
     `loop: for (;;) {`,
     `switch (L) {`,
@@ -131,11 +138,13 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
 function translateOne(
   inst: number,
   pc: number,
+  len: number,
   fault: string,
   after: string,
   R: (r: number) => string,
   W: (r: number) => string,
   goto: (target: number) => string,
+  gotoEnd: (target: number) => string,
   base: number,
   opts: CodegenOptions,
   emit: (s: string) => void,
@@ -146,7 +155,7 @@ function translateOne(
   const f3 = (inst >>> 12) & 7;
   const f7 = inst >>> 25;
   const immI = inst >> 20;
-  const next = lit(pc + 4);
+  const next = lit(pc + len);
   const trapMisaligned = (target: number) => `raise(cpu, 0, ${lit(target)}, ${lit(pc)}); ${fault}`;
   switch (inst & 0x7f) {
     case 0x37:
@@ -159,7 +168,7 @@ function translateOne(
       const target = jalTarget(pc, inst);
       if ((target & opts.ialignMask) !== 0) { emit(trapMisaligned(target)); return; }
       if (rd) emit(`x${rd} = ${next};`);
-      emit(goto(target));
+      emit(gotoEnd(target));
       return;
     }
     case 0x67:
@@ -167,8 +176,7 @@ function translateOne(
       emit(`if ((t & ${opts.ialignMask}) !== 0) { raise(cpu, 0, t, ${lit(pc)}); ${fault} }`);
       if (rd) emit(`x${rd} = ${next};`);
       // An indirect jump stays in the region when it lands on one of its labels (a return).
-      // (With C a target may be 2-byte aligned: only a 4-byte aligned one can be a label.)
-      emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096 && (t & 3) === 0) { L = li[t >>> 2]; continue loop; } break loop;`);
+      emit(`pc = t; t = (t ^ ${hex(base)}) >>> 0; if (t < 4096) { L = li[t >>> 1]; continue loop; } break loop;`);
       return;
     case 0x63: {
       const a = R(rs1);
@@ -180,7 +188,7 @@ function translateOne(
       const target = branchTarget(pc, inst);
       const taken = (target & opts.ialignMask) !== 0 ? `{ ${trapMisaligned(target)} }` : `{ ${goto(target)} }`;
       emit(`if (${cond}) ${taken}`);
-      emit(goto((pc + 4) | 0));
+      emit(gotoEnd((pc + len) | 0));
       return;
     }
     case 0x03: {

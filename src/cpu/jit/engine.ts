@@ -24,7 +24,7 @@ import type { Cpu } from "../cpu.js";
 import { amoInstruction, loadSlow, storeSlow } from "../memory.js";
 import { raiseException } from "../trap.js";
 import { generateRegion, type CodegenOptions } from "./codegen.js";
-import { discoverRegion, MAX_SEGMENT, translatable } from "./region.js";
+import { decodeAt, discoverRegion, isTerminator, MAX_SEGMENT } from "./region.js";
 
 export type RegionFn = (n: number, budget: number, pc: number, dtag: number) => number;
 
@@ -231,7 +231,7 @@ export class Jit {
       const pc = cpu.pc;
       const vpn = pc >>> 12;
       const ti = vpn & TLB_MASK;
-      if (xTag[ti] !== (vpn | ftag) || (pc & 3) !== 0) {
+      if (xTag[ti] !== (vpn | ftag) || (pc & 1) !== 0) {
         // A fetch TLB miss, ROM, or an odd pc: the interpreter fetches (and faults) itself.
         const k = cpu.execute(1);
         n += k;
@@ -240,7 +240,7 @@ export class Jit {
         continue;
       }
       const ppc = xOff[ti] + (pc & 0xfff);
-      const j = (pc >>> 2) & (JC_SIZE - 1);
+      const j = (pc >>> 1) & (JC_SIZE - 1);
       let b = jc[j];
       if (b === null || b.vpc !== pc || b.ppc !== ppc || b.regime !== regime) {
         b = this.lookup(pc, ppc, regime);
@@ -288,7 +288,7 @@ export class Jit {
     const old = this.blocks.get(pc);
     if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
     if (this.blocks.size >= MAX_BLOCKS) this.flush();
-    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc), hits: 0, fn: null, region: null };
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc, (regime & (MISA_C << 2)) !== 0), hits: 0, fn: null, region: null };
     if (old !== undefined && old.region !== null) {
       const blocks = old.region.blocks;
       blocks.splice(blocks.indexOf(old), 1);
@@ -313,17 +313,18 @@ export class Jit {
     r.blocks.push(b);
   }
 
-  /** Straight-line length from `pc` (0 when its first instruction is not translatable). */
-  private blockLength(ppc: number): number {
-    const ram32 = this.cpu.ram32;
+  /** Straight-line length from `ppc`, in instructions (0 when its first is not translatable). */
+  private blockLength(ppc: number, rvc: boolean): number {
+    const ram16 = this.cpu.ram16;
+    const half = (off: number) => ram16[off >>> 1];
     const pageEnd = (ppc | 0xfff) + 1;
     let len = 0;
-    for (let off = ppc; off < pageEnd && len < MAX_SEGMENT; off += 4) {
-      const inst = ram32[off >>> 2];
-      if (!translatable(inst)) return len;
+    for (let off = ppc; off < pageEnd && len < MAX_SEGMENT; ) {
+      const d = decodeAt(off, half, rvc);
+      if (d === null) return len;
       len++;
-      const op = inst & 0x7f;
-      if (op === 0x6f || op === 0x67 || op === 0x63 || op === 0x0f) return len;
+      if (isTerminator(d.inst) || (d.inst & 0x7f) === 0x0f) return len;
+      off += d.len;
     }
     return len;
   }
@@ -333,8 +334,10 @@ export class Jit {
       this.flush();
       this.blocks.set(b.vpc, b);
     }
-    const ram32 = this.cpu.ram32;
+    const ram16 = this.cpu.ram16;
     const delta = b.vpc - b.ppc;
+    const half = (pc: number) => ram16[((pc - delta) | 0) >>> 1];
+    const rvc = (b.regime & (MISA_C << 2)) !== 0;
     const page = b.ppc >>> 12;
     const list = this.pages.get(page) ?? [];
     const same = list.filter((r) => r.delta === delta && r.regime === b.regime);
@@ -348,12 +351,12 @@ export class Jit {
     // with one that holds the old entries too (v86 compiles whole pages for the same reason).
     let old: Region | undefined = same[same.length - 1];
     let entries = [b.vpc, ...(old?.entries ?? [])];
-    let region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+    let region = discoverRegion(entries, half, rvc);
     if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
       // The page holds more code than one function should: a region of its own.
       old = undefined;
       entries = [b.vpc];
-      region = discoverRegion(entries, (pc) => ram32[((pc - delta) | 0) >>> 2]);
+      region = discoverRegion(entries, half, rvc);
     }
     if (region === null) {
       b.len = 0;
@@ -363,13 +366,13 @@ export class Jit {
       list.splice(list.indexOf(old), 1);
       this.drop(old);
     }
-    const source = generateRegion(region, { ...this.opts, ialignMask: (b.regime & (MISA_C << 2)) !== 0 ? 1 : 3 });
+    const source = generateRegion(region, { ...this.opts, ialignMask: rvc ? 1 : 3 });
     const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
     if (this.dumpDir !== "") writeFileSync(join(this.dumpDir, `region_${(b.vpc >>> 0).toString(16)}.js`), source);
     const code = new Uint32Array(32);
-    for (const pc of region.words.keys()) {
-      const w = (pc & 0xfff) >>> 2;
-      code[w >>> 5] |= 1 << (w & 31);
+    for (const [pc, len] of region.lengths) {
+      // A 32-bit instruction at pc % 4 == 2 covers two words.
+      for (let w = (pc & 0xfff) >>> 2; w <= ((pc + len - 1) & 0xfff) >>> 2; w++) code[w >>> 5] |= 1 << (w & 31);
     }
     const r: Region = {
       fn: factory(this.rt),

@@ -3,10 +3,16 @@
 // only within one page for the same reason: another page's mapping can change under us).
 // A region is a list of labels (block starts), each with the straight-line run of
 // instructions that the compiler turns into one `case` of a switch on pc (codegen.ts).
+// With the C extension instructions are 2 or 4 bytes long and start at any even pc: a 16-bit
+// one is expanded (rvc.ts) to the 32-bit instruction it stands for, and translated as that
+// with a length of 2 (pc + 2 is its fall-through and its link value). A 32-bit instruction
+// whose upper half lies on the next page is left to the interpreter, which fetches it there.
 
-/** What the compiler can translate; everything else ends a segment and is left to the interpreter. */
+import { expandCompressed } from "../rvc.js";
+
+/** What the compiler can translate (a 32-bit word); everything else ends a segment and is left to the interpreter. */
 export function translatable(inst: number): boolean {
-  // Compressed instructions (bits [1:0] != 3) once RVC exists: the interpreter's job here.
+  // A 16-bit parcel is expanded by decodeAt() before it gets here.
   if ((inst & 3) !== 3) return false;
   const f3 = (inst >>> 12) & 7;
   const f7 = inst >>> 25;
@@ -39,8 +45,34 @@ export function translatable(inst: number): boolean {
   }
 }
 
-/** Instructions after which control does not simply fall through to pc + 4. */
-function isTerminator(inst: number): boolean {
+/** Reads the 16-bit parcel at an even address of the page being translated. */
+export type HalfReader = (pc: number) => number;
+
+/** One decoded instruction: its 32-bit form (a compressed one expanded) and its length in bytes. */
+export interface Decoded {
+  inst: number;
+  len: 2 | 4;
+}
+
+/**
+ * The instruction at `pc` as the interpreter runs it, or null when the compiler leaves it to
+ * the interpreter: not translatable, an illegal or (without C) any 16-bit parcel, or a 32-bit
+ * instruction that straddles the end of the page.
+ */
+export function decodeAt(pc: number, half: HalfReader, rvc: boolean): Decoded | null {
+  const lo = half(pc);
+  if ((lo & 3) !== 3) {
+    if (!rvc) return null;
+    const inst = expandCompressed(lo);
+    return inst !== 0 && translatable(inst) ? { inst, len: 2 } : null;
+  }
+  if ((pc & 0xfff) === 0xffe) return null;
+  const inst = lo | (half((pc + 2) | 0) << 16);
+  return translatable(inst) ? { inst, len: 4 } : null;
+}
+
+/** Instructions after which control does not simply fall through to the next one. */
+export function isTerminator(inst: number): boolean {
   const op = inst & 0x7f;
   return op === 0x6f || op === 0x67 || op === 0x63 || (op === 0x0f && ((inst >>> 12) & 7) === 1);
 }
@@ -66,28 +98,34 @@ export interface Region {
   entry: number;
   /** Block starts in address order; the entry is among them. */
   labels: number[];
-  /** Instruction words by virtual pc, for every pc some label's run covers. */
+  /** Instruction words by virtual pc, for every pc some label's run covers (compressed ones expanded). */
   words: Map<number, number>;
+  /** Their lengths in bytes (2 for a compressed instruction, 4 otherwise). */
+  lengths: Map<number, number>;
   /** Number of instructions covered. */
   insns: number;
 }
 
 /**
  * Discover the region entered at `entries` (the first is the one being compiled for; the
- * others are entries of this page seen before, so one region per page grows to hold them), reading instruction words with `word(pc)` (pc on
- * the entry's page). Returns null when the entry's own instruction is not translatable.
+ * others are entries of this page seen before, so one region per page grows to hold them),
+ * reading 16-bit parcels with `half(pc)` (pc on the entry's page); `rvc` is misa.C.
+ * Returns null when the entry's own instruction is not translatable.
  */
-export function discoverRegion(entries: number[], word: (pc: number) => number): Region | null {
+export function discoverRegion(entries: number[], half: HalfReader, rvc: boolean): Region | null {
   const entry = entries[0];
   const page = entry & ~0xfff;
-  const onPage = (pc: number) => (pc & ~0xfff) === page && (pc & 3) === 0;
-  if (!translatable(word(entry))) return null;
+  const align = rvc ? 1 : 3;
+  const onPage = (pc: number) => (pc & ~0xfff) === page && (pc & align) === 0;
+  const decode = (pc: number) => decodeAt(pc, half, rvc);
+  if (!onPage(entry) || decode(entry) === null) return null;
   const labels = new Set<number>([entry]);
   const words = new Map<number, number>();
+  const lengths = new Map<number, number>();
   // The newest entry first, then the ones an earlier region of this page already had.
   const work = [entry];
   for (let i = entries.length - 1; i > 0; i--) {
-    if (onPage(entries[i]) && !labels.has(entries[i]) && translatable(word(entries[i]))) {
+    if (onPage(entries[i]) && !labels.has(entries[i]) && decode(entries[i]) !== null) {
       labels.add(entries[i]);
       work.unshift(entries[i]);
     }
@@ -95,7 +133,7 @@ export function discoverRegion(entries: number[], word: (pc: number) => number):
   let insns = 0;
   const addLabel = (pc: number) => {
     if (!onPage(pc) || labels.has(pc) || labels.size >= MAX_REGION_LABELS) return;
-    if (!translatable(word(pc))) return;
+    if (decode(pc) === null) return;
     labels.add(pc);
     work.push(pc);
   };
@@ -109,10 +147,12 @@ export function discoverRegion(entries: number[], word: (pc: number) => number):
         addLabel(pc);
         break;
       }
-      const inst = word(pc);
-      if (!translatable(inst)) break;
+      const d = decode(pc);
+      if (d === null) break;
+      const { inst, len } = d;
       if (!words.has(pc)) {
         words.set(pc, inst);
+        lengths.set(pc, len);
         insns++;
       }
       if (isTerminator(inst)) {
@@ -120,18 +160,18 @@ export function discoverRegion(entries: number[], word: (pc: number) => number):
         const rd = (inst >>> 7) & 31;
         if (op === 0x63) {
           addLabel(branchTarget(pc, inst));
-          addLabel((pc + 4) | 0);
+          addLabel((pc + len) | 0);
         } else if (op === 0x6f) {
           addLabel(jalTarget(pc, inst));
           // A call's return lands here: a label lets `ret` come back without the dispatcher.
-          if (rd !== 0) addLabel((pc + 4) | 0);
+          if (rd !== 0) addLabel((pc + len) | 0);
         } else if (op === 0x67) {
-          if (rd !== 0) addLabel((pc + 4) | 0);
+          if (rd !== 0) addLabel((pc + len) | 0);
         }
         break;
       }
-      pc = (pc + 4) | 0;
+      pc = (pc + len) | 0;
     }
   }
-  return { entry, labels: [...labels].sort((a, b) => a - b), words, insns };
+  return { entry, labels: [...labels].sort((a, b) => a - b), words, lengths, insns };
 }

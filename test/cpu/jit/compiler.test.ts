@@ -11,15 +11,15 @@ import { describe, expect, it } from "vitest";
 import { Machine } from "../../../src/core/machine.js";
 import { writeElf } from "../elf-writer.js";
 import { Rng } from "../random-program.js";
-import { addi, enc, jalr, li, sw } from "../rv-asm.js";
-import { assemble, dynamicFaultInsn, faultInsn, randomInsn, run, type Outcome } from "./programs.js";
+import { addi, C_NOP, enc, jalr, li, sw } from "../rv-asm.js";
+import { assemble, dynamicFaultInsn, faultInsn, pair, randomCompressedUnit, randomInsn, run, type Outcome } from "./programs.js";
 
-function expectSame(elf: Uint8Array, irqAt: number[] = []): Outcome {
-  const ref = run(elf, "interp", irqAt);
+function expectSame(elf: Uint8Array, irqAt: number[] = [], rvc = false): Outcome {
+  const ref = run(elf, "interp", irqAt, rvc);
   expect(ref.status).toBe(0);
   let jit: Outcome = ref;
   for (const accel of ["jit", "check"] as const) {
-    const o = run(elf, accel, irqAt);
+    const o = run(elf, accel, irqAt, rvc);
     expect(o.status, accel).toBe(ref.status);
     expect(o.state, accel).toBe(ref.state);
     expect(o.ram === ref.ram, `${accel}: RAM differs`).toBe(true);
@@ -77,6 +77,26 @@ describe("block compiler against the interpreter", () => {
       const o = expectSame(assemble(r, { body, iterations }), irqAt);
       expect(o.status).toBe(0);
     }
+  });
+
+  it("translates compressed code (C on) identically: 16-bit instructions, 32-bit ones at pc % 4 == 2, mid-word block starts", () => {
+    const r = new Rng(0x5eed0005);
+    let compiled = 0;
+    for (let p = 0; p < 12; p++) {
+      const body = Array.from({ length: 30 + r.int(120) }, () => (r.int(3) === 0 ? randomInsn(r) : randomCompressedUnit(r)));
+      if (p % 3 === 2) {
+        // A 32-bit instruction that traps, at pc % 4 == 2 (not the jump to 6: with C that is aligned).
+        const f = faultInsn(r.pick([0, 1, 2, 4, 5]));
+        body[r.int(body.length)] = [pair(C_NOP, f), pair(f >>> 16, C_NOP)];
+      }
+      const iterations = 8 + r.int(8);
+      const irqAt = p % 2 === 0 ? [] : Array.from({ length: 1 + r.int(6) }, () => 40 + r.int(iterations * body.length));
+      const o = expectSame(assemble(r, { body, iterations }), irqAt, true);
+      compiled += o.jit?.compiled ?? 0;
+      // Compressed instructions no longer end a block: compiled code runs most of the loop.
+      expect(o.jit?.jitInsns ?? 0).toBeGreaterThan((o.jit?.interpInsns ?? 0) * 2);
+    }
+    expect(compiled).toBeGreaterThan(0);
   });
 
   it("keeps its code cache bounded on a guest that generates code forever", () => {

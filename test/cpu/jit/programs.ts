@@ -4,12 +4,12 @@
 // that logs mcause/mepc/mtval/minstret below x8 and skips the trapping instruction (or
 // clears the CLINT's msip for a software interrupt), and an exit through the finisher.
 
-import { Machine, type MachineOptions } from "../../../src/core/machine.js";
+import { Machine } from "../../../src/core/machine.js";
 import type { Accel } from "../../../src/cpu/jit/accel.js";
 import { saveCpuState } from "../../../src/cpu/state.js";
 import { writeElf } from "../elf-writer.js";
 import { Rng } from "../random-program.js";
-import { addi, auipc, csrrs, csrrw, enc, li, sw } from "../rv-asm.js";
+import { addi, auipc, C_NOP, cenc, csrrs, csrrw, enc, li, sw } from "../rv-asm.js";
 
 const BASE = 0x80000000;
 /** x8 points here: random accesses go to [x8, x8 + 2048), the trap log to [x8 - 2048, x8). */
@@ -65,6 +65,62 @@ export function randomInsn(r: Rng): number[] {
       // An AMO on the aligned word at x9, or an LR/SC pair.
       if (r.int(3) === 0) return [enc.r(0x2f, 2, 0x02 << 2, rd, 9, 0), enc.r(0x2f, 2, 0x03 << 2, r.pick(FREE), 9, b)];
       return [enc.r(0x2f, 2, r.pick([0x00, 0x01, 0x04, 0x0c, 0x08, 0x10, 0x14, 0x18, 0x1c]) << 2, rd, 9, b)];
+    }
+  }
+}
+
+/** Registers of FREE that the 3-bit fields of compressed instructions can name (x8..x15). */
+const FREE_C = [10, 11, 12, 13, 14, 15];
+
+/** A compressed instruction that neither jumps nor faults and writes only FREE registers. */
+function compressedAlu(r: Rng): number {
+  const rd = r.pick(FREE.slice(1));
+  const rp = () => r.pick(FREE_C);
+  switch (r.int(11)) {
+    case 0: return cenc.ci(0, rd, r.int(64), 1); // C.ADDI
+    case 1: return cenc.ci(2, rd, r.int(64), 1); // C.LI
+    case 2: return cenc.ci(3, rd, 1 + r.int(63), 1); // C.LUI
+    case 3: return cenc.cbAlu(0, rp(), r.int(32)); // C.SRLI
+    case 4: return cenc.cbAlu(1, rp(), r.int(32)); // C.SRAI
+    case 5: return cenc.cbAlu(2, rp(), r.int(64)); // C.ANDI
+    case 6: return cenc.ca(r.int(4), rp(), rp()); // C.SUB, C.XOR, C.OR, C.AND
+    case 7: return cenc.ci(0, rd, r.int(32), 2); // C.SLLI
+    case 8: return cenc.cr(8, rd, r.pick(SRC.slice(1))); // C.MV
+    case 9: return cenc.cr(9, rd, r.pick(SRC.slice(1))); // C.ADD
+    default: return C_NOP;
+  }
+}
+
+export const pair = (lo: number, hi: number) => ((lo & 0xffff) | ((hi & 0xffff) << 16)) >>> 0;
+
+/**
+ * A unit of code for a hart with the C extension, whole words long: two compressed
+ * instructions, a random 32-bit unit placed at pc % 4 == 2 between compressed ones, a C.LW or
+ * C.SW on the data area (x8), or a compressed branch or jump that skips to pc + 6 (a block
+ * start in the middle of a word).
+ */
+export function randomCompressedUnit(r: Rng): number[] {
+  switch (r.int(6)) {
+    case 0: case 1:
+      return [pair(compressedAlu(r), compressedAlu(r))];
+    case 2: {
+      const w = randomInsn(r);
+      const out: number[] = [];
+      let lo = compressedAlu(r);
+      for (const x of w) {
+        out.push(pair(lo, x));
+        lo = x >>> 16;
+      }
+      out.push(pair(lo, compressedAlu(r)));
+      return out;
+    }
+    case 3:
+      return [pair(cenc.clsw(r.int(2) === 0, 8, r.pick(FREE_C), r.int(32) * 4), compressedAlu(r))];
+    default: {
+      // pc: branch or jump to pc + 6; pc + 2 and pc + 4 run only when the branch is not taken.
+      const k = r.int(3);
+      const jump = k === 0 ? cenc.cj(5, 6) : cenc.cb(k === 1 ? 6 : 7, r.pick(FREE_C), 6);
+      return [pair(jump, compressedAlu(r)), pair(compressedAlu(r), compressedAlu(r))];
     }
   }
 }
@@ -174,15 +230,13 @@ export interface Outcome {
   status: number | null;
   state: string;
   ram: string;
-  jit: { compiled: number; invalidated: number } | null;
+  jit: { compiled: number; invalidated: number; jitInsns: number; interpInsns: number } | null;
 }
 
 /** Run to the finisher, raising a software interrupt when instret reaches each of `irqAt`. */
-export function run(elf: Uint8Array, accel: Accel, irqAt: number[]): Outcome {
-  // The programs assume IALIGN 32 (a jump to 6 is misaligned): once the hart has the C
-  // extension, turn it off as QEMU's -cpu rv32,c=false does (ignored by a Machine without C).
-  const noC = { rvc: false } as unknown as Partial<MachineOptions>;
-  const m = new Machine({ ramSize: 8 << 20, serialOut: () => undefined, kernel: elf, accel, ...noC });
+export function run(elf: Uint8Array, accel: Accel, irqAt: number[], rvc = false): Outcome {
+  // Without C the programs have IALIGN 32 (a jump to 6 is misaligned), as QEMU's -cpu rv32,c=false.
+  const m = new Machine({ ramSize: 8 << 20, serialOut: () => undefined, kernel: elf, accel, rvc });
   if (m.engine.jit !== null) m.engine.jit.hot = 2;
   const pending = [...irqAt].sort((a, b) => a - b);
   let status: number | null = null;
@@ -206,6 +260,6 @@ export function run(elf: Uint8Array, accel: Accel, irqAt: number[]): Outcome {
   );
   const ram = Buffer.from(m.ram.bytes.subarray(0, 0x11000)).toString("base64");
   const st = m.engine.jit?.snapshotStats();
-  return { status, state, ram, jit: st ? { compiled: st.compiled, invalidated: st.invalidated } : null };
+  return { status, state, ram, jit: st ? { compiled: st.compiled, invalidated: st.invalidated, jitInsns: st.jitInsns, interpInsns: st.interpInsns } : null };
 }
 
