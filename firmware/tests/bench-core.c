@@ -6,7 +6,9 @@
  * Makefile with the conformance tests' runtime (startup code, putc/puthex, 4 KiB stack). */
 #include <stdint.h>
 
+#ifndef ITERATIONS
 #define ITERATIONS 4000
+#endif
 #define LIST_NODES 64
 #define MAT_N 12
 #define TEXT_LEN 256

@@ -96,6 +96,17 @@ describe.skipIf(!qemu)("minivm against qemu-system-riscv32", () => {
     expect(m.status).toBe(qr.status);
   });
 
+  // The CoreMark-class benchmark (bench/cpu), plain and built for rv32imac: the same CRC.
+  it.each([["bench-core", false], ["bench-core-c", true]] as const)("%s.elf (compressed code: %s): same CRC as QEMU", async (name, rvc) => {
+    const path = join(ELF_DIR, `${name}.elf`);
+    const q = qemuRun(path, 60_000, rvc ? QEMU_CPU_RVC : QEMU_CPU);
+    const m = runOnMinivm(new Uint8Array(readFileSync(path)), undefined, rvc);
+    const qr = await q;
+    expect(m.output).toMatch(/^[0-9a-f]{8} ?\n$/);
+    expect(m.output).toBe(qr.output);
+    expect(m.status).toBe(qr.status);
+  });
+
   it(`runs ${BATCHES * PER_BATCH} random programs with identical register dumps`, () => randomBatches(false), 180_000);
 
   it(`runs ${RVC_BATCHES * PER_BATCH} random programs with compressed code (C on) with identical register dumps`, () => randomBatches(true, RVC_BATCHES), 180_000);
