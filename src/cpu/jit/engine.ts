@@ -351,6 +351,18 @@ export class Jit {
     // with one that holds the old entries too (v86 compiles whole pages for the same reason).
     let old: Region | undefined = same[same.length - 1];
     let entries = [b.vpc, ...(old?.entries ?? [])];
+    if (old !== undefined) {
+      // Regenerating: take every other block the dispatcher has entered on this page (with
+      // this mapping) as an entry too, so that the next ones to get hot are covered already
+      // instead of each regenerating the page again (the SBI's trap page had 30 rounds).
+      const known = new Set(entries);
+      const seen: Block[] = [];
+      for (const o of this.blocks.values()) {
+        if (o.hits > 0 && o.region === null && o.regime === b.regime && o.ppc >>> 12 === page && o.vpc - o.ppc === delta && !known.has(o.vpc)) seen.push(o);
+      }
+      seen.sort((x, y) => y.hits - x.hits);
+      for (const o of seen) entries.push(o.vpc);
+    }
     let region = discoverRegion(entries, half, rvc);
     if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
       // The page holds more code than one function should: a region of its own.
