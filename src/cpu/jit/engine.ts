@@ -75,6 +75,10 @@ interface Region {
   source: string | null;
   /** Length of the generated source. */
   size: number;
+  /** How many times the page's region was regenerated before this one (the backoff). */
+  regenerations: number;
+  /** Hot entries not covered by this region, waiting for the next regeneration. */
+  waiting: Set<number>;
 }
 
 /** What generated code reaches through its `rt` argument. */
@@ -350,6 +354,16 @@ export class Jit {
     // One region per page and mapping where it fits: a new entry replaces the page's region
     // with one that holds the old entries too (v86 compiles whole pages for the same reason).
     let old: Region | undefined = same[same.length - 1];
+    if (old !== undefined) {
+      // Each regeneration costs a translation and V8's warm-up of the new function (it starts
+      // in V8's bytecode interpreter, slower than minivm's own), so the page's region is
+      // regenerated with exponential backoff: after its k-th regeneration, once 2^k new entries
+      // are waiting or one of them has been entered hot * 2^k times. Until then they are
+      // interpreted (Linux's boot translated 14 MB of source in 400 rounds without this).
+      old.waiting.add(b.vpc);
+      const k = Math.min(old.regenerations, 12);
+      if (old.waiting.size < 1 << k && b.hits < this.hot << k) return;
+    }
     let entries = [b.vpc, ...(old?.entries ?? [])];
     if (old !== undefined) {
       // Regenerating: take every other block the dispatcher has entered on this page (with
@@ -397,6 +411,8 @@ export class Jit {
       blocks: [],
       source: this.keepSource ? source : null,
       size: source.length,
+      regenerations: old !== undefined ? old.regenerations + 1 : 0,
+      waiting: new Set(),
     };
     this.attach(b, r);
     // Other known blocks that are labels of the new region use it at once.
