@@ -22,6 +22,12 @@ export interface CodegenOptions {
    * the C extension, 1 with it (IALIGN 16). Part of the translation regime (misa.C).
    */
   ialignMask: number;
+  /**
+   * Annotate the source (each case's address, each instruction's pc and word). Only for
+   * reading it (MINIVM_JIT_DUMP, keepSource): V8 parses every byte, and the comments are a
+   * fifth of a region's source.
+   */
+  comments?: boolean;
 }
 
 const hex = (v: number) => "0x" + (v >>> 0).toString(16);
@@ -85,7 +91,7 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       if (op === 0x6f || op === 0x67 || op === 0x63 || (op === 0x0f && ((inst >>> 12) & 7) === 1)) { end = "term"; break; }
     }
     const len = run.length;
-    emit(`case ${li}: // ${hex(start)}, ${len} insns`);
+    emit(opts.comments ? `case ${li}: // ${hex(start)}, ${len} insns` : `case ${li}:`);
     const exitCheck = opts.exitCheck ? ` || ew[0] !== 0` : "";
     emit(`if (n + ${len} > budget${exitCheck}) { pc = ${lit(start)}; break loop; }`);
     emit(`n += ${len};`);
@@ -99,9 +105,9 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       // Leave after instruction k completed but reached a device (the interpreter returns to
       // the board) or wrote over translated code (the dispatcher must look again).
       const after = `if (cpu.mmioTouched || rt.stale) { ${back ? `n -= ${back}; ` : ""}pc = ${lit(ipc + ilen)}; stop = cpu.mmioTouched ? 2 : 0; break loop; }`;
-      emit(`// ${hex(ipc)}: ${hex(inst)}${ilen === 2 ? " (compressed)" : ""}`);
+      if (opts.comments) emit(`// ${hex(ipc)}: ${hex(inst)}${ilen === 2 ? " (compressed)" : ""}`);
       // The case that follows in the switch is the next label: falling into it costs no jump.
-      const gotoEnd = (target: number) => (labelIndex.get(target) === li + 1 ? `/* falls into case ${li + 1} */` : goto(target));
+      const gotoEnd = (target: number) => (labelIndex.get(target) === li + 1 ? (opts.comments ? `/* falls into case ${li + 1} */` : "") : goto(target));
       translateOne(inst, ipc, ilen, fault, after, R, W, goto, gotoEnd, base, opts, emit);
     }
     if (end === "exit") emit(`pc = ${lit(pc)}; break loop;`);

@@ -392,7 +392,7 @@ export class Jit {
       list.splice(list.indexOf(old), 1);
       this.drop(old);
     }
-    const source = generateRegion(region, { ...this.opts, ialignMask: rvc ? 1 : 3 });
+    const source = generateRegion(region, { ...this.opts, ialignMask: rvc ? 1 : 3, comments: this.keepSource || this.dumpDir !== "" });
     const factory = new Function("rt", source) as (rt: Runtime) => RegionFn;
     if (this.dumpDir !== "") writeFileSync(join(this.dumpDir, `region_${(b.vpc >>> 0).toString(16)}.js`), source);
     const code = new Uint32Array(32);
