@@ -28,8 +28,15 @@ import { decodeAt, discoverRegion, isTerminator, MAX_SEGMENT } from "./region.js
 
 export type RegionFn = (n: number, budget: number, pc: number, dtag: number) => number;
 
-/** Entries into a block before it is compiled (QEMU compiles at once; v86 waits much longer). */
-export const HOT_THRESHOLD = 16;
+/**
+ * Entries into a block before it is compiled (QEMU compiles at once; v86 waits much longer).
+ * A translation costs milliseconds (generating a page's region, V8 parsing it, then running
+ * it in V8's bytecode interpreter until V8 optimizes it), the cost of interpreting a few
+ * hundred thousand instructions; code that runs only a few thousand times is cheaper left to
+ * the interpreter. Linux's boot to its prompt (bench/linux-boot): 3.9 s at 16, 2.3 s at 1024,
+ * 1.4 s at 4096; loops get hot within milliseconds either way (bench-core is unchanged).
+ */
+export const HOT_THRESHOLD = 4096;
 /** $MINIVM_JIT_HOT overrides it (1 compiles every block at once: tests use it to cover more code). */
 function hotThreshold(): number {
   const v = Number(process.env.MINIVM_JIT_HOT ?? HOT_THRESHOLD);
