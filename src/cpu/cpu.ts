@@ -118,6 +118,15 @@ export class Cpu {
   /** Some PMP entry is on / some entry is locked (pmp.ts keeps these in step). */
   pmpActive = false;
   pmpLocked = false;
+  /**
+   * The entries that are on, decoded by pmpUpdate() in priority order: physical byte range
+   * [pmpStart, pmpEnd] and the cfg byte. pmpAllows() runs on every TLB fill and page-table
+   * read of S/U code, and decoding NAPOT/TOR there was a tenth of Linux's boot.
+   */
+  pmpCount = 0;
+  readonly pmpStart = new Float64Array(16);
+  readonly pmpEnd = new Float64Array(16);
+  readonly pmpCfgOn = new Uint8Array(16);
   /** Instructions retired (a double: exact up to 2^53). */
   instret = 0;
   /** mcycle - instret, so that writes to mcycle stick. */
@@ -228,6 +237,7 @@ export class Cpu {
     this.pmpaddr.fill(0);
     this.pmpActive = false;
     this.pmpLocked = false;
+    this.pmpCount = 0;
     this.instret = 0;
     this.cycleOffset = 0;
     this.loadRes = -1;

@@ -25,21 +25,27 @@ function cfgOf(cpu: Cpu, i: number): number {
 export function pmpUpdate(cpu: Cpu): void {
   let active = false;
   let locked = false;
+  let n = 0;
   for (let i = 0; i < 16; i++) {
     const c = cfgOf(cpu, i);
     if (((c >>> PMP_A_SHIFT) & 3) !== A_OFF) {
       active = true;
       if (c & PMP_L) locked = true;
     }
+    if (rangeOf(cpu, i)) {
+      cpu.pmpStart[n] = rangeStart;
+      cpu.pmpEnd[n] = rangeEnd;
+      cpu.pmpCfgOn[n] = c;
+      n++;
+    }
   }
   cpu.pmpActive = active;
   cpu.pmpLocked = locked;
+  cpu.pmpCount = n;
   cpu.flushTlb();
 }
 
-// rangeOf()'s result, in two scratch numbers rather than a fresh array: pmpAllows runs on
-// every MMIO access and TLB miss of S/U code, and an array per entry per call was most of
-// an idle guest's garbage.
+// rangeOf()'s result, in two scratch numbers rather than a fresh array.
 let rangeStart = 0;
 let rangeEnd = 0;
 
@@ -73,16 +79,19 @@ export function pmpAllows(cpu: Cpu, pa: number, size: number, access: number, pr
   if (priv === PRV_M && !cpu.pmpLocked) return true;
   if (!cpu.pmpActive) return priv === PRV_M;
   const last = pa + size - 1;
-  for (let i = 0; i < 16; i++) {
-    if (!rangeOf(cpu, i)) continue;
-    const startIn = pa >= rangeStart && pa <= rangeEnd;
-    const endIn = last >= rangeStart && last <= rangeEnd;
+  const starts = cpu.pmpStart;
+  const ends = cpu.pmpEnd;
+  for (let i = 0; i < cpu.pmpCount; i++) {
+    const s = starts[i];
+    const e = ends[i];
+    const startIn = pa >= s && pa <= e;
+    const endIn = last >= s && last <= e;
     if (!startIn && !endIn) {
-      if (pa < rangeStart && last > rangeEnd) return false; // straddles the whole entry
+      if (pa < s && last > e) return false; // straddles the whole entry
       continue;
     }
     if (!startIn || !endIn) return false;
-    const c = cfgOf(cpu, i);
+    const c = cpu.pmpCfgOn[i];
     if (priv === PRV_M && (c & PMP_L) === 0) return true;
     const need = access === ACCESS_FETCH ? PMP_X : access === ACCESS_STORE ? PMP_W : PMP_R;
     return (c & need) !== 0;
