@@ -134,6 +134,13 @@ export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
 export { VIRTIO_MMIO_COUNT };
 /** Instructions between looks at the clock and the exit flag. */
 const BATCH = 4096;
+/**
+ * The hart's riscv,isa. With C it also names Zca (the integer compressed subset C implies), as
+ * QEMU 8 and later list it; QEMU 7.2 predates the Zc* names and says rv32imac_zicsr_zifencei.
+ * Linux reads the single letters and ignores names it does not know.
+ */
+export const ISA_WITH_C = "rv32imac_zicsr_zifencei_zca";
+export const ISA_WITHOUT_C = "rv32ima_zicsr_zifencei";
 
 /** A board-table row and the device built from it. */
 interface Placed {
@@ -237,7 +244,7 @@ export class Machine {
     }
     const initrd = this.initrd === null ? undefined : { start: this.initrd.start, end: this.initrd.start + this.initrd.bytes.length };
     // QEMU 7.2's riscv_isa_string: the single letters in misa order, then the Z extensions.
-    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, initrd, isa: rvc ? "rv32imac_zicsr_zifencei" : "rv32ima_zicsr_zifencei" }));
+    this.dtb = encodeFdt(buildVirtFdt({ ramBase: RAM_BASE, ramSize, bootargs: opts.append, initrd, isa: rvc ? ISA_WITH_C : ISA_WITHOUT_C }));
     this.fdtAddr = fdtLoadAddress(RAM_BASE, ramSize, this.dtb.length);
 
     const built = new Map<string, MmioDevice>();

@@ -19,7 +19,8 @@ const GUEST = join(import.meta.dirname, "../../guests/linux/build");
 const PROMPT = "linux$ ";
 const BOOT_MS = 180_000;
 const haveQemu = requireTool("qemu-system-riscv32", "qemu-system-misc");
-// QEMU's CPU with exactly minivm's riscv,isa ("rv32imac_zicsr_zifencei"), so Linux takes the
+// QEMU's CPU with minivm's extensions (riscv,isa "rv32imac_zicsr_zifencei_zca"; QEMU 7.2 does
+// not name Zca), so Linux takes the
 // same paths (SBI timer, no Sstc) on both.
 const QEMU_CPU = "rv32,c=on,f=off,d=off,h=off,sstc=off,zba=off,zbb=off,zbc=off,zbs=off,Zihintpause=off";
 

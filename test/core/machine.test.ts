@@ -237,6 +237,12 @@ describe("Machine", () => {
     }
   });
 
+  it.skipIf(!hasDtc)("names its ISA in riscv,isa: C and Zca by default, neither with -cpu rv32,c=false", () => {
+    const isa = (rvc: boolean) => parseDts(dtsOf(new Machine({ serialOut: () => {}, rvc }).dumpDtb())).get("/cpus/cpu@0")?.get("riscv,isa");
+    expect(isa(true)).toBe('"rv32imac_zicsr_zifencei_zca"');
+    expect(isa(false)).toBe('"rv32ima_zicsr_zifencei"');
+  });
+
   it("lists its memory regions like info mtree", () => {
     const t = new Machine({ serialOut: () => {} }).mtree();
     expect(t).toContain("    0000000000001000-000000000000ffff (prio 0, rom): riscv_virt_board.mrom\n");
