@@ -384,12 +384,18 @@ export class Jit {
       seen.sort((x, y) => y.hits - x.hits);
       for (const o of seen) entries.push(o.vpc);
     }
-    let region = discoverRegion(entries, half, rvc);
+    // Only code that has run becomes part of the region (a label is a block the dispatcher
+    // has entered with this mapping and regime).
+    const seen = (pc: number) => {
+      const o = this.blocks.get(pc);
+      return o !== undefined && o.ppc === ((pc - delta) | 0) && o.regime === b.regime;
+    };
+    let region = discoverRegion(entries, half, rvc, seen);
     if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
       // The page holds more code than one function should: a region of its own.
       old = undefined;
       entries = [b.vpc];
-      region = discoverRegion(entries, half, rvc);
+      region = discoverRegion(entries, half, rvc, seen);
     }
     if (region === null) {
       b.len = 0;

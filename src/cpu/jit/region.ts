@@ -109,10 +109,13 @@ export interface Region {
 /**
  * Discover the region entered at `entries` (the first is the one being compiled for; the
  * others are entries of this page seen before, so one region per page grows to hold them),
- * reading 16-bit parcels with `half(pc)` (pc on the entry's page); `rvc` is misa.C.
+ * reading 16-bit parcels with `half(pc)` (pc on the entry's page); `rvc` is misa.C. Only
+ * block starts for which `seen(pc)` holds become labels (the engine passes "the dispatcher
+ * has run it"): a jump to code never run leaves the region, which stays small, quick for V8
+ * to parse and optimize, until that code gets hot and the page's region is regenerated.
  * Returns null when the entry's own instruction is not translatable.
  */
-export function discoverRegion(entries: number[], half: HalfReader, rvc: boolean): Region | null {
+export function discoverRegion(entries: number[], half: HalfReader, rvc: boolean, seen: (pc: number) => boolean = () => true): Region | null {
   const entry = entries[0];
   const page = entry & ~0xfff;
   const align = rvc ? 1 : 3;
@@ -132,7 +135,7 @@ export function discoverRegion(entries: number[], half: HalfReader, rvc: boolean
   }
   let insns = 0;
   const addLabel = (pc: number) => {
-    if (!onPage(pc) || labels.has(pc) || labels.size >= MAX_REGION_LABELS) return;
+    if (!onPage(pc) || labels.has(pc) || labels.size >= MAX_REGION_LABELS || !seen(pc)) return;
     if (decode(pc) === null) return;
     labels.add(pc);
     work.push(pc);
