@@ -60,6 +60,12 @@ interface Block {
   /** Instructions from vpc to the block's end (the interpreter runs this many when cold). */
   len: number;
   hits: number;
+  /**
+   * Entered at least once where a block really starts: not only right after the interpreter
+   * stopped in the middle of straight-line code because the budget ended there (or after a
+   * single instruction on a fetch-TLB miss). Only such blocks become labels of a region.
+   */
+  genuine: boolean;
   /** The compiled region this block is a label of (its function switches on pc), or null. */
   fn: RegionFn | null;
   region: Region | null;
@@ -140,6 +146,8 @@ export class Jit {
    * the host thread to generate and parse code is not seen by the guest as a slow interrupt).
    */
   translationHook: ((translate: () => void) => void) | null = null;
+  /** A pc the interpreter stopped at mid-block (see Block.genuine), or -1 (never a pc: odd). */
+  private cutPc = -1;
   /** Compiled regions kept before the cache is flushed (tests lower it). */
   maxRegions = MAX_REGIONS;
   /** `--accel check` (check.ts) runs every compiled region through this instead of calling it. */
@@ -248,6 +256,7 @@ export class Jit {
         n += k;
         this.stats.interpInsns += k;
         if (cpu.stoppedEarly) return n;
+        if (cpu.pc === ((pc + 4) | 0) || cpu.pc === ((pc + 2) | 0)) this.cutPc = cpu.pc;
         continue;
       }
       const ppc = xOff[ti] + (pc & 0xfff);
@@ -281,16 +290,21 @@ export class Jit {
         if (cpu.stoppedEarly) return n;
         continue;
       }
+      if (pc !== this.cutPc) b.genuine = true;
+      this.cutPc = -1;
       if (++b.hits >= this.hot && b.len > 0) {
         if (this.translationHook === null) this.compile(b);
         else this.translationHook(() => this.compile(b));
       }
       if (b.fn !== null) continue;
       const want = b.len > 0 ? b.len : 1;
-      const k = cpu.execute(want < budget - n ? want : budget - n);
+      const take = want < budget - n ? want : budget - n;
+      const k = cpu.execute(take);
       n += k;
       this.stats.interpInsns += k;
       if (cpu.stoppedEarly) return n;
+      // The budget ended inside the block: the next visit starts mid-block.
+      if (take < want) this.cutPc = cpu.pc;
     }
     return n;
   }
@@ -299,7 +313,7 @@ export class Jit {
     const old = this.blocks.get(pc);
     if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
     if (this.blocks.size >= MAX_BLOCKS) this.flush();
-    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc, (regime & (MISA_C << 2)) !== 0), hits: 0, fn: null, region: null };
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc, (regime & (MISA_C << 2)) !== 0), hits: 0, genuine: false, fn: null, region: null };
     if (old !== undefined && old.region !== null) {
       const blocks = old.region.blocks;
       blocks.splice(blocks.indexOf(old), 1);
@@ -379,7 +393,7 @@ export class Jit {
       const known = new Set(entries);
       const seen: Block[] = [];
       for (const o of this.blocks.values()) {
-        if (o.hits > 0 && o.region === null && o.regime === b.regime && o.ppc >>> 12 === page && o.vpc - o.ppc === delta && !known.has(o.vpc)) seen.push(o);
+        if (o.genuine && o.region === null && o.regime === b.regime && o.ppc >>> 12 === page && o.vpc - o.ppc === delta && !known.has(o.vpc)) seen.push(o);
       }
       seen.sort((x, y) => y.hits - x.hits);
       for (const o of seen) entries.push(o.vpc);
@@ -388,7 +402,7 @@ export class Jit {
     // has entered with this mapping and regime).
     const seen = (pc: number) => {
       const o = this.blocks.get(pc);
-      return o !== undefined && o.ppc === ((pc - delta) | 0) && o.regime === b.regime;
+      return o !== undefined && o.genuine && o.ppc === ((pc - delta) | 0) && o.regime === b.regime;
     };
     let region = discoverRegion(entries, half, rvc, seen);
     if (region !== null && old !== undefined && !old.entries.every((e) => region?.words.has(e))) {
