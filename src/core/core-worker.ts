@@ -4,7 +4,6 @@
 // relative to command replies.
 
 import { readlinkSync } from "node:fs";
-import { setFlagsFromString } from "node:v8";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { createEventEmitters } from "../qapi/generated/events.js";
 import { eventTimestamp } from "../qmp/dispatch.js";
@@ -29,13 +28,6 @@ import { PrecopyEngine } from "../migration/migration.js";
 import { startIncoming } from "../migration/qmp-migration.js";
 import type { CoreApi, CoreToMonitorMessage, CoreWorkerData, ExecResult } from "./protocol.js";
 import { ObjectRegistry } from "../crypto/objects.js";
-
-// The block compiler makes one function per guest page; the page holding the SBI firmware's
-// trap path compiles to more bytecode than V8 will optimize by default (60 KiB), so the code
-// that runs on every timer tick of an idle guest stayed in V8's baseline tier: 48 us per tick
-// instead of 11 us, most of an idle guest's cost. V8 flags are per process and read when a
-// function is considered for optimization, so this reaches the code compiled below.
-setFlagsFromString("--max-optimized-bytecode-size=262144");
 
 const data = workerData as CoreWorkerData;
 const regions = checkRegions(data.regions);
