@@ -7,6 +7,7 @@ import { CoreLoop } from "../../src/core/loop.js";
 import { Machine } from "../../src/core/machine.js";
 import { bqlHandle, controlView, createSharedRegions } from "../../src/core/regions.js";
 import { RunStateMachine } from "../../src/core/runstate.js";
+import type { Accel } from "../../src/cpu/jit/accel.js";
 import { writeElf } from "../cpu/elf-writer.js";
 import { addi, csrrs, csrrw, enc, li, sw } from "../cpu/rv-asm.js";
 import { startVm, type VmProcess } from "../helpers/vm.js";
@@ -15,6 +16,7 @@ const S0 = 8;
 const S1 = 9;
 const S2 = 18;
 const S3 = 19;
+const S4 = 20;
 const T0 = 5;
 const T1 = 6;
 const T2 = 7;
@@ -34,7 +36,7 @@ const TICK_MS = 10;
  * An M-mode guest with a 100 Hz tick on absolute deadlines (mtimecmp += period, as the
  * teaching guest's handler does), counting ticks in s1 and sleeping in WFI in between.
  */
-function tickingGuest(): Uint8Array {
+function tickingGuest(busyAfterWake = false): Uint8Array {
   const code: number[] = [
     ...li(S3, PERIOD),
     ...li(T1, 0x0200bff8), // mtime
@@ -44,10 +46,11 @@ function tickingGuest(): Uint8Array {
     sw(T2, 0, 4),
     sw(T2, S2, 0),
   ];
-  const handlerAt = code.length + 9;
+  const handlerAt = code.length + (busyAfterWake ? 10 : 9);
   code.push(enc.u(0x17, T0, 0), addi(T0, T0, (handlerAt - code.length) * 4));
   code.push(csrrw(0, MTVEC, T0), addi(T0, 0, 0x80), csrrs(0, MIE, T0), addi(T0, 0, 0x8), csrrs(0, MSTATUS, T0));
-  code.push(WFI, enc.j(0, -4));
+  // Busy: one WFI, then count in s4 forever, the timer interrupting now and then.
+  code.push(...(busyAfterWake ? [WFI, addi(S4, S4, 1), enc.j(0, -4)] : [WFI, enc.j(0, -4)]));
   expect(code.length).toBe(handlerAt);
   code.push(addi(S1, S1, 1), add(S2, S2, S3), sw(T2, S2, 0), MRET);
   const bytes = new Uint8Array(code.length * 4);
@@ -67,7 +70,7 @@ function sleeper(): Uint8Array {
   return writeElf([{ addr: 0x80000000, bytes }], 0x80000000);
 }
 
-function idleMachine(kernel: Uint8Array): { m: Machine; loop: CoreLoop; stop: () => void } {
+function idleMachine(kernel: Uint8Array, accel: Accel = "jit"): { m: Machine; loop: CoreLoop; stop: () => void } {
   const regions = createSharedRegions({ ramSize: 16 << 20 });
   const control = controlView(regions);
   const vcpuBql = bqlHandle(regions, "vcpu0");
@@ -76,6 +79,7 @@ function idleMachine(kernel: Uint8Array): { m: Machine; loop: CoreLoop; stop: ()
     regions,
     bios: null,
     kernel,
+    accel,
     serialOut: noop,
     onInterrupt: () => {
       if (!vcpuBql.held()) loop?.wake();
@@ -143,6 +147,29 @@ describe("an idle guest on the core loop", () => {
       expect(loop.slices).toBe(slices + 1);
     } finally {
       stop();
+    }
+  });
+});
+
+describe("the engine after a WFI wake-up under the block compiler", () => {
+  it("interprets an idle guest's short timer handler and compiles code that keeps running", async () => {
+    const idle = idleMachine(tickingGuest());
+    const busy = idleMachine(tickingGuest(true));
+    try {
+      await sleep(300);
+      const jit = idle.m.engine.jit;
+      expect(jit).not.toBeNull();
+      const before = jit?.snapshotStats().jitInsns;
+      const ticks = idle.m.cpu.x[S1];
+      await sleep(300);
+      expect(idle.m.cpu.x[S1]).toBeGreaterThan(ticks + 10);
+      // Hot by the compiler's measure (dozens of entries), yet never worth compiling.
+      expect(jit?.snapshotStats().jitInsns).toBe(before);
+      expect(busy.m.cpu.x[S4]).toBeGreaterThan(100_000);
+      expect(busy.m.engine.jit?.snapshotStats().jitInsns).toBeGreaterThan(100_000);
+    } finally {
+      idle.stop();
+      busy.stop();
     }
   });
 });
