@@ -66,6 +66,8 @@ interface Block {
    * single instruction on a fetch-TLB miss). Only such blocks become labels of a region.
    */
   genuine: boolean;
+  /** Hits at which compile() is tried again after it declined (doubles each time). */
+  nextTry: number;
   /** The compiled region this block is a label of (its function switches on pc), or null. */
   fn: RegionFn | null;
   region: Region | null;
@@ -219,6 +221,7 @@ export class Jit {
       b.fn = null;
       b.region = null;
       b.hits = 0;
+      b.nextTry = 0;
     }
     r.blocks.length = 0;
     this.regionCount--;
@@ -292,7 +295,10 @@ export class Jit {
       }
       if (pc !== this.cutPc) b.genuine = true;
       this.cutPc = -1;
-      if (++b.hits >= this.hot && b.len > 0) {
+      // compile() may decline (the block lies inside compiled code, or the page's region is
+      // backing off): it is asked again at twice the hits, not on every visit.
+      if (++b.hits >= this.hot && b.hits >= b.nextTry && b.len > 0) {
+        b.nextTry = b.hits * 2;
         if (this.translationHook === null) this.compile(b);
         else this.translationHook(() => this.compile(b));
       }
@@ -313,7 +319,7 @@ export class Jit {
     const old = this.blocks.get(pc);
     if (old !== undefined && old.ppc === ppc && old.regime === regime) return old;
     if (this.blocks.size >= MAX_BLOCKS) this.flush();
-    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc, (regime & (MISA_C << 2)) !== 0), hits: 0, genuine: false, fn: null, region: null };
+    const b: Block = { vpc: pc, ppc, regime, len: this.blockLength(ppc, (regime & (MISA_C << 2)) !== 0), hits: 0, genuine: false, nextTry: 0, fn: null, region: null };
     if (old !== undefined && old.region !== null) {
       const blocks = old.region.blocks;
       blocks.splice(blocks.indexOf(old), 1);
