@@ -18,7 +18,7 @@ import {
 import { div, divu, mulh, mulhsu, mulhu, rem, remu } from "./arith.js";
 import { csrInstruction } from "./csr.js";
 import { amoInstruction, fetchHigh, fetchSlow, loadSlow, storeSlow } from "./memory.js";
-import { expandCompressed } from "./rvc.js";
+import { expandCompressedCached } from "./rvc.js";
 import { markPageDirty, WriteTracker } from "../memory/write-tracking.js";
 import type { PresentGate } from "../memory/present-gate.js";
 import { raiseException, systemInstruction } from "./trap.js";
@@ -329,7 +329,7 @@ export class Cpu {
       let ilen = 4;
       if ((inst & 3) !== 3) {
         const half = inst & 0xffff;
-        const expanded = c ? expandCompressed(half) : 0;
+        const expanded = c ? expandCompressedCached(half) : 0;
         if (expanded === 0) {
           // QEMU 7.2 reports the 16 bits in mtval, with C or without.
           pc = raiseException(this, EXC_ILLEGAL_INST, half, pc);

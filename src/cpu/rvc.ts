@@ -175,3 +175,21 @@ export function expandCompressed(half: number): number {
       return 0;
   }
 }
+
+/**
+ * expandCompressed() as a table lookup: every 16-bit parcel's expansion, computed at its first
+ * use (an entry of 1, never a valid expansion since its low bits are not 11, means "illegal").
+ * The interpreter expands each compressed instruction every time it runs it, and the switch
+ * in expandCompressed made compressed code run at three quarters of the speed of 32-bit code.
+ */
+const expansions = new Int32Array(1 << 16);
+export function expandCompressedCached(half: number): number {
+  const h = half & 0xffff;
+  let e = expansions[h];
+  if (e === 0) {
+    e = expandCompressed(h) | 0;
+    expansions[h] = e === 0 ? 1 : e;
+    return e;
+  }
+  return e === 1 ? 0 : e;
+}
