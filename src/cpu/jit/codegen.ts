@@ -6,7 +6,7 @@
 // interpreter's (cpu.ts), case for case; its slow paths (memory.ts) are called unchanged,
 // so faults, MMIO, A/D updates and write tracking behave exactly as they do there.
 
-import { branchTarget, jalTarget, type Region } from "./region.js";
+import { branchTarget, isTerminator, jalTarget, type Region } from "./region.js";
 
 /** Options baked into the generated code (changing them means recompiling: Jit.flush()). */
 export interface CodegenOptions {
@@ -85,10 +85,9 @@ export function generateRegion(region: Region, opts: CodegenOptions): string {
       if (inst === undefined) { end = "exit"; break; }
       run.push(inst);
       pcs.push(pc);
-      const op = inst & 0x7f;
       const len = region.lengths.get(pc) ?? 4;
       pc = (pc + len) | 0;
-      if (op === 0x6f || op === 0x67 || op === 0x63 || (op === 0x0f && ((inst >>> 12) & 7) === 1)) { end = "term"; break; }
+      if (isTerminator(inst)) { end = "term"; break; }
     }
     const len = run.length;
     emit(opts.comments ? `case ${li}: // ${hex(start)}, ${len} insns` : `case ${li}:`);

@@ -397,12 +397,12 @@ export class Jit {
       // this mapping) as an entry too, so that the next ones to get hot are covered already
       // instead of each regenerating the page again (the SBI's trap page had 30 rounds).
       const known = new Set(entries);
-      const seen: Block[] = [];
+      const entered: Block[] = [];
       for (const o of this.blocks.values()) {
-        if (o.genuine && o.region === null && o.regime === b.regime && o.ppc >>> 12 === page && o.vpc - o.ppc === delta && !known.has(o.vpc)) seen.push(o);
+        if (o.genuine && o.region === null && o.regime === b.regime && o.ppc >>> 12 === page && o.vpc - o.ppc === delta && !known.has(o.vpc)) entered.push(o);
       }
-      seen.sort((x, y) => y.hits - x.hits);
-      for (const o of seen) entries.push(o.vpc);
+      entered.sort((x, y) => y.hits - x.hits);
+      for (const o of entered) entries.push(o.vpc);
     }
     // Only code that has run becomes part of the region (a label is a block the dispatcher
     // has entered with this mapping and regime).
